@@ -1,0 +1,139 @@
+//! Local Mosquitto processes on free loopback ports, for `roomctl demo` and
+//! for the integration tests (which use real brokers, never mocks).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+/// A running `mosquitto` that is killed when dropped.
+pub struct Mosquitto {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+/// Finds the mosquitto binary (Debian installs it in /usr/sbin).
+pub fn find_mosquitto() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("mosquitto")).collect())
+        .unwrap_or_default();
+    candidates.push("/usr/sbin/mosquitto".into());
+    candidates.push("/usr/local/sbin/mosquitto".into());
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Mosquitto {
+    /// Starts a broker on a free port and waits until it accepts connections.
+    pub async fn start() -> anyhow::Result<Mosquitto> {
+        let mut last = None;
+        for _ in 0..5 {
+            match Self::start_on(free_port()?).await {
+                Ok(m) => return Ok(m),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
+    /// Starts a broker on `port` (e.g. to bring a killed one back).
+    pub async fn start_on(port: u16) -> anyhow::Result<Mosquitto> {
+        let bin = find_mosquitto().context(
+            "mosquitto not found; install it with `apt-get install -y mosquitto` (Debian/Raspberry Pi OS)",
+        )?;
+        let dir = std::env::temp_dir().join(format!(
+            "roomctl-mosquitto-{}-{port}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest file {}\nlog_type error\nlog_type warning\nlog_type notice\n",
+                dir.join("mosquitto.log").display()
+            ),
+        )?;
+        let child = Command::new(&bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let mut m = Mosquitto {
+            child: Some(child),
+            port,
+            dir,
+        };
+        m.wait_ready(Duration::from_secs(5)).await?;
+        Ok(m)
+    }
+
+    async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                bail!(
+                    "mosquitto on port {} exited at start ({status}); log: {}",
+                    self.port,
+                    std::fs::read_to_string(self.log_path()).unwrap_or_default()
+                );
+            }
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!("mosquitto on port {} did not start listening", self.port);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("mosquitto.log")
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// SIGKILL: the broker dies without closing anything cleanly.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,1045 @@
+//! Configuration: the typed, validated view of `roomctl.yaml` that everything
+//! else reads. Loaded once at start; every problem comes back as a
+//! `file:line:col: message` diagnostic, secrets never appear in `Debug` output.
+//!
+//! Relative paths (`scenes.dir`, `media.dir`, `mqtt.brokers_file`, …) are
+//! resolved against the directory of the config file, so `roomctl check -c
+//! /etc/roomctl/config.yaml` means the same thing from any working directory.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::diag::{Diagnostic, Diagnostics, Pos};
+
+/// Where the daemon looks when `-c` is not given.
+pub const SYSTEM_CONFIG: &str = "/etc/roomctl/config.yaml";
+pub const LOCAL_CONFIG: &str = "config/roomctl.yaml";
+
+/// `/etc/roomctl/config.yaml` if it exists, else `config/roomctl.yaml`.
+pub fn default_config_path() -> PathBuf {
+    let system = PathBuf::from(SYSTEM_CONFIG);
+    if system.exists() {
+        system
+    } else {
+        PathBuf::from(LOCAL_CONFIG)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Typed configuration
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was loaded from (for diagnostics).
+    pub file: PathBuf,
+    pub room: String,
+    pub mqtt: MqttConfig,
+    pub feedback: FeedbackConfig,
+    pub devices: DevicesConfig,
+    pub scenes: ScenesConfig,
+    pub media: MediaConfig,
+    pub web: WebConfig,
+    pub triggers: Vec<TriggerConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MqttConfig {
+    pub client_id: String,
+    /// Sorted by priority (lowest number first); ties keep file order.
+    pub brokers: Vec<BrokerConfig>,
+    pub keep_alive: Duration,
+    pub ack_timeout: Duration,
+    pub max_retries: u32,
+    pub initial_retry_delay: Duration,
+    pub max_retry_delay: Duration,
+    pub backoff_multiplier: f64,
+    pub jitter_factor: f64,
+    pub connection_timeout: Duration,
+    pub health_check_interval: Duration,
+    pub message_queue_size: usize,
+    pub message_retry_limit: u32,
+    pub message_max_age: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerConfig {
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub priority: u32,
+}
+
+impl BrokerConfig {
+    pub fn new(host: impl Into<String>, port: u16, priority: u32) -> Self {
+        BrokerConfig {
+            host: host.into(),
+            port,
+            username: None,
+            password: None,
+            priority,
+        }
+    }
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FeedbackConfig {
+    pub timeout: Duration,
+    pub topic: FeedbackTopic,
+    /// Channels (last topic segment) played on the Pi: subset of audio, video.
+    pub local_channels: Vec<String>,
+    /// How many results `/api/feedback` keeps.
+    pub history: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct DevicesConfig {
+    pub stale_after: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScenesConfig {
+    pub dir: PathBuf,
+    /// Started by the compatibility trigger `ROOM/scene = START`.
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    pub dir: PathBuf,
+    /// Player command; `{file}` is replaced by the clip (or idle image).
+    pub video_player: Vec<String>,
+    /// Shown between clips; none means a black screen.
+    pub idle_image: Option<PathBuf>,
+    /// Fade-out length when a scene ends.
+    pub audio_fade: Duration,
+    /// Play audio at all (off for `play` on a build server, say).
+    pub audio_enabled: bool,
+    /// Run the video player at all.
+    pub video_enabled: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// Bearer token for control routes; `None` means open.
+    pub token: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TriggerConfig {
+    pub topic: String,
+    /// `None` matches any payload.
+    pub payload: Option<String>,
+    pub scene: String,
+    /// Where the scene name was written, for `check`.
+    pub pos: Pos,
+}
+
+/// Where replies to a command arrive, e.g. `{prefix}/status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedbackTopic(String);
+
+impl FeedbackTopic {
+    pub const DEFAULT: &'static str = "{prefix}/status";
+    const PLACEHOLDERS: [&'static str; 4] = ["{prefix}", "{topic}", "{channel}", "{room}"];
+
+    pub fn new(template: &str) -> Result<Self, String> {
+        let mut rest = template.to_string();
+        for p in Self::PLACEHOLDERS {
+            rest = rest.replace(p, "");
+        }
+        if rest.contains('{') || rest.contains('}') {
+            return Err(format!(
+                "feedback topic `{template}`: unknown placeholder (use {{prefix}}, {{topic}}, {{channel}} or {{room}})"
+            ));
+        }
+        if rest.contains('+') || rest.contains('#') {
+            return Err(format!(
+                "feedback topic `{template}` must not contain MQTT wildcards"
+            ));
+        }
+        Ok(FeedbackTopic(template.to_string()))
+    }
+
+    pub fn template(&self) -> &str {
+        &self.0
+    }
+
+    /// The feedback topic for a command topic: `room1/light` with
+    /// `{prefix}/status` gives `room1/status`.
+    pub fn for_command(&self, command_topic: &str, room: &str) -> String {
+        let (prefix, channel) = match command_topic.rsplit_once('/') {
+            Some((p, c)) => (p, c),
+            None => ("", command_topic),
+        };
+        self.0
+            .replace("{topic}", command_topic)
+            .replace("{prefix}", prefix)
+            .replace("{channel}", channel)
+            .replace("{room}", room)
+    }
+}
+
+/// A value that must never be printed: passwords and tokens.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Diagnostic::file(path, format!("cannot read config: {e}")))?;
+        Self::parse(&text, path, &|k| std::env::var(k).ok())
+    }
+
+    /// Parses config text. `env` looks up `${VAR}` references (injected so
+    /// tests do not touch the process environment).
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, Diagnostics> {
+        let raw: RawConfig =
+            serde_saphyr::from_str(text).map_err(|e| Diagnostic::from_yaml(path, &e))?;
+        Validator {
+            file: path,
+            base: path.parent().unwrap_or(Path::new(".")),
+            env,
+            diags: Diagnostics::default(),
+        }
+        .config(raw)
+    }
+
+    /// The channels that play on the Pi (`audio`, `video`), never published.
+    pub fn is_local_channel(&self, channel: &str) -> bool {
+        self.feedback.local_channels.iter().any(|c| c == channel)
+    }
+
+    /// Control topics of this room.
+    pub fn topics(&self) -> Topics {
+        Topics::new(&self.room)
+    }
+}
+
+/// The fixed topic names of DESIGN.md §1 for one room.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    pub room: String,
+}
+
+impl Topics {
+    pub fn new(room: &str) -> Self {
+        Topics {
+            room: room.to_string(),
+        }
+    }
+    /// `roomctl/ROOM/status`: retained `online`/`offline`, also the last will.
+    pub fn daemon_status(&self) -> String {
+        format!("roomctl/{}/status", self.room)
+    }
+    /// `roomctl/ROOM/state`: retained JSON summary.
+    pub fn daemon_state(&self) -> String {
+        format!("roomctl/{}/state", self.room)
+    }
+    pub fn scene_start(&self) -> String {
+        format!("roomctl/{}/scene/start", self.room)
+    }
+    pub fn scene_stop(&self) -> String {
+        format!("roomctl/{}/scene/stop", self.room)
+    }
+    /// Compatibility trigger: `ROOM/scene = START` starts the default scene.
+    pub fn compat_scene(&self) -> String {
+        format!("{}/scene", self.room)
+    }
+    /// Compatibility trigger: `ROOM/start_scene = NAME`.
+    pub fn compat_start_scene(&self) -> String {
+        format!("{}/start_scene", self.room)
+    }
+    /// `ROOM/STOP = STOP`: everything off.
+    pub fn all_stop(&self) -> String {
+        format!("{}/STOP", self.room)
+    }
+    pub fn device_status_filter() -> &'static str {
+        "devices/+/status"
+    }
+    pub fn status_filter() -> &'static str {
+        "+/status"
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Durations
+// ---------------------------------------------------------------------------
+
+/// A duration written as seconds (`1.5`) or with a unit (`500ms`, `5s`,
+/// `2m`, `1h`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Num(f64),
+            Text(String),
+        }
+        let parsed = match Repr::deserialize(d)? {
+            Repr::Num(n) => seconds(n),
+            Repr::Text(s) => parse_duration(&s),
+        };
+        parsed.map(Dur).map_err(serde::de::Error::custom)
+    }
+}
+
+fn seconds(n: f64) -> Result<Duration, String> {
+    if !n.is_finite() || n < 0.0 {
+        return Err(format!("invalid duration {n}: must be a non-negative number"));
+    }
+    Duration::try_from_secs_f64(n).map_err(|e| format!("invalid duration {n}: {e}"))
+}
+
+/// Parses `1.5`, `500ms`, `5s`, `2m`, `1h` (also with a space before the unit).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || {
+        format!(
+            "invalid duration `{s}`: expected seconds (e.g. 1.5) or a number with unit ms, s, m or h (e.g. 500ms)"
+        )
+    };
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let factor = match unit.trim() {
+        "" | "s" | "sec" | "secs" => 1.0,
+        "ms" => 0.001,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(bad()),
+    };
+    seconds(n * factor).map_err(|_| bad())
+}
+
+/// Formats like `0.234s`, as in the seed log lines.
+pub fn secs3(d: Duration) -> String {
+    format!("{:.3}s", d.as_secs_f64())
+}
+
+// ---------------------------------------------------------------------------
+// Raw (as written) configuration
+// ---------------------------------------------------------------------------
+
+type S = Spanned<String>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    room: S,
+    #[serde(default)]
+    mqtt: RawMqtt,
+    #[serde(default)]
+    feedback: RawFeedback,
+    #[serde(default)]
+    devices: RawDevices,
+    #[serde(default)]
+    scenes: RawScenes,
+    #[serde(default)]
+    media: RawMedia,
+    #[serde(default)]
+    web: RawWeb,
+    #[serde(default)]
+    triggers: Vec<RawTrigger>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMqtt {
+    client_id: Option<S>,
+    #[serde(default)]
+    brokers: Vec<Spanned<RawBroker>>,
+    brokers_file: Option<S>,
+    keep_alive: Option<Spanned<Dur>>,
+    ack_timeout: Option<Spanned<Dur>>,
+    max_retries: Option<u32>,
+    initial_retry_delay: Option<Spanned<Dur>>,
+    max_retry_delay: Option<Spanned<Dur>>,
+    backoff_multiplier: Option<Spanned<f64>>,
+    jitter_factor: Option<Spanned<f64>>,
+    connection_timeout: Option<Spanned<Dur>>,
+    health_check_interval: Option<Spanned<Dur>>,
+    message_queue_size: Option<Spanned<usize>>,
+    message_retry_limit: Option<u32>,
+    message_max_age: Option<Spanned<Dur>>,
+}
+
+/// One broker in seed-000 format.
+#[derive(Deserialize)]
+struct RawBroker {
+    broker: S,
+    #[serde(default)]
+    port: Option<u16>,
+    username: Option<S>,
+    password: Option<S>,
+    priority: Option<u32>,
+}
+
+/// A seed-000 broker file: `{"brokers": [...], "game_config": {...}}`.
+#[derive(Deserialize)]
+struct RawBrokerFile {
+    brokers: Vec<Spanned<RawBroker>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFeedback {
+    timeout: Option<Spanned<Dur>>,
+    topic: Option<S>,
+    local_channels: Option<Vec<S>>,
+    history: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDevices {
+    stale_after: Option<Spanned<Dur>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawScenes {
+    dir: Option<S>,
+    default: Option<S>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMedia {
+    dir: Option<S>,
+    video_player: Option<Spanned<Vec<String>>>,
+    idle_image: Option<S>,
+    audio_fade: Option<Spanned<Dur>>,
+    audio: Option<bool>,
+    video: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWeb {
+    enabled: Option<bool>,
+    listen: Option<S>,
+    token: Option<S>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrigger {
+    topic: S,
+    payload: Option<String>,
+    scene: S,
+}
+
+// ---------------------------------------------------------------------------
+// Validation
+// ---------------------------------------------------------------------------
+
+struct Validator<'a> {
+    file: &'a Path,
+    base: &'a Path,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    diags: Diagnostics,
+}
+
+impl Validator<'_> {
+    fn err(&mut self, pos: Pos, msg: impl Into<String>) {
+        self.diags.push(Diagnostic::new(self.file, pos, msg));
+    }
+
+    /// `${VAR}` / `${VAR:-default}` from the environment.
+    fn expand(&mut self, s: &S) -> String {
+        match expand_env(&s.value, self.env) {
+            Ok(v) => v,
+            Err(msg) => {
+                self.err(Pos::of(s), msg);
+                String::new()
+            }
+        }
+    }
+
+    fn path(&mut self, s: &S) -> PathBuf {
+        let p = PathBuf::from(self.expand(s));
+        if p.is_absolute() {
+            p
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    fn positive(&mut self, d: &Option<Spanned<Dur>>, default: Duration, name: &str) -> Duration {
+        match d {
+            None => default,
+            Some(s) if s.value.0.is_zero() => {
+                self.err(Pos::of(s), format!("{name} must be greater than zero"));
+                default
+            }
+            Some(s) => s.value.0,
+        }
+    }
+
+    fn config(mut self, raw: RawConfig) -> Result<Config, Diagnostics> {
+        let room = self.expand(&raw.room);
+        if room.is_empty() || room.contains(['/', '+', '#']) || room.trim() != room {
+            self.err(
+                Pos::of(&raw.room),
+                format!("room `{room}` must be a non-empty name without '/', '+', '#' or spaces"),
+            );
+        }
+        let mqtt = self.mqtt(raw.mqtt, &room);
+        let feedback = self.feedback(raw.feedback);
+        let devices = DevicesConfig {
+            stale_after: self.positive(
+                &raw.devices.stale_after,
+                Duration::from_secs(60),
+                "devices.stale_after",
+            ),
+        };
+        let scenes = ScenesConfig {
+            dir: match &raw.scenes.dir {
+                Some(d) => self.path(d),
+                None => self.base.join("scenes"),
+            },
+            default: raw.scenes.default.as_ref().map(|s| self.expand(s)),
+        };
+        let media = self.media(raw.media);
+        let web = self.web(raw.web);
+        let mut triggers = Vec::new();
+        for t in raw.triggers {
+            if t.topic.value.is_empty() {
+                self.err(Pos::of(&t.topic), "trigger topic must not be empty");
+            }
+            triggers.push(TriggerConfig {
+                topic: t.topic.value.clone(),
+                payload: t.payload,
+                scene: t.scene.value.clone(),
+                pos: Pos::of(&t.scene),
+            });
+        }
+        let Validator { file, diags, .. } = self;
+        diags.into_result(Config {
+            file: file.to_path_buf(),
+            room,
+            mqtt,
+            feedback,
+            devices,
+            scenes,
+            media,
+            web,
+            triggers,
+        })
+    }
+
+    fn mqtt(&mut self, m: RawMqtt, room: &str) -> MqttConfig {
+        let client_id = match &m.client_id {
+            Some(c) => self.expand(c),
+            None => format!("rpi_room_{room}"),
+        };
+        let mut brokers = Vec::new();
+        for (i, b) in m.brokers.iter().enumerate() {
+            brokers.push(self.broker(b, i));
+        }
+        if let Some(f) = &m.brokers_file {
+            let path = self.path(f);
+            match std::fs::read_to_string(&path) {
+                Err(e) => self.err(
+                    Pos::of(f),
+                    format!("cannot read brokers_file {}: {e}", path.display()),
+                ),
+                Ok(text) => match serde_saphyr::from_str::<RawBrokerFile>(&text) {
+                    Err(e) => self.diags.push(Diagnostic::from_yaml(&path, &e)),
+                    Ok(file) => {
+                        // Diagnostics inside the brokers file point at that file.
+                        let outer = self.file;
+                        let mut inner = Validator {
+                            file: &path,
+                            base: self.base,
+                            env: self.env,
+                            diags: Diagnostics::default(),
+                        };
+                        let start = brokers.len();
+                        for (i, b) in file.brokers.iter().enumerate() {
+                            brokers.push(inner.broker(b, start + i));
+                        }
+                        self.diags.extend(inner.diags);
+                        debug_assert_eq!(self.file, outer);
+                    }
+                },
+            }
+        }
+        if brokers.is_empty() {
+            self.err(
+                Pos::UNKNOWN,
+                "mqtt: no brokers configured (add mqtt.brokers or mqtt.brokers_file)",
+            );
+        }
+        brokers.sort_by_key(|b| b.priority);
+
+        let keep_alive = match &m.keep_alive {
+            None => Duration::from_secs(5),
+            Some(s) => {
+                let d = s.value.0;
+                // The MQTT keep-alive field is whole seconds; rumqttc rejects
+                // anything between zero and one second.
+                if !d.is_zero() && d < Duration::from_secs(1) {
+                    self.err(
+                        Pos::of(s),
+                        "mqtt.keep_alive must be 0 (off) or at least 1s",
+                    );
+                }
+                Duration::from_secs(d.as_secs())
+            }
+        };
+        let initial_retry_delay = self.positive(
+            &m.initial_retry_delay,
+            Duration::from_secs(1),
+            "mqtt.initial_retry_delay",
+        );
+        let max_retry_delay = self.positive(
+            &m.max_retry_delay,
+            Duration::from_secs(300),
+            "mqtt.max_retry_delay",
+        );
+        if max_retry_delay < initial_retry_delay
+            && let Some(s) = &m.max_retry_delay
+        {
+            self.err(
+                Pos::of(s),
+                "mqtt.max_retry_delay must not be smaller than mqtt.initial_retry_delay",
+            );
+        }
+        let backoff_multiplier = match &m.backoff_multiplier {
+            None => 2.0,
+            Some(s) if !(1.0..=100.0).contains(&s.value) => {
+                self.err(Pos::of(s), "mqtt.backoff_multiplier must be between 1 and 100");
+                2.0
+            }
+            Some(s) => s.value,
+        };
+        let jitter_factor = match &m.jitter_factor {
+            None => 0.1,
+            Some(s) if !(0.0..=1.0).contains(&s.value) => {
+                self.err(Pos::of(s), "mqtt.jitter_factor must be between 0.0 and 1.0");
+                0.1
+            }
+            Some(s) => s.value,
+        };
+        let message_queue_size = match &m.message_queue_size {
+            None => 1000,
+            Some(s) if s.value == 0 => {
+                self.err(Pos::of(s), "mqtt.message_queue_size must be at least 1");
+                1000
+            }
+            Some(s) => s.value,
+        };
+        MqttConfig {
+            client_id,
+            brokers,
+            keep_alive,
+            ack_timeout: self.positive(
+                &m.ack_timeout,
+                Duration::from_millis(500),
+                "mqtt.ack_timeout",
+            ),
+            max_retries: m.max_retries.unwrap_or(10),
+            initial_retry_delay,
+            max_retry_delay,
+            backoff_multiplier,
+            jitter_factor,
+            connection_timeout: self.positive(
+                &m.connection_timeout,
+                Duration::from_secs(30),
+                "mqtt.connection_timeout",
+            ),
+            health_check_interval: self.positive(
+                &m.health_check_interval,
+                Duration::from_secs(60),
+                "mqtt.health_check_interval",
+            ),
+            message_queue_size,
+            message_retry_limit: m.message_retry_limit.unwrap_or(3),
+            message_max_age: self.positive(
+                &m.message_max_age,
+                Duration::from_secs(5),
+                "mqtt.message_max_age",
+            ),
+        }
+    }
+
+    fn broker(&mut self, b: &Spanned<RawBroker>, index: usize) -> BrokerConfig {
+        let host = self.expand(&b.value.broker);
+        if host.is_empty() {
+            self.err(Pos::of(&b.value.broker), "broker host must not be empty");
+        }
+        let port = b.value.port.unwrap_or(1883);
+        if port == 0 {
+            self.err(Pos::of(b), "broker port must not be 0");
+        }
+        let username = b
+            .value
+            .username
+            .as_ref()
+            .map(|u| self.expand(u))
+            .filter(|u| !u.is_empty());
+        let password = b
+            .value
+            .password
+            .as_ref()
+            .map(|p| self.expand(p))
+            .filter(|p| !p.is_empty())
+            .map(Secret);
+        BrokerConfig {
+            host,
+            port,
+            username,
+            password,
+            priority: b.value.priority.unwrap_or(index as u32 + 1),
+        }
+    }
+
+    fn feedback(&mut self, f: RawFeedback) -> FeedbackConfig {
+        let topic = match &f.topic {
+            None => FeedbackTopic(FeedbackTopic::DEFAULT.to_string()),
+            Some(s) => match FeedbackTopic::new(&s.value) {
+                Ok(t) => t,
+                Err(msg) => {
+                    self.err(Pos::of(s), msg);
+                    FeedbackTopic(FeedbackTopic::DEFAULT.to_string())
+                }
+            },
+        };
+        let local_channels = match &f.local_channels {
+            None => vec!["audio".to_string(), "video".to_string()],
+            Some(list) => {
+                let mut out = Vec::new();
+                for c in list {
+                    if c.value == "audio" || c.value == "video" {
+                        out.push(c.value.clone());
+                    } else {
+                        self.err(
+                            Pos::of(c),
+                            format!(
+                                "feedback.local_channels: `{}` has no player on the Pi (allowed: audio, video)",
+                                c.value
+                            ),
+                        );
+                    }
+                }
+                out
+            }
+        };
+        FeedbackConfig {
+            timeout: self.positive(&f.timeout, Duration::from_secs(1), "feedback.timeout"),
+            topic,
+            local_channels,
+            history: f.history.unwrap_or(200).max(1),
+        }
+    }
+
+    fn media(&mut self, m: RawMedia) -> MediaConfig {
+        let video_player = match &m.video_player {
+            None => ["mpv", "--fs", "--really-quiet", "{file}"]
+                .map(String::from)
+                .to_vec(),
+            Some(s) if s.value.is_empty() => {
+                self.err(Pos::of(s), "media.video_player must name a program");
+                Vec::new()
+            }
+            Some(s) => s.value.clone(),
+        };
+        MediaConfig {
+            dir: match &m.dir {
+                Some(d) => self.path(d),
+                None => self.base.join("media"),
+            },
+            video_player,
+            idle_image: m.idle_image.as_ref().map(|p| self.path(p)),
+            audio_fade: m.audio_fade.map(|d| d.value.0).unwrap_or(Duration::from_secs(1)),
+            audio_enabled: m.audio.unwrap_or(true),
+            video_enabled: m.video.unwrap_or(true),
+        }
+    }
+
+    fn web(&mut self, w: RawWeb) -> WebConfig {
+        let listen = match &w.listen {
+            None => SocketAddr::from(([0, 0, 0, 0], 8080)),
+            Some(s) => {
+                let text = self.expand(s);
+                match text.parse() {
+                    Ok(a) => a,
+                    Err(_) => {
+                        self.err(
+                            Pos::of(s),
+                            format!("web.listen `{text}` is not an address like 0.0.0.0:8080"),
+                        );
+                        SocketAddr::from(([0, 0, 0, 0], 8080))
+                    }
+                }
+            }
+        };
+        let token = w
+            .token
+            .as_ref()
+            .map(|t| self.expand(t))
+            .filter(|t| !t.is_empty())
+            .map(Secret);
+        WebConfig {
+            enabled: w.enabled.unwrap_or(true),
+            listen,
+            token,
+        }
+    }
+}
+
+/// Replaces `${VAR}` and `${VAR:-default}`; `$${` is a literal `${`.
+pub fn expand_env(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(lit) = after.strip_prefix("${") {
+            out.push_str("${");
+            rest = lit;
+            continue;
+        }
+        let Some(body) = after.strip_prefix('{') else {
+            out.push('$');
+            rest = after;
+            continue;
+        };
+        let Some(end) = body.find('}') else {
+            return Err(format!("unterminated `${{` in `{s}`"));
+        };
+        let inner = &body[..end];
+        let (name, default) = match inner.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (inner, None),
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("invalid environment variable name `{name}`"));
+        }
+        match (env(name), default) {
+            (Some(v), _) => out.push_str(&v),
+            (None, Some(d)) => out.push_str(d),
+            (None, None) => {
+                return Err(format!(
+                    "environment variable `{name}` is not set (write ${{{name}:-}} to make it optional)"
+                ));
+            }
+        }
+        rest = &body[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Collects unique strings in first-seen order.
+pub(crate) fn unique<I: IntoIterator<Item = String>>(items: I) -> Vec<String> {
+    let mut seen = HashSet::new();
+    items.into_iter().filter(|s| seen.insert(s.clone())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn parse(text: &str) -> Result<Config, Diagnostics> {
+        Config::parse(text, Path::new("/etc/roomctl/config.yaml"), &no_env)
+    }
+
+    #[test]
+    fn minimal_config_gets_seed_defaults() {
+        let c = parse("room: room1\nmqtt:\n  brokers:\n    - { broker: 127.0.0.1 }\n").unwrap();
+        assert_eq!(c.mqtt.client_id, "rpi_room_room1");
+        assert_eq!(c.mqtt.brokers[0].port, 1883);
+        assert_eq!(c.mqtt.max_retries, 10);
+        assert_eq!(c.mqtt.initial_retry_delay, Duration::from_secs(1));
+        assert_eq!(c.mqtt.max_retry_delay, Duration::from_secs(300));
+        assert_eq!(c.mqtt.backoff_multiplier, 2.0);
+        assert_eq!(c.mqtt.jitter_factor, 0.1);
+        assert_eq!(c.mqtt.connection_timeout, Duration::from_secs(30));
+        assert_eq!(c.mqtt.health_check_interval, Duration::from_secs(60));
+        assert_eq!(c.mqtt.message_queue_size, 1000);
+        assert_eq!(c.mqtt.message_retry_limit, 3);
+        assert_eq!(c.mqtt.ack_timeout, Duration::from_millis(500));
+        assert_eq!(c.mqtt.message_max_age, Duration::from_secs(5));
+        assert_eq!(c.feedback.timeout, Duration::from_secs(1));
+        assert_eq!(c.feedback.topic.template(), "{prefix}/status");
+        assert_eq!(c.scenes.dir, PathBuf::from("/etc/roomctl/scenes"));
+        assert_eq!(c.web.listen.port(), 8080);
+        assert!(c.web.token.is_none());
+    }
+
+    #[test]
+    fn durations_accept_numbers_and_units() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration(" 3 s ").unwrap(), Duration::from_secs(3));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("-1").is_err());
+        let c = parse(
+            "room: r\nmqtt:\n  brokers: [{broker: h}]\n  ack_timeout: 250ms\n  initial_retry_delay: 0.5\n",
+        )
+        .unwrap();
+        assert_eq!(c.mqtt.ack_timeout, Duration::from_millis(250));
+        assert_eq!(c.mqtt.initial_retry_delay, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn errors_carry_file_line_col() {
+        let err = parse("room: r\nmqtt:\n  brokers: [{broker: h}]\n  ack_timeout: soon\n")
+            .unwrap_err();
+        let line = err.to_string();
+        assert!(
+            line.starts_with("/etc/roomctl/config.yaml:4:16: invalid duration `soon`"),
+            "{line}"
+        );
+
+        let err = parse("room: r\nmqt: {}\n").unwrap_err();
+        assert!(err.to_string().starts_with("/etc/roomctl/config.yaml:2:1: unknown field `mqt`"));
+    }
+
+    #[test]
+    fn semantic_errors_are_all_reported_with_positions() {
+        let err = parse(
+            "room: r\nmqtt:\n  brokers: [{broker: h}]\n  jitter_factor: 3\n  keep_alive: 500ms\nfeedback:\n  local_channels: [audio, light]\n",
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.len(), 3, "{text}");
+        assert!(text.contains(":4:18: mqtt.jitter_factor"), "{text}");
+        assert!(text.contains(":5:15: mqtt.keep_alive"), "{text}");
+        assert!(text.contains(":7:27: feedback.local_channels: `light`"), "{text}");
+    }
+
+    #[test]
+    fn env_vars_are_expanded_and_secrets_hidden() {
+        let env = |k: &str| (k == "PW").then(|| "hunter2".to_string());
+        let c = Config::parse(
+            "room: r\nmqtt:\n  brokers:\n    - { broker: h, username: PFC, password: \"${PW}\" }\nweb: { token: \"${TOKEN:-}\" }\n",
+            Path::new("c.yaml"),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(c.mqtt.brokers[0].password.as_ref().unwrap().expose(), "hunter2");
+        assert!(c.web.token.is_none());
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+
+        let err = Config::parse(
+            "room: r\nmqtt:\n  brokers:\n    - { broker: h, password: \"${MISSING}\" }\n",
+            Path::new("c.yaml"),
+            &env,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("c.yaml:4:30: environment variable `MISSING` is not set"), "{err}");
+    }
+
+    #[test]
+    fn expand_env_forms() {
+        let env = |k: &str| (k == "A").then(|| "x".to_string());
+        assert_eq!(expand_env("a${A}b", &env).unwrap(), "axb");
+        assert_eq!(expand_env("${B:-def}", &env).unwrap(), "def");
+        assert_eq!(expand_env("$${A}", &env).unwrap(), "${A}");
+        assert_eq!(expand_env("cost $5", &env).unwrap(), "cost $5");
+        assert!(expand_env("${A", &env).is_err());
+        assert!(expand_env("${B}", &env).is_err());
+    }
+
+    #[test]
+    fn brokers_are_sorted_by_priority_and_file_is_merged() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("room1-broker.json"),
+            r#"{"brokers": [{"broker": "10.0.0.9", "port": 1883, "username": "PFC", "password": "wago", "priority": 1}],
+               "game_config": {"game_type": "museum"}}"#,
+        )
+        .unwrap();
+        let cfg = dir.path().join("roomctl.yaml");
+        let c = Config::parse(
+            "room: room1\nmqtt:\n  brokers: [{broker: 10.0.0.10, priority: 2}]\n  brokers_file: room1-broker.json\n",
+            &cfg,
+            &no_env,
+        )
+        .unwrap();
+        let hosts: Vec<_> = c.mqtt.brokers.iter().map(|b| b.host.as_str()).collect();
+        assert_eq!(hosts, ["10.0.0.9", "10.0.0.10"]);
+        assert_eq!(c.mqtt.brokers[0].password.as_ref().unwrap().expose(), "wago");
+    }
+
+    #[test]
+    fn broken_brokers_file_points_at_that_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.json"), "{\"brokers\": [{\"port\": 1}]}").unwrap();
+        let err = Config::parse(
+            "room: r\nmqtt:\n  brokers_file: b.json\n",
+            &dir.path().join("c.yaml"),
+            &no_env,
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("b.json:1:"), "{text}");
+        assert!(text.contains("broker"), "{text}");
+    }
+
+    #[test]
+    fn json_config_is_accepted() {
+        let c = parse(r#"{"room": "room2", "mqtt": {"brokers": [{"broker": "h", "port": 1884}]}, "feedback": {"timeout": "2s", "topic": "{topic}/feedback"}}"#).unwrap();
+        assert_eq!(c.room, "room2");
+        assert_eq!(c.feedback.timeout, Duration::from_secs(2));
+        assert_eq!(c.feedback.topic.for_command("room2/light", "room2"), "room2/light/feedback");
+    }
+
+    #[test]
+    fn feedback_topic_templates() {
+        let t = FeedbackTopic::new("{prefix}/status").unwrap();
+        assert_eq!(t.for_command("room1/light", "room1"), "room1/status");
+        let t = FeedbackTopic::new("{room}/ack/{channel}").unwrap();
+        assert_eq!(t.for_command("room1/motor", "room1"), "room1/ack/motor");
+        assert!(FeedbackTopic::new("{nope}/status").is_err());
+        assert!(FeedbackTopic::new("+/status").is_err());
+    }
+}

@@ -1,0 +1,175 @@
+//! Diagnostics with source positions: the `file:line:col: message` lines that
+//! `roomctl check` prints and that every loader returns instead of panicking.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::{Location, Spanned};
+
+/// One problem found in a file the user wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    /// 1-based; 0 when the position is unknown.
+    pub line: u32,
+    pub col: u32,
+    pub message: String,
+}
+
+impl Diagnostic {
+    pub fn new(file: &Path, pos: Pos, message: impl Into<String>) -> Self {
+        Diagnostic {
+            file: file.to_path_buf(),
+            line: pos.line,
+            col: pos.col,
+            message: message.into(),
+        }
+    }
+
+    /// A problem with the whole file (unreadable, missing).
+    pub fn file(file: &Path, message: impl Into<String>) -> Self {
+        Self::new(file, Pos::UNKNOWN, message)
+    }
+
+    /// Turns a parser error into a diagnostic, keeping its position.
+    pub fn from_yaml(file: &Path, err: &serde_saphyr::Error) -> Self {
+        let pos = err.location().map(Pos::from).unwrap_or(Pos::UNKNOWN);
+        let text = err.without_snippet().to_string();
+        Self::new(file, pos, strip_position_suffix(&text))
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.col,
+                self.message
+            )
+        }
+    }
+}
+
+/// A list of diagnostics, shown one per line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl Diagnostics {
+    pub fn push(&mut self, d: Diagnostic) {
+        self.0.push(d);
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn extend(&mut self, other: Diagnostics) {
+        self.0.extend(other.0);
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.0.iter()
+    }
+    /// `Ok(value)` when nothing was reported.
+    pub fn into_result<T>(self, value: T) -> Result<T, Diagnostics> {
+        if self.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+impl From<Diagnostic> for Diagnostics {
+    fn from(d: Diagnostic) -> Self {
+        Diagnostics(vec![d])
+    }
+}
+
+/// A position in a source file (1-based line and column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pos {
+    pub line: u32,
+    pub col: u32,
+}
+
+impl Pos {
+    pub const UNKNOWN: Pos = Pos { line: 0, col: 0 };
+
+    pub fn of<T>(s: &Spanned<T>) -> Pos {
+        Pos::from(s.referenced)
+    }
+}
+
+impl From<Location> for Pos {
+    fn from(l: Location) -> Self {
+        Pos {
+            line: u32::try_from(l.line()).unwrap_or(u32::MAX),
+            col: u32::try_from(l.column()).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// serde-saphyr appends " at line N, column M" to its plain message; the
+/// position is printed in front instead.
+fn strip_position_suffix(text: &str) -> String {
+    if let Some(idx) = text.rfind(" at line ") {
+        let tail = &text[idx + " at line ".len()..];
+        let looks_like_pos = tail
+            .split_once(", column ")
+            .is_some_and(|(l, c)| l.parse::<u64>().is_ok() && c.trim().parse::<u64>().is_ok());
+        if looks_like_pos {
+            return text[..idx].to_string();
+        }
+    }
+    text.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_with_and_without_position() {
+        let d = Diagnostic::new(Path::new("a.yaml"), Pos { line: 3, col: 5 }, "bad");
+        assert_eq!(d.to_string(), "a.yaml:3:5: bad");
+        let d = Diagnostic::file(Path::new("a.yaml"), "missing");
+        assert_eq!(d.to_string(), "a.yaml: missing");
+    }
+
+    #[test]
+    fn parser_errors_keep_their_position_once() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct T {
+            a: u32,
+        }
+        let err = serde_saphyr::from_str::<T>("a: 1\nb: 2\n").unwrap_err();
+        let d = Diagnostic::from_yaml(Path::new("x.yaml"), &err);
+        assert_eq!(d.line, 2);
+        assert_eq!(d.col, 1);
+        assert!(d.message.starts_with("unknown field `b`"), "{}", d.message);
+        assert!(!d.message.contains("at line"), "{}", d.message);
+    }
+}
