@@ -649,6 +649,7 @@ pub(super) fn describe(e: &ConnectionError) -> String {
         },
         ConnectionError::ConnectionRefused(code) => format!("Broker refused connection: {code:?}"),
         ConnectionError::NetworkTimeout => "Network timeout".into(),
+        ConnectionError::MqttState(state) => state.to_string(),
         other => other.to_string(),
     }
 }

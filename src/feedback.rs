@@ -1,0 +1,595 @@
+//! The feedback tracker (seed 004 `mqtt_feedback_tracker`): every published
+//! command that expects confirmation waits here, FIFO per feedback topic,
+//! until a reply confirms it or its deadline passes. Results are logged
+//! (`Feedback OK: room1/light (0.234s)`, `Feedback TIMEOUT: room1/light
+//! (>1.000s)`), counted, kept in a bounded history and announced on the bus.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::config::{FeedbackTopic, secs3};
+use crate::events::{Event, EventBus};
+use crate::mqtt::unix_now;
+
+/// At most this many commands wait per feedback topic; older ones time out
+/// anyway, this only bounds memory if something publishes in a loop.
+const MAX_PENDING_PER_TOPIC: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Outcome {
+    Ok,
+    Error,
+    Timeout,
+}
+
+/// One confirmed, failed or timed-out command.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FeedbackRecord {
+    pub id: u64,
+    pub command_topic: String,
+    pub message: String,
+    pub feedback_topic: String,
+    pub result: Outcome,
+    /// Seconds from publish to reply; none for a timeout.
+    pub latency: Option<f64>,
+    pub timeout: f64,
+    /// The reply payload as received.
+    pub reply: Option<String>,
+    pub scene: Option<String>,
+    /// Unix time of the result.
+    pub at: f64,
+}
+
+impl FeedbackRecord {
+    /// The seed 004 log line.
+    pub fn log_line(&self) -> String {
+        match (self.result, self.latency) {
+            (Outcome::Timeout, _) => format!(
+                "Feedback TIMEOUT: {} (>{})",
+                self.command_topic,
+                secs3(Duration::from_secs_f64(self.timeout))
+            ),
+            (o, l) => format!(
+                "Feedback {}: {} ({})",
+                if o == Outcome::Ok { "OK" } else { "ERROR" },
+                self.command_topic,
+                secs3(Duration::from_secs_f64(l.unwrap_or(0.0)))
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct FeedbackStats {
+    pub ok: u64,
+    pub error: u64,
+    pub timeout: u64,
+    /// Replies with no pending command to confirm.
+    pub unmatched: u64,
+    /// Payloads on a feedback topic that are not a reply at all.
+    pub invalid: u64,
+    pub pending: usize,
+    pub avg_latency: Option<f64>,
+    pub max_latency: Option<f64>,
+}
+
+/// What a reply on a feedback topic did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Handled {
+    /// The topic is not a feedback topic.
+    NotFeedback,
+    Confirmed(FeedbackRecord),
+    /// A valid reply but nothing waiting for it.
+    Unmatched,
+    /// Not `OK`/`ERROR`/`ACTIVE`/`INACTIVE` or the JSON form.
+    Invalid(String),
+}
+
+/// A parsed reply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: ReplyStatus,
+    /// The command topic it confirms (JSON form only).
+    pub topic: Option<String>,
+    /// The command message it confirms (JSON form only).
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyStatus {
+    Ok,
+    Error,
+    /// Confirms an `ON` command.
+    Active,
+    /// Confirms an `OFF` command.
+    Inactive,
+}
+
+impl Reply {
+    /// `OK`, `ERROR`, `ACTIVE`, `INACTIVE` (any case) or
+    /// `{"status":"OK","topic":"room1/light"}`.
+    pub fn parse(payload: &str) -> Result<Reply, String> {
+        let p = payload.trim();
+        if p.starts_with('{') {
+            #[derive(Deserialize)]
+            struct J {
+                status: String,
+                topic: Option<String>,
+                message: Option<String>,
+            }
+            let j: J = serde_json::from_str(p).map_err(|e| format!("bad JSON reply: {e}"))?;
+            let status = ReplyStatus::parse(&j.status)
+                .ok_or_else(|| format!("unknown status {:?} in JSON reply", j.status))?;
+            return Ok(Reply {
+                status,
+                topic: j.topic,
+                message: j.message,
+            });
+        }
+        ReplyStatus::parse(p)
+            .map(|status| Reply {
+                status,
+                topic: None,
+                message: None,
+            })
+            .ok_or_else(|| {
+                format!(
+                    "unrecognised reply {:?} (expected OK, ERROR, ACTIVE, INACTIVE or JSON)",
+                    p.chars().take(40).collect::<String>()
+                )
+            })
+    }
+
+    fn accepts(&self, p: &Pending) -> bool {
+        if self.topic.as_ref().is_some_and(|t| *t != p.command_topic) {
+            return false;
+        }
+        if self.message.as_ref().is_some_and(|m| *m != p.message) {
+            return false;
+        }
+        match self.status {
+            ReplyStatus::Active => is_command(&p.message, "ON"),
+            ReplyStatus::Inactive => is_command(&p.message, "OFF"),
+            ReplyStatus::Ok | ReplyStatus::Error => true,
+        }
+    }
+}
+
+impl ReplyStatus {
+    fn parse(s: &str) -> Option<ReplyStatus> {
+        let s = s.trim();
+        [
+            ("OK", ReplyStatus::Ok),
+            ("ERROR", ReplyStatus::Error),
+            ("ACTIVE", ReplyStatus::Active),
+            ("INACTIVE", ReplyStatus::Inactive),
+        ]
+        .into_iter()
+        .find(|(k, _)| s.eq_ignore_ascii_case(k))
+        .map(|(_, v)| v)
+    }
+}
+
+/// `ON` or `ON:…` (motor commands carry arguments: `ON:50:L`).
+fn is_command(message: &str, word: &str) -> bool {
+    let m = message.trim();
+    m.eq_ignore_ascii_case(word)
+        || m.get(..word.len() + 1)
+            .is_some_and(|head| head.eq_ignore_ascii_case(&format!("{word}:")))
+}
+
+struct Pending {
+    id: u64,
+    command_topic: String,
+    message: String,
+    feedback_topic: String,
+    sent: Instant,
+    deadline: Instant,
+    timeout: Duration,
+    scene: Option<String>,
+    done: Option<oneshot::Sender<FeedbackRecord>>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Keyed by feedback topic; oldest first.
+    pending: HashMap<String, VecDeque<Pending>>,
+    known: HashSet<String>,
+    history: VecDeque<FeedbackRecord>,
+    next_id: u64,
+    stats: FeedbackStats,
+    latency_sum: f64,
+    latency_n: u64,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    wake: Notify,
+    events: EventBus,
+    topic: FeedbackTopic,
+    room: String,
+    history_cap: usize,
+}
+
+/// Handle to the tracker. Cheap to clone.
+#[derive(Clone)]
+pub struct FeedbackTracker {
+    inner: Arc<Inner>,
+}
+
+/// A tracked command: its id and where its result will arrive.
+pub struct Tracked {
+    pub id: u64,
+    pub feedback_topic: String,
+    pub result: oneshot::Receiver<FeedbackRecord>,
+}
+
+impl FeedbackTracker {
+    pub fn new(topic: FeedbackTopic, room: &str, history_cap: usize, events: EventBus) -> Self {
+        FeedbackTracker {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State::default()),
+                wake: Notify::new(),
+                events,
+                topic,
+                room: room.to_string(),
+                history_cap: history_cap.max(1),
+            }),
+        }
+    }
+
+    pub fn feedback_topic_for(&self, command_topic: &str) -> String {
+        self.inner.topic.for_command(command_topic, &self.inner.room)
+    }
+
+    /// Marks the feedback topic of `command_topic` as one to listen on; returns it.
+    pub fn register(&self, command_topic: &str) -> String {
+        let t = self.feedback_topic_for(command_topic);
+        self.inner.state.lock().unwrap().known.insert(t.clone());
+        t
+    }
+
+    pub fn is_feedback_topic(&self, topic: &str) -> bool {
+        self.inner.state.lock().unwrap().known.contains(topic)
+    }
+
+    /// Starts waiting for confirmation of a command published just now.
+    pub fn track(
+        &self,
+        command_topic: &str,
+        message: &str,
+        timeout: Duration,
+        scene: Option<&str>,
+    ) -> Tracked {
+        let feedback_topic = self.feedback_topic_for(command_topic);
+        let (tx, rx) = oneshot::channel();
+        let now = Instant::now();
+        let mut overflow = None;
+        let id = {
+            let mut st = self.inner.state.lock().unwrap();
+            st.known.insert(feedback_topic.clone());
+            st.next_id += 1;
+            let id = st.next_id;
+            let q = st.pending.entry(feedback_topic.clone()).or_default();
+            if q.len() >= MAX_PENDING_PER_TOPIC {
+                overflow = q.pop_front();
+            }
+            q.push_back(Pending {
+                id,
+                command_topic: command_topic.to_string(),
+                message: message.to_string(),
+                feedback_topic: feedback_topic.clone(),
+                sent: now,
+                deadline: now + timeout,
+                timeout,
+                scene: scene.map(String::from),
+                done: Some(tx),
+            });
+            id
+        };
+        if let Some(p) = overflow {
+            self.finish(p, Outcome::Timeout, None, now);
+        }
+        debug!(target: "mqtt_feedback", "Sent: {command_topic} -> expecting feedback on: {feedback_topic}");
+        self.inner.wake.notify_one();
+        Tracked {
+            id,
+            feedback_topic,
+            result: rx,
+        }
+    }
+
+    /// Processes a message on `topic`; confirms the oldest matching pending command.
+    pub fn handle(&self, topic: &str, payload: &str) -> Handled {
+        if !self.is_feedback_topic(topic) {
+            return Handled::NotFeedback;
+        }
+        let reply = match Reply::parse(payload) {
+            Ok(r) => r,
+            Err(e) => {
+                self.inner.state.lock().unwrap().stats.invalid += 1;
+                return Handled::Invalid(e);
+            }
+        };
+        let now = Instant::now();
+        let taken = {
+            let mut st = self.inner.state.lock().unwrap();
+            let q = st.pending.get_mut(topic);
+            let pos = q.as_ref().and_then(|q| q.iter().position(|p| reply.accepts(p)));
+            match (q, pos) {
+                (Some(q), Some(pos)) => q.remove(pos),
+                _ => {
+                    st.stats.unmatched += 1;
+                    None
+                }
+            }
+        };
+        let Some(p) = taken else {
+            debug!(target: "mqtt_feedback", "Feedback on {topic} with nothing pending: {}", payload.trim());
+            return Handled::Unmatched;
+        };
+        let outcome = match reply.status {
+            ReplyStatus::Error => Outcome::Error,
+            _ => Outcome::Ok,
+        };
+        Handled::Confirmed(self.finish(p, outcome, Some(payload.trim().to_string()), now))
+    }
+
+    fn finish(&self, mut p: Pending, outcome: Outcome, reply: Option<String>, now: Instant) -> FeedbackRecord {
+        let latency = (outcome != Outcome::Timeout)
+            .then(|| now.saturating_duration_since(p.sent).as_secs_f64());
+        let rec = FeedbackRecord {
+            id: p.id,
+            command_topic: p.command_topic.clone(),
+            message: p.message.clone(),
+            feedback_topic: p.feedback_topic.clone(),
+            result: outcome,
+            latency,
+            timeout: p.timeout.as_secs_f64(),
+            reply,
+            scene: p.scene.take(),
+            at: unix_now(),
+        };
+        match outcome {
+            Outcome::Ok => info!(target: "mqtt_feedback", "{}", rec.log_line()),
+            _ => warn!(target: "mqtt_feedback", "{}", rec.log_line()),
+        }
+        {
+            let mut st = self.inner.state.lock().unwrap();
+            match outcome {
+                Outcome::Ok => st.stats.ok += 1,
+                Outcome::Error => st.stats.error += 1,
+                Outcome::Timeout => st.stats.timeout += 1,
+            }
+            if let Some(l) = latency {
+                st.latency_sum += l;
+                st.latency_n += 1;
+                st.stats.max_latency = Some(st.stats.max_latency.map_or(l, |m| m.max(l)));
+            }
+            if st.history.len() >= self.inner.history_cap {
+                st.history.pop_front();
+            }
+            st.history.push_back(rec.clone());
+        }
+        if let Some(tx) = p.done.take() {
+            let _ = tx.send(rec.clone());
+        }
+        self.inner.events.publish(Event::Feedback(rec.clone()));
+        rec
+    }
+
+    /// Times out every command whose deadline has passed; returns how many.
+    pub fn expire(&self, now: Instant) -> usize {
+        let expired: Vec<Pending> = {
+            let mut st = self.inner.state.lock().unwrap();
+            let mut out = Vec::new();
+            for q in st.pending.values_mut() {
+                // Not necessarily sorted by deadline (per-action timeouts).
+                let mut i = 0;
+                while i < q.len() {
+                    if q[i].deadline <= now {
+                        out.push(q.remove(i).expect("index in range"));
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            st.pending.retain(|_, q| !q.is_empty());
+            out
+        };
+        let n = expired.len();
+        let mut expired = expired;
+        expired.sort_by_key(|p| (p.deadline, p.id));
+        for p in expired {
+            self.finish(p, Outcome::Timeout, None, now);
+        }
+        n
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let st = self.inner.state.lock().unwrap();
+        st.pending
+            .values()
+            .flat_map(|q| q.iter().map(|p| p.deadline))
+            .min()
+    }
+
+    /// The timeout loop; runs until cancelled.
+    pub async fn run(self, cancel: CancellationToken) {
+        loop {
+            let next = self.next_deadline();
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = self.inner.wake.notified() => {}
+                _ = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {
+                    self.expire(Instant::now());
+                }
+            }
+        }
+    }
+
+    pub fn pending_count(&self) -> usize {
+        let st = self.inner.state.lock().unwrap();
+        st.pending.values().map(VecDeque::len).sum()
+    }
+
+    /// The newest `limit` results, newest first.
+    pub fn history(&self, limit: usize) -> Vec<FeedbackRecord> {
+        let st = self.inner.state.lock().unwrap();
+        st.history.iter().rev().take(limit).cloned().collect()
+    }
+
+    pub fn stats(&self) -> FeedbackStats {
+        let st = self.inner.state.lock().unwrap();
+        let mut s = st.stats.clone();
+        s.pending = st.pending.values().map(VecDeque::len).sum();
+        s.avg_latency = (st.latency_n > 0).then(|| st.latency_sum / st.latency_n as f64);
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracker() -> (FeedbackTracker, tokio::sync::broadcast::Receiver<Event>) {
+        let bus = EventBus::new(64);
+        let rx = bus.subscribe();
+        let t = FeedbackTracker::new(FeedbackTopic::new("{prefix}/status").unwrap(), "room1", 100, bus);
+        (t, rx)
+    }
+
+    fn spawn(t: &FeedbackTracker) -> CancellationToken {
+        let c = CancellationToken::new();
+        tokio::spawn(t.clone().run(c.clone()));
+        c
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ok_reply_confirms_with_latency() {
+        let (t, mut bus) = tracker();
+        let _c = spawn(&t);
+        let tr = t.track("room1/light", "ON", Duration::from_secs(1), Some("intro"));
+        assert_eq!(tr.feedback_topic, "room1/status");
+        tokio::time::advance(Duration::from_millis(234)).await;
+        let Handled::Confirmed(rec) = t.handle("room1/status", "OK") else { panic!() };
+        assert_eq!(rec.result, Outcome::Ok);
+        assert_eq!(rec.latency, Some(0.234));
+        assert_eq!(rec.log_line(), "Feedback OK: room1/light (0.234s)");
+        assert_eq!(tr.result.await.unwrap().id, rec.id);
+        assert!(matches!(bus.recv().await.unwrap(), Event::Feedback(r) if r.result == Outcome::Ok));
+        assert_eq!(t.stats().ok, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timeout_fires_exactly_at_the_deadline() {
+        let (t, _bus) = tracker();
+        let _c = spawn(&t);
+        let start = Instant::now();
+        let tr = t.track("room1/light", "ON", Duration::from_secs(1), None);
+        let rec = tr.result.await.unwrap();
+        assert_eq!(Instant::now() - start, Duration::from_secs(1));
+        assert_eq!(rec.result, Outcome::Timeout);
+        assert_eq!(rec.log_line(), "Feedback TIMEOUT: room1/light (>1.000s)");
+        // A late reply confirms nothing.
+        assert_eq!(t.handle("room1/status", "OK"), Handled::Unmatched);
+        let s = t.stats();
+        assert_eq!((s.timeout, s.unmatched, s.pending), (1, 1, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn replies_confirm_oldest_first_and_never_replace() {
+        let (t, _bus) = tracker();
+        let _c = spawn(&t);
+        let a = t.track("room1/light", "ON", Duration::from_secs(1), None);
+        tokio::time::advance(Duration::from_millis(100)).await;
+        let b = t.track("room1/steam", "ON", Duration::from_secs(1), None);
+        assert_eq!(t.pending_count(), 2, "the newer command did not replace the older");
+        t.handle("room1/status", "OK");
+        assert_eq!(a.result.await.unwrap().command_topic, "room1/light");
+        t.handle("room1/status", "ERROR");
+        let rb = b.result.await.unwrap();
+        assert_eq!(rb.command_topic, "room1/steam");
+        assert_eq!(rb.result, Outcome::Error);
+        assert_eq!(rb.log_line(), "Feedback ERROR: room1/steam (0.000s)");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn json_reply_names_the_exact_command() {
+        let (t, _bus) = tracker();
+        let _c = spawn(&t);
+        let a = t.track("room1/light", "ON", Duration::from_secs(1), None);
+        let b = t.track("room1/motor", "START", Duration::from_secs(2), None);
+        let Handled::Confirmed(r) = t.handle("room1/status", r#"{"status":"OK","topic":"room1/motor"}"#) else {
+            panic!()
+        };
+        assert_eq!(r.command_topic, "room1/motor");
+        assert_eq!(b.result.await.unwrap().result, Outcome::Ok);
+        assert_eq!(a.result.await.unwrap().result, Outcome::Timeout);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn active_and_inactive_confirm_on_and_off() {
+        let (t, _bus) = tracker();
+        let _c = spawn(&t);
+        let start = t.track("room1/motor", "START", Duration::from_secs(1), None);
+        let on = t.track("room1/light", "ON:50:L", Duration::from_secs(1), None);
+        let off = t.track("room1/steam", "OFF", Duration::from_secs(1), None);
+        assert!(matches!(t.handle("room1/status", "INACTIVE"), Handled::Confirmed(r) if r.command_topic == "room1/steam"));
+        assert!(matches!(t.handle("room1/status", "active"), Handled::Confirmed(r) if r.command_topic == "room1/light"));
+        assert_eq!(on.result.await.unwrap().result, Outcome::Ok);
+        assert_eq!(off.result.await.unwrap().result, Outcome::Ok);
+        assert_eq!(start.result.await.unwrap().result, Outcome::Timeout);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn garbage_and_foreign_topics_are_not_feedback() {
+        let (t, _bus) = tracker();
+        let _c = spawn(&t);
+        let _a = t.track("room1/light", "ON", Duration::from_secs(1), None);
+        assert_eq!(t.handle("room2/status", "OK"), Handled::NotFeedback);
+        assert!(matches!(t.handle("room1/status", "\u{fffd}\u{0}{{{"), Handled::Invalid(_)));
+        assert!(matches!(t.handle("room1/status", r#"{"status": 5}"#), Handled::Invalid(_)));
+        assert!(matches!(t.handle("room1/status", r#"{"status": "MAYBE"}"#), Handled::Invalid(_)));
+        assert_eq!(t.pending_count(), 1);
+        assert_eq!(t.stats().invalid, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn per_action_timeouts_expire_in_deadline_order() {
+        let (t, _bus) = tracker();
+        let _c = spawn(&t);
+        let t0 = Instant::now();
+        let long = t.track("room1/motor", "START", Duration::from_secs(2), None);
+        let short = t.track("room1/light", "ON", Duration::from_millis(500), None);
+        short.result.await.unwrap();
+        assert_eq!(Instant::now() - t0, Duration::from_millis(500));
+        long.result.await.unwrap();
+        assert_eq!(Instant::now() - t0, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn history_is_bounded_newest_first() {
+        let bus = EventBus::new(16);
+        let t = FeedbackTracker::new(FeedbackTopic::new("{topic}/feedback").unwrap(), "r", 3, bus);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        rt.block_on(async {
+            for i in 0..5 {
+                let topic = format!("r/dev{i}");
+                t.track(&topic, "ON", Duration::from_secs(1), None);
+                t.handle(&format!("{topic}/feedback"), "OK");
+            }
+        });
+        let h = t.history(10);
+        assert_eq!(h.len(), 3);
+        assert_eq!(h[0].command_topic, "r/dev4");
+    }
+}

@@ -1,0 +1,910 @@
+//! Reading scene files (`scenes/*.yaml`, `*.yml`, `*.json`) into the model.
+//!
+//! Two forms: the simple `actions:` list (our own) and the state-machine
+//! format room controllers of this kind already use (`sceneId`,
+//! `initialState`, `states`, `globalEvents`). Existing files must load
+//! unchanged, so keys we do not know are warnings, never errors. Every error
+//! and warning carries `file:line:col`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+
+use super::{Action, ActionKind, Cue, END, Goto, Scene, SceneForm, SceneRef, State, Transition, Trigger};
+use crate::config::{Config, Dur, Topics};
+use crate::diag::{Diagnostic, Diagnostics, Pos};
+use crate::media::{AudioCommand, VideoCommand};
+
+/// Name of the single state of a simple-form scene.
+pub const SIMPLE_STATE: &str = "main";
+
+/// What scene loading needs from the config.
+#[derive(Debug, Clone)]
+pub struct SceneContext {
+    pub room: String,
+    pub local_channels: Vec<String>,
+}
+
+impl SceneContext {
+    pub fn from_config(c: &Config) -> Self {
+        SceneContext {
+            room: c.room.clone(),
+            local_channels: c.feedback.local_channels.clone(),
+        }
+    }
+}
+
+/// The loaded scenes, by name.
+#[derive(Debug, Clone, Default)]
+pub struct SceneSet {
+    scenes: BTreeMap<String, SceneRef>,
+}
+
+impl SceneSet {
+    pub fn new(scenes: impl IntoIterator<Item = Scene>) -> Self {
+        SceneSet {
+            scenes: scenes
+                .into_iter()
+                .map(|s| (s.name.clone(), Arc::new(s)))
+                .collect(),
+        }
+    }
+    pub fn get(&self, name: &str) -> Option<SceneRef> {
+        self.scenes.get(name).cloned()
+    }
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.scenes.keys().map(String::as_str)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &SceneRef> {
+        self.scenes.values()
+    }
+    pub fn len(&self) -> usize {
+        self.scenes.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.scenes.is_empty()
+    }
+}
+
+/// Result of loading a directory: the scenes that loaded, plus problems.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub scenes: SceneSet,
+    pub errors: Diagnostics,
+    pub warnings: Diagnostics,
+}
+
+/// Loads every scene file in `config.scenes.dir` (sorted by file name).
+pub fn load_scenes(config: &Config) -> Loaded {
+    let ctx = SceneContext::from_config(config);
+    let dir = &config.scenes.dir;
+    let mut out = Loaded::default();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            out.errors.push(Diagnostic::file(
+                dir,
+                format!("cannot read scenes directory: {e}"),
+            ));
+            return out;
+        }
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+        })
+        .collect();
+    files.sort();
+    let mut scenes: Vec<Scene> = Vec::new();
+    let mut seen: HashMap<String, PathBuf> = HashMap::new();
+    for f in files {
+        match load_file(&f, &ctx) {
+            Ok((scene, warnings)) => {
+                out.warnings.extend(warnings);
+                if let Some(first) = seen.get(&scene.name) {
+                    out.errors.push(Diagnostic::file(
+                        &f,
+                        format!(
+                            "scene name `{}` is already used by {}",
+                            scene.name,
+                            first.display()
+                        ),
+                    ));
+                    continue;
+                }
+                seen.insert(scene.name.clone(), f.clone());
+                scenes.push(scene);
+            }
+            Err((errors, warnings)) => {
+                out.errors.extend(errors);
+                out.warnings.extend(warnings);
+            }
+        }
+    }
+    out.scenes = SceneSet::new(scenes);
+    out
+}
+
+/// Loads one scene file.
+pub fn load_file(path: &Path, ctx: &SceneContext) -> Result<(Scene, Diagnostics), (Diagnostics, Diagnostics)> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        (
+            Diagnostics::from(Diagnostic::file(path, format!("cannot read scene: {e}"))),
+            Diagnostics::default(),
+        )
+    })?;
+    parse_scene(&text, path, ctx)
+}
+
+/// Parses scene text. Ok carries warnings; Err carries errors and warnings.
+pub fn parse_scene(
+    text: &str,
+    path: &Path,
+    ctx: &SceneContext,
+) -> Result<(Scene, Diagnostics), (Diagnostics, Diagnostics)> {
+    let raw: RawScene = serde_saphyr::from_str(text)
+        .map_err(|e| (Diagnostics::from(Diagnostic::from_yaml(path, &e)), Diagnostics::default()))?;
+    let mut warnings = Diagnostics::default();
+    if let Ok(tree) = serde_saphyr::from_str::<Node>(text) {
+        unknown_keys(&tree, Level::Top, path, &mut warnings);
+    }
+    let mut b = Builder {
+        file: path,
+        ctx,
+        topics: Topics::new(&ctx.room),
+        errors: Diagnostics::default(),
+    };
+    let scene = b.scene(raw);
+    if b.errors.is_empty() {
+        Ok((scene, warnings))
+    } else {
+        Err((b.errors, warnings))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Raw form
+// ---------------------------------------------------------------------------
+
+type S = Spanned<String>;
+
+#[derive(Deserialize)]
+struct RawScene {
+    name: Option<S>,
+    #[serde(rename = "sceneId")]
+    scene_id: Option<S>,
+    description: Option<String>,
+    version: Option<String>,
+    actions: Option<Spanned<Vec<Spanned<RawItem>>>>,
+    duration: Option<Spanned<Dur>>,
+    #[serde(alias = "onStop")]
+    on_stop: Option<Vec<Spanned<RawItem>>>,
+    #[serde(rename = "initialState")]
+    initial_state: Option<S>,
+    states: Option<Spanned<BTreeMap<String, Spanned<RawState>>>>,
+    #[serde(rename = "globalEvents")]
+    global_events: Option<Vec<Spanned<RawTransition>>>,
+}
+
+#[derive(Deserialize)]
+struct RawState {
+    description: Option<String>,
+    #[serde(rename = "onEnter")]
+    on_enter: Option<Vec<Spanned<RawItem>>>,
+    #[serde(rename = "onExit")]
+    on_exit: Option<Vec<Spanned<RawItem>>>,
+    timeline: Option<Vec<Spanned<RawItem>>>,
+    transitions: Option<Vec<Spanned<RawTransition>>>,
+}
+
+/// An action, a timed action, or a timed group (`actions: [...]`).
+#[derive(Deserialize)]
+struct RawItem {
+    at: Option<Spanned<Dur>>,
+    action: Option<S>,
+    topic: Option<S>,
+    message: Option<S>,
+    timeout: Option<Spanned<Dur>>,
+    actions: Option<Vec<Spanned<RawItem>>>,
+}
+
+#[derive(Deserialize)]
+struct RawTransition {
+    #[serde(rename = "type")]
+    kind: Option<S>,
+    goto: Option<S>,
+    delay: Option<Spanned<Dur>>,
+    target: Option<S>,
+    topic: Option<S>,
+    message: Option<S>,
+}
+
+// ---------------------------------------------------------------------------
+// Building the model
+// ---------------------------------------------------------------------------
+
+struct Builder<'a> {
+    file: &'a Path,
+    ctx: &'a SceneContext,
+    topics: Topics,
+    errors: Diagnostics,
+}
+
+impl Builder<'_> {
+    fn err(&mut self, pos: Pos, msg: impl Into<String>) {
+        self.errors.push(Diagnostic::new(self.file, pos, msg));
+    }
+
+    fn scene(&mut self, raw: RawScene) -> Scene {
+        let stem = self
+            .file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let name_src = raw.scene_id.as_ref().or(raw.name.as_ref());
+        let name = name_src.map(|s| s.value.trim().to_string()).unwrap_or(stem);
+        if name.is_empty() || name.contains(['/', '+', '#']) || name.chars().any(char::is_control) {
+            self.err(
+                name_src.map(Pos::of).unwrap_or_default(),
+                format!("scene name `{name}` must be non-empty without '/', '+', '#'"),
+            );
+        }
+        if let Some(v) = &raw.version
+            && !v.starts_with('2')
+            && raw.states.is_some()
+        {
+            // Only informative: newer minor versions load the same way.
+            tracing::debug!(target: "scene", "{}: scene format version {v}", self.file.display());
+        }
+        let on_stop = raw
+            .on_stop
+            .as_ref()
+            .map(|items| self.actions(items, "on_stop"))
+            .unwrap_or_default();
+
+        let (form, initial_state, states, global_events) = match (&raw.actions, &raw.states) {
+            (Some(a), Some(_)) => {
+                self.err(
+                    Pos::of(a),
+                    "a scene has either `actions` (simple form) or `states` (state machine), not both",
+                );
+                (SceneForm::Simple, String::new(), BTreeMap::new(), vec![])
+            }
+            (None, None) => {
+                self.err(
+                    Pos { line: 1, col: 1 },
+                    "scene has neither `actions` (simple form) nor `states` (state machine)",
+                );
+                (SceneForm::Simple, String::new(), BTreeMap::new(), vec![])
+            }
+            (Some(actions), None) => {
+                let state = self.simple_state(actions, raw.duration.as_ref());
+                let mut states = BTreeMap::new();
+                states.insert(SIMPLE_STATE.to_string(), state);
+                (SceneForm::Simple, SIMPLE_STATE.to_string(), states, vec![])
+            }
+            (None, Some(raw_states)) => {
+                if let Some(d) = &raw.duration {
+                    self.err(Pos::of(d), "`duration` belongs to the simple form; use a timeout transition");
+                }
+                let names: Vec<String> = raw_states.value.keys().cloned().collect();
+                let mut states = BTreeMap::new();
+                for (n, rs) in &raw_states.value {
+                    let st = self.state(n, rs, &names);
+                    states.insert(n.clone(), st);
+                }
+                let initial = match &raw.initial_state {
+                    None => {
+                        self.err(Pos::of(raw_states), "state machine scene needs `initialState`");
+                        String::new()
+                    }
+                    Some(i) if !raw_states.value.contains_key(&i.value) => {
+                        self.err(
+                            Pos::of(i),
+                            format!("initialState `{}` is not one of the states ({})", i.value, names.join(", ")),
+                        );
+                        String::new()
+                    }
+                    Some(i) => i.value.clone(),
+                };
+                if raw_states.value.is_empty() {
+                    self.err(Pos::of(raw_states), "`states` is empty");
+                }
+                let mut global = Vec::new();
+                for t in raw.global_events.iter().flatten() {
+                    if let Some(tr) = self.transition(t, &names) {
+                        if tr.trigger == Trigger::Always {
+                            self.err(Pos::of(t), "`always` cannot be a global event (it would fire in every state)");
+                            continue;
+                        }
+                        global.push(tr);
+                    }
+                }
+                (SceneForm::StateMachine, initial, states, global)
+            }
+        };
+
+        Scene {
+            name,
+            description: raw.description.unwrap_or_default(),
+            file: self.file.to_path_buf(),
+            form,
+            initial_state,
+            states,
+            global_events,
+            on_stop,
+        }
+    }
+
+    /// `actions:` → one state whose timeline is the list, ending after
+    /// `duration` (default: the last `at`).
+    fn simple_state(&mut self, items: &Spanned<Vec<Spanned<RawItem>>>, duration: Option<&Spanned<Dur>>) -> State {
+        let mut timeline = Vec::new();
+        for item in &items.value {
+            let Some(at) = &item.value.at else {
+                self.err(Pos::of(item), "action needs `at` (seconds from scene start)");
+                continue;
+            };
+            if let Some(a) = self.item_actions(item, "actions") {
+                timeline.push(Cue {
+                    at: at.value.0,
+                    actions: a,
+                });
+            }
+        }
+        timeline.sort_by_key(|c| c.at);
+        let last = timeline.last().map(|c| c.at).unwrap_or_default();
+        let end = match duration {
+            Some(d) if d.value.0 < last => {
+                self.err(
+                    Pos::of(d),
+                    format!("duration {:.3}s is before the last action at {:.3}s", d.value.0.as_secs_f64(), last.as_secs_f64()),
+                );
+                last
+            }
+            Some(d) => d.value.0,
+            None => last,
+        };
+        State {
+            name: SIMPLE_STATE.to_string(),
+            timeline,
+            transitions: vec![Transition {
+                trigger: Trigger::Timeout(end),
+                goto: Goto::End,
+            }],
+            ..State::default()
+        }
+    }
+
+    fn state(&mut self, name: &str, rs: &Spanned<RawState>, names: &[String]) -> State {
+        let r = &rs.value;
+        if name == END && (r.timeline.is_some() || r.transitions.is_some()) {
+            self.err(Pos::of(rs), "state `END` only runs its `onEnter`; timeline and transitions are not allowed");
+        }
+        let on_enter = r.on_enter.as_ref().map(|v| self.actions(v, "onEnter")).unwrap_or_default();
+        let on_exit = r.on_exit.as_ref().map(|v| self.actions(v, "onExit")).unwrap_or_default();
+        let mut timeline = Vec::new();
+        for item in r.timeline.iter().flatten() {
+            let Some(at) = &item.value.at else {
+                self.err(Pos::of(item), "timeline item needs `at` (seconds from entering the state)");
+                continue;
+            };
+            if let Some(actions) = self.item_actions(item, "timeline") {
+                timeline.push(Cue {
+                    at: at.value.0,
+                    actions,
+                });
+            }
+        }
+        timeline.sort_by_key(|c| c.at);
+        let mut transitions = Vec::new();
+        for t in r.transitions.iter().flatten() {
+            if let Some(tr) = self.transition(t, names) {
+                transitions.push(tr);
+            }
+        }
+        State {
+            name: name.to_string(),
+            description: r.description.clone().unwrap_or_default(),
+            on_enter,
+            on_exit,
+            timeline,
+            transitions,
+        }
+    }
+
+    /// A list of plain actions (onEnter, onExit, on_stop).
+    fn actions(&mut self, items: &[Spanned<RawItem>], what: &str) -> Vec<Action> {
+        let mut out = Vec::new();
+        for item in items {
+            if let Some(at) = &item.value.at {
+                self.err(Pos::of(at), format!("`at` has no meaning in {what}; use a timeline"));
+            }
+            if let Some(a) = self.item_actions(item, what) {
+                out.extend(a);
+            }
+        }
+        out
+    }
+
+    /// An item is one action or a group `{actions: [...]}`.
+    fn item_actions(&mut self, item: &Spanned<RawItem>, what: &str) -> Option<Vec<Action>> {
+        let r = &item.value;
+        if let Some(group) = &r.actions {
+            if r.topic.is_some() || r.message.is_some() || r.action.is_some() {
+                self.err(Pos::of(item), "an item has either `actions: [...]` or one action, not both");
+                return None;
+            }
+            let mut out = Vec::new();
+            for a in group {
+                if a.value.actions.is_some() {
+                    self.err(Pos::of(a), "action groups cannot be nested");
+                    continue;
+                }
+                if let Some(x) = self.action(a, what) {
+                    out.push(x);
+                }
+            }
+            return Some(out);
+        }
+        self.action(item, what).map(|a| vec![a])
+    }
+
+    fn action(&mut self, item: &Spanned<RawItem>, what: &str) -> Option<Action> {
+        let r = &item.value;
+        let pos = Pos::of(item);
+        let Some(message) = &r.message else {
+            self.err(pos, format!("action in {what} needs `message`"));
+            return None;
+        };
+        let msg = message.value.clone();
+        if msg.trim().is_empty() {
+            self.err(Pos::of(message), "`message` must not be empty");
+            return None;
+        }
+        let topic = r.topic.as_ref().map(|t| t.value.trim().to_string());
+        if let Some(t) = &r.topic {
+            let v = t.value.trim();
+            if v.is_empty() || v.contains(['+', '#']) || v.starts_with('/') || v.ends_with('/') {
+                self.err(Pos::of(t), format!("topic `{}` must be a plain topic (no wildcards, no leading/trailing '/')", t.value));
+                return None;
+            }
+        }
+        let channel = topic.as_deref().map(|t| t.rsplit('/').next().unwrap_or(t).to_string());
+        let kind_name = match &r.action {
+            Some(a) => a.value.trim().to_ascii_lowercase(),
+            None => match &channel {
+                Some(c) if self.ctx.local_channels.iter().any(|l| l == c) => c.clone(),
+                Some(_) => "mqtt".into(),
+                None => {
+                    self.err(pos, "action needs `topic` (or `action: audio|video`)");
+                    return None;
+                }
+            },
+        };
+        let parse_pos = Pos::of(message);
+        let (kind, topic) = match kind_name.as_str() {
+            "mqtt" => {
+                let Some(topic) = topic else {
+                    self.err(pos, "mqtt action needs `topic`");
+                    return None;
+                };
+                (ActionKind::Mqtt, topic)
+            }
+            "audio" => match AudioCommand::parse(&msg) {
+                Ok(c) => (ActionKind::Audio(c), topic.unwrap_or_else(|| format!("{}/audio", self.ctx.room))),
+                Err(e) => {
+                    self.err(parse_pos, e);
+                    return None;
+                }
+            },
+            "video" => match VideoCommand::parse(&msg) {
+                Ok(c) => (ActionKind::Video(c), topic.unwrap_or_else(|| format!("{}/video", self.ctx.room))),
+                Err(e) => {
+                    self.err(parse_pos, e);
+                    return None;
+                }
+            },
+            other => {
+                let p = r.action.as_ref().map(Pos::of).unwrap_or(pos);
+                self.err(p, format!("unknown action type `{other}` (expected mqtt, audio or video)"));
+                return None;
+            }
+        };
+        if let Some(t) = &r.timeout
+            && t.value.0.is_zero()
+        {
+            self.err(Pos::of(t), "timeout must be greater than zero");
+        }
+        let feedback = kind == ActionKind::Mqtt && topic != self.topics.all_stop();
+        Some(Action {
+            kind,
+            topic,
+            message: msg,
+            timeout: r.timeout.as_ref().map(|t| t.value.0),
+            feedback,
+            pos,
+        })
+    }
+
+    fn transition(&mut self, t: &Spanned<RawTransition>, names: &[String]) -> Option<Transition> {
+        let r = &t.value;
+        let pos = Pos::of(t);
+        let Some(kind) = &r.kind else {
+            self.err(pos, "transition needs `type` (timeout, audioEnd, videoEnd, mqttMessage or always)");
+            return None;
+        };
+        let goto = match &r.goto {
+            None => {
+                self.err(pos, "transition needs `goto` (a state name or END)");
+                return None;
+            }
+            Some(g) => {
+                let v = g.value.trim();
+                if names.iter().any(|n| n == v) {
+                    // A state named END runs its onEnter, then the scene ends.
+                    Goto::State(v.to_string())
+                } else if v.eq_ignore_ascii_case(END) {
+                    Goto::End
+                } else {
+                    self.err(
+                        Pos::of(g),
+                        format!("goto `{v}` is not a state ({}) or END", names.join(", ")),
+                    );
+                    return None;
+                }
+            }
+        };
+        let trigger = match kind.value.trim() {
+            "timeout" => match &r.delay {
+                Some(d) => Trigger::Timeout(d.value.0),
+                None => {
+                    self.err(pos, "timeout transition needs `delay` (seconds)");
+                    return None;
+                }
+            },
+            "audioEnd" => Trigger::AudioEnd(r.target.as_ref().map(|t| t.value.trim().to_string())),
+            "videoEnd" => Trigger::VideoEnd(r.target.as_ref().map(|t| t.value.trim().to_string())),
+            "mqttMessage" => match &r.topic {
+                Some(topic) if !topic.value.trim().is_empty() => Trigger::MqttMessage {
+                    topic: topic.value.trim().to_string(),
+                    message: r.message.as_ref().map(|m| m.value.clone()),
+                },
+                _ => {
+                    self.err(pos, "mqttMessage transition needs `topic`");
+                    return None;
+                }
+            },
+            "always" => Trigger::Always,
+            other => {
+                self.err(
+                    Pos::of(kind),
+                    format!("unknown transition type `{other}` (expected timeout, audioEnd, videoEnd, mqttMessage or always)"),
+                );
+                return None;
+            }
+        };
+        Some(Transition { trigger, goto })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Unknown keys (warnings)
+// ---------------------------------------------------------------------------
+
+/// A YAML/JSON tree that keeps only key positions.
+enum Node {
+    Map(Vec<(Spanned<String>, Node)>),
+    Seq(Vec<Node>),
+    Scalar,
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Node;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Node, A::Error> {
+                let mut v = Vec::new();
+                while let Some(k) = m.next_key::<Spanned<String>>()? {
+                    v.push((k, m.next_value::<Node>()?));
+                }
+                Ok(Node::Map(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Node, A::Error> {
+                let mut v = Vec::new();
+                while let Some(n) = s.next_element::<Node>()? {
+                    v.push(n);
+                }
+                Ok(Node::Seq(v))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Node, E> {
+                Ok(Node::Scalar)
+            }
+            fn visit_string<E>(self, _: String) -> Result<Node, E> {
+                Ok(Node::Scalar)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Node, E> {
+                Ok(Node::Scalar)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Node, E> {
+                Ok(Node::Scalar)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Node, E> {
+                Ok(Node::Scalar)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Node, E> {
+                Ok(Node::Scalar)
+            }
+            fn visit_unit<E>(self) -> Result<Node, E> {
+                Ok(Node::Scalar)
+            }
+            fn visit_none<E>(self) -> Result<Node, E> {
+                Ok(Node::Scalar)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Level {
+    Top,
+    States,
+    State,
+    Item,
+    Transition,
+}
+
+/// Keys written by scene editors of this format that have no effect here.
+const EDITOR_KEYS: [&str; 1] = ["globalPrefix"];
+
+fn known(level: Level) -> &'static [&'static str] {
+    match level {
+        Level::Top => &[
+            "name", "sceneId", "description", "version", "actions", "duration", "on_stop", "onStop",
+            "initialState", "states", "globalEvents",
+        ],
+        Level::States => &[],
+        Level::State => &["description", "onEnter", "onExit", "timeline", "transitions"],
+        Level::Item => &["at", "action", "topic", "message", "timeout", "actions"],
+        Level::Transition => &["type", "goto", "delay", "target", "topic", "message"],
+    }
+}
+
+fn unknown_keys(node: &Node, level: Level, file: &Path, out: &mut Diagnostics) {
+    let child = |key: &str, level: Level| -> Option<Level> {
+        match (level, key) {
+            (Level::Top, "actions" | "on_stop" | "onStop") => Some(Level::Item),
+            (Level::Top, "states") => Some(Level::States),
+            (Level::Top, "globalEvents") => Some(Level::Transition),
+            (Level::States, _) => Some(Level::State),
+            (Level::State, "onEnter" | "onExit" | "timeline") => Some(Level::Item),
+            (Level::State, "transitions") => Some(Level::Transition),
+            (Level::Item, "actions") => Some(Level::Item),
+            _ => None,
+        }
+    };
+    match node {
+        Node::Map(entries) => {
+            for (k, v) in entries {
+                let is_known = matches!(level, Level::States) || known(level).contains(&k.value.as_str());
+                if !is_known {
+                    if !EDITOR_KEYS.contains(&k.value.as_str()) {
+                        out.push(Diagnostic::new(
+                            file,
+                            Pos::of(k),
+                            format!("warning: unknown key `{}` (ignored)", k.value),
+                        ));
+                    }
+                    continue;
+                }
+                if let Some(l) = child(&k.value, level) {
+                    unknown_keys(v, l, file, out);
+                }
+            }
+        }
+        Node::Seq(items) => {
+            for i in items {
+                unknown_keys(i, level, file, out);
+            }
+        }
+        Node::Scalar => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> SceneContext {
+        SceneContext {
+            room: "room1".into(),
+            local_channels: vec!["audio".into(), "video".into()],
+        }
+    }
+
+    fn parse(text: &str) -> Result<Scene, String> {
+        parse_scene(text, Path::new("scenes/t.yaml"), &ctx())
+            .map(|(s, _)| s)
+            .map_err(|(e, _)| e.to_string())
+    }
+
+    const INTRO: &str = r#"
+name: intro
+description: Lights up, music, steam, motor
+actions:
+  - { at: 0.0,  topic: room1/light, message: "ON" }
+  - { at: 2.5,  topic: room1/audio, message: "PLAY:bg.mp3:0.8" }
+  - { at: 5.0,  topic: room1/steam, message: "ON" }
+  - { at: 10.0, topic: room1/motor, message: START, timeout: 2s }
+on_stop:
+  - { topic: room1/steam, message: "OFF" }
+"#;
+
+    #[test]
+    fn simple_form_is_one_state_ending_after_the_last_action() {
+        let s = parse(INTRO).unwrap();
+        assert_eq!(s.name, "intro");
+        assert_eq!(s.form, SceneForm::Simple);
+        let st = s.state(SIMPLE_STATE).unwrap();
+        assert_eq!(st.timeline.len(), 4);
+        assert_eq!(st.timeline[1].actions[0].kind, ActionKind::Audio(AudioCommand::Play { file: "bg.mp3".into(), volume: Some(0.8) }));
+        assert!(!st.timeline[1].actions[0].feedback);
+        assert!(st.timeline[0].actions[0].feedback);
+        assert_eq!(st.timeline[3].actions[0].timeout, Some(Duration::from_secs(2)));
+        assert_eq!(s.duration(), Some(Duration::from_secs(10)));
+        assert_eq!(s.on_stop.len(), 1);
+        assert_eq!(s.summary().action_count, 4);
+    }
+
+    #[test]
+    fn explicit_duration_and_unsorted_actions() {
+        let s = parse("actions:\n  - {at: 3, topic: r/a, message: X}\n  - {at: 1, topic: r/b, message: Y}\nduration: 20\n").unwrap();
+        assert_eq!(s.name, "t", "name defaults to the file stem");
+        let st = s.state(SIMPLE_STATE).unwrap();
+        assert_eq!(st.timeline[0].at, Duration::from_secs(1));
+        assert_eq!(s.duration(), Some(Duration::from_secs(20)));
+        let e = parse("actions:\n  - {at: 3, topic: r/a, message: X}\nduration: 2\n").unwrap_err();
+        assert!(e.contains("t.yaml:3:11: duration 2.000s is before the last action"), "{e}");
+    }
+
+    const EDITOR_JSON: &str = r#"{
+  "sceneId": "room1_intro",
+  "description": "Úvodná show",
+  "version": "2.0",
+  "initialState": "start",
+  "globalPrefix": "room1",
+  "states": {
+    "start": {
+      "onEnter": [
+        {"topic": "room1/light", "message": "OFF"},
+        {"topic": "room1/audio", "message": "PLAY:welcome.mp3"}
+      ],
+      "transitions": [
+        {"type": "audioEnd", "goto": "main_show"}
+      ]
+    },
+    "main_show": {
+      "timeline": [
+        {"at": 2.0, "topic": "room1/motor1", "message": "ON:50:L"}
+      ],
+      "transitions": [
+        {"type": "timeout", "delay": 10.0, "goto": "end"}
+      ]
+    }
+  }
+}"#;
+
+    #[test]
+    fn editor_state_machine_json_loads_unchanged() {
+        let (s, warnings) = parse_scene(EDITOR_JSON, Path::new("scenes/room1_intro.json"), &ctx()).unwrap();
+        assert!(warnings.is_empty(), "{warnings}");
+        assert_eq!(s.name, "room1_intro");
+        assert_eq!(s.form, SceneForm::StateMachine);
+        assert_eq!(s.initial_state, "start");
+        let start = s.state("start").unwrap();
+        assert_eq!(start.on_enter.len(), 2);
+        assert!(matches!(start.on_enter[1].kind, ActionKind::Audio(_)));
+        assert_eq!(start.transitions[0].trigger, Trigger::AudioEnd(None));
+        let main = s.state("main_show").unwrap();
+        assert_eq!(main.transitions[0].goto, Goto::End, "lowercase `end` with no such state ends the scene");
+        assert_eq!(s.duration(), None, "waits for the audio to end");
+    }
+
+    #[test]
+    fn full_format_with_groups_global_events_and_end_state() {
+        let text = r#"{
+  "sceneId": "show",
+  "initialState": "a",
+  "globalEvents": [{"type": "mqttMessage", "topic": "room1/emergency", "message": "PRESSED", "goto": "END"}],
+  "states": {
+    "a": {
+      "timeline": [{"at": 1, "actions": [
+          {"action": "mqtt", "topic": "room1/light", "message": "ON"},
+          {"action": "video", "message": "PLAY_VIDEO:clip.mp4"}]}],
+      "transitions": [{"type": "always", "goto": "b"}]
+    },
+    "b": {"transitions": [{"type": "timeout", "delay": 4, "goto": "END"}]},
+    "END": {"onEnter": [{"action": "audio", "message": "STOP"}]}
+  }
+}"#;
+        let s = parse(text).unwrap();
+        let a = s.state("a").unwrap();
+        assert_eq!(a.timeline[0].actions.len(), 2);
+        assert_eq!(a.timeline[0].actions[1].topic, "room1/video");
+        assert_eq!(s.global_events.len(), 1);
+        assert_eq!(s.state("b").unwrap().transitions[0].goto, Goto::State("END".into()));
+        assert_eq!(s.event_topics(), ["room1/emergency"]);
+        assert_eq!(s.duration(), Some(Duration::from_secs(4)), "a -> b at once, b -> END after 4 s");
+    }
+
+    #[test]
+    fn errors_point_at_the_problem() {
+        let e = parse("sceneId: x\ninitialState: nope\nstates:\n  a:\n    transitions:\n      - {type: timeout, delay: 1, goto: b}\n      - {type: teleport, goto: a}\n").unwrap_err();
+        assert!(e.contains("t.yaml:2:15: initialState `nope` is not one of the states (a)"), "{e}");
+        assert!(e.contains("t.yaml:6:41: goto `b` is not a state (a) or END"), "{e}");
+        assert!(e.contains("t.yaml:7:16: unknown transition type `teleport`"), "{e}");
+
+        let e = parse("actions:\n  - {at: 0, topic: room1/audio, message: \"PLAY:x.mp3:7\"}\n  - {at: 1, topic: room1/light}\n  - {topic: room1/light, message: ON}\n").unwrap_err();
+        assert!(e.contains("t.yaml:2:42: volume 7 is outside 0..1"), "{e}");
+        assert!(e.contains("t.yaml:3:5: action in actions needs `message`"), "{e}");
+        assert!(e.contains("t.yaml:4:5: action needs `at`"), "{e}");
+
+        let e = parse("actions:\n  - {at: 0, action: laser, topic: r/x, message: ON}\n").unwrap_err();
+        assert!(e.contains(":2:21: unknown action type `laser`"), "{e}");
+        let e = parse("actions:\n  - {at: 0, topic: room1/#, message: ON}\n").unwrap_err();
+        assert!(e.contains("plain topic"), "{e}");
+        let e = parse("description: nothing\n").unwrap_err();
+        assert!(e.contains("neither `actions`"), "{e}");
+        let e = parse("actions: [\n").unwrap_err();
+        assert!(e.starts_with("scenes/t.yaml:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_warnings_with_positions() {
+        let (_, w) = parse_scene(
+            "name: x\ncolour: red\nactions:\n  - {at: 0, topic: r/l, message: ON, mesage: typo}\n",
+            Path::new("t.yaml"),
+            &ctx(),
+        )
+        .unwrap();
+        let text = w.to_string();
+        assert!(text.contains("t.yaml:2:1: warning: unknown key `colour` (ignored)"), "{text}");
+        assert!(text.contains("t.yaml:4:38: warning: unknown key `mesage` (ignored)"), "{text}");
+    }
+
+    #[test]
+    fn stop_topic_is_never_feedback_tracked() {
+        let s = parse("actions:\n  - {at: 0, topic: room1/STOP, message: STOP}\n").unwrap();
+        assert!(!s.state(SIMPLE_STATE).unwrap().timeline[0].actions[0].feedback);
+    }
+
+    #[test]
+    fn load_dir_reports_duplicates_and_keeps_good_scenes() {
+        let d = tempfile::tempdir().unwrap();
+        let scenes = d.path().join("scenes");
+        std::fs::create_dir(&scenes).unwrap();
+        std::fs::write(scenes.join("a.yaml"), "name: same\nactions: [{at: 0, topic: r/x, message: ON}]\n").unwrap();
+        std::fs::write(scenes.join("b.json"), r#"{"name": "same", "actions": [{"at": 0, "topic": "r/x", "message": "ON"}]}"#).unwrap();
+        std::fs::write(scenes.join("c.yaml"), "actions: [{at: 0, topic: r/x, message: ON}]\n").unwrap();
+        std::fs::write(scenes.join("notes.txt"), "ignored").unwrap();
+        let cfg = Config::parse("room: r\nmqtt: {brokers: [{broker: h}]}\n", &d.path().join("c.yaml"), &|_| None).unwrap();
+        let l = load_scenes(&cfg);
+        assert_eq!(l.scenes.names().collect::<Vec<_>>(), ["c", "same"]);
+        assert_eq!(l.errors.len(), 1);
+        assert!(l.errors.to_string().contains("b.json: scene name `same` is already used by"));
+    }
+}

@@ -1,0 +1,248 @@
+//! Scenes: small state machines of timed actions. This module owns the
+//! model; `load` reads both file forms (the simple `actions:` list and the
+//! "version 2.0" state-machine JSON), `runner` plays one scene with absolute
+//! deadlines, `controller` keeps it to one scene at a time and runs the
+//! end-of-scene sequence.
+
+pub mod controller;
+pub mod load;
+pub mod runner;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::diag::Pos;
+use crate::media::{AudioCommand, VideoCommand};
+
+pub use controller::{SceneController, SceneStatus, StartError};
+pub use load::{SceneSet, load_scenes};
+pub use runner::{ActionSink, EndReason, SceneInput};
+
+/// The name `goto` uses to end a scene.
+pub const END: &str = "END";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SceneForm {
+    /// `actions:` list, sugar for one state.
+    Simple,
+    /// `states:` map (the "version 2.0" format).
+    StateMachine,
+}
+
+#[derive(Debug, Clone)]
+pub struct Scene {
+    pub name: String,
+    pub description: String,
+    pub file: PathBuf,
+    pub form: SceneForm,
+    pub initial_state: String,
+    pub states: BTreeMap<String, State>,
+    /// Checked in every state; timeouts count from scene start.
+    pub global_events: Vec<Transition>,
+    /// Safe state, run when the scene ends for any reason.
+    pub on_stop: Vec<Action>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    pub name: String,
+    pub description: String,
+    pub on_enter: Vec<Action>,
+    pub on_exit: Vec<Action>,
+    /// Sorted by `at` (stable: equal times keep file order).
+    pub timeline: Vec<Cue>,
+    /// Checked in order; the first that fires wins.
+    pub transitions: Vec<Transition>,
+}
+
+/// Actions due `at` after entering the state.
+#[derive(Debug, Clone)]
+pub struct Cue {
+    pub at: Duration,
+    pub actions: Vec<Action>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActionKind {
+    /// Published to an ESP32.
+    Mqtt,
+    /// Played on the Pi.
+    Audio(AudioCommand),
+    Video(VideoCommand),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Action {
+    pub kind: ActionKind,
+    pub topic: String,
+    pub message: String,
+    /// Overrides `feedback.timeout`.
+    pub timeout: Option<Duration>,
+    /// Whether a confirmation is expected (published, not `ROOM/STOP`).
+    pub feedback: bool,
+    pub pos: Pos,
+}
+
+impl Action {
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            ActionKind::Mqtt => "mqtt",
+            ActionKind::Audio(_) => "audio",
+            ActionKind::Video(_) => "video",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trigger {
+    Timeout(Duration),
+    /// Any sound ends, or the named one.
+    AudioEnd(Option<String>),
+    VideoEnd(Option<String>),
+    /// A message on `topic` (with `message`, or any payload).
+    MqttMessage {
+        topic: String,
+        message: Option<String>,
+    },
+    Always,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Goto {
+    State(String),
+    End,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub trigger: Trigger,
+    pub goto: Goto,
+}
+
+/// What `/api/scenes` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct SceneSummary {
+    pub name: String,
+    pub description: String,
+    pub form: SceneForm,
+    /// Seconds; none when the end depends on events.
+    pub duration: Option<f64>,
+    pub action_count: usize,
+    pub states: usize,
+}
+
+/// Scene progress and lifecycle, for the event bus.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum SceneEvent {
+    Started {
+        scene: String,
+    },
+    State {
+        scene: String,
+        state: String,
+    },
+    Action {
+        scene: String,
+        state: String,
+        /// Seconds since the scene started.
+        elapsed: f64,
+        kind: String,
+        topic: String,
+        message: String,
+        feedback: bool,
+    },
+    Ended {
+        scene: String,
+        reason: EndReason,
+        elapsed: f64,
+    },
+}
+
+impl Scene {
+    pub fn state(&self, name: &str) -> Option<&State> {
+        self.states.get(name)
+    }
+
+    /// Every action except `on_stop`.
+    pub fn actions(&self) -> impl Iterator<Item = &Action> {
+        self.states.values().flat_map(|s| {
+            s.on_enter
+                .iter()
+                .chain(s.timeline.iter().flat_map(|c| c.actions.iter()))
+                .chain(s.on_exit.iter())
+        })
+    }
+
+    /// Every action including `on_stop`.
+    pub fn all_actions(&self) -> impl Iterator<Item = &Action> {
+        self.actions().chain(self.on_stop.iter())
+    }
+
+    /// How long the scene runs if nothing external happens: follows
+    /// `always`/`timeout` transitions from the initial state. `None` when a
+    /// state waits for an event or the path loops.
+    pub fn duration(&self) -> Option<Duration> {
+        let mut t = Duration::ZERO;
+        let mut seen = HashSet::new();
+        let mut cur = self.initial_state.as_str();
+        loop {
+            if !seen.insert(cur) {
+                return None;
+            }
+            let st = self.states.get(cur)?;
+            // The earliest `always`/`timeout` wins; ties go to the first listed.
+            let (d, goto) = st
+                .transitions
+                .iter()
+                .filter_map(|tr| match tr.trigger {
+                    Trigger::Always => Some((Duration::ZERO, &tr.goto)),
+                    Trigger::Timeout(d) => Some((d, &tr.goto)),
+                    _ => None,
+                })
+                .min_by_key(|(d, _)| *d)?;
+            t += d;
+            match goto {
+                Goto::End => return Some(t),
+                // A state named END only runs its onEnter.
+                Goto::State(s) if s == END => return Some(t),
+                Goto::State(s) => cur = s,
+            }
+        }
+    }
+
+    pub fn summary(&self) -> SceneSummary {
+        SceneSummary {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            form: self.form,
+            duration: self.duration().map(|d| d.as_secs_f64()),
+            action_count: self.actions().count(),
+            states: self.states.len(),
+        }
+    }
+
+    /// Topics whose messages drive `mqttMessage` transitions.
+    pub fn event_topics(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for tr in self
+            .states
+            .values()
+            .flat_map(|s| s.transitions.iter())
+            .chain(self.global_events.iter())
+        {
+            if let Trigger::MqttMessage { topic, .. } = &tr.trigger {
+                out.push(topic.clone());
+            }
+        }
+        crate::config::unique(out)
+    }
+}
+
+/// Shared read-only scene.
+pub type SceneRef = Arc<Scene>;

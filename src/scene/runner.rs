@@ -1,0 +1,517 @@
+//! Plays one scene: enters states, fires timeline cues and takes transitions.
+//!
+//! Every deadline is an absolute instant from its anchor (state entry for
+//! the timeline and `timeout` transitions, scene start for global events),
+//! never "sleep N after the previous thing", so nothing drifts and nothing
+//! is rounded to a tick. A state entered by a timeout is anchored at that
+//! timeout's deadline, not at the moment the task woke up. When the task is
+//! late, due work is done in deadline order.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use super::{Action, END, Goto, Scene, SceneEvent, State, Transition, Trigger};
+use crate::events::{Event, EventBus};
+use crate::media::same_media;
+
+/// Consecutive transitions that advance no time before the scene is
+/// declared stuck (an `always` loop).
+const MAX_INSTANT_HOPS: usize = 1000;
+
+/// Executes actions. The daemon's sink publishes over MQTT with feedback
+/// tracking and drives the media players; tests record.
+pub trait ActionSink: Send + Sync + 'static {
+    /// Executes one action now. Must not block.
+    fn execute(&self, scene: &str, action: &Action);
+    /// Everything off: `ROOM/STOP`, audio fades out, video back to idle.
+    fn all_off(&self, scene: Option<&str>);
+}
+
+/// Something that happened outside the scene that a transition may wait for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SceneInput {
+    Mqtt { topic: String, payload: String },
+    AudioEnd(String),
+    VideoEnd(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+pub enum EndReason {
+    /// Reached END.
+    Completed,
+    /// Stopped by a person or a control message.
+    Stopped,
+    /// The daemon is shutting down.
+    Shutdown,
+    Error(String),
+}
+
+impl std::fmt::Display for EndReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EndReason::Completed => f.write_str("completed"),
+            EndReason::Stopped => f.write_str("stopped"),
+            EndReason::Shutdown => f.write_str("shutdown"),
+            EndReason::Error(e) => write!(f, "error: {e}"),
+        }
+    }
+}
+
+/// How a run ended, from the runner's point of view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    Completed,
+    Cancelled,
+    Error(String),
+}
+
+/// Live progress of the running scene.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Progress {
+    pub state: String,
+    pub actions_done: usize,
+}
+
+pub struct Runner<'a> {
+    pub scene: &'a Scene,
+    pub sink: &'a dyn ActionSink,
+    pub events: &'a EventBus,
+    pub progress: &'a Mutex<Progress>,
+}
+
+/// Which transition list an index points into.
+#[derive(Debug, Clone, Copy)]
+enum Which {
+    State(usize),
+    Global(usize),
+}
+
+impl Runner<'_> {
+    pub async fn run(
+        &self,
+        inputs: &mut mpsc::Receiver<SceneInput>,
+        cancel: &CancellationToken,
+    ) -> RunEnd {
+        let start = Instant::now();
+        let mut globals_fired = vec![false; self.scene.global_events.len()];
+        let mut state_name = self.scene.initial_state.clone();
+        let mut entered = start;
+        let mut instant_hops = 0usize;
+        let mut inputs_open = true;
+
+        'states: loop {
+            let Some(state) = self.scene.state(&state_name) else {
+                return RunEnd::Error(format!("state `{state_name}` does not exist"));
+            };
+            self.enter(state, start);
+            if state.name == END {
+                return RunEnd::Completed;
+            }
+            let mut next_cue = 0usize;
+            loop {
+                // Do everything that is due, earliest deadline first; a cue
+                // due at the same instant as a transition goes first.
+                loop {
+                    let now = Instant::now();
+                    let cue = state.timeline.get(next_cue).map(|c| entered + c.at);
+                    let tr = self.next_timed(state, entered, start, &globals_fired);
+                    match (cue, tr) {
+                        (Some(c), t) if c <= now && t.is_none_or(|(td, _)| c <= td) => {
+                            for a in &state.timeline[next_cue].actions {
+                                self.execute(state, a, start);
+                            }
+                            next_cue += 1;
+                        }
+                        (_, Some((td, which))) if td <= now => {
+                            if let Which::Global(i) = which {
+                                globals_fired[i] = true;
+                            }
+                            instant_hops = if td == entered { instant_hops + 1 } else { 0 };
+                            if instant_hops > MAX_INSTANT_HOPS {
+                                return RunEnd::Error(format!(
+                                    "transitions loop without time passing (last state `{}`)",
+                                    state.name
+                                ));
+                            }
+                            let tr = self.transition(state, which);
+                            debug!(target: "scene", "{}: {:?} in `{}` -> {:?}", self.scene.name, tr.trigger, state.name, tr.goto);
+                            match self.leave(state, &tr.goto, start) {
+                                None => return RunEnd::Completed,
+                                Some(next) => {
+                                    state_name = next;
+                                    entered = td;
+                                    continue 'states;
+                                }
+                            }
+                        }
+                        _ => break,
+                    }
+                }
+
+                let cue = state.timeline.get(next_cue).map(|c| entered + c.at);
+                let tr = self.next_timed(state, entered, start, &globals_fired).map(|(t, _)| t);
+                let wake = match (cue, tr) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                tokio::select! {
+                    _ = cancel.cancelled() => return RunEnd::Cancelled,
+                    _ = sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {}
+                    input = inputs.recv(), if inputs_open => match input {
+                        None => inputs_open = false,
+                        Some(input) => {
+                            if let Some(which) = self.match_input(state, &input) {
+                                let tr = self.transition(state, which);
+                                info!(target: "scene", "{}: {:?} in `{}` -> {:?}", self.scene.name, input, state.name, tr.goto);
+                                let now = Instant::now();
+                                match self.leave(state, &tr.goto, start) {
+                                    None => return RunEnd::Completed,
+                                    Some(next) => {
+                                        state_name = next;
+                                        entered = now;
+                                        instant_hops = 0;
+                                        continue 'states;
+                                    }
+                                }
+                            }
+                        }
+                    },
+                }
+            }
+        }
+    }
+
+    fn transition<'s>(&'s self, state: &'s State, which: Which) -> &'s Transition {
+        match which {
+            Which::State(i) => &state.transitions[i],
+            Which::Global(i) => &self.scene.global_events[i],
+        }
+    }
+
+    /// The earliest timed transition (timeout, always, global timeout);
+    /// equal deadlines go to the one listed first, state before global.
+    fn next_timed(
+        &self,
+        state: &State,
+        entered: Instant,
+        start: Instant,
+        globals_fired: &[bool],
+    ) -> Option<(Instant, Which)> {
+        let local = state.transitions.iter().enumerate().filter_map(|(i, t)| {
+            match t.trigger {
+                Trigger::Always => Some((entered, Which::State(i))),
+                Trigger::Timeout(d) => Some((entered + d, Which::State(i))),
+                _ => None,
+            }
+        });
+        let global = self
+            .scene
+            .global_events
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !globals_fired[*i])
+            .filter_map(|(i, t)| match t.trigger {
+                Trigger::Timeout(d) => Some((start + d, Which::Global(i))),
+                _ => None,
+            });
+        local.chain(global).min_by_key(|(t, _)| *t)
+    }
+
+    /// The first transition (state, then global) an input fires.
+    fn match_input(&self, state: &State, input: &SceneInput) -> Option<Which> {
+        let hit = |t: &Transition| match (&t.trigger, input) {
+            (Trigger::MqttMessage { topic, message }, SceneInput::Mqtt { topic: got, payload }) => {
+                topic_matches(topic, got) && message.as_ref().is_none_or(|m| m.trim() == payload.trim())
+            }
+            (Trigger::AudioEnd(target), SceneInput::AudioEnd(f))
+            | (Trigger::VideoEnd(target), SceneInput::VideoEnd(f)) => {
+                target.as_ref().is_none_or(|t| same_media(t, f))
+            }
+            _ => false,
+        };
+        state
+            .transitions
+            .iter()
+            .position(hit)
+            .map(Which::State)
+            .or_else(|| self.scene.global_events.iter().position(hit).map(Which::Global))
+    }
+
+    fn enter(&self, state: &State, start: Instant) {
+        info!(target: "scene", "{}: entering state `{}`", self.scene.name, state.name);
+        self.progress.lock().unwrap().state = state.name.clone();
+        self.events.publish(Event::Scene(SceneEvent::State {
+            scene: self.scene.name.clone(),
+            state: state.name.clone(),
+        }));
+        for a in &state.on_enter {
+            self.execute(state, a, start);
+        }
+    }
+
+    /// Runs `onExit`; returns the next state, or None when the scene ends.
+    fn leave(&self, state: &State, goto: &Goto, start: Instant) -> Option<String> {
+        for a in &state.on_exit {
+            self.execute(state, a, start);
+        }
+        match goto {
+            Goto::End => None,
+            Goto::State(s) => Some(s.clone()),
+        }
+    }
+
+    fn execute(&self, state: &State, a: &Action, start: Instant) {
+        let elapsed = start.elapsed().as_secs_f64();
+        self.sink.execute(&self.scene.name, a);
+        self.progress.lock().unwrap().actions_done += 1;
+        self.events.publish(Event::Scene(SceneEvent::Action {
+            scene: self.scene.name.clone(),
+            state: state.name.clone(),
+            elapsed,
+            kind: a.kind_name().to_string(),
+            topic: a.topic.clone(),
+            message: a.message.clone(),
+            feedback: a.feedback,
+        }));
+    }
+}
+
+/// MQTT topic filter matching (`+` one level, `#` the rest).
+pub fn topic_matches(filter: &str, topic: &str) -> bool {
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// Elapsed-time formatting for logs.
+pub fn fmt_elapsed(d: Duration) -> String {
+    format!("{:7.3}s", d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scene::load::{SceneContext, parse_scene};
+    use std::path::Path;
+    use std::sync::Arc;
+
+    /// Records what was executed and when (paused time, so exact).
+    #[derive(Default)]
+    struct Recorder {
+        log: Mutex<Vec<(Duration, String)>>,
+        t0: Mutex<Option<Instant>>,
+    }
+
+    impl Recorder {
+        fn at(&self) -> Duration {
+            let mut t0 = self.t0.lock().unwrap();
+            let t0 = *t0.get_or_insert_with(Instant::now);
+            Instant::now() - t0
+        }
+        fn entries(&self) -> Vec<(u64, String)> {
+            self.log
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(d, s)| (d.as_millis() as u64, s.clone()))
+                .collect()
+        }
+    }
+
+    impl ActionSink for Recorder {
+        fn execute(&self, _scene: &str, a: &Action) {
+            let at = self.at();
+            self.log.lock().unwrap().push((at, format!("{}={}", a.topic, a.message)));
+        }
+        fn all_off(&self, _scene: Option<&str>) {
+            let at = self.at();
+            self.log.lock().unwrap().push((at, "ALL_OFF".into()));
+        }
+    }
+
+    fn scene(text: &str) -> Scene {
+        let ctx = SceneContext {
+            room: "room1".into(),
+            local_channels: vec!["audio".into(), "video".into()],
+        };
+        parse_scene(text, Path::new("s.yaml"), &ctx)
+            .map_err(|(e, _)| e.to_string())
+            .unwrap()
+            .0
+    }
+
+    struct Run {
+        rec: Arc<Recorder>,
+        tx: mpsc::Sender<SceneInput>,
+        cancel: CancellationToken,
+        handle: tokio::task::JoinHandle<RunEnd>,
+    }
+
+    fn start(s: Scene) -> Run {
+        let rec = Arc::new(Recorder::default());
+        rec.at(); // t0 = now
+        let (tx, mut rx) = mpsc::channel(16);
+        let cancel = CancellationToken::new();
+        let (r2, c2) = (rec.clone(), cancel.clone());
+        let handle = tokio::spawn(async move {
+            let bus = EventBus::new(64);
+            let progress = Mutex::new(Progress::default());
+            Runner { scene: &s, sink: &*r2, events: &bus, progress: &progress }
+                .run(&mut rx, &c2)
+                .await
+        });
+        Run { rec, tx, cancel, handle }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn simple_scene_fires_at_exact_times() {
+        let r = start(scene(
+            "actions:\n  - {at: 0, topic: room1/light, message: 'ON'}\n  - {at: 2.5, topic: room1/audio, message: 'PLAY:bg.mp3:0.8'}\n  - {at: 5, topic: room1/steam, message: 'ON'}\n  - {at: 10, topic: room1/motor, message: START}\n",
+        ));
+        assert_eq!(r.handle.await.unwrap(), RunEnd::Completed);
+        assert_eq!(
+            r.rec.entries(),
+            [
+                (0, "room1/light=ON".into()),
+                (2500, "room1/audio=PLAY:bg.mp3:0.8".into()),
+                (5000, "room1/steam=ON".into()),
+                (10000, "room1/motor=START".into()),
+            ]
+        );
+        assert_eq!(r.rec.at(), Duration::from_secs(10), "ends right after the last cue");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn states_chain_on_absolute_deadlines_without_drift() {
+        // 1000 hops of 10 ms: any per-hop rounding or "now + delay" drift
+        // would accumulate; absolute anchors end at exactly 10 s.
+        let mut states = String::new();
+        for i in 0..1000 {
+            let next = if i == 999 { "END".to_string() } else { format!("s{}", i + 1) };
+            states.push_str(&format!(
+                "  s{i}:\n    timeline: [{{at: 0.005, topic: room1/t, message: '{i}'}}]\n    transitions: [{{type: timeout, delay: 0.01, goto: {next}}}]\n"
+            ));
+        }
+        let r = start(scene(&format!("sceneId: chain\ninitialState: s0\nstates:\n{states}")));
+        assert_eq!(r.handle.await.unwrap(), RunEnd::Completed);
+        let e = r.rec.entries();
+        assert_eq!(e.len(), 1000);
+        assert_eq!(e[0].0, 5);
+        assert_eq!(e[999], (9995, "room1/t=999".into()));
+        assert_eq!(r.rec.at(), Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timeline_cue_at_transition_instant_fires_first_and_later_cues_never() {
+        let r = start(scene(
+            "sceneId: x\ninitialState: a\nstates:\n  a:\n    timeline:\n      - {at: 1, topic: r/x, message: due}\n      - {at: 3, topic: r/x, message: never}\n    transitions: [{type: timeout, delay: 1, goto: END}]\n",
+        ));
+        r.handle.await.unwrap();
+        assert_eq!(r.rec.entries(), [(1000, "r/x=due".into())]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn on_enter_on_exit_always_and_end_state() {
+        let r = start(scene(
+            r#"{"sceneId": "x", "initialState": "a", "states": {
+                "a": {"onEnter": [{"topic": "r/a", "message": "in"}], "onExit": [{"topic": "r/a", "message": "out"}],
+                      "timeline": [{"at": 0, "topic": "r/a", "message": "t0"}],
+                      "transitions": [{"type": "always", "goto": "b"}]},
+                "b": {"transitions": [{"type": "timeout", "delay": 2, "goto": "END"}]},
+                "END": {"onEnter": [{"topic": "r/end", "message": "bye"}]}}}"#,
+        ));
+        assert_eq!(r.handle.await.unwrap(), RunEnd::Completed);
+        assert_eq!(
+            r.rec.entries(),
+            [
+                (0, "r/a=in".into()),
+                (0, "r/a=t0".into()),
+                (0, "r/a=out".into()),
+                (2000, "r/end=bye".into()),
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn mqtt_and_media_end_events_drive_transitions() {
+        let r = start(scene(
+            r#"{"sceneId": "x", "initialState": "wait", "states": {
+                "wait": {"transitions": [{"type": "mqttMessage", "topic": "room1/button", "message": "pressed", "goto": "play"}]},
+                "play": {"onEnter": [{"action": "audio", "message": "PLAY:intro.mp3"}],
+                         "transitions": [{"type": "audioEnd", "target": "intro.mp3", "goto": "film"}]},
+                "film": {"onEnter": [{"action": "video", "message": "PLAY_VIDEO:clip"}],
+                         "transitions": [{"type": "videoEnd", "goto": "END"}]}}}"#,
+        ));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        r.tx.send(SceneInput::Mqtt { topic: "room1/button".into(), payload: "other".into() }).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        r.tx.send(SceneInput::Mqtt { topic: "room1/button".into(), payload: "pressed".into() }).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        r.tx.send(SceneInput::AudioEnd("other.mp3".into())).await.unwrap();
+        r.tx.send(SceneInput::AudioEnd("intro.mp3".into())).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        r.tx.send(SceneInput::VideoEnd("clip.mp4".into())).await.unwrap();
+        assert_eq!(r.handle.await.unwrap(), RunEnd::Completed);
+        assert_eq!(
+            r.rec.entries(),
+            [(2000, "room1/audio=PLAY:intro.mp3".into()), (3000, "room1/video=PLAY_VIDEO:clip".into())]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn global_events_apply_in_every_state_and_time_from_scene_start() {
+        let r = start(scene(
+            r#"{"sceneId": "x", "initialState": "a",
+                "globalEvents": [{"type": "timeout", "delay": 5, "goto": "END"}],
+                "states": {
+                  "a": {"transitions": [{"type": "timeout", "delay": 3, "goto": "b"}]},
+                  "b": {"timeline": [{"at": 1, "topic": "r/b", "message": "1"}, {"at": 3, "topic": "r/b", "message": "3"}]}}}"#,
+        ));
+        assert_eq!(r.handle.await.unwrap(), RunEnd::Completed);
+        assert_eq!(r.rec.entries(), [(4000, "r/b=1".into())]);
+        assert_eq!(r.rec.at(), Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancel_stops_promptly() {
+        let r = start(scene("actions:\n  - {at: 0, topic: r/a, message: go}\n  - {at: 60, topic: r/a, message: late}\n"));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        r.cancel.cancel();
+        assert_eq!(r.handle.await.unwrap(), RunEnd::Cancelled);
+        assert_eq!(r.rec.entries(), [(0, "r/a=go".into())]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn always_loop_is_reported_not_spun_forever() {
+        let r = start(scene(
+            r#"{"sceneId": "x", "initialState": "a", "states": {
+                "a": {"transitions": [{"type": "always", "goto": "b"}]},
+                "b": {"transitions": [{"type": "always", "goto": "a"}]}}}"#,
+        ));
+        assert!(matches!(r.handle.await.unwrap(), RunEnd::Error(e) if e.contains("loop")));
+    }
+
+    #[test]
+    fn topic_filters() {
+        assert!(topic_matches("room1/button", "room1/button"));
+        assert!(topic_matches("room1/+", "room1/button"));
+        assert!(topic_matches("room1/#", "room1/a/b"));
+        assert!(!topic_matches("room1/+", "room1/a/b"));
+        assert!(!topic_matches("room1/button", "room1/buttons"));
+    }
+}
