@@ -1,1 +1,5 @@
-fn main() {}
+//! The `roomctl` binary: everything lives in the library.
+
+fn main() -> std::process::ExitCode {
+    roomctl::cli::main()
+}

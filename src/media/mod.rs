@@ -1,11 +1,23 @@
-//! Media on the Pi: the command grammar, the audio player (one rodio thread)
-//! and the video player (mpv driven over its IPC socket).
+//! Media on the Pi: the command grammar (`command`), the audio player (one
+//! rodio thread, `audio`) and the video player (mpv over IPC, `video`).
+//! [`MediaHandle`] is what scenes talk to.
 
+pub mod audio;
 pub mod command;
+pub mod video;
+
+use std::time::Duration;
 
 use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
+pub use audio::{AudioPlayer, AudioStatus};
 pub use command::{AudioCommand, VideoCommand, resolve_media, same_media};
+pub use video::{VideoPlayer, VideoSettings, VideoStatus};
+
+use crate::config::MediaConfig;
+use crate::events::EventBus;
 
 /// Media lifecycle, for the event bus.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -16,4 +28,83 @@ pub struct MediaEvent {
     pub event: String,
     pub file: Option<String>,
     pub detail: Option<String>,
+}
+
+/// A sound or clip reached its end (drives `audioEnd` / `videoEnd`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEnd {
+    Audio(String),
+    Video(String),
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MediaStatus {
+    pub audio: AudioStatus,
+    pub video: VideoStatus,
+}
+
+/// Both players. Cheap to clone.
+#[derive(Clone)]
+pub struct MediaHandle {
+    audio: AudioPlayer,
+    video: VideoPlayer,
+    fade: Duration,
+}
+
+impl MediaHandle {
+    /// Starts the audio thread and the video task. End events arrive on the
+    /// returned channel.
+    pub fn start(
+        cfg: &MediaConfig,
+        events: EventBus,
+        cancel: CancellationToken,
+    ) -> (MediaHandle, mpsc::UnboundedReceiver<MediaEnd>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let audio = AudioPlayer::start(cfg.dir.clone(), cfg.audio_enabled, events.clone(), tx.clone());
+        let video = VideoPlayer::start(
+            VideoSettings {
+                dir: cfg.dir.clone(),
+                command: cfg.video_player.clone(),
+                idle_image: cfg.idle_image.clone(),
+                enabled: cfg.video_enabled,
+            },
+            events,
+            tx,
+            cancel.clone(),
+        );
+        let a = audio.clone();
+        tokio::spawn(async move {
+            cancel.cancelled().await;
+            a.shutdown();
+        });
+        (
+            MediaHandle {
+                audio,
+                video,
+                fade: cfg.audio_fade,
+            },
+            rx,
+        )
+    }
+
+    pub fn audio(&self, c: AudioCommand) {
+        self.audio.command(c);
+    }
+
+    pub fn video(&self, c: VideoCommand) {
+        self.video.command(c);
+    }
+
+    /// End of scene: audio fades out, video returns to the idle image.
+    pub fn all_off(&self) {
+        self.audio.fade_out_all(self.fade);
+        self.video.command(VideoCommand::Stop);
+    }
+
+    pub fn status(&self) -> MediaStatus {
+        MediaStatus {
+            audio: self.audio.status(),
+            video: self.video.status(),
+        }
+    }
 }

@@ -152,6 +152,15 @@ impl SceneController {
     fn finish(&self, scene: &SceneRef, reason: EndReason, start: Instant) {
         for a in &scene.on_stop {
             self.inner.sink.execute(&scene.name, a);
+            self.inner.events.publish(Event::Scene(SceneEvent::Action {
+                scene: scene.name.clone(),
+                state: "on_stop".into(),
+                elapsed: start.elapsed().as_secs_f64(),
+                kind: a.kind_name().into(),
+                topic: a.topic.clone(),
+                message: a.message.clone(),
+                feedback: a.feedback,
+            }));
         }
         self.inner.sink.all_off(Some(&scene.name));
         let elapsed = start.elapsed().as_secs_f64();

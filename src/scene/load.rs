@@ -9,7 +9,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
@@ -728,6 +727,7 @@ fn unknown_keys(node: &Node, level: Level, file: &Path, out: &mut Diagnostics) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn ctx() -> SceneContext {
         SceneContext {

@@ -1,0 +1,325 @@
+//! One room, wired together: config → event bus, registry, feedback
+//! tracker, media players, MQTT client, scene controller, router, and the
+//! small tasks between them (media ends → scenes, connection changes → bus,
+//! bus → retained `roomctl/ROOM/state`). Used by `run`, `play` and `demo`.
+//!
+//! Shutdown order matters and lives here: stop the scene (its `on_stop` and
+//! `ROOM/STOP` go out), publish `offline`, flush the outbox briefly, and only
+//! then stop the tasks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::{Config, Topics};
+use crate::events::{Event, EventBus};
+use crate::feedback::FeedbackTracker;
+use crate::media::{MediaEnd, MediaHandle};
+use crate::mqtt::{self, MqttHandle, MqttSettings, OwnMessage, PublishOptions, unix_now};
+use crate::registry::{DeviceCounts, Registry};
+use crate::router::{Router, RouterMode};
+use crate::scene::runner::topic_matches;
+use crate::scene::{Action, ActionKind, ActionSink, EndReason, SceneController, SceneInput, SceneSet, SceneStatus};
+
+/// How long shutdown waits for queued messages to reach the broker.
+pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
+
+/// What this process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The room's controller: last will, control topics, triggers, state.
+    Daemon,
+    /// `roomctl play`: plays one scene beside (or instead of) the daemon,
+    /// under its own client id, without claiming the room's status topic.
+    Player,
+}
+
+/// Everything a running room has. Cheap handles; clone freely.
+#[derive(Clone)]
+pub struct Room {
+    pub config: Arc<Config>,
+    pub events: EventBus,
+    pub mqtt: MqttHandle,
+    pub registry: Registry,
+    pub feedback: FeedbackTracker,
+    pub media: MediaHandle,
+    pub scenes: SceneController,
+    /// Unix time the room started.
+    pub started: f64,
+    cancel: CancellationToken,
+    mqtt_cancel: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// The executor of scene actions in a real room.
+struct RoomSink {
+    mqtt: MqttHandle,
+    feedback: FeedbackTracker,
+    media: MediaHandle,
+    topics: Topics,
+    timeout: Duration,
+    max_age: Duration,
+}
+
+impl ActionSink for RoomSink {
+    fn execute(&self, scene: &str, a: &Action) {
+        match &a.kind {
+            ActionKind::Mqtt => {
+                // Track before publishing: a fast reply must find its command.
+                if a.feedback {
+                    self.feedback
+                        .track(&a.topic, &a.message, a.timeout.unwrap_or(self.timeout), Some(scene));
+                }
+                self.mqtt
+                    .publish(a.topic.clone(), a.message.clone(), PublishOptions::cue(self.max_age));
+            }
+            ActionKind::Audio(c) => self.media.audio(c.clone()),
+            ActionKind::Video(c) => self.media.video(c.clone()),
+        }
+    }
+
+    fn all_off(&self, _scene: Option<&str>) {
+        // Never feedback-tracked, never expires: "everything off" is safety.
+        self.mqtt
+            .publish(self.topics.all_stop(), "STOP", PublishOptions::reliable());
+        self.media.all_off();
+    }
+}
+
+/// The retained `roomctl/ROOM/state` document.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomState {
+    pub room: String,
+    pub connection: String,
+    pub broker: Option<String>,
+    pub scene: Option<SceneStatus>,
+    pub devices: DeviceCounts,
+    pub updated: f64,
+}
+
+impl Room {
+    /// Builds and starts everything. Must run inside a tokio runtime.
+    pub fn start(config: Config, scenes: SceneSet, role: Role) -> Room {
+        let config = Arc::new(config);
+        let cancel = CancellationToken::new();
+        let mqtt_cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let events = EventBus::new(1024);
+        let topics = config.topics();
+
+        let registry = Registry::new(config.devices.stale_after, events.clone());
+        let feedback = FeedbackTracker::new(
+            config.feedback.topic.clone(),
+            &config.room,
+            config.feedback.history,
+            events.clone(),
+        );
+        let (media, mut media_ends) = MediaHandle::start(&config.media, events.clone(), cancel.child_token());
+
+        let mut settings = MqttSettings::from_config(&config.mqtt);
+        settings.subscriptions = subscriptions(&config, &scenes, &feedback, role);
+        if role == Role::Daemon {
+            settings.will = Some(OwnMessage::retained(topics.daemon_status(), "offline"));
+            settings.birth = Some(OwnMessage::retained(topics.daemon_status(), "online"));
+        } else {
+            settings.client_id = format!("{}-play-{}", settings.client_id, std::process::id());
+        }
+        let (mqtt, incoming) = mqtt::start(settings, mqtt_cancel.clone());
+
+        let sink = Arc::new(RoomSink {
+            mqtt: mqtt.clone(),
+            feedback: feedback.clone(),
+            media: media.clone(),
+            topics: topics.clone(),
+            timeout: config.feedback.timeout,
+            max_age: config.mqtt.message_max_age,
+        });
+        let scenes = SceneController::new(scenes, sink, events.clone());
+        let mode = match role {
+            Role::Daemon => RouterMode::Daemon,
+            Role::Player => RouterMode::Observer,
+        };
+        let router = Router::new(&config, mode, registry.clone(), feedback.clone(), scenes.clone());
+
+        tasks.spawn(router.run(incoming, cancel.clone()));
+        tasks.spawn(feedback.clone().run(cancel.clone()));
+        tasks.spawn(registry.clone().watch_stale(cancel.clone()));
+
+        // Media ends drive audioEnd / videoEnd transitions.
+        let (c, s) = (cancel.clone(), scenes.clone());
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = c.cancelled() => return,
+                    e = media_ends.recv() => match e {
+                        Some(MediaEnd::Audio(f)) => s.input(SceneInput::AudioEnd(f)),
+                        Some(MediaEnd::Video(f)) => s.input(SceneInput::VideoEnd(f)),
+                        None => return,
+                    },
+                }
+            }
+        });
+
+        // Connection changes onto the bus.
+        let (c, m, ev) = (cancel.clone(), mqtt.clone(), events.clone());
+        tasks.spawn(async move {
+            let mut w = m.watch();
+            ev.publish(Event::Connection(w.borrow_and_update().clone()));
+            loop {
+                tokio::select! {
+                    _ = c.cancelled() => return,
+                    r = w.changed() => {
+                        if r.is_err() { return; }
+                        let st = w.borrow_and_update().clone();
+                        ev.publish(Event::Connection(st));
+                    }
+                }
+            }
+        });
+
+        let room = Room {
+            config,
+            events,
+            mqtt,
+            registry,
+            feedback,
+            media,
+            scenes,
+            started: unix_now(),
+            cancel,
+            mqtt_cancel,
+            tasks,
+        };
+        if role == Role::Daemon {
+            let r = room.clone();
+            room.tasks.spawn(r.publish_state_loop());
+        }
+        room
+    }
+
+    pub fn state(&self) -> RoomState {
+        let st = self.mqtt.status();
+        RoomState {
+            room: self.config.room.clone(),
+            connection: st.state.as_str().to_string(),
+            broker: st.broker,
+            scene: self.scenes.status(),
+            devices: self.registry.counts(),
+            updated: unix_now(),
+        }
+    }
+
+    /// Keeps `roomctl/ROOM/state` current: on every connection, scene or
+    /// device change (batched over 250 ms) and every 30 s.
+    async fn publish_state_loop(self) {
+        let topic = self.config.topics().daemon_state();
+        let mut rx = self.events.subscribe();
+        let mut refresh = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                _ = refresh.tick() => {}
+                e = rx.recv() => match e {
+                    Ok(Event::Feedback(_) | Event::Media(_)) => continue,
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                        while rx.try_recv().is_ok() {}
+                    }
+                    Err(_) => return,
+                },
+            }
+            match serde_json::to_string(&self.state()) {
+                Ok(json) => {
+                    self.mqtt.publish(topic.clone(), json, PublishOptions::retained_state());
+                }
+                Err(e) => warn!(target: "mqtt", "Cannot encode room state: {e}"),
+            }
+        }
+    }
+
+    /// Graceful stop: scene end sequence, `offline`, flush, tasks.
+    pub async fn shutdown(&self, role: Role) {
+        if let Some(name) = self.scenes.stop(EndReason::Shutdown).await {
+            info!("Stopped scene {name} for shutdown");
+        }
+        if role == Role::Daemon {
+            let topics = self.config.topics();
+            self.mqtt.publish(topics.daemon_status(), "offline", PublishOptions::retained_state());
+        }
+        let left = self.mqtt.close(SHUTDOWN_FLUSH).await;
+        if left > 0 {
+            warn!(target: "mqtt", "{left} message(s) could not be delivered before shutdown");
+        }
+        self.cancel.cancel();
+        self.mqtt_cancel.cancel();
+        self.tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.tasks.wait()).await;
+    }
+
+    /// A token that is cancelled when the room shuts down.
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+}
+
+/// Every filter a room subscribes to.
+pub fn subscriptions(config: &Config, scenes: &SceneSet, feedback: &FeedbackTracker, role: Role) -> Vec<String> {
+    let topics = config.topics();
+    let mut subs = vec![
+        Topics::device_status_filter().to_string(),
+        Topics::status_filter().to_string(),
+    ];
+    for s in scenes.iter() {
+        for a in s.all_actions() {
+            if a.feedback {
+                subs.push(feedback.register(&a.topic));
+            }
+        }
+        subs.extend(s.event_topics());
+    }
+    if role == Role::Daemon {
+        subs.push(topics.scene_start());
+        subs.push(topics.scene_stop());
+        subs.push(topics.compat_scene());
+        subs.push(topics.compat_start_scene());
+        subs.extend(config.triggers.iter().map(|t| t.topic.clone()));
+    }
+    without_overlaps(crate::config::unique(subs))
+}
+
+/// Drops exact topics that an earlier filter already covers. Overlapping
+/// subscriptions make the broker deliver a message once per match, and one
+/// `OK` must never confirm two commands.
+fn without_overlaps(subs: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in subs {
+        let exact = !s.contains(['+', '#']);
+        if exact && out.iter().any(|f| topic_matches(f, &s)) {
+            continue;
+        }
+        out.push(s);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn covered_exact_topics_are_not_subscribed_twice() {
+        let subs = without_overlaps(vec![
+            "devices/+/status".into(),
+            "+/status".into(),
+            "room1/status".into(),
+            "room1/light/feedback".into(),
+            "room1/scene".into(),
+            "room1/#".into(),
+        ]);
+        assert_eq!(subs, ["devices/+/status", "+/status", "room1/light/feedback", "room1/scene", "room1/#"]);
+    }
+}

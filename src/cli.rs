@@ -1,0 +1,197 @@
+//! The command line (clap): parses arguments, sets up logging, and calls
+//! into the library. Exit codes: 0 success, 1 failure, 2 usage error.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, default_config_path, parse_duration};
+use crate::simulate::{self, SimOptions, parse_latency};
+use crate::{check, daemon, demo, doctor, play};
+
+#[derive(Parser, Debug)]
+#[command(name = "roomctl", version, about = "Museum room controller: scenes over MQTT, local audio/video, feedback, failover, dashboard")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the daemon (what systemd starts).
+    Run {
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Validate config, scenes and media files; exit 1 on any error.
+    Check {
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Play one scene with feedback tracking and report every action.
+    Play {
+        scene: String,
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Simulate a fleet of ESP32 boards that answer commands.
+    Simulate {
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[arg(long, default_value_t = 3)]
+        devices: usize,
+        /// Reply latency, a range like 50ms..250ms.
+        #[arg(long, default_value = "50ms..250ms")]
+        latency: String,
+        /// Fraction of commands left unanswered (0..1).
+        #[arg(long, default_value_t = 0.0)]
+        drop: f64,
+    },
+    /// Everything on one machine: brokers, simulated ESP32s, daemon, dashboard.
+    Demo {
+        /// Dashboard address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[arg(long, default_value_t = 4)]
+        devices: usize,
+        /// Kill the primary broker after this long (e.g. 30s) to show failover.
+        #[arg(long, value_name = "DURATION")]
+        kill_primary_after: Option<String>,
+    },
+    /// Try every configured broker and report which answer, how fast.
+    Doctor {
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Logs go to stderr; `RUST_LOG` sets levels. Under systemd (journald adds
+/// its own) there are no timestamps or colours.
+pub fn init_logging(default: &str) {
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if journald {
+        b.without_time().with_ansi(false).try_init()
+    } else {
+        b.try_init()
+    };
+}
+
+fn path(p: Option<PathBuf>) -> PathBuf {
+    p.unwrap_or_else(default_config_path)
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let quiet = matches!(cli.command, Command::Check { .. } | Command::Doctor { .. } | Command::Play { .. });
+    init_logging(if quiet { "warn" } else { "info" });
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Run { config } => {
+            daemon::run(&path(config)).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { config } => {
+            let p = path(config);
+            let r = check::check(&p);
+            for w in r.warnings.iter() {
+                println!("{w}");
+            }
+            for e in r.errors.iter() {
+                println!("{e}");
+            }
+            if r.ok() {
+                println!(
+                    "{}: OK ({} scene(s), {} media file(s))",
+                    p.display(),
+                    r.scenes.len(),
+                    r.media_files
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!("{}: {} error(s)", p.display(), r.errors.len());
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        Command::Play { scene, config, json } => {
+            let mut out = std::io::stdout();
+            let tally = play::play(&path(config), &scene, json, &mut out).await?;
+            Ok(if tally.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Simulate { config, devices, latency, drop } => {
+            if !(0.0..=1.0).contains(&drop) {
+                anyhow::bail!("--drop must be between 0 and 1");
+            }
+            let p = path(config);
+            let config = Config::load(&p).map_err(|e| anyhow::anyhow!("configuration {} is invalid:\n{e}", p.display()))?;
+            let loaded = crate::scene::load_scenes(&config);
+            for e in loaded.errors.iter() {
+                eprintln!("{e}");
+            }
+            let opts = SimOptions {
+                devices,
+                latency: parse_latency(&latency)?,
+                drop,
+                heartbeat: (config.devices.stale_after / 3).max(Duration::from_secs(1)),
+            };
+            let cancel = CancellationToken::new();
+            let fleet = simulate::start(&config, &loaded.scenes, &opts, cancel.clone());
+            for (id, topics) in &fleet.devices {
+                println!("{id}: {}", if topics.is_empty() { "(spare)".to_string() } else { topics.join(", ") });
+            }
+            crate::systemd::shutdown_signal().await;
+            // Let the brokers see the devices go: the last will says `offline`.
+            cancel.cancel();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { listen, devices, kill_primary_after } => {
+            let kill = kill_primary_after
+                .map(|s| parse_duration(&s).map_err(anyhow::Error::msg))
+                .transpose()?;
+            demo::demo(demo::DemoOptions {
+                listen,
+                devices,
+                kill_primary_after: kill,
+            })
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Doctor { config } => {
+            let mut out = std::io::stdout();
+            let ok = doctor::doctor(&path(config), &mut out).await?;
+            Ok(if ok > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+    }
+}

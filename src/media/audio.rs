@@ -1,0 +1,437 @@
+//! The audio player. rodio's output stream lives on one dedicated thread;
+//! everything else sends it requests over a channel. Several sounds play at
+//! once (one rodio `Player` per sound on the shared mixer). The natural end
+//! of each sound is reported (`audioEnd`). With no output device (a headless
+//! box) that is a logged warning, not a crash: sounds are still "played" on
+//! a timer of their real length so scenes keep their timing.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rodio::source::EmptyCallback;
+use rodio::{Decoder, DeviceSinkBuilder, MixerDeviceSink, Player, Source};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tracing::{debug, error, info, warn};
+
+use super::command::{AUDIO_EXTENSIONS, AudioCommand, resolve_media, same_media};
+use super::{MediaEnd, MediaEvent};
+use crate::events::{Event, EventBus};
+
+const FADE_STEP: Duration = Duration::from_millis(20);
+/// Headless timing decodes at most this much audio to learn a length.
+const MAX_MEASURE: Duration = Duration::from_secs(3600);
+
+enum Request {
+    Command(AudioCommand),
+    FadeOutAll(Duration),
+    /// From the output thread: sound `id` reached its end.
+    Ended(u64),
+    Shutdown,
+}
+
+/// What the dashboard shows about audio.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct AudioStatus {
+    /// An output device is open.
+    pub device: bool,
+    pub device_error: Option<String>,
+    pub playing: Vec<String>,
+    pub paused: bool,
+    pub master_volume: f32,
+}
+
+/// Handle to the audio thread. Cheap to clone.
+#[derive(Clone)]
+pub struct AudioPlayer {
+    tx: std_mpsc::Sender<Request>,
+    status: Arc<Mutex<AudioStatus>>,
+}
+
+impl AudioPlayer {
+    /// Starts the audio thread. `enabled: false` never opens a device.
+    pub fn start(
+        dir: PathBuf,
+        enabled: bool,
+        events: EventBus,
+        ends: mpsc::UnboundedSender<MediaEnd>,
+    ) -> AudioPlayer {
+        let (tx, rx) = std_mpsc::channel();
+        let status = Arc::new(Mutex::new(AudioStatus {
+            master_volume: 1.0,
+            ..Default::default()
+        }));
+        let (ready_tx, ready_rx) = std_mpsc::channel();
+        let thread_tx = tx.clone();
+        let thread_status = status.clone();
+        let spawned = std::thread::Builder::new()
+            .name("roomctl-audio".into())
+            .spawn(move || {
+                let mut t = AudioThread {
+                    dir,
+                    sink: None,
+                    tracks: Vec::new(),
+                    next_id: 1,
+                    master: 1.0,
+                    paused: false,
+                    events,
+                    ends,
+                    tx: thread_tx,
+                    status: thread_status,
+                };
+                t.open(enabled);
+                let _ = ready_tx.send(());
+                t.run(rx);
+            });
+        match spawned {
+            Ok(_) => {
+                // The device is open (or known missing) before anyone plays.
+                let _ = ready_rx.recv_timeout(Duration::from_secs(5));
+            }
+            Err(e) => error!(target: "media", "Cannot start audio thread: {e}"),
+        }
+        AudioPlayer { tx, status }
+    }
+
+    pub fn command(&self, cmd: AudioCommand) {
+        let _ = self.tx.send(Request::Command(cmd));
+    }
+
+    /// Fades every sound out over `d`, then stops it.
+    pub fn fade_out_all(&self, d: Duration) {
+        let _ = self.tx.send(Request::FadeOutAll(d));
+    }
+
+    pub fn status(&self) -> AudioStatus {
+        self.status.lock().unwrap().clone()
+    }
+
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Request::Shutdown);
+    }
+}
+
+enum Output {
+    Device(Player),
+    /// Headless: ends at this instant (or has this much left while paused).
+    Timed {
+        ends_at: Instant,
+        left: Option<Duration>,
+    },
+}
+
+struct Track {
+    id: u64,
+    /// As requested (`bg`, `bg.mp3`).
+    file: String,
+    /// As resolved (`bg.mp3`).
+    name: String,
+    output: Output,
+    volume: f32,
+    fade: Option<(Instant, Duration)>,
+}
+
+struct AudioThread {
+    dir: PathBuf,
+    sink: Option<MixerDeviceSink>,
+    tracks: Vec<Track>,
+    next_id: u64,
+    master: f32,
+    paused: bool,
+    events: EventBus,
+    ends: mpsc::UnboundedSender<MediaEnd>,
+    tx: std_mpsc::Sender<Request>,
+    status: Arc<Mutex<AudioStatus>>,
+}
+
+impl AudioThread {
+    fn open(&mut self, enabled: bool) {
+        if !enabled {
+            info!(target: "media", "Audio output disabled (media.audio: false); sounds are timed, not heard");
+            self.status.lock().unwrap().device_error = Some("disabled in config".into());
+            return;
+        }
+        match DeviceSinkBuilder::open_default_sink() {
+            Ok(mut s) => {
+                s.log_on_drop(false);
+                info!(target: "media", "Audio output open");
+                self.sink = Some(s);
+                self.status.lock().unwrap().device = true;
+            }
+            Err(e) => {
+                warn!(target: "media", "No audio output device ({e}); sounds are timed, not heard");
+                self.status.lock().unwrap().device_error = Some(e.to_string());
+            }
+        }
+    }
+
+    fn run(&mut self, rx: std_mpsc::Receiver<Request>) {
+        loop {
+            let req = match self.next_wake() {
+                None => rx.recv().map_err(|_| std_mpsc::RecvTimeoutError::Disconnected),
+                Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
+            };
+            match req {
+                Ok(Request::Shutdown) | Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+                Ok(Request::Command(c)) => self.command(c),
+                Ok(Request::FadeOutAll(d)) => self.fade_all(d),
+                Ok(Request::Ended(id)) => self.ended(id),
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            self.tick();
+        }
+        for t in self.tracks.drain(..) {
+            if let Output::Device(p) = &t.output {
+                p.stop();
+            }
+        }
+        debug!(target: "media", "Audio thread stopped");
+    }
+
+    /// When the loop must wake without a request: fades and timed ends.
+    fn next_wake(&self) -> Option<Instant> {
+        let now = Instant::now();
+        self.tracks
+            .iter()
+            .filter_map(|t| {
+                if t.fade.is_some() {
+                    return Some(now + FADE_STEP);
+                }
+                match t.output {
+                    Output::Timed { ends_at, left: None } => Some(ends_at),
+                    _ => None,
+                }
+            })
+            .min()
+    }
+
+    fn publish(&self, event: &str, file: Option<&str>, detail: Option<String>) {
+        self.events.publish(Event::Media(MediaEvent {
+            kind: "audio".into(),
+            event: event.into(),
+            file: file.map(String::from),
+            detail,
+        }));
+    }
+
+    fn update_status(&self) {
+        let mut s = self.status.lock().unwrap();
+        s.playing = self.tracks.iter().map(|t| t.name.clone()).collect();
+        s.paused = self.paused;
+        s.master_volume = self.master;
+    }
+
+    fn command(&mut self, c: AudioCommand) {
+        match c {
+            AudioCommand::Play { file, volume } => self.play(&file, volume.unwrap_or(1.0)),
+            AudioCommand::Stop { file } => {
+                let stop: Vec<u64> = self
+                    .tracks
+                    .iter()
+                    .filter(|t| file.as_ref().is_none_or(|f| same_media(f, &t.name) || *f == t.file))
+                    .map(|t| t.id)
+                    .collect();
+                if stop.is_empty() {
+                    debug!(target: "media", "Audio STOP: nothing playing{}", file.map(|f| format!(" as {f}")).unwrap_or_default());
+                }
+                for id in stop {
+                    self.stop(id, "stopped");
+                }
+            }
+            AudioCommand::Pause => {
+                self.paused = true;
+                let now = Instant::now();
+                for t in &mut self.tracks {
+                    match &mut t.output {
+                        Output::Device(p) => p.pause(),
+                        Output::Timed { ends_at, left } => {
+                            if left.is_none() {
+                                *left = Some(ends_at.saturating_duration_since(now));
+                            }
+                        }
+                    }
+                }
+                info!(target: "media", "Audio paused");
+            }
+            AudioCommand::Resume => {
+                self.paused = false;
+                let now = Instant::now();
+                for t in &mut self.tracks {
+                    match &mut t.output {
+                        Output::Device(p) => p.play(),
+                        Output::Timed { ends_at, left } => {
+                            if let Some(l) = left.take() {
+                                *ends_at = now + l;
+                            }
+                        }
+                    }
+                }
+                info!(target: "media", "Audio resumed");
+            }
+            AudioCommand::Volume { volume } => {
+                self.master = volume;
+                for t in &self.tracks {
+                    if let Output::Device(p) = &t.output {
+                        p.set_volume(t.volume * volume);
+                    }
+                }
+                info!(target: "media", "Audio master volume {volume:.2}");
+            }
+        }
+        self.update_status();
+    }
+
+    fn play(&mut self, file: &str, volume: f32) {
+        let Some(path) = resolve_media(&self.dir, file, &AUDIO_EXTENSIONS) else {
+            let msg = format!("audio file `{file}` not found in {}", self.dir.display());
+            error!(target: "media", "{msg}");
+            self.publish("error", Some(file), Some(msg));
+            // The show must not hang on a missing sound: report its end.
+            let _ = self.ends.send(MediaEnd::Audio(file.to_string()));
+            return;
+        };
+        let name = path
+            .strip_prefix(&self.dir)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .into_owned();
+        let id = self.next_id;
+        self.next_id += 1;
+        let output = match &self.sink {
+            Some(sink) => match open(&path) {
+                Ok(decoder) => {
+                    let player = Player::connect_new(sink.mixer());
+                    player.set_volume(volume * self.master);
+                    player.append(decoder);
+                    let tx = self.tx.clone();
+                    player.append(EmptyCallback::new(Box::new(move || {
+                        let _ = tx.send(Request::Ended(id));
+                    })));
+                    if self.paused {
+                        player.pause();
+                    }
+                    Output::Device(player)
+                }
+                Err(e) => {
+                    let msg = format!("cannot play {}: {e}", path.display());
+                    error!(target: "media", "{msg}");
+                    self.publish("error", Some(&name), Some(msg));
+                    let _ = self.ends.send(MediaEnd::Audio(name));
+                    return;
+                }
+            },
+            None => {
+                let len = measure(&path).unwrap_or_else(|e| {
+                    warn!(target: "media", "Cannot read length of {}: {e}", path.display());
+                    Duration::ZERO
+                });
+                let now = Instant::now();
+                Output::Timed {
+                    ends_at: now + len,
+                    left: self.paused.then_some(len),
+                }
+            }
+        };
+        info!(target: "media", "Audio: playing {name} (volume {volume:.2})");
+        self.publish("started", Some(&name), None);
+        self.tracks.push(Track {
+            id,
+            file: file.to_string(),
+            name,
+            output,
+            volume,
+            fade: None,
+        });
+        self.update_status();
+    }
+
+    /// A sound reached its natural end.
+    fn ended(&mut self, id: u64) {
+        let Some(pos) = self.tracks.iter().position(|t| t.id == id) else {
+            return;
+        };
+        let t = self.tracks.remove(pos);
+        info!(target: "media", "Audio ended: {}", t.name);
+        self.publish("ended", Some(&t.name), None);
+        let _ = self.ends.send(MediaEnd::Audio(t.name));
+        self.update_status();
+    }
+
+    fn stop(&mut self, id: u64, why: &str) {
+        let Some(pos) = self.tracks.iter().position(|t| t.id == id) else {
+            return;
+        };
+        let t = self.tracks.remove(pos);
+        if let Output::Device(p) = &t.output {
+            p.stop();
+        }
+        info!(target: "media", "Audio {why}: {}", t.name);
+        self.publish("stopped", Some(&t.name), None);
+        self.update_status();
+    }
+
+    fn fade_all(&mut self, d: Duration) {
+        if d.is_zero() {
+            let ids: Vec<u64> = self.tracks.iter().map(|t| t.id).collect();
+            for id in ids {
+                self.stop(id, "stopped");
+            }
+            return;
+        }
+        let now = Instant::now();
+        for t in &mut self.tracks {
+            if t.fade.is_none() {
+                t.fade = Some((now, d));
+            }
+        }
+    }
+
+    /// Advances fades and timed (headless) sounds.
+    fn tick(&mut self) {
+        let now = Instant::now();
+        let mut done_fades = Vec::new();
+        let mut done_timed = Vec::new();
+        for t in &self.tracks {
+            if let Some((start, d)) = t.fade {
+                let f = now.saturating_duration_since(start).as_secs_f32() / d.as_secs_f32();
+                if f >= 1.0 {
+                    done_fades.push(t.id);
+                } else if let Output::Device(p) = &t.output {
+                    p.set_volume(t.volume * self.master * (1.0 - f));
+                }
+            }
+            if let Output::Timed { ends_at, left: None } = t.output
+                && ends_at <= now
+                && t.fade.is_none()
+            {
+                done_timed.push(t.id);
+            }
+        }
+        for id in done_fades {
+            self.stop(id, "faded out");
+        }
+        for id in done_timed {
+            self.ended(id);
+        }
+    }
+}
+
+fn open(path: &Path) -> Result<Decoder<std::io::BufReader<std::fs::File>>, String> {
+    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    Decoder::try_from(f).map_err(|e| e.to_string())
+}
+
+/// The length of a sound, decoding it if the header does not say.
+pub fn measure(path: &Path) -> Result<Duration, String> {
+    let d = open(path)?;
+    if let Some(t) = d.total_duration() {
+        return Ok(t);
+    }
+    let rate = f64::from(d.sample_rate().get());
+    let channels = f64::from(d.channels().get());
+    let max = (MAX_MEASURE.as_secs_f64() * rate * channels) as usize;
+    let n = d.take(max).count() as f64;
+    Ok(Duration::from_secs_f64(n / rate / channels))
+}

@@ -1,0 +1,334 @@
+//! The message router (seed 004 `mqtt_message_handler`): every incoming MQTT
+//! message comes through here and goes to the device registry, the feedback
+//! tracker, the scene controller (control topics, triggers, `mqttMessage`
+//! transitions) or nowhere. Nothing from the network can make it panic: bad
+//! input is logged with the reason and dropped.
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::config::{Config, Topics, TriggerConfig};
+use crate::feedback::{FeedbackTracker, Handled};
+use crate::mqtt::InMessage;
+use crate::registry::Registry;
+use crate::scene::runner::topic_matches;
+use crate::scene::{EndReason, SceneController, SceneInput, StartError};
+
+/// Where a message went (for tests and debug logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Device,
+    Feedback,
+    Control,
+    Trigger,
+    /// Only offered to the running scene.
+    Scene,
+    Rejected(String),
+}
+
+/// Which duties the router has: the daemon does all, `roomctl play` only
+/// tracks devices and feedback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouterMode {
+    Daemon,
+    Observer,
+}
+
+pub struct Router {
+    mode: RouterMode,
+    topics: Topics,
+    default_scene: Option<String>,
+    triggers: Vec<TriggerConfig>,
+    registry: Registry,
+    feedback: FeedbackTracker,
+    scenes: SceneController,
+}
+
+impl Router {
+    pub fn new(
+        config: &Config,
+        mode: RouterMode,
+        registry: Registry,
+        feedback: FeedbackTracker,
+        scenes: SceneController,
+    ) -> Self {
+        Router {
+            mode,
+            topics: config.topics(),
+            default_scene: config.scenes.default.clone(),
+            triggers: config.triggers.clone(),
+            registry,
+            feedback,
+            scenes,
+        }
+    }
+
+    pub async fn run(self, mut rx: mpsc::Receiver<InMessage>, cancel: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                m = rx.recv() => match m {
+                    Some(m) => { self.handle(&m); }
+                    None => return,
+                },
+            }
+        }
+    }
+
+    /// Routes one message. Never panics.
+    pub fn handle(&self, m: &InMessage) -> Route {
+        let Ok(payload) = std::str::from_utf8(&m.payload) else {
+            warn!(target: "mqtt_handler", "Ignoring non-UTF-8 payload on {} ({} bytes)", m.topic, m.payload.len());
+            return Route::Rejected("payload is not UTF-8".into());
+        };
+        let topic = m.topic.as_str();
+
+        if let Some(id) = device_id(topic) {
+            debug!(target: "mqtt_handler", "{topic} -> device registry");
+            return match self.registry.update(id, payload) {
+                Ok(_) => Route::Device,
+                Err(e) => {
+                    warn!(target: "mqtt_devices", "Ignoring {topic}: {e}");
+                    Route::Rejected(e.to_string())
+                }
+            };
+        }
+
+        // Retained messages are old news: they must not confirm a command,
+        // start a scene or move one on when the daemon (re)subscribes.
+        if m.retain {
+            debug!(target: "mqtt_handler", "Ignoring retained message on {topic}");
+            return Route::Rejected("retained".into());
+        }
+
+        // Every live message may matter to the running scene's transitions.
+        self.scenes.input(SceneInput::Mqtt {
+            topic: topic.to_string(),
+            payload: payload.to_string(),
+        });
+
+        match self.feedback.handle(topic, payload) {
+            Handled::NotFeedback => {}
+            Handled::Confirmed(_) | Handled::Unmatched => return Route::Feedback,
+            Handled::Invalid(e) => {
+                warn!(target: "mqtt_feedback", "Ignoring payload on {topic}: {e}");
+                return Route::Rejected(e);
+            }
+        }
+
+        if self.mode == RouterMode::Observer {
+            return Route::Scene;
+        }
+        if let Some(r) = self.control(topic, payload) {
+            return r;
+        }
+        for t in &self.triggers {
+            if topic_matches(&t.topic, topic)
+                && t.payload.as_ref().is_none_or(|p| p.trim() == payload.trim())
+            {
+                info!(target: "mqtt_handler", "Trigger {topic} = {} -> scene {}", payload.trim(), t.scene);
+                self.start(&t.scene);
+                return Route::Trigger;
+            }
+        }
+        debug!(target: "mqtt_handler", "No handler for {topic}");
+        Route::Scene
+    }
+
+    fn control(&self, topic: &str, payload: &str) -> Option<Route> {
+        let p = payload.trim();
+        if topic == self.topics.scene_start() || topic == self.topics.compat_start_scene() {
+            info!(target: "mqtt_handler", "Control: start scene {p:?} ({topic})");
+            self.start(p);
+            return Some(Route::Control);
+        }
+        if topic == self.topics.scene_stop() {
+            info!(target: "mqtt_handler", "Control: stop ({topic})");
+            self.stop();
+            return Some(Route::Control);
+        }
+        if topic == self.topics.compat_scene() {
+            if p.eq_ignore_ascii_case("START") {
+                match &self.default_scene {
+                    Some(s) => {
+                        let s = s.clone();
+                        self.start(&s);
+                    }
+                    None => match self.only_scene() {
+                        Some(s) => self.start(&s),
+                        None => warn!(target: "mqtt_handler", "{topic} = START but no scenes.default is configured"),
+                    },
+                }
+            } else if p.eq_ignore_ascii_case("STOP") {
+                self.stop();
+            } else {
+                warn!(target: "mqtt_handler", "Ignoring {topic} = {p:?} (expected START or STOP)");
+                return Some(Route::Rejected(format!("unexpected payload {p:?}")));
+            }
+            return Some(Route::Control);
+        }
+        None
+    }
+
+    /// With exactly one scene, that is the default.
+    fn only_scene(&self) -> Option<String> {
+        let mut names = self.scenes.scenes().names();
+        match (names.next(), names.next()) {
+            (Some(n), None) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    fn start(&self, name: &str) {
+        // Names are looked up in the loaded scene list, never used as paths.
+        match self.scenes.start(name) {
+            Ok(()) => {}
+            Err(e @ StartError::AlreadyRunning(_)) => info!(target: "mqtt_handler", "Not starting {name:?}: {e}"),
+            Err(e) => warn!(target: "mqtt_handler", "Not starting {:?}: {e}", name.chars().take(64).collect::<String>()),
+        }
+    }
+
+    fn stop(&self) {
+        let scenes = self.scenes.clone();
+        tokio::spawn(async move {
+            scenes.stop(EndReason::Stopped).await;
+        });
+    }
+}
+
+/// `devices/<id>/status` → `<id>`.
+fn device_id(topic: &str) -> Option<&str> {
+    let rest = topic.strip_prefix("devices/")?;
+    let id = rest.strip_suffix("/status")?;
+    (!id.contains('/')).then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FeedbackTopic;
+    use crate::events::EventBus;
+    use crate::scene::load::{SceneContext, parse_scene};
+    use crate::scene::{Action, ActionSink, SceneSet};
+    use bytes::Bytes;
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    #[derive(Default)]
+    struct Rec(Mutex<Vec<String>>);
+    impl ActionSink for Rec {
+        fn execute(&self, _s: &str, a: &Action) {
+            self.0.lock().unwrap().push(format!("{}={}", a.topic, a.message));
+        }
+        fn all_off(&self, _s: Option<&str>) {
+            self.0.lock().unwrap().push("ALL_OFF".into());
+        }
+    }
+
+    fn router() -> (Router, Arc<Rec>, Registry, FeedbackTracker) {
+        let cfg = Config::parse(
+            "room: room1\nmqtt: {brokers: [{broker: h}]}\nscenes: {default: intro}\ntriggers:\n  - {topic: room1/button, payload: pressed, scene: outro}\n",
+            Path::new("c.yaml"),
+            &|_| None,
+        )
+        .unwrap();
+        let ctx = SceneContext::from_config(&cfg);
+        let mk = |name: &str| {
+            parse_scene(
+                &format!("name: {name}\nactions: [{{at: 0, topic: room1/light, message: '{name}'}}, {{at: 30, topic: room1/light, message: 'OFF'}}]\n"),
+                Path::new("x.yaml"),
+                &ctx,
+            )
+            .unwrap()
+            .0
+        };
+        let bus = EventBus::new(64);
+        let rec = Arc::new(Rec::default());
+        let scenes = SceneController::new(SceneSet::new([mk("intro"), mk("outro")]), rec.clone(), bus.clone());
+        let registry = Registry::new(Duration::from_secs(60), bus.clone());
+        let feedback = FeedbackTracker::new(FeedbackTopic::new("{prefix}/status").unwrap(), "room1", 10, bus);
+        (
+            Router::new(&cfg, RouterMode::Daemon, registry.clone(), feedback.clone(), scenes),
+            rec,
+            registry,
+            feedback,
+        )
+    }
+
+    fn msg(topic: &str, payload: &[u8]) -> InMessage {
+        InMessage { topic: topic.into(), payload: Bytes::copy_from_slice(payload), retain: false }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn routes_devices_feedback_control_and_triggers() {
+        let (r, rec, registry, feedback) = router();
+        assert_eq!(r.handle(&msg("devices/esp32_01/status", b"online")), Route::Device);
+        assert_eq!(registry.connected().len(), 1);
+
+        let _t = feedback.track("room1/light", "ON", Duration::from_secs(1), None);
+        assert_eq!(r.handle(&msg("room1/status", b"OK")), Route::Feedback);
+        assert_eq!(feedback.stats().ok, 1);
+
+        assert_eq!(r.handle(&msg("room1/button", b"pressed")), Route::Trigger);
+        tokio::task::yield_now().await;
+        assert_eq!(rec.0.lock().unwrap()[0], "room1/light=outro");
+        assert_eq!(r.handle(&msg("roomctl/room1/scene/stop", b"")), Route::Control);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!r.scenes.is_running());
+
+        assert_eq!(r.handle(&msg("room1/scene", b"START")), Route::Control);
+        tokio::task::yield_now().await;
+        assert_eq!(r.scenes.status().unwrap().name, "intro");
+        r.scenes.stop(EndReason::Stopped).await;
+        assert_eq!(r.handle(&msg("room1/start_scene", b"outro")), Route::Control);
+        assert_eq!(r.scenes.status().unwrap().name, "outro");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn garbage_never_panics_or_changes_state() {
+        let (r, rec, registry, _f) = router();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("devices/esp32_01/status", vec![0xff, 0xfe, 0x00]),
+            ("devices/esp32_01/status", b"{\"json\": true}".to_vec()),
+            ("devices//status", b"online".to_vec()),
+            ("devices/a/b/status", b"online".to_vec()),
+            ("room1/status", b"\x00\x01garbage".to_vec()),
+            ("room1/status", b"{not json".to_vec()),
+            ("room1/status", vec![b'A'; 100_000]),
+            ("roomctl/room1/scene/start", b"../../etc/passwd".to_vec()),
+            ("roomctl/room1/scene/start", b"".to_vec()),
+            ("room1/start_scene", "ñ\u{202e}💥".as_bytes().to_vec()),
+            ("room1/scene", b"DANCE".to_vec()),
+            ("room1/button", b"not-pressed".to_vec()),
+            ("", b"".to_vec()),
+        ];
+        for (t, p) in &cases {
+            let _ = r.handle(&msg(t, p));
+        }
+        assert!(registry.all().is_empty());
+        assert!(!r.scenes.is_running());
+        assert!(rec.0.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retained_control_messages_are_ignored() {
+        let (r, _rec, registry, _f) = router();
+        let mut m = msg("roomctl/room1/scene/start", b"intro");
+        m.retain = true;
+        assert!(matches!(r.handle(&m), Route::Rejected(_)));
+        assert!(!r.scenes.is_running());
+        let mut d = msg("devices/esp32_02/status", b"online");
+        d.retain = true;
+        assert_eq!(r.handle(&d), Route::Device, "retained device status is how ESP32s announce");
+        assert_eq!(registry.all().len(), 1);
+    }
+
+    #[test]
+    fn device_ids() {
+        assert_eq!(device_id("devices/esp32_01/status"), Some("esp32_01"));
+        assert_eq!(device_id("devices/a/b/status"), None);
+        assert_eq!(device_id("room1/status"), None);
+    }
+}

@@ -1,0 +1,199 @@
+//! `roomctl simulate`: a fleet of pretend ESP32 boards. Each has its own MQTT
+//! connection (same failover as the daemon), announces `online` retained on
+//! `devices/<id>/status` with `offline` as its last will, and answers each
+//! command on its channels with `OK` on the feedback topic after a random
+//! latency, dropping a fraction of them.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::bail;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use crate::config::{Config, Topics, parse_duration};
+use crate::mqtt::{self, MqttHandle, MqttSettings, OwnMessage, PublishOptions};
+use crate::scene::SceneSet;
+
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    pub devices: usize,
+    pub latency: (Duration, Duration),
+    /// Fraction of commands left unanswered (0..1).
+    pub drop: f64,
+    /// How often each device repeats `online` (keeps it from going stale).
+    pub heartbeat: Duration,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            devices: 3,
+            latency: (Duration::from_millis(50), Duration::from_millis(250)),
+            drop: 0.0,
+            heartbeat: Duration::from_secs(20),
+        }
+    }
+}
+
+/// `50ms..250ms` or a single `100ms`.
+pub fn parse_latency(s: &str) -> anyhow::Result<(Duration, Duration)> {
+    let (a, b) = s.split_once("..").unwrap_or((s, s));
+    let lo = parse_duration(a).map_err(anyhow::Error::msg)?;
+    let hi = parse_duration(b).map_err(anyhow::Error::msg)?;
+    if hi < lo {
+        bail!("latency range {s}: the upper bound is below the lower");
+    }
+    Ok((lo, hi))
+}
+
+/// A command a simulated device received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub device: String,
+    pub topic: String,
+    pub payload: String,
+    pub answered: bool,
+}
+
+/// The running fleet.
+pub struct Fleet {
+    pub devices: Vec<(String, Vec<String>)>,
+    handles: Vec<MqttHandle>,
+    received: Arc<Mutex<Vec<Received>>>,
+    cancel: CancellationToken,
+}
+
+impl Fleet {
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Stops without DISCONNECT (like pulling the plug): brokers publish each
+    /// device's `offline` will.
+    pub fn kill(&self) {
+        self.cancel.cancel();
+    }
+
+    pub fn handles(&self) -> &[MqttHandle] {
+        &self.handles
+    }
+}
+
+/// The command topics the fleet answers: every published, feedback-tracked
+/// topic in the scenes.
+pub fn command_topics(scenes: &SceneSet) -> Vec<String> {
+    let set: BTreeSet<String> = scenes
+        .iter()
+        .flat_map(|s| s.all_actions().filter(|a| a.feedback).map(|a| a.topic.clone()).collect::<Vec<_>>())
+        .collect();
+    set.into_iter().collect()
+}
+
+/// Starts `opts.devices` devices sharing the scenes' command topics round-robin.
+pub fn start(config: &Config, scenes: &SceneSet, opts: &SimOptions, cancel: CancellationToken) -> Fleet {
+    let topics = command_topics(scenes);
+    let n = opts.devices.max(1);
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let mut devices = Vec::new();
+    let mut handles = Vec::new();
+    for i in 0..n {
+        let id = format!("esp32_{:02}", i + 1);
+        let mine: Vec<String> = topics
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| j % n == i)
+            .map(|(_, t)| t.clone())
+            .collect();
+        let status_topic = format!("devices/{id}/status");
+        let mut s = MqttSettings::from_config(&config.mqtt);
+        s.client_id = format!("sim_{id}_{}", std::process::id());
+        s.will = Some(OwnMessage::retained(status_topic.clone(), "offline"));
+        s.birth = Some(OwnMessage::retained(status_topic.clone(), "online"));
+        s.subscriptions = mine.clone();
+        s.subscriptions.push(Topics::new(&config.room).all_stop());
+        s.backoff.max = s.backoff.max.min(Duration::from_secs(5));
+        let (h, mut rx) = mqtt::start(s, cancel.child_token());
+        info!(target: "simulate", "{id}: answers {}", if mine.is_empty() { "nothing (spare)".to_string() } else { mine.join(", ") });
+
+        let (h2, c2, rec) = (h.clone(), cancel.clone(), received.clone());
+        let feedback = config.feedback.topic.clone();
+        let room = config.room.clone();
+        let (latency, drop, heartbeat) = (opts.latency, opts.drop, opts.heartbeat);
+        let dev = id.clone();
+        tokio::spawn(async move {
+            let mut beat = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
+            loop {
+                tokio::select! {
+                    _ = c2.cancelled() => return,
+                    _ = beat.tick() => {
+                        h2.publish(status_topic.clone(), "online", PublishOptions::retained_state());
+                    }
+                    m = rx.recv() => {
+                        let Some(m) = m else { return };
+                        if m.retain {
+                            continue;
+                        }
+                        let payload = String::from_utf8_lossy(&m.payload).into_owned();
+                        if m.topic.ends_with("/STOP") {
+                            info!(target: "simulate", "{dev}: {} = {payload}: everything off", m.topic);
+                            rec.lock().unwrap().push(Received { device: dev.clone(), topic: m.topic, payload, answered: false });
+                            continue;
+                        }
+                        let answered = rand::random::<f64>() >= drop;
+                        rec.lock().unwrap().push(Received { device: dev.clone(), topic: m.topic.clone(), payload: payload.clone(), answered });
+                        if !answered {
+                            info!(target: "simulate", "{dev}: {} = {payload} (dropped, no reply)", m.topic);
+                            continue;
+                        }
+                        let delay = random_between(latency.0, latency.1);
+                        let reply_to = feedback.for_command(&m.topic, &room);
+                        info!(target: "simulate", "{dev}: {} = {payload} -> OK in {}ms", m.topic, delay.as_millis());
+                        let h3 = h2.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            debug!(target: "simulate", "replying {reply_to} = OK");
+                            h3.publish(reply_to, "OK", PublishOptions::reliable());
+                        });
+                    }
+                }
+            }
+        });
+        devices.push((id, mine));
+        handles.push(h);
+    }
+    Fleet {
+        devices,
+        handles,
+        received,
+        cancel,
+    }
+}
+
+fn random_between(lo: Duration, hi: Duration) -> Duration {
+    if hi <= lo {
+        return lo;
+    }
+    let span = (hi - lo).as_secs_f64();
+    lo + Duration::from_secs_f64(rand::random::<f64>() * span)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_ranges() {
+        assert_eq!(parse_latency("50ms..250ms").unwrap(), (Duration::from_millis(50), Duration::from_millis(250)));
+        assert_eq!(parse_latency("100ms").unwrap(), (Duration::from_millis(100), Duration::from_millis(100)));
+        assert!(parse_latency("250ms..50ms").is_err());
+        assert!(parse_latency("soon").is_err());
+        for _ in 0..100 {
+            let d = random_between(Duration::from_millis(50), Duration::from_millis(250));
+            assert!(d >= Duration::from_millis(50) && d <= Duration::from_millis(250));
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! `GET /healthz` (seed 001 `check_health`): `healthy`, `degraded` or
+//! `unhealthy` with the reasons. 200 unless unhealthy (503), so a load
+//! balancer or watchdog only reacts to real outages.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::AppState;
+use crate::feedback::Outcome;
+use crate::mqtt::ConnectionState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    Healthy,
+    Degraded,
+    Unhealthy,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    pub status: HealthStatus,
+    pub issues: Vec<String>,
+}
+
+/// How many recent feedback results are looked at.
+const RECENT_FEEDBACK: usize = 20;
+
+pub fn health(s: &AppState) -> Health {
+    let r = &s.room;
+    let mut unhealthy = Vec::new();
+    let mut degraded = Vec::new();
+
+    let conn = r.mqtt.status();
+    match conn.state {
+        ConnectionState::Connected => {
+            if let Some(i) = conn.broker_priority_index
+                && i > 1
+            {
+                degraded.push(format!(
+                    "using backup broker {i}/{} ({})",
+                    conn.broker_count,
+                    conn.broker.clone().unwrap_or_default()
+                ));
+            }
+        }
+        other => unhealthy.push(format!(
+            "MQTT {}{}",
+            other.as_str(),
+            conn.last_error.map(|e| format!(": {e}")).unwrap_or_default()
+        )),
+    }
+    let stats = r.mqtt.stats();
+    if stats.queue_size > 0 && conn.state == ConnectionState::Connected && stats.queue_size > 100 {
+        degraded.push(format!("{} messages waiting in the outbox", stats.queue_size));
+    }
+    let devices = r.registry.counts();
+    if devices.offline > 0 {
+        degraded.push(format!("{} device(s) offline", devices.offline));
+    }
+    if devices.stale > 0 {
+        degraded.push(format!("{} device(s) stale", devices.stale));
+    }
+    let recent = r.feedback.history(RECENT_FEEDBACK);
+    let bad = recent.iter().filter(|f| f.result != Outcome::Ok).count();
+    if bad > 0 {
+        degraded.push(format!("{bad} of the last {} commands unconfirmed", recent.len()));
+    }
+    let media = r.media.status();
+    if r.config.media.audio_enabled && !media.audio.device {
+        degraded.push(format!(
+            "no audio output ({})",
+            media.audio.device_error.unwrap_or_else(|| "unknown".into())
+        ));
+    }
+    if r.config.media.video_enabled && !media.video.running {
+        degraded.push(format!(
+            "video player not running ({})",
+            media.video.error.unwrap_or_else(|| "not started".into())
+        ));
+    }
+    degraded.extend(s.load_errors.iter().cloned());
+
+    let status = if !unhealthy.is_empty() {
+        HealthStatus::Unhealthy
+    } else if !degraded.is_empty() {
+        HealthStatus::Degraded
+    } else {
+        HealthStatus::Healthy
+    };
+    unhealthy.extend(degraded);
+    Health {
+        status,
+        issues: unhealthy,
+    }
+}
+
+pub async fn healthz(State(s): State<AppState>) -> Response {
+    let h = health(&s);
+    let code = if h.status == HealthStatus::Unhealthy {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (code, Json(h)).into_response()
+}
