@@ -62,7 +62,12 @@ impl Mosquitto {
                 dir.join("mosquitto.log").display()
             ),
         )?;
-        let child = Command::new(&bin)
+        let mut cmd = Command::new(&bin);
+        // Its own process group: Ctrl-C in a terminal reaches only roomctl,
+        // which then stops the broker after its own orderly shutdown.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd
             .arg("-c")
             .arg(&conf)
             .stdin(Stdio::null())
@@ -135,5 +140,27 @@ impl Drop for Mosquitto {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Mosquitto {
+    /// SIGSTOP: the broker keeps its sockets open but answers nothing (a
+    /// hung broker, as opposed to a dead one).
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    /// SIGCONT after [`Mosquitto::freeze`].
+    pub fn thaw(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill")
+                .arg(format!("-{sig}"))
+                .arg(c.id().to_string())
+                .status();
+        }
     }
 }

@@ -77,7 +77,7 @@ pub fn write_demo_files(dir: &Path, ports: (u16, u16), listen: SocketAddr) -> an
 }
 
 pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
-    let mut primary = Mosquitto::start().await.context("cannot start the demo's primary broker")?;
+    let primary = Mosquitto::start().await.context("cannot start the demo's primary broker")?;
     let backup = Mosquitto::start().await.context("cannot start the demo's backup broker")?;
     let dir = std::env::temp_dir().join(format!("roomctl-demo-{}", std::process::id()));
     let path = write_demo_files(&dir, (primary.port(), backup.port()), opts.listen)?;
@@ -122,22 +122,25 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
             }
         }
     });
+    // The brokers outlive the room's orderly shutdown (its last messages
+    // must still reach them); the signal future only borrows the primary.
+    let primary = std::sync::Mutex::new(primary);
     let kill_after = opts.kill_primary_after;
-    let signal = async move {
+    let signal = async {
         if let Some(d) = kill_after {
             tokio::select! {
                 _ = shutdown_signal() => return,
                 _ = tokio::time::sleep(d) => {
                     info!("demo: killing the primary broker to show the failover");
-                    primary.kill();
+                    primary.lock().unwrap().kill();
                 }
             }
         }
         shutdown_signal().await;
-        drop(primary);
     };
     serve_until(room, Vec::new(), Some(listener), signal).await;
     fleet_stop.cancel();
+    drop(primary);
     drop(backup);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

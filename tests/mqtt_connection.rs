@@ -102,3 +102,123 @@ async fn last_will_and_birth_are_retained() {
     assert_eq!(text(&got[0]), "offline");
     cancel.cancel();
 }
+
+#[tokio::test]
+async fn a_hung_broker_is_declared_dead_after_the_ack_timeout() {
+    init_logs();
+    let primary = Mosquitto::start().await.unwrap();
+    let backup = Mosquitto::start().await.unwrap();
+    let cancel = CancellationToken::new();
+    let (_o, mut on_backup) = observer(backup.port(), "room1/#", &cancel).await;
+    let (h, _rx) = mqtt::start(settings("ack-timeout", &[primary.port(), backup.port()]), cancel.child_token());
+    assert!(h.wait_connected(Duration::from_secs(5)).await);
+
+    primary.freeze();
+    let sent = tokio::time::Instant::now();
+    h.publish("room1/light", "ON", PublishOptions::cue(Duration::from_secs(5)));
+    let got = collect_until(&mut on_backup, Duration::from_secs(5), |g| !g.is_empty()).await;
+    assert_eq!(got.len(), 1, "the cue was not resent to the backup");
+    assert_eq!(text(&got[0]), "ON");
+    assert!(sent.elapsed() >= Duration::from_millis(500), "failed over before the ack timeout");
+    let st = h.stats();
+    assert_eq!(st.ack_timeouts, 1);
+    assert_eq!(st.failovers, 1);
+    assert_eq!(h.status().broker_priority_index, Some(2));
+    primary.thaw();
+    cancel.cancel();
+}
+
+#[tokio::test]
+async fn stale_cues_are_dropped_while_state_is_delivered_late() {
+    init_logs();
+    let port = roomctl::broker::free_port().unwrap();
+    let cancel = CancellationToken::new();
+    let (h, _rx) = mqtt::start(settings("stale", &[port]), cancel.child_token());
+    // No broker yet: both wait in the outbox.
+    h.publish("room1/light", "ON", PublishOptions::cue(Duration::from_millis(300)));
+    h.publish("roomctl/room1/state", "{}", PublishOptions::retained_state());
+    assert_eq!(h.stats().queue_size, 2);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    let b = Mosquitto::start_on(port).await.unwrap();
+    assert!(h.wait_connected(Duration::from_secs(5)).await);
+    let (_o, mut seen) = observer(b.port(), "#", &cancel).await;
+    let got = collect_until(&mut seen, Duration::from_secs(2), |g| !g.is_empty()).await;
+    let topics: Vec<_> = got.iter().map(|m| m.topic.as_str()).collect();
+    assert_eq!(topics, ["roomctl/room1/state"], "the stale cue must not be sent late");
+    assert_eq!(h.stats().messages_expired, 1);
+    cancel.cancel();
+}
+
+#[tokio::test]
+async fn gives_up_into_failed_then_recovers_when_a_broker_appears() {
+    init_logs();
+    let port = roomctl::broker::free_port().unwrap();
+    let cancel = CancellationToken::new();
+    let mut s = settings("failed-state", &[port]);
+    s.backoff.max_retries = 2;
+    s.backoff.initial = Duration::from_millis(50);
+    s.backoff.max = Duration::from_millis(200);
+    let (h, _rx) = mqtt::start(s, cancel.child_token());
+    let mut w = h.watch();
+    tokio::time::timeout(Duration::from_secs(5), w.wait_for(|s| s.state == ConnectionState::Failed))
+        .await
+        .expect("never reached FAILED")
+        .unwrap();
+    assert!(h.stats().consecutive_failures >= 2);
+    assert!(h.stats().failed_connections >= 2);
+
+    let _b = Mosquitto::start_on(port).await.unwrap();
+    assert!(h.wait_connected(Duration::from_secs(5)).await, "did not recover from FAILED");
+    assert_eq!(h.stats().consecutive_failures, 0);
+    cancel.cancel();
+}
+
+#[tokio::test]
+async fn fails_back_to_the_primary_when_it_returns() {
+    init_logs();
+    let mut primary = Mosquitto::start().await.unwrap();
+    let port = primary.port();
+    let _backup_b = Mosquitto::start().await.unwrap();
+    let cancel = CancellationToken::new();
+    let mut s = settings("failback", &[port, _backup_b.port()]);
+    s.failback = true;
+    s.health_check_interval = Duration::from_millis(300);
+    let (h, _rx) = mqtt::start(s, cancel.child_token());
+    assert!(h.wait_connected(Duration::from_secs(5)).await);
+    primary.kill();
+    let mut w = h.watch();
+    tokio::time::timeout(Duration::from_secs(5), w.wait_for(|s| s.state == ConnectionState::Connected && s.broker_priority_index == Some(2)))
+        .await
+        .expect("no failover")
+        .unwrap();
+    let _primary_again = Mosquitto::start_on(port).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), w.wait_for(|s| s.state == ConnectionState::Connected && s.broker_priority_index == Some(1)))
+        .await
+        .expect("no failback")
+        .unwrap();
+    assert_eq!(h.stats().failovers, 2);
+    cancel.cancel();
+}
+
+#[tokio::test]
+async fn close_flushes_the_outbox_then_disconnects_without_the_will() {
+    init_logs();
+    let b = Mosquitto::start().await.unwrap();
+    let cancel = CancellationToken::new();
+    let (_o, mut seen) = observer(b.port(), "room1/#", &cancel).await;
+    let mut s = settings("closer", &[b.port()]);
+    s.will = Some(OwnMessage::retained("room1/will", "offline"));
+    let (h, _rx) = mqtt::start(s, cancel.child_token());
+    assert!(h.wait_connected(Duration::from_secs(5)).await);
+    for i in 0..50 {
+        h.publish("room1/x", i.to_string(), PublishOptions::reliable());
+    }
+    let left = h.close(Duration::from_secs(2)).await;
+    assert_eq!(left, 0);
+    assert_eq!(h.status().state, ConnectionState::Disconnected);
+    let got = collect_until(&mut seen, Duration::from_secs(2), |g| g.len() >= 51).await;
+    assert_eq!(got.len(), 50, "all flushed, and a clean DISCONNECT sends no will");
+    assert!(got.iter().all(|m| m.topic == "room1/x"));
+    cancel.cancel();
+}
