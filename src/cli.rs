@@ -53,6 +53,9 @@ pub enum Command {
         /// Fraction of commands left unanswered (0..1).
         #[arg(long, default_value_t = 0.0)]
         drop: f64,
+        /// `plain` (OK) or `json` ({"status":"OK","topic":...}).
+        #[arg(long, default_value = "plain")]
+        reply: simulate::ReplyStyle,
     },
     /// Everything on one machine: brokers, simulated ESP32s, daemon, dashboard.
     Demo {
@@ -149,7 +152,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             let tally = play::play(&path(config), &scene, json, &mut out).await?;
             Ok(if tally.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Simulate { config, devices, latency, drop } => {
+        Command::Simulate { config, devices, latency, drop, reply } => {
             if !(0.0..=1.0).contains(&drop) {
                 anyhow::bail!("--drop must be between 0 and 1");
             }
@@ -164,6 +167,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
                 latency: parse_latency(&latency)?,
                 drop,
                 heartbeat: (config.devices.stale_after / 3).max(Duration::from_secs(1)),
+                reply,
             };
             let cancel = CancellationToken::new();
             let fleet = simulate::start(&config, &loaded.scenes, &opts, cancel.clone());

@@ -25,6 +25,27 @@ pub struct SimOptions {
     pub drop: f64,
     /// How often each device repeats `online` (keeps it from going stale).
     pub heartbeat: Duration,
+    pub reply: ReplyStyle,
+}
+
+/// How a simulated device confirms a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyStyle {
+    /// `OK`, as firmware of this kind sends.
+    Plain,
+    /// `{"status":"OK","topic":"room1/light"}`: names the command it confirms.
+    Json,
+}
+
+impl std::str::FromStr for ReplyStyle {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "plain" => Ok(ReplyStyle::Plain),
+            "json" => Ok(ReplyStyle::Json),
+            other => Err(format!("unknown reply style `{other}` (plain or json)")),
+        }
+    }
 }
 
 impl Default for SimOptions {
@@ -34,6 +55,7 @@ impl Default for SimOptions {
             latency: (Duration::from_millis(50), Duration::from_millis(250)),
             drop: 0.0,
             heartbeat: Duration::from_secs(20),
+            reply: ReplyStyle::Plain,
         }
     }
 }
@@ -122,7 +144,7 @@ pub fn start(config: &Config, scenes: &SceneSet, opts: &SimOptions, cancel: Canc
         let (h2, c2, rec) = (h.clone(), cancel.clone(), received.clone());
         let feedback = config.feedback.topic.clone();
         let room = config.room.clone();
-        let (latency, drop, heartbeat) = (opts.latency, opts.drop, opts.heartbeat);
+        let (latency, drop, heartbeat, style) = (opts.latency, opts.drop, opts.heartbeat, opts.reply);
         let dev = id.clone();
         tokio::spawn(async move {
             let mut beat = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
@@ -151,12 +173,16 @@ pub fn start(config: &Config, scenes: &SceneSet, opts: &SimOptions, cancel: Canc
                         }
                         let delay = random_between(latency.0, latency.1);
                         let reply_to = feedback.for_command(&m.topic, &room);
+                        let reply = match style {
+                            ReplyStyle::Plain => "OK".to_string(),
+                            ReplyStyle::Json => serde_json::json!({"status": "OK", "topic": m.topic, "message": payload}).to_string(),
+                        };
                         info!(target: "simulate", "{dev}: {} = {payload} -> OK in {}ms", m.topic, delay.as_millis());
                         let h3 = h2.clone();
                         tokio::spawn(async move {
                             tokio::time::sleep(delay).await;
-                            debug!(target: "simulate", "replying {reply_to} = OK");
-                            h3.publish(reply_to, "OK", PublishOptions::reliable());
+                            debug!(target: "simulate", "replying {reply_to} = {reply}");
+                            h3.publish(reply_to, reply, PublishOptions::reliable());
                         });
                     }
                 }

@@ -19,6 +19,9 @@ pub async fn probe(broker: &BrokerConfig, client_id: &str, timeout: Duration) ->
         opts.set_credentials(user.clone(), pw);
     }
     let (client, mut eventloop) = AsyncClient::new(opts, 4);
+    let mut net = eventloop.network_options();
+    net.set_tcp_nodelay(true);
+    eventloop.set_network_options(net);
     let start = Instant::now();
     let first = tokio::time::timeout(timeout, eventloop.poll()).await;
     let result = match first {

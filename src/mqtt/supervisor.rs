@@ -297,6 +297,8 @@ impl Supervisor {
         let secs = self.s.connection_timeout.as_secs().max(1);
         let mut net = eventloop.network_options();
         net.set_connection_timeout(secs);
+        // Cues are tiny and late ones are useless: no Nagle batching.
+        net.set_tcp_nodelay(true);
         eventloop.set_network_options(net);
 
         let (tx, mut events) = mpsc::channel::<PollResult>(256);

@@ -93,3 +93,50 @@ pub fn init_logs() {
         .with_test_writer()
         .try_init();
 }
+
+/// A room set up in a temporary directory: config, scenes, media.
+pub struct Site {
+    pub dir: tempfile::TempDir,
+    pub config: std::path::PathBuf,
+    pub web_port: u16,
+}
+
+/// Writes a config for brokers on `ports` plus `scenes` (file name, text).
+/// `extra` is appended to the config (e.g. `triggers:`).
+pub fn site(ports: &[u16], scenes: &[(&str, &str)], extra: &str) -> Site {
+    let dir = tempfile::tempdir().unwrap();
+    let web_port = roomctl::broker::free_port().unwrap();
+    let brokers: String = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("    - {{ broker: 127.0.0.1, port: {p}, priority: {} }}\n", i + 1))
+        .collect();
+    let text = format!(
+        "room: room1\nmqtt:\n  brokers:\n{brokers}  connection_timeout: 2\n  initial_retry_delay: 0.1\n  max_retry_delay: 0.5\nfeedback: {{ timeout: 1s }}\nscenes: {{ dir: scenes }}\nmedia: {{ dir: media, audio: false, video: false }}\nweb: {{ listen: 127.0.0.1:{web_port} }}\n{extra}"
+    );
+    std::fs::create_dir_all(dir.path().join("scenes")).unwrap();
+    std::fs::create_dir_all(dir.path().join("media")).unwrap();
+    for (name, body) in scenes {
+        std::fs::write(dir.path().join("scenes").join(name), body).unwrap();
+    }
+    let config = dir.path().join("roomctl.yaml");
+    std::fs::write(&config, text).unwrap();
+    Site { dir, config, web_port }
+}
+
+impl Site {
+    pub fn load(&self) -> (roomctl::config::Config, roomctl::scene::SceneSet) {
+        let r = roomctl::check::check(&self.config);
+        assert!(r.errors.is_empty(), "{}", r.errors);
+        (r.config.unwrap(), r.scenes)
+    }
+}
+
+/// Waits until `pred` holds, polling every 20 ms.
+pub async fn eventually(timeout: Duration, what: &str, mut pred: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !pred() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
