@@ -23,7 +23,9 @@ use crate::mqtt::{self, MqttHandle, MqttSettings, OwnMessage, PublishOptions, un
 use crate::registry::{DeviceCounts, Registry};
 use crate::router::{Router, RouterMode};
 use crate::scene::runner::topic_matches;
-use crate::scene::{Action, ActionKind, ActionSink, EndReason, SceneController, SceneInput, SceneSet, SceneStatus};
+use crate::scene::{
+    Action, ActionKind, ActionSink, EndReason, SceneController, SceneInput, SceneSet, SceneStatus,
+};
 
 /// How long shutdown waits for queued messages to reach the broker.
 pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
@@ -71,11 +73,18 @@ impl ActionSink for RoomSink {
             ActionKind::Mqtt => {
                 // Track before publishing: a fast reply must find its command.
                 if a.feedback {
-                    self.feedback
-                        .track(&a.topic, &a.message, a.timeout.unwrap_or(self.timeout), Some(scene));
+                    self.feedback.track(
+                        &a.topic,
+                        &a.message,
+                        a.timeout.unwrap_or(self.timeout),
+                        Some(scene),
+                    );
                 }
-                self.mqtt
-                    .publish(a.topic.clone(), a.message.clone(), PublishOptions::cue(self.max_age));
+                self.mqtt.publish(
+                    a.topic.clone(),
+                    a.message.clone(),
+                    PublishOptions::cue(self.max_age),
+                );
             }
             ActionKind::Audio(c) => self.media.audio(c.clone()),
             ActionKind::Video(c) => self.media.video(c.clone()),
@@ -109,6 +118,7 @@ impl Room {
         let mqtt_cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
         let events = EventBus::new(1024);
+        let events_rx = events.subscribe();
         let topics = config.topics();
 
         let registry = Registry::new(config.devices.stale_after, events.clone());
@@ -118,7 +128,8 @@ impl Room {
             config.feedback.history,
             events.clone(),
         );
-        let (media, mut media_ends) = MediaHandle::start(&config.media, events.clone(), cancel.child_token());
+        let (media, mut media_ends) =
+            MediaHandle::start(&config.media, events.clone(), cancel.child_token());
 
         let mut settings = MqttSettings::from_config(&config.mqtt);
         settings.subscriptions = subscriptions(&config, &scenes, &feedback, role);
@@ -143,7 +154,13 @@ impl Room {
             Role::Daemon => RouterMode::Daemon,
             Role::Player => RouterMode::Observer,
         };
-        let router = Router::new(&config, mode, registry.clone(), feedback.clone(), scenes.clone());
+        let router = Router::new(
+            &config,
+            mode,
+            registry.clone(),
+            feedback.clone(),
+            scenes.clone(),
+        );
 
         tasks.spawn(router.run(incoming, cancel.clone()));
         tasks.spawn(feedback.clone().run(cancel.clone()));
@@ -196,7 +213,9 @@ impl Room {
         };
         if role == Role::Daemon {
             let r = room.clone();
-            room.tasks.spawn(r.publish_state_loop());
+            // Subscribed here, before any task runs, so no change is missed.
+            let rx = events_rx;
+            room.tasks.spawn(r.publish_state_loop(rx));
         }
         room
     }
@@ -213,30 +232,36 @@ impl Room {
         }
     }
 
-    /// Keeps `roomctl/ROOM/state` current: on every connection, scene or
-    /// device change (batched over 250 ms) and every 30 s.
-    async fn publish_state_loop(self) {
+    /// Keeps `roomctl/ROOM/state` current: at start, at once on every
+    /// connection, scene or device change (then at most every 250 ms, so a
+    /// burst becomes one update), and every 30 s.
+    async fn publish_state_loop(self, mut rx: tokio::sync::broadcast::Receiver<Event>) {
+        const MIN_INTERVAL: Duration = Duration::from_millis(250);
         let topic = self.config.topics().daemon_state();
-        let mut rx = self.events.subscribe();
         let mut refresh = tokio::time::interval(Duration::from_secs(30));
+        let mut last: Option<tokio::time::Instant> = None;
+        let mut dirty = true;
         loop {
+            let due =
+                dirty.then(|| last.map_or_else(tokio::time::Instant::now, |l| l + MIN_INTERVAL));
             tokio::select! {
                 _ = self.cancel.cancelled() => return,
-                _ = refresh.tick() => {}
+                _ = refresh.tick() => dirty = true,
                 e = rx.recv() => match e {
-                    Ok(Event::Feedback(_) | Event::Media(_)) => continue,
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        tokio::time::sleep(Duration::from_millis(250)).await;
-                        while rx.try_recv().is_ok() {}
-                    }
+                    Ok(Event::Feedback(_) | Event::Media(_)) => {}
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => dirty = true,
                     Err(_) => return,
                 },
-            }
-            match serde_json::to_string(&self.state()) {
-                Ok(json) => {
-                    self.mqtt.publish(topic.clone(), json, PublishOptions::retained_state());
+                _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
+                    match serde_json::to_string(&self.state()) {
+                        Ok(json) => {
+                            self.mqtt.publish(topic.clone(), json, PublishOptions::retained_state());
+                        }
+                        Err(e) => warn!(target: "mqtt", "Cannot encode room state: {e}"),
+                    }
+                    last = Some(tokio::time::Instant::now());
+                    dirty = false;
                 }
-                Err(e) => warn!(target: "mqtt", "Cannot encode room state: {e}"),
             }
         }
     }
@@ -248,7 +273,11 @@ impl Room {
         }
         if role == Role::Daemon {
             let topics = self.config.topics();
-            self.mqtt.publish(topics.daemon_status(), "offline", PublishOptions::retained_state());
+            self.mqtt.publish(
+                topics.daemon_status(),
+                "offline",
+                PublishOptions::retained_state(),
+            );
         }
         let left = self.mqtt.close(SHUTDOWN_FLUSH).await;
         if left > 0 {
@@ -267,7 +296,12 @@ impl Room {
 }
 
 /// Every filter a room subscribes to.
-pub fn subscriptions(config: &Config, scenes: &SceneSet, feedback: &FeedbackTracker, role: Role) -> Vec<String> {
+pub fn subscriptions(
+    config: &Config,
+    scenes: &SceneSet,
+    feedback: &FeedbackTracker,
+    role: Role,
+) -> Vec<String> {
     let topics = config.topics();
     let mut subs = vec![
         Topics::device_status_filter().to_string(),
@@ -320,6 +354,15 @@ mod tests {
             "room1/scene".into(),
             "room1/#".into(),
         ]);
-        assert_eq!(subs, ["devices/+/status", "+/status", "room1/light/feedback", "room1/scene", "room1/#"]);
+        assert_eq!(
+            subs,
+            [
+                "devices/+/status",
+                "+/status",
+                "room1/light/feedback",
+                "room1/scene",
+                "room1/#"
+            ]
+        );
     }
 }

@@ -18,7 +18,11 @@ pub struct Mosquitto {
 /// Finds the mosquitto binary (Debian installs it in /usr/sbin).
 pub fn find_mosquitto() -> Option<PathBuf> {
     let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("mosquitto")).collect())
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("mosquitto"))
+                .collect()
+        })
         .unwrap_or_default();
     candidates.push("/usr/sbin/mosquitto".into());
     candidates.push("/usr/local/sbin/mosquitto".into());
@@ -58,8 +62,7 @@ impl Mosquitto {
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest file {}\nlog_type error\nlog_type warning\nlog_type notice\n",
-                dir.join("mosquitto.log").display()
+                "listener {port} 127.0.0.1\nset_tcp_nodelay true\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
             ),
         )?;
         let mut cmd = Command::new(&bin);
@@ -71,8 +74,11 @@ impl Mosquitto {
             .arg("-c")
             .arg(&conf)
             .stdin(Stdio::null())
+            // Opened here, not by mosquitto: as root it drops to its own
+            // user, which could not create a file in our directory.
+            // (stderr: unbuffered, so `running` is there as soon as it is true).
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("mosquitto.log"))?)
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;
         let mut m = Mosquitto {
@@ -84,6 +90,9 @@ impl Mosquitto {
         Ok(m)
     }
 
+    /// Waits for *this* broker to listen. A TCP connect alone is not proof:
+    /// when the port was taken meanwhile, it would reach someone else's
+    /// broker. Mosquitto logs `running` only once its listener is bound.
     async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -96,14 +105,23 @@ impl Mosquitto {
                     std::fs::read_to_string(self.log_path()).unwrap_or_default()
                 );
             }
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
+            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+            if log.contains("Error:") {
+                bail!("mosquitto on port {} failed: {}", self.port, log.trim());
+            }
+            if log.contains(" running")
+                && tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                    .await
+                    .is_ok()
             {
                 return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
-                bail!("mosquitto on port {} did not start listening", self.port);
+                bail!(
+                    "mosquitto on port {} did not start listening; log: {}",
+                    self.port,
+                    log.trim()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -66,7 +66,11 @@ pub fn references(config: &Config, scenes: &SceneSet) -> Diagnostics {
             out.push(Diagnostic::new(
                 &config.file,
                 t.pos,
-                format!("trigger scene `{}` does not exist (scenes: {})", t.scene, known()),
+                format!(
+                    "trigger scene `{}` does not exist (scenes: {})",
+                    t.scene,
+                    known()
+                ),
             ));
         }
     }
@@ -122,7 +126,12 @@ fn media(config: &Config, scenes: &SceneSet) -> (Diagnostics, Diagnostics, usize
         ));
     }
     if any_video && config.media.video_enabled {
-        let program = config.media.video_player.first().map(String::as_str).unwrap_or("");
+        let program = config
+            .media
+            .video_player
+            .first()
+            .map(String::as_str)
+            .unwrap_or("");
         if !program.is_empty() && which(program).is_none() {
             warnings.push(Diagnostic::new(
                 &config.file,
@@ -175,16 +184,32 @@ mod tests {
         assert!(!r.ok());
         let text = r.errors.to_string();
         assert_eq!(r.errors.len(), 2, "{text}");
-        assert!(text.contains("roomctl.yaml:4:34: trigger scene `missing` does not exist (scenes: intro)"), "{text}");
-        assert!(text.contains("intro.yaml:4:5: audio file `nope.mp3` not found"), "{text}");
+        assert!(
+            text.contains(
+                "roomctl.yaml:4:34: trigger scene `missing` does not exist (scenes: intro)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("intro.yaml:4:5: audio file `nope.mp3` not found"),
+            "{text}"
+        );
         assert_eq!(r.media_files, 1, "bg resolves to bg.ogg");
     }
 
     #[test]
     fn clean_setup_passes() {
         let d = tempfile::tempdir().unwrap();
-        write(d.path(), "c.yaml", "room: room1\nmqtt: {brokers: [{broker: h}]}\n");
-        write(d.path(), "scenes/a.yaml", "actions: [{at: 0, topic: room1/light, message: 'ON'}]\n");
+        write(
+            d.path(),
+            "c.yaml",
+            "room: room1\nmqtt: {brokers: [{broker: h}]}\n",
+        );
+        write(
+            d.path(),
+            "scenes/a.yaml",
+            "actions: [{at: 0, topic: room1/light, message: 'ON'}]\n",
+        );
         let r = check(&d.path().join("c.yaml"));
         assert!(r.ok(), "{}", r.errors);
     }

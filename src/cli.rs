@@ -14,7 +14,11 @@ use crate::simulate::{self, SimOptions, parse_latency};
 use crate::{check, daemon, demo, doctor, play};
 
 #[derive(Parser, Debug)]
-#[command(name = "roomctl", version, about = "Museum room controller: scenes over MQTT, local audio/video, feedback, failover, dashboard")]
+#[command(
+    name = "roomctl",
+    version,
+    about = "Museum room controller: scenes over MQTT, local audio/video, feedback, failover, dashboard"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -97,7 +101,10 @@ fn path(p: Option<PathBuf>) -> PathBuf {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet = matches!(cli.command, Command::Check { .. } | Command::Doctor { .. } | Command::Play { .. });
+    let quiet = matches!(
+        cli.command,
+        Command::Check { .. } | Command::Doctor { .. } | Command::Play { .. }
+    );
     init_logging(if quiet { "warn" } else { "info" });
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -147,17 +154,32 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         }
-        Command::Play { scene, config, json } => {
+        Command::Play {
+            scene,
+            config,
+            json,
+        } => {
             let mut out = std::io::stdout();
             let tally = play::play(&path(config), &scene, json, &mut out).await?;
-            Ok(if tally.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if tally.success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
-        Command::Simulate { config, devices, latency, drop, reply } => {
+        Command::Simulate {
+            config,
+            devices,
+            latency,
+            drop,
+            reply,
+        } => {
             if !(0.0..=1.0).contains(&drop) {
                 anyhow::bail!("--drop must be between 0 and 1");
             }
             let p = path(config);
-            let config = Config::load(&p).map_err(|e| anyhow::anyhow!("configuration {} is invalid:\n{e}", p.display()))?;
+            let config = Config::load(&p)
+                .map_err(|e| anyhow::anyhow!("configuration {} is invalid:\n{e}", p.display()))?;
             let loaded = crate::scene::load_scenes(&config);
             for e in loaded.errors.iter() {
                 eprintln!("{e}");
@@ -172,7 +194,14 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             let cancel = CancellationToken::new();
             let fleet = simulate::start(&config, &loaded.scenes, &opts, cancel.clone());
             for (id, topics) in &fleet.devices {
-                println!("{id}: {}", if topics.is_empty() { "(spare)".to_string() } else { topics.join(", ") });
+                println!(
+                    "{id}: {}",
+                    if topics.is_empty() {
+                        "(spare)".to_string()
+                    } else {
+                        topics.join(", ")
+                    }
+                );
             }
             crate::systemd::shutdown_signal().await;
             // Let the brokers see the devices go: the last will says `offline`.
@@ -180,7 +209,11 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             tokio::time::sleep(Duration::from_millis(100)).await;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { listen, devices, kill_primary_after } => {
+        Command::Demo {
+            listen,
+            devices,
+            kill_primary_after,
+        } => {
             let kill = kill_primary_after
                 .map(|s| parse_duration(&s).map_err(anyhow::Error::msg))
                 .transpose()?;
@@ -195,7 +228,11 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Doctor { config } => {
             let mut out = std::io::stdout();
             let ok = doctor::doctor(&path(config), &mut out).await?;
-            Ok(if ok > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if ok > 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }

@@ -321,7 +321,9 @@ impl<'de> Deserialize<'de> for Dur {
 
 fn seconds(n: f64) -> Result<Duration, String> {
     if !n.is_finite() || n < 0.0 {
-        return Err(format!("invalid duration {n}: must be a non-negative number"));
+        return Err(format!(
+            "invalid duration {n}: must be a non-negative number"
+        ));
     }
     Duration::try_from_secs_f64(n).map_err(|e| format!("invalid duration {n}: {e}"))
 }
@@ -618,10 +620,7 @@ impl Validator<'_> {
                 // The MQTT keep-alive field is whole seconds; rumqttc rejects
                 // anything between zero and one second.
                 if !d.is_zero() && d < Duration::from_secs(1) {
-                    self.err(
-                        Pos::of(s),
-                        "mqtt.keep_alive must be 0 (off) or at least 1s",
-                    );
+                    self.err(Pos::of(s), "mqtt.keep_alive must be 0 (off) or at least 1s");
                 }
                 Duration::from_secs(d.as_secs())
             }
@@ -647,7 +646,10 @@ impl Validator<'_> {
         let backoff_multiplier = match &m.backoff_multiplier {
             None => 2.0,
             Some(s) if !(1.0..=100.0).contains(&s.value) => {
-                self.err(Pos::of(s), "mqtt.backoff_multiplier must be between 1 and 100");
+                self.err(
+                    Pos::of(s),
+                    "mqtt.backoff_multiplier must be between 1 and 100",
+                );
                 2.0
             }
             Some(s) => s.value,
@@ -790,7 +792,10 @@ impl Validator<'_> {
             },
             video_player,
             idle_image: m.idle_image.as_ref().map(|p| self.path(p)),
-            audio_fade: m.audio_fade.map(|d| d.value.0).unwrap_or(Duration::from_secs(1)),
+            audio_fade: m
+                .audio_fade
+                .map(|d| d.value.0)
+                .unwrap_or(Duration::from_secs(1)),
             audio_enabled: m.audio.unwrap_or(true),
             video_enabled: m.video.unwrap_or(true),
         }
@@ -873,7 +878,10 @@ pub fn expand_env(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Strin
 /// Collects unique strings in first-seen order.
 pub(crate) fn unique<I: IntoIterator<Item = String>>(items: I) -> Vec<String> {
     let mut seen = HashSet::new();
-    items.into_iter().filter(|s| seen.insert(s.clone())).collect()
+    items
+        .into_iter()
+        .filter(|s| seen.insert(s.clone()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -930,8 +938,8 @@ mod tests {
 
     #[test]
     fn errors_carry_file_line_col() {
-        let err = parse("room: r\nmqtt:\n  brokers: [{broker: h}]\n  ack_timeout: soon\n")
-            .unwrap_err();
+        let err =
+            parse("room: r\nmqtt:\n  brokers: [{broker: h}]\n  ack_timeout: soon\n").unwrap_err();
         let line = err.to_string();
         assert!(
             line.starts_with("/etc/roomctl/config.yaml:4:16: invalid duration `soon`"),
@@ -939,7 +947,10 @@ mod tests {
         );
 
         let err = parse("room: r\nmqt: {}\n").unwrap_err();
-        assert!(err.to_string().starts_with("/etc/roomctl/config.yaml:2:1: unknown field `mqt`"));
+        assert!(
+            err.to_string()
+                .starts_with("/etc/roomctl/config.yaml:2:1: unknown field `mqt`")
+        );
     }
 
     #[test]
@@ -952,7 +963,10 @@ mod tests {
         assert_eq!(err.len(), 3, "{text}");
         assert!(text.contains(":4:18: mqtt.jitter_factor"), "{text}");
         assert!(text.contains(":5:15: mqtt.keep_alive"), "{text}");
-        assert!(text.contains(":7:27: feedback.local_channels: `light`"), "{text}");
+        assert!(
+            text.contains(":7:27: feedback.local_channels: `light`"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -964,7 +978,10 @@ mod tests {
             &env,
         )
         .unwrap();
-        assert_eq!(c.mqtt.brokers[0].password.as_ref().unwrap().expose(), "hunter2");
+        assert_eq!(
+            c.mqtt.brokers[0].password.as_ref().unwrap().expose(),
+            "hunter2"
+        );
         assert!(c.web.token.is_none());
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("hunter2"), "{dbg}");
@@ -975,7 +992,11 @@ mod tests {
             &env,
         )
         .unwrap_err();
-        assert!(err.to_string().contains("c.yaml:4:30: environment variable `MISSING` is not set"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("c.yaml:4:30: environment variable `MISSING` is not set"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1007,7 +1028,10 @@ mod tests {
         .unwrap();
         let hosts: Vec<_> = c.mqtt.brokers.iter().map(|b| b.host.as_str()).collect();
         assert_eq!(hosts, ["10.0.0.9", "10.0.0.10"]);
-        assert_eq!(c.mqtt.brokers[0].password.as_ref().unwrap().expose(), "wago");
+        assert_eq!(
+            c.mqtt.brokers[0].password.as_ref().unwrap().expose(),
+            "wago"
+        );
     }
 
     #[test]
@@ -1030,7 +1054,10 @@ mod tests {
         let c = parse(r#"{"room": "room2", "mqtt": {"brokers": [{"broker": "h", "port": 1884}]}, "feedback": {"timeout": "2s", "topic": "{topic}/feedback"}}"#).unwrap();
         assert_eq!(c.room, "room2");
         assert_eq!(c.feedback.timeout, Duration::from_secs(2));
-        assert_eq!(c.feedback.topic.for_command("room2/light", "room2"), "room2/light/feedback");
+        assert_eq!(
+            c.feedback.topic.for_command("room2/light", "room2"),
+            "room2/light/feedback"
+        );
     }
 
     #[test]

@@ -20,7 +20,11 @@ use crate::web::{self, AppState};
 pub async fn run(path: &Path) -> anyhow::Result<()> {
     let report = check::check(path);
     let Some(config) = report.config else {
-        bail!("configuration {} is invalid:\n{}", path.display(), report.errors);
+        bail!(
+            "configuration {} is invalid:\n{}",
+            path.display(),
+            report.errors
+        );
     };
     for w in report.warnings.iter() {
         warn!("{w}");

@@ -62,7 +62,11 @@ pub fn demo_config(ports: (u16, u16), listen: SocketAddr) -> anyhow::Result<Stri
 }
 
 /// Writes config, scenes and media into `dir`; returns the config path.
-pub fn write_demo_files(dir: &Path, ports: (u16, u16), listen: SocketAddr) -> anyhow::Result<std::path::PathBuf> {
+pub fn write_demo_files(
+    dir: &Path,
+    ports: (u16, u16),
+    listen: SocketAddr,
+) -> anyhow::Result<std::path::PathBuf> {
     std::fs::create_dir_all(dir.join("scenes"))?;
     std::fs::create_dir_all(dir.join("media"))?;
     for (name, text) in EXAMPLE_SCENES {
@@ -77,8 +81,12 @@ pub fn write_demo_files(dir: &Path, ports: (u16, u16), listen: SocketAddr) -> an
 }
 
 pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
-    let primary = Mosquitto::start().await.context("cannot start the demo's primary broker")?;
-    let backup = Mosquitto::start().await.context("cannot start the demo's backup broker")?;
+    let primary = Mosquitto::start()
+        .await
+        .context("cannot start the demo's primary broker")?;
+    let backup = Mosquitto::start()
+        .await
+        .context("cannot start the demo's backup broker")?;
     let dir = std::env::temp_dir().join(format!("roomctl-demo-{}", std::process::id()));
     let path = write_demo_files(&dir, (primary.port(), backup.port()), opts.listen)?;
     let report = check::check(&path);
@@ -90,7 +98,12 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
     }
     let listener = TcpListener::bind(config.web.listen)
         .await
-        .with_context(|| format!("cannot listen on {} (try --listen 127.0.0.1:0)", config.web.listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (try --listen 127.0.0.1:0)",
+                config.web.listen
+            )
+        })?;
     let url = format!("http://{}/", listener.local_addr()?);
 
     let fleet_stop = CancellationToken::new();
@@ -106,10 +119,17 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
     let room = Room::start(config, report.scenes, Role::Daemon);
     println!("roomctl demo");
     println!("  dashboard:  {url}");
-    println!("  brokers:    127.0.0.1:{} (primary), 127.0.0.1:{} (backup)", primary.port(), backup.port());
+    println!(
+        "  brokers:    127.0.0.1:{} (primary), 127.0.0.1:{} (backup)",
+        primary.port(),
+        backup.port()
+    );
     println!("  devices:    {} simulated ESP32s", fleet.devices.len());
     println!("  files:      {}", dir.display());
-    println!("  try:        mosquitto_pub -p {} -t roomctl/room1/scene/start -m showcase", primary.port());
+    println!(
+        "  try:        mosquitto_pub -p {} -t roomctl/room1/scene/start -m showcase",
+        primary.port()
+    );
     println!("  Ctrl-C stops everything.");
 
     // Something to watch straight away.
@@ -153,7 +173,8 @@ mod tests {
     #[test]
     fn demo_files_pass_check() {
         let d = tempfile::tempdir().unwrap();
-        let path = write_demo_files(d.path(), (11883, 11884), "127.0.0.1:0".parse().unwrap()).unwrap();
+        let path =
+            write_demo_files(d.path(), (11883, 11884), "127.0.0.1:0".parse().unwrap()).unwrap();
         let r = check::check(&path);
         assert!(r.ok(), "{}", r.errors);
         assert!(r.warnings.is_empty(), "{}", r.warnings);

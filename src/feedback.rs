@@ -247,7 +247,9 @@ impl FeedbackTracker {
     }
 
     pub fn feedback_topic_for(&self, command_topic: &str) -> String {
-        self.inner.topic.for_command(command_topic, &self.inner.room)
+        self.inner
+            .topic
+            .for_command(command_topic, &self.inner.room)
     }
 
     /// Marks the feedback topic of `command_topic` as one to listen on; returns it.
@@ -323,7 +325,9 @@ impl FeedbackTracker {
         let taken = {
             let mut st = self.inner.state.lock().unwrap();
             let q = st.pending.get_mut(topic);
-            let pos = q.as_ref().and_then(|q| q.iter().position(|p| reply.accepts(p)));
+            let pos = q
+                .as_ref()
+                .and_then(|q| q.iter().position(|p| reply.accepts(p)));
             match (q, pos) {
                 (Some(q), Some(pos)) => q.remove(pos),
                 _ => {
@@ -343,7 +347,13 @@ impl FeedbackTracker {
         Handled::Confirmed(self.finish(p, outcome, Some(payload.trim().to_string()), now))
     }
 
-    fn finish(&self, mut p: Pending, outcome: Outcome, reply: Option<String>, now: Instant) -> FeedbackRecord {
+    fn finish(
+        &self,
+        mut p: Pending,
+        outcome: Outcome,
+        reply: Option<String>,
+        now: Instant,
+    ) -> FeedbackRecord {
         let latency = (outcome != Outcome::Timeout)
             .then(|| now.saturating_duration_since(p.sent).as_secs_f64());
         let rec = FeedbackRecord {
@@ -463,7 +473,12 @@ mod tests {
     fn tracker() -> (FeedbackTracker, tokio::sync::broadcast::Receiver<Event>) {
         let bus = EventBus::new(64);
         let rx = bus.subscribe();
-        let t = FeedbackTracker::new(FeedbackTopic::new("{prefix}/status").unwrap(), "room1", 100, bus);
+        let t = FeedbackTracker::new(
+            FeedbackTopic::new("{prefix}/status").unwrap(),
+            "room1",
+            100,
+            bus,
+        );
         (t, rx)
     }
 
@@ -480,7 +495,9 @@ mod tests {
         let tr = t.track("room1/light", "ON", Duration::from_secs(1), Some("intro"));
         assert_eq!(tr.feedback_topic, "room1/status");
         tokio::time::advance(Duration::from_millis(234)).await;
-        let Handled::Confirmed(rec) = t.handle("room1/status", "OK") else { panic!() };
+        let Handled::Confirmed(rec) = t.handle("room1/status", "OK") else {
+            panic!()
+        };
         assert_eq!(rec.result, Outcome::Ok);
         assert_eq!(rec.latency, Some(0.234));
         assert_eq!(rec.log_line(), "Feedback OK: room1/light (0.234s)");
@@ -512,7 +529,11 @@ mod tests {
         let a = t.track("room1/light", "ON", Duration::from_secs(1), None);
         tokio::time::advance(Duration::from_millis(100)).await;
         let b = t.track("room1/steam", "ON", Duration::from_secs(1), None);
-        assert_eq!(t.pending_count(), 2, "the newer command did not replace the older");
+        assert_eq!(
+            t.pending_count(),
+            2,
+            "the newer command did not replace the older"
+        );
         t.handle("room1/status", "OK");
         assert_eq!(a.result.await.unwrap().command_topic, "room1/light");
         t.handle("room1/status", "ERROR");
@@ -528,7 +549,9 @@ mod tests {
         let _c = spawn(&t);
         let a = t.track("room1/light", "ON", Duration::from_secs(1), None);
         let b = t.track("room1/motor", "START", Duration::from_secs(2), None);
-        let Handled::Confirmed(r) = t.handle("room1/status", r#"{"status":"OK","topic":"room1/motor"}"#) else {
+        let Handled::Confirmed(r) =
+            t.handle("room1/status", r#"{"status":"OK","topic":"room1/motor"}"#)
+        else {
             panic!()
         };
         assert_eq!(r.command_topic, "room1/motor");
@@ -543,8 +566,12 @@ mod tests {
         let start = t.track("room1/motor", "START", Duration::from_secs(1), None);
         let on = t.track("room1/light", "ON:50:L", Duration::from_secs(1), None);
         let off = t.track("room1/steam", "OFF", Duration::from_secs(1), None);
-        assert!(matches!(t.handle("room1/status", "INACTIVE"), Handled::Confirmed(r) if r.command_topic == "room1/steam"));
-        assert!(matches!(t.handle("room1/status", "active"), Handled::Confirmed(r) if r.command_topic == "room1/light"));
+        assert!(
+            matches!(t.handle("room1/status", "INACTIVE"), Handled::Confirmed(r) if r.command_topic == "room1/steam")
+        );
+        assert!(
+            matches!(t.handle("room1/status", "active"), Handled::Confirmed(r) if r.command_topic == "room1/light")
+        );
         assert_eq!(on.result.await.unwrap().result, Outcome::Ok);
         assert_eq!(off.result.await.unwrap().result, Outcome::Ok);
         assert_eq!(start.result.await.unwrap().result, Outcome::Timeout);
@@ -556,9 +583,18 @@ mod tests {
         let _c = spawn(&t);
         let _a = t.track("room1/light", "ON", Duration::from_secs(1), None);
         assert_eq!(t.handle("room2/status", "OK"), Handled::NotFeedback);
-        assert!(matches!(t.handle("room1/status", "\u{fffd}\u{0}{{{"), Handled::Invalid(_)));
-        assert!(matches!(t.handle("room1/status", r#"{"status": 5}"#), Handled::Invalid(_)));
-        assert!(matches!(t.handle("room1/status", r#"{"status": "MAYBE"}"#), Handled::Invalid(_)));
+        assert!(matches!(
+            t.handle("room1/status", "\u{fffd}\u{0}{{{"),
+            Handled::Invalid(_)
+        ));
+        assert!(matches!(
+            t.handle("room1/status", r#"{"status": 5}"#),
+            Handled::Invalid(_)
+        ));
+        assert!(matches!(
+            t.handle("room1/status", r#"{"status": "MAYBE"}"#),
+            Handled::Invalid(_)
+        ));
         assert_eq!(t.pending_count(), 1);
         assert_eq!(t.stats().invalid, 3);
     }
@@ -580,7 +616,10 @@ mod tests {
     fn history_is_bounded_newest_first() {
         let bus = EventBus::new(16);
         let t = FeedbackTracker::new(FeedbackTopic::new("{topic}/feedback").unwrap(), "r", 3, bus);
-        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
         rt.block_on(async {
             for i in 0..5 {
                 let topic = format!("r/dev{i}");

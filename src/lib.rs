@@ -1,23 +1,23 @@
 //! roomctl: the controller daemon for one museum room. See DESIGN.md for the
 //! external contract and README.md for the architecture.
 
+pub mod app;
 pub mod broker;
+pub mod check;
+pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod demo;
 pub mod diag;
+pub mod doctor;
 pub mod events;
 pub mod feedback;
 pub mod media;
 pub mod mqtt;
-pub mod registry;
-pub mod scene;
-pub mod app;
-pub mod router;
-pub mod check;
-pub mod simulate;
-pub mod web;
-pub mod systemd;
-pub mod cli;
-pub mod daemon;
-pub mod demo;
-pub mod doctor;
 pub mod play;
+pub mod registry;
+pub mod router;
+pub mod scene;
+pub mod simulate;
+pub mod systemd;
+pub mod web;

@@ -36,10 +36,19 @@ impl Tally {
 }
 
 /// Plays `scene`; writes the report to `out`.
-pub async fn play(path: &Path, scene: &str, json_lines: bool, out: &mut (dyn Write + Send)) -> anyhow::Result<Tally> {
+pub async fn play(
+    path: &Path,
+    scene: &str,
+    json_lines: bool,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<Tally> {
     let report = check::check(path);
     let Some(config) = report.config else {
-        bail!("configuration {} is invalid:\n{}", path.display(), report.errors);
+        bail!(
+            "configuration {} is invalid:\n{}",
+            path.display(),
+            report.errors
+        );
     };
     if report.scenes.get(scene).is_none() {
         let names: Vec<_> = report.scenes.names().collect();
@@ -91,10 +100,17 @@ async fn report_run(
         }
     };
     loop {
-        if ended && room.feedback.pending_count() == 0 {
+        // Done when the scene has ended and every expected result has been
+        // reported (results are counted from the bus, not the tracker, so
+        // none is left unread).
+        let reported = tally.ok + tally.error + tally.timeout;
+        if ended && reported >= tally.expected {
             break;
         }
         let ev = match tokio::time::timeout(Duration::from_millis(200), events.recv()).await {
+            Err(_) if ended && room.feedback.pending_count() == 0 => {
+                bail!("{} result(s) never arrived", tally.expected - reported)
+            }
             Err(_) => continue,
             Ok(Err(RecvError::Lagged(n))) => bail!("report fell {n} events behind"),
             Ok(Err(RecvError::Closed)) => break,
@@ -102,13 +118,23 @@ async fn report_run(
         };
         let t = t0.elapsed();
         match ev {
-            Event::Scene(SceneEvent::Action { scene: s, kind, topic, message, feedback, .. }) if s == scene => {
+            Event::Scene(SceneEvent::Action {
+                scene: s,
+                kind,
+                topic,
+                message,
+                feedback,
+                ..
+            }) if s == scene => {
                 let what = if kind == "mqtt" { "sent" } else { "local" };
                 if feedback {
                     tally.expected += 1;
                 }
-                line(t, format!("{what:<8} {topic} = {message}"),
-                    json!({"event": what, "kind": kind, "topic": topic, "message": message, "feedback": feedback}))?;
+                line(
+                    t,
+                    format!("{what:<8} {topic} = {message}"),
+                    json!({"event": what, "kind": kind, "topic": topic, "message": message, "feedback": feedback}),
+                )?;
             }
             Event::Feedback(f) if f.scene.as_deref() == Some(scene) => {
                 match f.result {
@@ -116,18 +142,31 @@ async fn report_run(
                     Outcome::Error => tally.error += 1,
                     Outcome::Timeout => tally.timeout += 1,
                 }
-                line(t, feedback_text(&f), json!({
-                    "event": format!("{:?}", f.result).to_lowercase(),
-                    "topic": f.command_topic, "message": f.message,
-                    "latency": f.latency, "timeout": f.timeout, "reply": f.reply,
-                }))?;
+                line(
+                    t,
+                    feedback_text(&f),
+                    json!({
+                        "event": format!("{:?}", f.result).to_lowercase(),
+                        "topic": f.command_topic, "message": f.message,
+                        "latency": f.latency, "timeout": f.timeout, "reply": f.reply,
+                    }),
+                )?;
             }
-            Event::Scene(SceneEvent::Ended { scene: s, reason, .. }) if s == scene => {
+            Event::Scene(SceneEvent::Ended {
+                scene: s, reason, ..
+            }) if s == scene => {
                 ended = true;
                 tally.completed = reason == EndReason::Completed;
-                line(t, format!("{:<8} {stop_topic} = STOP", "sent"),
-                    json!({"event": "sent", "kind": "mqtt", "topic": stop_topic, "message": "STOP", "feedback": false}))?;
-                line(t, format!("{:<8} {reason}", "end"), json!({"event": "end", "reason": reason}))?;
+                line(
+                    t,
+                    format!("{:<8} {stop_topic} = STOP", "sent"),
+                    json!({"event": "sent", "kind": "mqtt", "topic": stop_topic, "message": "STOP", "feedback": false}),
+                )?;
+                line(
+                    t,
+                    format!("{:<8} {reason}", "end"),
+                    json!({"event": "end", "reason": reason}),
+                )?;
             }
             _ => {}
         }
@@ -137,7 +176,10 @@ async fn report_run(
         t,
         format!(
             "{scene}: {} expected, {} OK, {} TIMEOUT, {} ERROR -> {}",
-            tally.expected, tally.ok, tally.timeout, tally.error,
+            tally.expected,
+            tally.ok,
+            tally.timeout,
+            tally.error,
             if tally.success() { "PASS" } else { "FAIL" }
         ),
         json!({"event": "summary", "scene": scene, "expected": tally.expected, "ok": tally.ok,
@@ -151,7 +193,18 @@ fn feedback_text(f: &FeedbackRecord) -> String {
     let lat = |l: Option<f64>| secs3(Duration::from_secs_f64(l.unwrap_or(0.0)));
     match f.result {
         Outcome::Ok => format!("{:<8} {} ({})", "OK", f.command_topic, lat(f.latency)),
-        Outcome::Error => format!("{:<8} {} ({}, reply {})", "ERROR", f.command_topic, lat(f.latency), f.reply.as_deref().unwrap_or("")),
-        Outcome::Timeout => format!("{:<8} {} (>{})", "TIMEOUT", f.command_topic, secs3(Duration::from_secs_f64(f.timeout))),
+        Outcome::Error => format!(
+            "{:<8} {} ({}, reply {})",
+            "ERROR",
+            f.command_topic,
+            lat(f.latency),
+            f.reply.as_deref().unwrap_or("")
+        ),
+        Outcome::Timeout => format!(
+            "{:<8} {} (>{})",
+            "TIMEOUT",
+            f.command_topic,
+            secs3(Duration::from_secs_f64(f.timeout))
+        ),
     }
 }

@@ -135,20 +135,30 @@ impl Registry {
                 reported: Presence::Offline,
             });
         let d = entry.value_mut();
-        let was = if d.messages == 0 { None } else { Some(d.reported) };
+        let was = if d.messages == 0 {
+            None
+        } else {
+            Some(d.reported)
+        };
         d.online = online;
         d.status = p.to_string();
         d.last_seen = now;
         d.last_seen_wall = unix_now();
         d.messages += 1;
-        let presence = if online { Presence::Online } else { Presence::Offline };
+        let presence = if online {
+            Presence::Online
+        } else {
+            Presence::Offline
+        };
         d.reported = presence;
         let view = self.view(id, d, now);
         drop(entry);
         if was != Some(presence) {
             match presence {
                 Presence::Online => info!(target: "mqtt_devices", "Device {id} connected (online)"),
-                Presence::Offline => info!(target: "mqtt_devices", "Device {id} disconnected (offline)"),
+                Presence::Offline => {
+                    info!(target: "mqtt_devices", "Device {id} disconnected (offline)")
+                }
                 Presence::Stale => {}
             }
             self.inner.events.publish(Event::Device(view));
@@ -223,7 +233,8 @@ impl Registry {
 
     /// Announces devices that went stale; runs until cancelled.
     pub async fn watch_stale(self, cancel: CancellationToken) {
-        let period = (self.inner.stale_after / 4).clamp(Duration::from_millis(250), Duration::from_secs(5));
+        let period =
+            (self.inner.stale_after / 4).clamp(Duration::from_millis(250), Duration::from_secs(5));
         let mut tick = tokio::time::interval(period);
         loop {
             tokio::select! {
@@ -279,20 +290,30 @@ mod tests {
         assert_eq!(r.get("esp32_01").unwrap().presence, Presence::Stale);
         r.sweep();
         match rx.try_recv().unwrap() {
-            Event::Device(d) => assert_eq!((d.id.as_str(), d.presence), ("esp32_01", Presence::Stale)),
+            Event::Device(d) => {
+                assert_eq!((d.id.as_str(), d.presence), ("esp32_01", Presence::Stale))
+            }
             other => panic!("{other:?}"),
         }
         // OK counts as alive and brings it back.
         assert_eq!(r.update("esp32_01", "OK"), Ok(Presence::Online));
         assert_eq!(r.get("esp32_01").unwrap().presence, Presence::Online);
-        assert!(matches!(rx.try_recv().unwrap(), Event::Device(d) if d.presence == Presence::Online));
+        assert!(
+            matches!(rx.try_recv().unwrap(), Event::Device(d) if d.presence == Presence::Online)
+        );
     }
 
     #[test]
     fn bad_input_is_rejected_without_state_change() {
         let r = Registry::new(Duration::from_secs(60), EventBus::new(16));
-        assert!(matches!(r.update("esp32_01", "\u{0}garbage"), Err(RegistryError::UnknownStatus { .. })));
-        assert!(matches!(r.update("", "online"), Err(RegistryError::BadId(_))));
+        assert!(matches!(
+            r.update("esp32_01", "\u{0}garbage"),
+            Err(RegistryError::UnknownStatus { .. })
+        ));
+        assert!(matches!(
+            r.update("", "online"),
+            Err(RegistryError::BadId(_))
+        ));
         assert_eq!(r.all().len(), 0);
     }
 
@@ -302,7 +323,10 @@ mod tests {
         for i in 0..MAX_DEVICES {
             r.update(&format!("d{i}"), "online").unwrap();
         }
-        assert!(matches!(r.update("one-more", "online"), Err(RegistryError::Full(_))));
+        assert!(matches!(
+            r.update("one-more", "online"),
+            Err(RegistryError::Full(_))
+        ));
         assert_eq!(r.update("d1", "offline"), Ok(Presence::Offline));
     }
 }

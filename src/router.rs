@@ -125,7 +125,9 @@ impl Router {
         }
         for t in &self.triggers {
             if topic_matches(&t.topic, topic)
-                && t.payload.as_ref().is_none_or(|p| p.trim() == payload.trim())
+                && t.payload
+                    .as_ref()
+                    .is_none_or(|p| p.trim() == payload.trim())
             {
                 info!(target: "mqtt_handler", "Trigger {topic} = {} -> scene {}", payload.trim(), t.scene);
                 self.start(&t.scene);
@@ -157,7 +159,9 @@ impl Router {
                     }
                     None => match self.only_scene() {
                         Some(s) => self.start(&s),
-                        None => warn!(target: "mqtt_handler", "{topic} = START but no scenes.default is configured"),
+                        None => {
+                            warn!(target: "mqtt_handler", "{topic} = START but no scenes.default is configured")
+                        }
                     },
                 }
             } else if p.eq_ignore_ascii_case("STOP") {
@@ -184,8 +188,12 @@ impl Router {
         // Names are looked up in the loaded scene list, never used as paths.
         match self.scenes.start(name) {
             Ok(()) => {}
-            Err(e @ StartError::AlreadyRunning(_)) => info!(target: "mqtt_handler", "Not starting {name:?}: {e}"),
-            Err(e) => warn!(target: "mqtt_handler", "Not starting {:?}: {e}", name.chars().take(64).collect::<String>()),
+            Err(e @ StartError::AlreadyRunning(_)) => {
+                info!(target: "mqtt_handler", "Not starting {name:?}: {e}")
+            }
+            Err(e) => {
+                warn!(target: "mqtt_handler", "Not starting {:?}: {e}", name.chars().take(64).collect::<String>())
+            }
         }
     }
 
@@ -220,7 +228,10 @@ mod tests {
     struct Rec(Mutex<Vec<String>>);
     impl ActionSink for Rec {
         fn execute(&self, _s: &str, a: &Action) {
-            self.0.lock().unwrap().push(format!("{}={}", a.topic, a.message));
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{}={}", a.topic, a.message));
         }
         fn all_off(&self, _s: Option<&str>) {
             self.0.lock().unwrap().push("ALL_OFF".into());
@@ -246,11 +257,26 @@ mod tests {
         };
         let bus = EventBus::new(64);
         let rec = Arc::new(Rec::default());
-        let scenes = SceneController::new(SceneSet::new([mk("intro"), mk("outro")]), rec.clone(), bus.clone());
+        let scenes = SceneController::new(
+            SceneSet::new([mk("intro"), mk("outro")]),
+            rec.clone(),
+            bus.clone(),
+        );
         let registry = Registry::new(Duration::from_secs(60), bus.clone());
-        let feedback = FeedbackTracker::new(FeedbackTopic::new("{prefix}/status").unwrap(), "room1", 10, bus);
+        let feedback = FeedbackTracker::new(
+            FeedbackTopic::new("{prefix}/status").unwrap(),
+            "room1",
+            10,
+            bus,
+        );
         (
-            Router::new(&cfg, RouterMode::Daemon, registry.clone(), feedback.clone(), scenes),
+            Router::new(
+                &cfg,
+                RouterMode::Daemon,
+                registry.clone(),
+                feedback.clone(),
+                scenes,
+            ),
             rec,
             registry,
             feedback,
@@ -258,13 +284,20 @@ mod tests {
     }
 
     fn msg(topic: &str, payload: &[u8]) -> InMessage {
-        InMessage { topic: topic.into(), payload: Bytes::copy_from_slice(payload), retain: false }
+        InMessage {
+            topic: topic.into(),
+            payload: Bytes::copy_from_slice(payload),
+            retain: false,
+        }
     }
 
     #[tokio::test(start_paused = true)]
     async fn routes_devices_feedback_control_and_triggers() {
         let (r, rec, registry, feedback) = router();
-        assert_eq!(r.handle(&msg("devices/esp32_01/status", b"online")), Route::Device);
+        assert_eq!(
+            r.handle(&msg("devices/esp32_01/status", b"online")),
+            Route::Device
+        );
         assert_eq!(registry.connected().len(), 1);
 
         let _t = feedback.track("room1/light", "ON", Duration::from_secs(1), None);
@@ -274,7 +307,10 @@ mod tests {
         assert_eq!(r.handle(&msg("room1/button", b"pressed")), Route::Trigger);
         tokio::task::yield_now().await;
         assert_eq!(rec.0.lock().unwrap()[0], "room1/light=outro");
-        assert_eq!(r.handle(&msg("roomctl/room1/scene/stop", b"")), Route::Control);
+        assert_eq!(
+            r.handle(&msg("roomctl/room1/scene/stop", b"")),
+            Route::Control
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert!(!r.scenes.is_running());
 
@@ -282,7 +318,10 @@ mod tests {
         tokio::task::yield_now().await;
         assert_eq!(r.scenes.status().unwrap().name, "intro");
         r.scenes.stop(EndReason::Stopped).await;
-        assert_eq!(r.handle(&msg("room1/start_scene", b"outro")), Route::Control);
+        assert_eq!(
+            r.handle(&msg("room1/start_scene", b"outro")),
+            Route::Control
+        );
         assert_eq!(r.scenes.status().unwrap().name, "outro");
     }
 
@@ -321,7 +360,11 @@ mod tests {
         assert!(!r.scenes.is_running());
         let mut d = msg("devices/esp32_02/status", b"online");
         d.retain = true;
-        assert_eq!(r.handle(&d), Route::Device, "retained device status is how ESP32s announce");
+        assert_eq!(
+            r.handle(&d),
+            Route::Device,
+            "retained device status is how ESP32s announce"
+        );
         assert_eq!(registry.all().len(), 1);
     }
 

@@ -110,13 +110,23 @@ impl Fleet {
 pub fn command_topics(scenes: &SceneSet) -> Vec<String> {
     let set: BTreeSet<String> = scenes
         .iter()
-        .flat_map(|s| s.all_actions().filter(|a| a.feedback).map(|a| a.topic.clone()).collect::<Vec<_>>())
+        .flat_map(|s| {
+            s.all_actions()
+                .filter(|a| a.feedback)
+                .map(|a| a.topic.clone())
+                .collect::<Vec<_>>()
+        })
         .collect();
     set.into_iter().collect()
 }
 
 /// Starts `opts.devices` devices sharing the scenes' command topics round-robin.
-pub fn start(config: &Config, scenes: &SceneSet, opts: &SimOptions, cancel: CancellationToken) -> Fleet {
+pub fn start(
+    config: &Config,
+    scenes: &SceneSet,
+    opts: &SimOptions,
+    cancel: CancellationToken,
+) -> Fleet {
     let topics = command_topics(scenes);
     let n = opts.devices.max(1);
     let received = Arc::new(Mutex::new(Vec::new()));
@@ -144,7 +154,8 @@ pub fn start(config: &Config, scenes: &SceneSet, opts: &SimOptions, cancel: Canc
         let (h2, c2, rec) = (h.clone(), cancel.clone(), received.clone());
         let feedback = config.feedback.topic.clone();
         let room = config.room.clone();
-        let (latency, drop, heartbeat, style) = (opts.latency, opts.drop, opts.heartbeat, opts.reply);
+        let (latency, drop, heartbeat, style) =
+            (opts.latency, opts.drop, opts.heartbeat, opts.reply);
         let dev = id.clone();
         tokio::spawn(async move {
             let mut beat = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
@@ -213,8 +224,14 @@ mod tests {
 
     #[test]
     fn latency_ranges() {
-        assert_eq!(parse_latency("50ms..250ms").unwrap(), (Duration::from_millis(50), Duration::from_millis(250)));
-        assert_eq!(parse_latency("100ms").unwrap(), (Duration::from_millis(100), Duration::from_millis(100)));
+        assert_eq!(
+            parse_latency("50ms..250ms").unwrap(),
+            (Duration::from_millis(50), Duration::from_millis(250))
+        );
+        assert_eq!(
+            parse_latency("100ms").unwrap(),
+            (Duration::from_millis(100), Duration::from_millis(100))
+        );
         assert!(parse_latency("250ms..50ms").is_err());
         assert!(parse_latency("soon").is_err());
         for _ in 0..100 {

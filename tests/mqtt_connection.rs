@@ -17,7 +17,11 @@ async fn publishes_and_receives_through_a_real_broker() {
     let (_obs, mut seen) = observer(b.port(), "room1/#", &cancel).await;
     let (h, _rx) = mqtt::start(settings("pub", &[b.port()]), cancel.child_token());
     assert!(h.wait_connected(Duration::from_secs(5)).await);
-    h.publish("room1/light", "ON", PublishOptions::cue(Duration::from_secs(5)));
+    h.publish(
+        "room1/light",
+        "ON",
+        PublishOptions::cue(Duration::from_secs(5)),
+    );
     let got = collect_until(&mut seen, Duration::from_secs(3), |g| !g.is_empty()).await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].topic, "room1/light");
@@ -52,7 +56,11 @@ async fn fails_over_to_backup_and_resends_without_losing_messages() {
         if i == 30 {
             primary.kill();
         }
-        h.publish(format!("seq/{i}"), i.to_string(), PublishOptions::cue(Duration::from_secs(5)));
+        h.publish(
+            format!("seq/{i}"),
+            i.to_string(),
+            PublishOptions::cue(Duration::from_secs(5)),
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(h.wait_connected(Duration::from_secs(5)).await);
@@ -73,7 +81,10 @@ async fn fails_over_to_backup_and_resends_without_losing_messages() {
     assert!(missing.is_empty(), "lost messages: {missing:?}");
     let st = h.stats();
     assert_eq!(st.failovers, 1);
-    assert_eq!(st.messages_failed + st.messages_expired + st.messages_dropped, 0);
+    assert_eq!(
+        st.messages_failed + st.messages_expired + st.messages_dropped,
+        0
+    );
     cancel.cancel();
 }
 
@@ -110,16 +121,26 @@ async fn a_hung_broker_is_declared_dead_after_the_ack_timeout() {
     let backup = Mosquitto::start().await.unwrap();
     let cancel = CancellationToken::new();
     let (_o, mut on_backup) = observer(backup.port(), "room1/#", &cancel).await;
-    let (h, _rx) = mqtt::start(settings("ack-timeout", &[primary.port(), backup.port()]), cancel.child_token());
+    let (h, _rx) = mqtt::start(
+        settings("ack-timeout", &[primary.port(), backup.port()]),
+        cancel.child_token(),
+    );
     assert!(h.wait_connected(Duration::from_secs(5)).await);
 
     primary.freeze();
     let sent = tokio::time::Instant::now();
-    h.publish("room1/light", "ON", PublishOptions::cue(Duration::from_secs(5)));
+    h.publish(
+        "room1/light",
+        "ON",
+        PublishOptions::cue(Duration::from_secs(5)),
+    );
     let got = collect_until(&mut on_backup, Duration::from_secs(5), |g| !g.is_empty()).await;
     assert_eq!(got.len(), 1, "the cue was not resent to the backup");
     assert_eq!(text(&got[0]), "ON");
-    assert!(sent.elapsed() >= Duration::from_millis(500), "failed over before the ack timeout");
+    assert!(
+        sent.elapsed() >= Duration::from_millis(500),
+        "failed over before the ack timeout"
+    );
     let st = h.stats();
     assert_eq!(st.ack_timeouts, 1);
     assert_eq!(st.failovers, 1);
@@ -135,8 +156,16 @@ async fn stale_cues_are_dropped_while_state_is_delivered_late() {
     let cancel = CancellationToken::new();
     let (h, _rx) = mqtt::start(settings("stale", &[port]), cancel.child_token());
     // No broker yet: both wait in the outbox.
-    h.publish("room1/light", "ON", PublishOptions::cue(Duration::from_millis(300)));
-    h.publish("roomctl/room1/state", "{}", PublishOptions::retained_state());
+    h.publish(
+        "room1/light",
+        "ON",
+        PublishOptions::cue(Duration::from_millis(300)),
+    );
+    h.publish(
+        "roomctl/room1/state",
+        "{}",
+        PublishOptions::retained_state(),
+    );
     assert_eq!(h.stats().queue_size, 2);
     tokio::time::sleep(Duration::from_millis(600)).await;
 
@@ -145,7 +174,11 @@ async fn stale_cues_are_dropped_while_state_is_delivered_late() {
     let (_o, mut seen) = observer(b.port(), "#", &cancel).await;
     let got = collect_until(&mut seen, Duration::from_secs(2), |g| !g.is_empty()).await;
     let topics: Vec<_> = got.iter().map(|m| m.topic.as_str()).collect();
-    assert_eq!(topics, ["roomctl/room1/state"], "the stale cue must not be sent late");
+    assert_eq!(
+        topics,
+        ["roomctl/room1/state"],
+        "the stale cue must not be sent late"
+    );
     assert_eq!(h.stats().messages_expired, 1);
     cancel.cancel();
 }
@@ -161,15 +194,21 @@ async fn gives_up_into_failed_then_recovers_when_a_broker_appears() {
     s.backoff.max = Duration::from_millis(200);
     let (h, _rx) = mqtt::start(s, cancel.child_token());
     let mut w = h.watch();
-    tokio::time::timeout(Duration::from_secs(5), w.wait_for(|s| s.state == ConnectionState::Failed))
-        .await
-        .expect("never reached FAILED")
-        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        w.wait_for(|s| s.state == ConnectionState::Failed),
+    )
+    .await
+    .expect("never reached FAILED")
+    .unwrap();
     assert!(h.stats().consecutive_failures >= 2);
     assert!(h.stats().failed_connections >= 2);
 
     let _b = Mosquitto::start_on(port).await.unwrap();
-    assert!(h.wait_connected(Duration::from_secs(5)).await, "did not recover from FAILED");
+    assert!(
+        h.wait_connected(Duration::from_secs(5)).await,
+        "did not recover from FAILED"
+    );
     assert_eq!(h.stats().consecutive_failures, 0);
     cancel.cancel();
 }
@@ -188,15 +227,21 @@ async fn fails_back_to_the_primary_when_it_returns() {
     assert!(h.wait_connected(Duration::from_secs(5)).await);
     primary.kill();
     let mut w = h.watch();
-    tokio::time::timeout(Duration::from_secs(5), w.wait_for(|s| s.state == ConnectionState::Connected && s.broker_priority_index == Some(2)))
-        .await
-        .expect("no failover")
-        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        w.wait_for(|s| s.state == ConnectionState::Connected && s.broker_priority_index == Some(2)),
+    )
+    .await
+    .expect("no failover")
+    .unwrap();
     let _primary_again = Mosquitto::start_on(port).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(5), w.wait_for(|s| s.state == ConnectionState::Connected && s.broker_priority_index == Some(1)))
-        .await
-        .expect("no failback")
-        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        w.wait_for(|s| s.state == ConnectionState::Connected && s.broker_priority_index == Some(1)),
+    )
+    .await
+    .expect("no failback")
+    .unwrap();
     assert_eq!(h.stats().failovers, 2);
     cancel.cancel();
 }
@@ -218,7 +263,11 @@ async fn close_flushes_the_outbox_then_disconnects_without_the_will() {
     assert_eq!(left, 0);
     assert_eq!(h.status().state, ConnectionState::Disconnected);
     let got = collect_until(&mut seen, Duration::from_secs(2), |g| g.len() >= 51).await;
-    assert_eq!(got.len(), 50, "all flushed, and a clean DISCONNECT sends no will");
+    assert_eq!(
+        got.len(),
+        50,
+        "all flushed, and a clean DISCONNECT sends no will"
+    );
     assert!(got.iter().all(|m| m.topic == "room1/x"));
     cancel.cancel();
 }

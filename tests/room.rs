@@ -31,7 +31,10 @@ fn long_scene() -> String {
     let mut s = String::from("name: long\nactions:\n");
     for i in 0..40 {
         let ch = ["light", "steam", "motor"][i % 3];
-        s.push_str(&format!("  - {{ at: {:.1}, topic: room1/{ch}, message: C{i} }}\n", i as f64 * 0.1));
+        s.push_str(&format!(
+            "  - {{ at: {:.1}, topic: room1/{ch}, message: C{i} }}\n",
+            i as f64 * 0.1
+        ));
     }
     s
 }
@@ -46,11 +49,18 @@ async fn primary_killed_mid_scene_loses_no_cue() {
     let (_oa, mut on_a) = observer(primary.port(), "room1/#", &cancel).await;
     let (_ob, mut on_b) = observer(backup.port(), "room1/#", &cancel).await;
 
-    let site = site(&[primary.port(), backup.port()], &[("long.yaml", &long_scene())], "");
+    let site = site(
+        &[primary.port(), backup.port()],
+        &[("long.yaml", &long_scene())],
+        "",
+    );
     let (config, scenes) = site.load();
     // JSON replies name the command they confirm, so a reply lost with the
     // dying broker cannot shift every later confirmation by one (FIFO).
-    let fleet_opts = SimOptions { reply: ReplyStyle::Json, ..fast_fleet() };
+    let fleet_opts = SimOptions {
+        reply: ReplyStyle::Json,
+        ..fast_fleet()
+    };
     let fleet = simulate::start(&config, &scenes, &fleet_opts, cancel.child_token());
     let room = Room::start(config, scenes, Role::Daemon);
     assert!(room.mqtt.wait_connected(Duration::from_secs(5)).await);
@@ -67,20 +77,33 @@ async fn primary_killed_mid_scene_loses_no_cue() {
             seen.insert(text(&m));
         }
     }
-    let missing: Vec<String> = (0..40).map(|i| format!("C{i}")).filter(|c| !seen.contains(c)).collect();
+    let missing: Vec<String> = (0..40)
+        .map(|i| format!("C{i}"))
+        .filter(|c| !seen.contains(c))
+        .collect();
     assert!(missing.is_empty(), "cues lost in the failover: {missing:?}");
     assert!(seen.contains("STOP"), "end of scene STOP not delivered");
 
     let st = room.mqtt.stats();
     assert_eq!(room.mqtt.status().broker_priority_index, Some(2));
     assert_eq!(st.failovers, 1);
-    assert_eq!(st.messages_failed + st.messages_expired + st.messages_dropped, 0);
+    assert_eq!(
+        st.messages_failed + st.messages_expired + st.messages_dropped,
+        0
+    );
 
     // The fleet followed; cues well after the failover are confirmed.
-    eventually(Duration::from_secs(3), "feedback to settle", || room.feedback.pending_count() == 0).await;
+    eventually(Duration::from_secs(3), "feedback to settle", || {
+        room.feedback.pending_count() == 0
+    })
+    .await;
     let last: Vec<_> = room.feedback.history(10);
-    assert!(last.iter().filter(|f| f.command_topic != "room1/STOP").all(|f| f.result == Outcome::Ok),
-        "late cues not confirmed: {last:?}");
+    assert!(
+        last.iter()
+            .filter(|f| f.command_topic != "room1/STOP")
+            .all(|f| f.result == Outcome::Ok),
+        "late cues not confirmed: {last:?}"
+    );
     assert!(fleet.received().iter().any(|r| r.payload == "C39"));
     room.shutdown(Role::Daemon).await;
     cancel.cancel();
@@ -115,12 +138,18 @@ async fn feedback_ok_timeout_and_error_from_real_devices() {
     let _fleet = simulate::start(&config, &known, &fast_fleet(), cancel.child_token());
     let room = Room::start(config, scenes, Role::Daemon);
     assert!(room.mqtt.wait_connected(Duration::from_secs(5)).await);
-    eventually(Duration::from_secs(3), "devices online", || room.registry.counts().online == 2).await;
+    eventually(Duration::from_secs(3), "devices online", || {
+        room.registry.counts().online == 2
+    })
+    .await;
 
     let mut events = room.events.subscribe();
     room.scenes.start("fb").unwrap();
     room.scenes.wait_idle().await;
-    eventually(Duration::from_secs(3), "feedback", || room.feedback.pending_count() == 0).await;
+    eventually(Duration::from_secs(3), "feedback", || {
+        room.feedback.pending_count() == 0
+    })
+    .await;
 
     let h = room.feedback.history(10);
     let by_topic = |t: &str| h.iter().find(|f| f.command_topic == t).unwrap().clone();
@@ -134,7 +163,10 @@ async fn feedback_ok_timeout_and_error_from_real_devices() {
     assert_eq!(ghost.feedback_topic, "attic/status");
     assert_eq!(ghost.log_line(), "Feedback TIMEOUT: attic/ghost (>0.500s)");
     assert_eq!(by_topic("room1/steam").result, Outcome::Ok);
-    assert!(h.iter().all(|f| f.command_topic != "room1/STOP"), "STOP is never tracked");
+    assert!(
+        h.iter().all(|f| f.command_topic != "room1/STOP"),
+        "STOP is never tracked"
+    );
     // Every result reached the bus (and so the dashboard).
     let mut on_bus = 0;
     while let Ok(e) = events.try_recv() {
@@ -147,9 +179,18 @@ async fn feedback_ok_timeout_and_error_from_real_devices() {
     // An ERROR reply from a device, confirming the exact command by JSON.
     let (probe, _rx) = mqtt::start(settings("err-sender", &[b.port()]), cancel.child_token());
     assert!(probe.wait_connected(Duration::from_secs(5)).await);
-    let t = room.feedback.track("room1/door", "OPEN", Duration::from_secs(2), None);
-    probe.publish("room1/status", r#"{"status":"ERROR","topic":"room1/door"}"#, PublishOptions::reliable());
-    let rec = tokio::time::timeout(Duration::from_secs(3), t.result).await.unwrap().unwrap();
+    let t = room
+        .feedback
+        .track("room1/door", "OPEN", Duration::from_secs(2), None);
+    probe.publish(
+        "room1/status",
+        r#"{"status":"ERROR","topic":"room1/door"}"#,
+        PublishOptions::reliable(),
+    );
+    let rec = tokio::time::timeout(Duration::from_secs(3), t.result)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(rec.result, Outcome::Error);
     room.shutdown(Role::Daemon).await;
     cancel.cancel();
@@ -160,17 +201,35 @@ async fn device_last_will_marks_it_offline() {
     init_logs();
     let b = Mosquitto::start().await.unwrap();
     let cancel = CancellationToken::new();
-    let site = site(&[b.port()], &[("a.yaml", "actions: [{at: 0, topic: room1/light, message: 'ON'}]\n")], "");
+    let site = site(
+        &[b.port()],
+        &[(
+            "a.yaml",
+            "actions: [{at: 0, topic: room1/light, message: 'ON'}]\n",
+        )],
+        "",
+    );
     let (config, scenes) = site.load();
     let room = Room::start(config.clone(), scenes.clone(), Role::Daemon);
     assert!(room.mqtt.wait_connected(Duration::from_secs(5)).await);
     let fleet_stop = CancellationToken::new();
     let _fleet = simulate::start(&config, &scenes, &fast_fleet(), fleet_stop.clone());
-    eventually(Duration::from_secs(5), "devices online", || room.registry.counts().online == 2).await;
+    eventually(Duration::from_secs(5), "devices online", || {
+        room.registry.counts().online == 2
+    })
+    .await;
     // Pull the plug: no DISCONNECT, so the broker publishes each will.
     fleet_stop.cancel();
-    eventually(Duration::from_secs(5), "devices offline", || room.registry.counts().offline == 2).await;
-    assert!(room.registry.all().iter().all(|d| d.presence == Presence::Offline && d.status == "offline"));
+    eventually(Duration::from_secs(5), "devices offline", || {
+        room.registry.counts().offline == 2
+    })
+    .await;
+    assert!(
+        room.registry
+            .all()
+            .iter()
+            .all(|d| d.presence == Presence::Offline && d.status == "offline")
+    );
     room.shutdown(Role::Daemon).await;
     cancel.cancel();
 }
@@ -182,7 +241,10 @@ async fn garbage_payloads_leave_the_daemon_up() {
     let cancel = CancellationToken::new();
     let site = site(
         &[b.port()],
-        &[("intro.yaml", "name: intro\nactions: [{at: 0, topic: room1/light, message: 'ON'}]\nduration: 0.2\n")],
+        &[(
+            "intro.yaml",
+            "name: intro\nactions: [{at: 0, topic: room1/light, message: 'ON'}]\nduration: 0.2\n",
+        )],
         "triggers:\n  - { topic: room1/button, payload: pressed, scene: intro }\n",
     );
     let (config, scenes) = site.load();
@@ -214,16 +276,25 @@ async fn garbage_payloads_leave_the_daemon_up() {
         bad.publish(t, p, PublishOptions::reliable());
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(room.mqtt.wait_connected(Duration::from_secs(5)).await, "daemon did not come back");
+    assert!(
+        room.mqtt.wait_connected(Duration::from_secs(5)).await,
+        "daemon did not come back"
+    );
     assert!(!room.scenes.is_running());
     assert!(room.registry.get("esp32_99").is_none());
 
     // Still fully working: a trigger plays a scene with confirmed feedback.
     tokio::time::sleep(Duration::from_millis(300)).await;
     bad.publish("room1/button", "pressed", PublishOptions::reliable());
-    eventually(Duration::from_secs(3), "scene start", || room.scenes.is_running() || room.feedback.stats().ok > 0).await;
+    eventually(Duration::from_secs(3), "scene start", || {
+        room.scenes.is_running() || room.feedback.stats().ok > 0
+    })
+    .await;
     room.scenes.wait_idle().await;
-    eventually(Duration::from_secs(3), "feedback", || room.feedback.stats().ok >= 1).await;
+    eventually(Duration::from_secs(3), "feedback", || {
+        room.feedback.stats().ok >= 1
+    })
+    .await;
     room.shutdown(Role::Daemon).await;
     cancel.cancel();
 }
@@ -248,28 +319,64 @@ async fn control_topics_and_retained_room_state() {
     let (ctl, _rx) = mqtt::start(settings("ctl", &[b.port()]), cancel.child_token());
     assert!(ctl.wait_connected(Duration::from_secs(5)).await);
 
-    ctl.publish("roomctl/room1/scene/start", "intro", PublishOptions::reliable());
-    eventually(Duration::from_secs(3), "scene start", || room.scenes.is_running()).await;
+    ctl.publish(
+        "roomctl/room1/scene/start",
+        "intro",
+        PublishOptions::reliable(),
+    );
+    eventually(Duration::from_secs(3), "scene start", || {
+        room.scenes.is_running()
+    })
+    .await;
     ctl.publish("roomctl/room1/scene/stop", "", PublishOptions::reliable());
-    eventually(Duration::from_secs(3), "scene stop", || !room.scenes.is_running()).await;
+    eventually(Duration::from_secs(3), "scene stop", || {
+        !room.scenes.is_running()
+    })
+    .await;
 
-    let got = collect_until(&mut seen, Duration::from_secs(3), |g| g.iter().any(|m| m.topic == "room1/STOP")).await;
+    let got = collect_until(&mut seen, Duration::from_secs(3), |g| {
+        g.iter().any(|m| m.topic == "room1/STOP")
+    })
+    .await;
     let order: Vec<String> = got
         .iter()
         .filter(|m| m.topic.starts_with("room1/") && m.topic != "room1/status")
         .map(|m| format!("{}={}", m.topic, text(m)))
         .collect();
-    assert_eq!(order, ["room1/light=ON", "room1/steam=OFF", "room1/STOP=STOP"], "on_stop, then STOP");
+    assert_eq!(
+        order,
+        ["room1/light=ON", "room1/steam=OFF", "room1/STOP=STOP"],
+        "on_stop, then STOP"
+    );
 
-    // The retained state and status topics describe the room.
+    // The retained state and status topics describe the room: a newcomer
+    // gets both at once, and the state converges to the current truth
+    // (updates are rate-limited to one per 250 ms).
     let (_o2, mut late) = observer(b.port(), "roomctl/room1/+", &cancel).await;
-    let got = collect_until(&mut late, Duration::from_secs(3), |g| g.len() >= 2).await;
-    let status = got.iter().find(|m| m.topic == "roomctl/room1/status").expect("status");
+    let is_state = |m: &roomctl::mqtt::InMessage| m.topic == "roomctl/room1/state";
+    let json = |m: &roomctl::mqtt::InMessage| {
+        serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap()
+    };
+    let got = collect_until(&mut late, Duration::from_secs(3), |g| {
+        g.iter()
+            .any(|m| m.retain && m.topic == "roomctl/room1/status")
+            && g.iter().any(|m| m.retain && is_state(m))
+            && g.iter()
+                .any(|m| is_state(m) && json(m)["connection"] == "CONNECTED")
+    })
+    .await;
+    let status = got
+        .iter()
+        .find(|m| m.retain && m.topic == "roomctl/room1/status")
+        .expect("retained status");
     assert_eq!(text(status), "online");
-    let state = got.iter().find(|m| m.topic == "roomctl/room1/state").expect("state");
-    let v: serde_json::Value = serde_json::from_slice(&state.payload).unwrap();
+    assert!(
+        got.iter().any(|m| m.retain && is_state(m)),
+        "no retained state"
+    );
+    let v = got.iter().rev().find(|m| is_state(m)).map(json).unwrap();
     assert_eq!(v["room"], "room1");
-    assert_eq!(v["connection"], "CONNECTED");
+    assert_eq!(v["connection"], "CONNECTED", "state: {v}");
     assert!(v["devices"]["total"].is_number());
     room.shutdown(Role::Daemon).await;
     cancel.cancel();

@@ -170,7 +170,9 @@ impl AudioThread {
     fn run(&mut self, rx: std_mpsc::Receiver<Request>) {
         loop {
             let req = match self.next_wake() {
-                None => rx.recv().map_err(|_| std_mpsc::RecvTimeoutError::Disconnected),
+                None => rx
+                    .recv()
+                    .map_err(|_| std_mpsc::RecvTimeoutError::Disconnected),
                 Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
             };
             match req {
@@ -200,7 +202,10 @@ impl AudioThread {
                     return Some(now + FADE_STEP);
                 }
                 match t.output {
-                    Output::Timed { ends_at, left: None } => Some(ends_at),
+                    Output::Timed {
+                        ends_at,
+                        left: None,
+                    } => Some(ends_at),
                     _ => None,
                 }
             })
@@ -230,7 +235,10 @@ impl AudioThread {
                 let stop: Vec<u64> = self
                     .tracks
                     .iter()
-                    .filter(|t| file.as_ref().is_none_or(|f| same_media(f, &t.name) || *f == t.file))
+                    .filter(|t| {
+                        file.as_ref()
+                            .is_none_or(|f| same_media(f, &t.name) || *f == t.file)
+                    })
                     .map(|t| t.id)
                     .collect();
                 if stop.is_empty() {
@@ -402,7 +410,10 @@ impl AudioThread {
                     p.set_volume(t.volume * self.master * (1.0 - f));
                 }
             }
-            if let Output::Timed { ends_at, left: None } = t.output
+            if let Output::Timed {
+                ends_at,
+                left: None,
+            } = t.output
                 && ends_at <= now
                 && t.fade.is_none()
             {

@@ -14,26 +14,37 @@ pub const VIDEO_EXTENSIONS: [&str; 5] = ["mp4", "mkv", "webm", "mov", "avi"];
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum AudioCommand {
     /// `PLAY:<file>[:<volume>]` or a bare file name.
-    Play { file: String, volume: Option<f32> },
+    Play {
+        file: String,
+        volume: Option<f32>,
+    },
     /// `STOP` (everything) or `STOP:<file>`.
-    Stop { file: Option<String> },
+    Stop {
+        file: Option<String>,
+    },
     Pause,
     Resume,
     /// `VOLUME:<0..1>`: master volume.
-    Volume { volume: f32 },
+    Volume {
+        volume: f32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum VideoCommand {
     /// `PLAY_VIDEO:<file>` or a bare file name.
-    Play { file: String },
+    Play {
+        file: String,
+    },
     /// `STOP_VIDEO`: back to the idle image.
     Stop,
     Pause,
     Resume,
     /// `SEEK:<seconds>`.
-    Seek { seconds: f64 },
+    Seek {
+        seconds: f64,
+    },
 }
 
 fn word<'a>(msg: &'a str, w: &str) -> Option<&'a str> {
@@ -258,24 +269,38 @@ mod tests {
         use AudioCommand::*;
         assert_eq!(
             AudioCommand::parse("PLAY:bg.mp3:0.8").unwrap(),
-            Play { file: "bg.mp3".into(), volume: Some(0.8) }
+            Play {
+                file: "bg.mp3".into(),
+                volume: Some(0.8)
+            }
         );
         assert_eq!(
             AudioCommand::parse("PLAY:bg.mp3").unwrap(),
-            Play { file: "bg.mp3".into(), volume: None }
+            Play {
+                file: "bg.mp3".into(),
+                volume: None
+            }
         );
         assert_eq!(
             AudioCommand::parse("sound1.mp3").unwrap(),
-            Play { file: "sound1.mp3".into(), volume: None }
+            Play {
+                file: "sound1.mp3".into(),
+                volume: None
+            }
         );
         assert_eq!(AudioCommand::parse("stop").unwrap(), Stop { file: None });
         assert_eq!(
             AudioCommand::parse("STOP:sfx_boom.wav").unwrap(),
-            Stop { file: Some("sfx_boom.wav".into()) }
+            Stop {
+                file: Some("sfx_boom.wav".into())
+            }
         );
         assert_eq!(AudioCommand::parse("PAUSE").unwrap(), Pause);
         assert_eq!(AudioCommand::parse("RESUME").unwrap(), Resume);
-        assert_eq!(AudioCommand::parse("VOLUME:0.25").unwrap(), Volume { volume: 0.25 });
+        assert_eq!(
+            AudioCommand::parse("VOLUME:0.25").unwrap(),
+            Volume { volume: 0.25 }
+        );
         assert!(AudioCommand::parse("VOLUME:2").is_err());
         assert!(AudioCommand::parse("PLAY:bg.mp3:1.5").is_err());
         assert!(AudioCommand::parse("PLAY:").is_err());
@@ -287,17 +312,36 @@ mod tests {
     #[test]
     fn video_commands() {
         use VideoCommand::*;
-        assert_eq!(VideoCommand::parse("PLAY_VIDEO:a.mp4").unwrap(), Play { file: "a.mp4".into() });
-        assert_eq!(VideoCommand::parse("video1.mp4").unwrap(), Play { file: "video1.mp4".into() });
+        assert_eq!(
+            VideoCommand::parse("PLAY_VIDEO:a.mp4").unwrap(),
+            Play {
+                file: "a.mp4".into()
+            }
+        );
+        assert_eq!(
+            VideoCommand::parse("video1.mp4").unwrap(),
+            Play {
+                file: "video1.mp4".into()
+            }
+        );
         assert_eq!(VideoCommand::parse("STOP_VIDEO").unwrap(), Stop);
-        assert_eq!(VideoCommand::parse("SEEK:12.5").unwrap(), Seek { seconds: 12.5 });
+        assert_eq!(
+            VideoCommand::parse("SEEK:12.5").unwrap(),
+            Seek { seconds: 12.5 }
+        );
         assert!(VideoCommand::parse("SEEK:x").is_err());
         assert!(VideoCommand::parse("/abs/file.mp4").is_err());
     }
 
     #[test]
     fn display_round_trips() {
-        for m in ["PLAY:bg.mp3:0.8", "STOP", "STOP:x.wav", "PAUSE", "VOLUME:0.5"] {
+        for m in [
+            "PLAY:bg.mp3:0.8",
+            "STOP",
+            "STOP:x.wav",
+            "PAUSE",
+            "VOLUME:0.5",
+        ] {
             assert_eq!(AudioCommand::parse(m).unwrap().to_string(), m);
         }
         for m in ["PLAY_VIDEO:a.mp4", "STOP_VIDEO", "SEEK:3"] {
@@ -309,10 +353,19 @@ mod tests {
     fn resolves_with_extension_fallback() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("bg.wav"), b"x").unwrap();
-        assert_eq!(resolve_media(d.path(), "bg", &AUDIO_EXTENSIONS), Some(d.path().join("bg.wav")));
-        assert_eq!(resolve_media(d.path(), "bg.wav", &AUDIO_EXTENSIONS), Some(d.path().join("bg.wav")));
+        assert_eq!(
+            resolve_media(d.path(), "bg", &AUDIO_EXTENSIONS),
+            Some(d.path().join("bg.wav"))
+        );
+        assert_eq!(
+            resolve_media(d.path(), "bg.wav", &AUDIO_EXTENSIONS),
+            Some(d.path().join("bg.wav"))
+        );
         assert_eq!(resolve_media(d.path(), "bg.mp3", &AUDIO_EXTENSIONS), None);
-        assert_eq!(resolve_media(d.path(), "../bg.wav", &AUDIO_EXTENSIONS), None);
+        assert_eq!(
+            resolve_media(d.path(), "../bg.wav", &AUDIO_EXTENSIONS),
+            None
+        );
     }
 
     #[test]

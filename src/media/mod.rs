@@ -60,7 +60,12 @@ impl MediaHandle {
         cancel: CancellationToken,
     ) -> (MediaHandle, mpsc::UnboundedReceiver<MediaEnd>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let audio = AudioPlayer::start(cfg.dir.clone(), cfg.audio_enabled, events.clone(), tx.clone());
+        let audio = AudioPlayer::start(
+            cfg.dir.clone(),
+            cfg.audio_enabled,
+            events.clone(),
+            tx.clone(),
+        );
         let video = VideoPlayer::start(
             VideoSettings {
                 dir: cfg.dir.clone(),

@@ -111,7 +111,11 @@ struct VideoTask {
 }
 
 impl VideoTask {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<VideoCommand>, cancel: CancellationToken) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<VideoCommand>,
+        cancel: CancellationToken,
+    ) {
         if self.s.enabled {
             self.ensure_running().await;
         } else {
@@ -196,7 +200,11 @@ impl VideoTask {
             SOCKET_SEQ.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_file(&socket);
-        let idle = self.s.idle_image.as_ref().map(|p| p.to_string_lossy().into_owned());
+        let idle = self
+            .s
+            .idle_image
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned());
         let mut cmd = Command::new(program);
         for a in args {
             if a.contains("{file}") {
@@ -216,7 +224,9 @@ impl VideoTask {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|e| format!("cannot start `{program}`: {e}"))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start `{program}`: {e}"))?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         let stream = loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -260,7 +270,8 @@ impl VideoTask {
     async fn show_idle(&mut self) {
         match self.s.idle_image.clone() {
             Some(img) => {
-                self.send(json!(["loadfile", img.to_string_lossy(), "replace"])).await;
+                self.send(json!(["loadfile", img.to_string_lossy(), "replace"]))
+                    .await;
             }
             None => {
                 self.send(json!(["stop"])).await;
@@ -336,14 +347,21 @@ impl VideoTask {
         };
         debug!(target: "media", "mpv -> {line}");
         // The reply to our loadfile tells which playlist entry is the clip.
-        if let (Some(req), Some(cur)) = (v.get("request_id").and_then(Value::as_u64), self.current.as_mut())
-            && req == cur.request
+        if let (Some(req), Some(cur)) = (
+            v.get("request_id").and_then(Value::as_u64),
+            self.current.as_mut(),
+        ) && req == cur.request
         {
             cur.entry = v.pointer("/data/playlist_entry_id").and_then(Value::as_i64);
             if v.get("error").and_then(Value::as_str) != Some("success") {
-                let err = v.get("error").and_then(Value::as_str).unwrap_or("?").to_string();
+                let err = v
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_string();
                 let name = cur.name.clone();
-                self.clip_over(&name, "error", Some(format!("mpv refused the clip: {err}"))).await;
+                self.clip_over(&name, "error", Some(format!("mpv refused the clip: {err}")))
+                    .await;
             }
             return;
         }
@@ -363,8 +381,12 @@ impl VideoTask {
         match reason {
             "eof" => self.clip_over(&name, "ended", None).await,
             "error" => {
-                let detail = v.get("file_error").and_then(Value::as_str).unwrap_or("playback error");
-                self.clip_over(&name, "error", Some(detail.to_string())).await;
+                let detail = v
+                    .get("file_error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("playback error");
+                self.clip_over(&name, "error", Some(detail.to_string()))
+                    .await;
             }
             _ => {}
         }

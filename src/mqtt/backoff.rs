@@ -77,7 +77,10 @@ mod tests {
         for a in 0..12 {
             let d = b.random_delay(a);
             let base = b.delay(a, 0.0).as_secs_f64();
-            assert!(d.as_secs_f64() >= base * 0.9 - 1e-9 && d.as_secs_f64() <= (base * 1.1).min(300.0) + 1e-9);
+            assert!(
+                d.as_secs_f64() >= base * 0.9 - 1e-9
+                    && d.as_secs_f64() <= (base * 1.1).min(300.0) + 1e-9
+            );
         }
     }
 

@@ -23,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{BrokerConfig, MqttConfig};
 pub use backoff::Backoff;
-pub use outbox::{MessageId, PublishOptions};
 use outbox::Outbox;
+pub use outbox::{MessageId, PublishOptions};
 
 /// Seed 002 connection states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -349,7 +349,11 @@ impl MqttHandle {
     /// and stops the supervisor. Returns how many messages were left undelivered.
     pub async fn close(&self, flush: Duration) -> usize {
         let (tx, rx) = oneshot::channel();
-        if self.control.send(Control::Close { flush, done: tx }).is_err() {
+        if self
+            .control
+            .send(Control::Close { flush, done: tx })
+            .is_err()
+        {
             return self.shared.outbox.lock().unwrap().len();
         }
         rx.await.unwrap_or(0)

@@ -148,7 +148,13 @@ impl Outbox {
     }
 
     /// Numbers a new message and removes what it supersedes.
-    fn admit(&mut self, topic: String, payload: Bytes, opts: PublishOptions, now: Instant) -> Queued {
+    fn admit(
+        &mut self,
+        topic: String,
+        payload: Bytes,
+        opts: PublishOptions,
+        now: Instant,
+    ) -> Queued {
         let id = self.next_id;
         self.next_id += 1;
         if opts.coalesce {
@@ -236,12 +242,7 @@ mod tests {
         let mut o = Outbox::new(2, 3);
         push(&mut o, "a", now);
         push(&mut o, "b", now);
-        let (_, dropped) = o.push(
-            "c".into(),
-            Bytes::new(),
-            PublishOptions::reliable(),
-            now,
-        );
+        let (_, dropped) = o.push("c".into(), Bytes::new(), PublishOptions::reliable(), now);
         assert_eq!(dropped.len(), 1);
         assert_eq!(dropped[0].topic, "a");
         let mut exp = Vec::new();
@@ -265,7 +266,9 @@ mod tests {
         // Exactly at max_age it is still sent.
         push(&mut o, "edge", t0);
         assert_eq!(
-            o.pop_ready(t0 + Duration::from_secs(5), &mut expired).unwrap().topic,
+            o.pop_ready(t0 + Duration::from_secs(5), &mut expired)
+                .unwrap()
+                .topic,
             "edge"
         );
     }

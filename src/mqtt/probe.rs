@@ -10,7 +10,11 @@ use crate::config::BrokerConfig;
 
 /// Connects to `broker` with its credentials and returns how long the
 /// CONNACK took, or why it did not come.
-pub async fn probe(broker: &BrokerConfig, client_id: &str, timeout: Duration) -> Result<Duration, String> {
+pub async fn probe(
+    broker: &BrokerConfig,
+    client_id: &str,
+    timeout: Duration,
+) -> Result<Duration, String> {
     let mut opts = MqttOptions::new(client_id.to_string(), broker.host.clone(), broker.port);
     opts.set_clean_session(true);
     opts.set_keep_alive(Duration::from_secs(5));

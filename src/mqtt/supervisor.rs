@@ -105,7 +105,11 @@ pub(super) async fn run(
     let n = sup.s.brokers.len();
     if n == 0 {
         error!(target: "mqtt", "No brokers configured; MQTT disabled");
-        sup.set_state(ConnectionState::Failed, None, Some("no brokers configured".into()));
+        sup.set_state(
+            ConnectionState::Failed,
+            None,
+            Some("no brokers configured".into()),
+        );
         return;
     }
     let mut start = 0usize;
@@ -472,10 +476,12 @@ impl Supervisor {
             else {
                 break;
             };
-            match conn
-                .client
-                .try_publish(q.topic.clone(), q.opts.qos, q.opts.retain, q.payload.clone())
-            {
+            match conn.client.try_publish(
+                q.topic.clone(),
+                q.opts.qos,
+                q.opts.retain,
+                q.payload.clone(),
+            ) {
                 Ok(()) => {
                     q.attempts += 1;
                     if q.attempts > 1 {

@@ -231,7 +231,13 @@ impl SceneController {
 
     /// Waits until no scene is running.
     pub async fn wait_idle(&self) {
-        let done = self.inner.current.lock().unwrap().as_ref().map(|r| r.done.clone());
+        let done = self
+            .inner
+            .current
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|r| r.done.clone());
         if let Some(mut d) = done {
             let _ = d.wait_for(|d| *d).await;
         }
@@ -250,15 +256,24 @@ mod tests {
     struct Rec(Mutex<Vec<String>>);
     impl ActionSink for Rec {
         fn execute(&self, _s: &str, a: &Action) {
-            self.0.lock().unwrap().push(format!("{}={}", a.topic, a.message));
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{}={}", a.topic, a.message));
         }
         fn all_off(&self, s: Option<&str>) {
-            self.0.lock().unwrap().push(format!("ALL_OFF({})", s.unwrap_or("-")));
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("ALL_OFF({})", s.unwrap_or("-")));
         }
     }
 
     fn controller(rec: Arc<Rec>) -> SceneController {
-        let ctx = SceneContext { room: "room1".into(), local_channels: vec!["audio".into()] };
+        let ctx = SceneContext {
+            room: "room1".into(),
+            local_channels: vec!["audio".into()],
+        };
         let s = parse_scene(
             "name: intro\nactions:\n  - {at: 0, topic: room1/light, message: 'ON'}\n  - {at: 10, topic: room1/motor, message: START}\non_stop:\n  - {topic: room1/steam, message: 'OFF'}\n",
             Path::new("intro.yaml"),
@@ -274,15 +289,31 @@ mod tests {
         let rec = Arc::new(Rec::default());
         let c = controller(rec.clone());
         c.start("intro").unwrap();
-        assert_eq!(c.start("intro"), Err(StartError::AlreadyRunning("intro".into())));
+        assert_eq!(
+            c.start("intro"),
+            Err(StartError::AlreadyRunning("intro".into()))
+        );
         assert_eq!(c.start("nope"), Err(StartError::NotFound("nope".into())));
         tokio::time::sleep(Duration::from_secs(1)).await;
         let st = c.status().unwrap();
-        assert_eq!((st.name.as_str(), st.state.as_str(), st.actions_done, st.actions_total), ("intro", "main", 1, 2));
+        assert_eq!(
+            (
+                st.name.as_str(),
+                st.state.as_str(),
+                st.actions_done,
+                st.actions_total
+            ),
+            ("intro", "main", 1, 2)
+        );
         c.wait_idle().await;
         assert_eq!(
             *rec.0.lock().unwrap(),
-            ["room1/light=ON", "room1/motor=START", "room1/steam=OFF", "ALL_OFF(intro)"]
+            [
+                "room1/light=ON",
+                "room1/motor=START",
+                "room1/steam=OFF",
+                "ALL_OFF(intro)"
+            ]
         );
         assert!(!c.is_running());
         c.start("intro").unwrap();
@@ -296,7 +327,10 @@ mod tests {
         c.start("intro").unwrap();
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(c.stop(EndReason::Stopped).await, Some("intro".into()));
-        assert_eq!(*rec.0.lock().unwrap(), ["room1/light=ON", "room1/steam=OFF", "ALL_OFF(intro)"]);
+        assert_eq!(
+            *rec.0.lock().unwrap(),
+            ["room1/light=ON", "room1/steam=OFF", "ALL_OFF(intro)"]
+        );
         let mut ended = None;
         while let Ok(e) = events.try_recv() {
             if let Event::Scene(SceneEvent::Ended { reason, .. }) = e {
@@ -308,6 +342,10 @@ mod tests {
         assert_eq!(rec.0.lock().unwrap().last().unwrap(), "ALL_OFF(-)");
         let n = rec.0.lock().unwrap().len();
         assert_eq!(c.stop(EndReason::Shutdown).await, None);
-        assert_eq!(rec.0.lock().unwrap().len(), n, "shutdown while idle does nothing");
+        assert_eq!(
+            rec.0.lock().unwrap().len(),
+            n,
+            "shutdown while idle does nothing"
+        );
     }
 }

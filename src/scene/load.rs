@@ -14,7 +14,9 @@ use serde::Deserialize;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use super::{Action, ActionKind, Cue, END, Goto, Scene, SceneForm, SceneRef, State, Transition, Trigger};
+use super::{
+    Action, ActionKind, Cue, END, Goto, Scene, SceneForm, SceneRef, State, Transition, Trigger,
+};
 use crate::config::{Config, Dur, Topics};
 use crate::diag::{Diagnostic, Diagnostics, Pos};
 use crate::media::{AudioCommand, VideoCommand};
@@ -134,7 +136,10 @@ pub fn load_scenes(config: &Config) -> Loaded {
 }
 
 /// Loads one scene file.
-pub fn load_file(path: &Path, ctx: &SceneContext) -> Result<(Scene, Diagnostics), (Diagnostics, Diagnostics)> {
+pub fn load_file(
+    path: &Path,
+    ctx: &SceneContext,
+) -> Result<(Scene, Diagnostics), (Diagnostics, Diagnostics)> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         (
             Diagnostics::from(Diagnostic::file(path, format!("cannot read scene: {e}"))),
@@ -150,8 +155,12 @@ pub fn parse_scene(
     path: &Path,
     ctx: &SceneContext,
 ) -> Result<(Scene, Diagnostics), (Diagnostics, Diagnostics)> {
-    let raw: RawScene = serde_saphyr::from_str(text)
-        .map_err(|e| (Diagnostics::from(Diagnostic::from_yaml(path, &e)), Diagnostics::default()))?;
+    let raw: RawScene = serde_saphyr::from_str(text).map_err(|e| {
+        (
+            Diagnostics::from(Diagnostic::from_yaml(path, &e)),
+            Diagnostics::default(),
+        )
+    })?;
     let mut warnings = Diagnostics::default();
     if let Ok(tree) = serde_saphyr::from_str::<Node>(text) {
         unknown_keys(&tree, Level::Top, path, &mut warnings);
@@ -293,7 +302,10 @@ impl Builder<'_> {
             }
             (None, Some(raw_states)) => {
                 if let Some(d) = &raw.duration {
-                    self.err(Pos::of(d), "`duration` belongs to the simple form; use a timeout transition");
+                    self.err(
+                        Pos::of(d),
+                        "`duration` belongs to the simple form; use a timeout transition",
+                    );
                 }
                 let names: Vec<String> = raw_states.value.keys().cloned().collect();
                 let mut states = BTreeMap::new();
@@ -303,13 +315,20 @@ impl Builder<'_> {
                 }
                 let initial = match &raw.initial_state {
                     None => {
-                        self.err(Pos::of(raw_states), "state machine scene needs `initialState`");
+                        self.err(
+                            Pos::of(raw_states),
+                            "state machine scene needs `initialState`",
+                        );
                         String::new()
                     }
                     Some(i) if !raw_states.value.contains_key(&i.value) => {
                         self.err(
                             Pos::of(i),
-                            format!("initialState `{}` is not one of the states ({})", i.value, names.join(", ")),
+                            format!(
+                                "initialState `{}` is not one of the states ({})",
+                                i.value,
+                                names.join(", ")
+                            ),
                         );
                         String::new()
                     }
@@ -322,7 +341,10 @@ impl Builder<'_> {
                 for t in raw.global_events.iter().flatten() {
                     if let Some(tr) = self.transition(t, &names) {
                         if tr.trigger == Trigger::Always {
-                            self.err(Pos::of(t), "`always` cannot be a global event (it would fire in every state)");
+                            self.err(
+                                Pos::of(t),
+                                "`always` cannot be a global event (it would fire in every state)",
+                            );
                             continue;
                         }
                         global.push(tr);
@@ -346,11 +368,18 @@ impl Builder<'_> {
 
     /// `actions:` → one state whose timeline is the list, ending after
     /// `duration` (default: the last `at`).
-    fn simple_state(&mut self, items: &Spanned<Vec<Spanned<RawItem>>>, duration: Option<&Spanned<Dur>>) -> State {
+    fn simple_state(
+        &mut self,
+        items: &Spanned<Vec<Spanned<RawItem>>>,
+        duration: Option<&Spanned<Dur>>,
+    ) -> State {
         let mut timeline = Vec::new();
         for item in &items.value {
             let Some(at) = &item.value.at else {
-                self.err(Pos::of(item), "action needs `at` (seconds from scene start)");
+                self.err(
+                    Pos::of(item),
+                    "action needs `at` (seconds from scene start)",
+                );
                 continue;
             };
             if let Some(a) = self.item_actions(item, "actions") {
@@ -366,7 +395,11 @@ impl Builder<'_> {
             Some(d) if d.value.0 < last => {
                 self.err(
                     Pos::of(d),
-                    format!("duration {:.3}s is before the last action at {:.3}s", d.value.0.as_secs_f64(), last.as_secs_f64()),
+                    format!(
+                        "duration {:.3}s is before the last action at {:.3}s",
+                        d.value.0.as_secs_f64(),
+                        last.as_secs_f64()
+                    ),
                 );
                 last
             }
@@ -387,14 +420,28 @@ impl Builder<'_> {
     fn state(&mut self, name: &str, rs: &Spanned<RawState>, names: &[String]) -> State {
         let r = &rs.value;
         if name == END && (r.timeline.is_some() || r.transitions.is_some()) {
-            self.err(Pos::of(rs), "state `END` only runs its `onEnter`; timeline and transitions are not allowed");
+            self.err(
+                Pos::of(rs),
+                "state `END` only runs its `onEnter`; timeline and transitions are not allowed",
+            );
         }
-        let on_enter = r.on_enter.as_ref().map(|v| self.actions(v, "onEnter")).unwrap_or_default();
-        let on_exit = r.on_exit.as_ref().map(|v| self.actions(v, "onExit")).unwrap_or_default();
+        let on_enter = r
+            .on_enter
+            .as_ref()
+            .map(|v| self.actions(v, "onEnter"))
+            .unwrap_or_default();
+        let on_exit = r
+            .on_exit
+            .as_ref()
+            .map(|v| self.actions(v, "onExit"))
+            .unwrap_or_default();
         let mut timeline = Vec::new();
         for item in r.timeline.iter().flatten() {
             let Some(at) = &item.value.at else {
-                self.err(Pos::of(item), "timeline item needs `at` (seconds from entering the state)");
+                self.err(
+                    Pos::of(item),
+                    "timeline item needs `at` (seconds from entering the state)",
+                );
                 continue;
             };
             if let Some(actions) = self.item_actions(item, "timeline") {
@@ -426,7 +473,10 @@ impl Builder<'_> {
         let mut out = Vec::new();
         for item in items {
             if let Some(at) = &item.value.at {
-                self.err(Pos::of(at), format!("`at` has no meaning in {what}; use a timeline"));
+                self.err(
+                    Pos::of(at),
+                    format!("`at` has no meaning in {what}; use a timeline"),
+                );
             }
             if let Some(a) = self.item_actions(item, what) {
                 out.extend(a);
@@ -440,7 +490,10 @@ impl Builder<'_> {
         let r = &item.value;
         if let Some(group) = &r.actions {
             if r.topic.is_some() || r.message.is_some() || r.action.is_some() {
-                self.err(Pos::of(item), "an item has either `actions: [...]` or one action, not both");
+                self.err(
+                    Pos::of(item),
+                    "an item has either `actions: [...]` or one action, not both",
+                );
                 return None;
             }
             let mut out = Vec::new();
@@ -474,11 +527,19 @@ impl Builder<'_> {
         if let Some(t) = &r.topic {
             let v = t.value.trim();
             if v.is_empty() || v.contains(['+', '#']) || v.starts_with('/') || v.ends_with('/') {
-                self.err(Pos::of(t), format!("topic `{}` must be a plain topic (no wildcards, no leading/trailing '/')", t.value));
+                self.err(
+                    Pos::of(t),
+                    format!(
+                        "topic `{}` must be a plain topic (no wildcards, no leading/trailing '/')",
+                        t.value
+                    ),
+                );
                 return None;
             }
         }
-        let channel = topic.as_deref().map(|t| t.rsplit('/').next().unwrap_or(t).to_string());
+        let channel = topic
+            .as_deref()
+            .map(|t| t.rsplit('/').next().unwrap_or(t).to_string());
         let kind_name = match &r.action {
             Some(a) => a.value.trim().to_ascii_lowercase(),
             None => match &channel {
@@ -500,14 +561,20 @@ impl Builder<'_> {
                 (ActionKind::Mqtt, topic)
             }
             "audio" => match AudioCommand::parse(&msg) {
-                Ok(c) => (ActionKind::Audio(c), topic.unwrap_or_else(|| format!("{}/audio", self.ctx.room))),
+                Ok(c) => (
+                    ActionKind::Audio(c),
+                    topic.unwrap_or_else(|| format!("{}/audio", self.ctx.room)),
+                ),
                 Err(e) => {
                     self.err(parse_pos, e);
                     return None;
                 }
             },
             "video" => match VideoCommand::parse(&msg) {
-                Ok(c) => (ActionKind::Video(c), topic.unwrap_or_else(|| format!("{}/video", self.ctx.room))),
+                Ok(c) => (
+                    ActionKind::Video(c),
+                    topic.unwrap_or_else(|| format!("{}/video", self.ctx.room)),
+                ),
                 Err(e) => {
                     self.err(parse_pos, e);
                     return None;
@@ -515,7 +582,10 @@ impl Builder<'_> {
             },
             other => {
                 let p = r.action.as_ref().map(Pos::of).unwrap_or(pos);
-                self.err(p, format!("unknown action type `{other}` (expected mqtt, audio or video)"));
+                self.err(
+                    p,
+                    format!("unknown action type `{other}` (expected mqtt, audio or video)"),
+                );
                 return None;
             }
         };
@@ -539,7 +609,10 @@ impl Builder<'_> {
         let r = &t.value;
         let pos = Pos::of(t);
         let Some(kind) = &r.kind else {
-            self.err(pos, "transition needs `type` (timeout, audioEnd, videoEnd, mqttMessage or always)");
+            self.err(
+                pos,
+                "transition needs `type` (timeout, audioEnd, videoEnd, mqttMessage or always)",
+            );
             return None;
         };
         let goto = match &r.goto {
@@ -673,11 +746,26 @@ const EDITOR_KEYS: [&str; 1] = ["globalPrefix"];
 fn known(level: Level) -> &'static [&'static str] {
     match level {
         Level::Top => &[
-            "name", "sceneId", "description", "version", "actions", "duration", "on_stop", "onStop",
-            "initialState", "states", "globalEvents",
+            "name",
+            "sceneId",
+            "description",
+            "version",
+            "actions",
+            "duration",
+            "on_stop",
+            "onStop",
+            "initialState",
+            "states",
+            "globalEvents",
         ],
         Level::States => &[],
-        Level::State => &["description", "onEnter", "onExit", "timeline", "transitions"],
+        Level::State => &[
+            "description",
+            "onEnter",
+            "onExit",
+            "timeline",
+            "transitions",
+        ],
         Level::Item => &["at", "action", "topic", "message", "timeout", "actions"],
         Level::Transition => &["type", "goto", "delay", "target", "topic", "message"],
     }
@@ -699,7 +787,8 @@ fn unknown_keys(node: &Node, level: Level, file: &Path, out: &mut Diagnostics) {
     match node {
         Node::Map(entries) => {
             for (k, v) in entries {
-                let is_known = matches!(level, Level::States) || known(level).contains(&k.value.as_str());
+                let is_known =
+                    matches!(level, Level::States) || known(level).contains(&k.value.as_str());
                 if !is_known {
                     if !EDITOR_KEYS.contains(&k.value.as_str()) {
                         out.push(Diagnostic::new(
@@ -761,10 +850,19 @@ on_stop:
         assert_eq!(s.form, SceneForm::Simple);
         let st = s.state(SIMPLE_STATE).unwrap();
         assert_eq!(st.timeline.len(), 4);
-        assert_eq!(st.timeline[1].actions[0].kind, ActionKind::Audio(AudioCommand::Play { file: "bg.mp3".into(), volume: Some(0.8) }));
+        assert_eq!(
+            st.timeline[1].actions[0].kind,
+            ActionKind::Audio(AudioCommand::Play {
+                file: "bg.mp3".into(),
+                volume: Some(0.8)
+            })
+        );
         assert!(!st.timeline[1].actions[0].feedback);
         assert!(st.timeline[0].actions[0].feedback);
-        assert_eq!(st.timeline[3].actions[0].timeout, Some(Duration::from_secs(2)));
+        assert_eq!(
+            st.timeline[3].actions[0].timeout,
+            Some(Duration::from_secs(2))
+        );
         assert_eq!(s.duration(), Some(Duration::from_secs(10)));
         assert_eq!(s.on_stop.len(), 1);
         assert_eq!(s.summary().action_count, 4);
@@ -778,7 +876,10 @@ on_stop:
         assert_eq!(st.timeline[0].at, Duration::from_secs(1));
         assert_eq!(s.duration(), Some(Duration::from_secs(20)));
         let e = parse("actions:\n  - {at: 3, topic: r/a, message: X}\nduration: 2\n").unwrap_err();
-        assert!(e.contains("t.yaml:3:11: duration 2.000s is before the last action"), "{e}");
+        assert!(
+            e.contains("t.yaml:3:11: duration 2.000s is before the last action"),
+            "{e}"
+        );
     }
 
     const EDITOR_JSON: &str = r#"{
@@ -810,7 +911,8 @@ on_stop:
 
     #[test]
     fn editor_state_machine_json_loads_unchanged() {
-        let (s, warnings) = parse_scene(EDITOR_JSON, Path::new("scenes/room1_intro.json"), &ctx()).unwrap();
+        let (s, warnings) =
+            parse_scene(EDITOR_JSON, Path::new("scenes/room1_intro.json"), &ctx()).unwrap();
         assert!(warnings.is_empty(), "{warnings}");
         assert_eq!(s.name, "room1_intro");
         assert_eq!(s.form, SceneForm::StateMachine);
@@ -820,7 +922,11 @@ on_stop:
         assert!(matches!(start.on_enter[1].kind, ActionKind::Audio(_)));
         assert_eq!(start.transitions[0].trigger, Trigger::AudioEnd(None));
         let main = s.state("main_show").unwrap();
-        assert_eq!(main.transitions[0].goto, Goto::End, "lowercase `end` with no such state ends the scene");
+        assert_eq!(
+            main.transitions[0].goto,
+            Goto::End,
+            "lowercase `end` with no such state ends the scene"
+        );
         assert_eq!(s.duration(), None, "waits for the audio to end");
     }
 
@@ -846,24 +952,44 @@ on_stop:
         assert_eq!(a.timeline[0].actions.len(), 2);
         assert_eq!(a.timeline[0].actions[1].topic, "room1/video");
         assert_eq!(s.global_events.len(), 1);
-        assert_eq!(s.state("b").unwrap().transitions[0].goto, Goto::State("END".into()));
+        assert_eq!(
+            s.state("b").unwrap().transitions[0].goto,
+            Goto::State("END".into())
+        );
         assert_eq!(s.event_topics(), ["room1/emergency"]);
-        assert_eq!(s.duration(), Some(Duration::from_secs(4)), "a -> b at once, b -> END after 4 s");
+        assert_eq!(
+            s.duration(),
+            Some(Duration::from_secs(4)),
+            "a -> b at once, b -> END after 4 s"
+        );
     }
 
     #[test]
     fn errors_point_at_the_problem() {
         let e = parse("sceneId: x\ninitialState: nope\nstates:\n  a:\n    transitions:\n      - {type: timeout, delay: 1, goto: b}\n      - {type: teleport, goto: a}\n").unwrap_err();
-        assert!(e.contains("t.yaml:2:15: initialState `nope` is not one of the states (a)"), "{e}");
-        assert!(e.contains("t.yaml:6:41: goto `b` is not a state (a) or END"), "{e}");
-        assert!(e.contains("t.yaml:7:16: unknown transition type `teleport`"), "{e}");
+        assert!(
+            e.contains("t.yaml:2:15: initialState `nope` is not one of the states (a)"),
+            "{e}"
+        );
+        assert!(
+            e.contains("t.yaml:6:41: goto `b` is not a state (a) or END"),
+            "{e}"
+        );
+        assert!(
+            e.contains("t.yaml:7:16: unknown transition type `teleport`"),
+            "{e}"
+        );
 
         let e = parse("actions:\n  - {at: 0, topic: room1/audio, message: \"PLAY:x.mp3:7\"}\n  - {at: 1, topic: room1/light}\n  - {topic: room1/light, message: ON}\n").unwrap_err();
         assert!(e.contains("t.yaml:2:42: volume 7 is outside 0..1"), "{e}");
-        assert!(e.contains("t.yaml:3:5: action in actions needs `message`"), "{e}");
+        assert!(
+            e.contains("t.yaml:3:5: action in actions needs `message`"),
+            "{e}"
+        );
         assert!(e.contains("t.yaml:4:5: action needs `at`"), "{e}");
 
-        let e = parse("actions:\n  - {at: 0, action: laser, topic: r/x, message: ON}\n").unwrap_err();
+        let e =
+            parse("actions:\n  - {at: 0, action: laser, topic: r/x, message: ON}\n").unwrap_err();
         assert!(e.contains(":2:21: unknown action type `laser`"), "{e}");
         let e = parse("actions:\n  - {at: 0, topic: room1/#, message: ON}\n").unwrap_err();
         assert!(e.contains("plain topic"), "{e}");
@@ -882,8 +1008,14 @@ on_stop:
         )
         .unwrap();
         let text = w.to_string();
-        assert!(text.contains("t.yaml:2:1: warning: unknown key `colour` (ignored)"), "{text}");
-        assert!(text.contains("t.yaml:4:38: warning: unknown key `mesage` (ignored)"), "{text}");
+        assert!(
+            text.contains("t.yaml:2:1: warning: unknown key `colour` (ignored)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("t.yaml:4:38: warning: unknown key `mesage` (ignored)"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -897,14 +1029,35 @@ on_stop:
         let d = tempfile::tempdir().unwrap();
         let scenes = d.path().join("scenes");
         std::fs::create_dir(&scenes).unwrap();
-        std::fs::write(scenes.join("a.yaml"), "name: same\nactions: [{at: 0, topic: r/x, message: ON}]\n").unwrap();
-        std::fs::write(scenes.join("b.json"), r#"{"name": "same", "actions": [{"at": 0, "topic": "r/x", "message": "ON"}]}"#).unwrap();
-        std::fs::write(scenes.join("c.yaml"), "actions: [{at: 0, topic: r/x, message: ON}]\n").unwrap();
+        std::fs::write(
+            scenes.join("a.yaml"),
+            "name: same\nactions: [{at: 0, topic: r/x, message: ON}]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            scenes.join("b.json"),
+            r#"{"name": "same", "actions": [{"at": 0, "topic": "r/x", "message": "ON"}]}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            scenes.join("c.yaml"),
+            "actions: [{at: 0, topic: r/x, message: ON}]\n",
+        )
+        .unwrap();
         std::fs::write(scenes.join("notes.txt"), "ignored").unwrap();
-        let cfg = Config::parse("room: r\nmqtt: {brokers: [{broker: h}]}\n", &d.path().join("c.yaml"), &|_| None).unwrap();
+        let cfg = Config::parse(
+            "room: r\nmqtt: {brokers: [{broker: h}]}\n",
+            &d.path().join("c.yaml"),
+            &|_| None,
+        )
+        .unwrap();
         let l = load_scenes(&cfg);
         assert_eq!(l.scenes.names().collect::<Vec<_>>(), ["c", "same"]);
         assert_eq!(l.errors.len(), 1);
-        assert!(l.errors.to_string().contains("b.json: scene name `same` is already used by"));
+        assert!(
+            l.errors
+                .to_string()
+                .contains("b.json: scene name `same` is already used by")
+        );
     }
 }

@@ -156,7 +156,9 @@ impl Runner<'_> {
                 }
 
                 let cue = state.timeline.get(next_cue).map(|c| entered + c.at);
-                let tr = self.next_timed(state, entered, start, &globals_fired).map(|(t, _)| t);
+                let tr = self
+                    .next_timed(state, entered, start, &globals_fired)
+                    .map(|(t, _)| t);
                 let wake = match (cue, tr) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -204,13 +206,15 @@ impl Runner<'_> {
         start: Instant,
         globals_fired: &[bool],
     ) -> Option<(Instant, Which)> {
-        let local = state.transitions.iter().enumerate().filter_map(|(i, t)| {
-            match t.trigger {
+        let local = state
+            .transitions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| match t.trigger {
                 Trigger::Always => Some((entered, Which::State(i))),
                 Trigger::Timeout(d) => Some((entered + d, Which::State(i))),
                 _ => None,
-            }
-        });
+            });
         let global = self
             .scene
             .global_events
@@ -227,8 +231,15 @@ impl Runner<'_> {
     /// The first transition (state, then global) an input fires.
     fn match_input(&self, state: &State, input: &SceneInput) -> Option<Which> {
         let hit = |t: &Transition| match (&t.trigger, input) {
-            (Trigger::MqttMessage { topic, message }, SceneInput::Mqtt { topic: got, payload }) => {
-                topic_matches(topic, got) && message.as_ref().is_none_or(|m| m.trim() == payload.trim())
+            (
+                Trigger::MqttMessage { topic, message },
+                SceneInput::Mqtt {
+                    topic: got,
+                    payload,
+                },
+            ) => {
+                topic_matches(topic, got)
+                    && message.as_ref().is_none_or(|m| m.trim() == payload.trim())
             }
             (Trigger::AudioEnd(target), SceneInput::AudioEnd(f))
             | (Trigger::VideoEnd(target), SceneInput::VideoEnd(f)) => {
@@ -241,7 +252,13 @@ impl Runner<'_> {
             .iter()
             .position(hit)
             .map(Which::State)
-            .or_else(|| self.scene.global_events.iter().position(hit).map(Which::Global))
+            .or_else(|| {
+                self.scene
+                    .global_events
+                    .iter()
+                    .position(hit)
+                    .map(Which::Global)
+            })
     }
 
     fn enter(&self, state: &State, start: Instant) {
@@ -336,7 +353,10 @@ mod tests {
     impl ActionSink for Recorder {
         fn execute(&self, _scene: &str, a: &Action) {
             let at = self.at();
-            self.log.lock().unwrap().push((at, format!("{}={}", a.topic, a.message)));
+            self.log
+                .lock()
+                .unwrap()
+                .push((at, format!("{}={}", a.topic, a.message)));
         }
         fn all_off(&self, _scene: Option<&str>) {
             let at = self.at();
@@ -371,11 +391,21 @@ mod tests {
         let handle = tokio::spawn(async move {
             let bus = EventBus::new(64);
             let progress = Mutex::new(Progress::default());
-            Runner { scene: &s, sink: &*r2, events: &bus, progress: &progress }
-                .run(&mut rx, &c2)
-                .await
+            Runner {
+                scene: &s,
+                sink: &*r2,
+                events: &bus,
+                progress: &progress,
+            }
+            .run(&mut rx, &c2)
+            .await
         });
-        Run { rec, tx, cancel, handle }
+        Run {
+            rec,
+            tx,
+            cancel,
+            handle,
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -393,7 +423,11 @@ mod tests {
                 (10000, "room1/motor=START".into()),
             ]
         );
-        assert_eq!(r.rec.at(), Duration::from_secs(10), "ends right after the last cue");
+        assert_eq!(
+            r.rec.at(),
+            Duration::from_secs(10),
+            "ends right after the last cue"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -402,12 +436,18 @@ mod tests {
         // would accumulate; absolute anchors end at exactly 10 s.
         let mut states = String::new();
         for i in 0..1000 {
-            let next = if i == 999 { "END".to_string() } else { format!("s{}", i + 1) };
+            let next = if i == 999 {
+                "END".to_string()
+            } else {
+                format!("s{}", i + 1)
+            };
             states.push_str(&format!(
                 "  s{i}:\n    timeline: [{{at: 0.005, topic: room1/t, message: '{i}'}}]\n    transitions: [{{type: timeout, delay: 0.01, goto: {next}}}]\n"
             ));
         }
-        let r = start(scene(&format!("sceneId: chain\ninitialState: s0\nstates:\n{states}")));
+        let r = start(scene(&format!(
+            "sceneId: chain\ninitialState: s0\nstates:\n{states}"
+        )));
         assert_eq!(r.handle.await.unwrap(), RunEnd::Completed);
         let e = r.rec.entries();
         assert_eq!(e.len(), 1000);
@@ -458,18 +498,37 @@ mod tests {
                          "transitions": [{"type": "videoEnd", "goto": "END"}]}}}"#,
         ));
         tokio::time::sleep(Duration::from_secs(1)).await;
-        r.tx.send(SceneInput::Mqtt { topic: "room1/button".into(), payload: "other".into() }).await.unwrap();
+        r.tx.send(SceneInput::Mqtt {
+            topic: "room1/button".into(),
+            payload: "other".into(),
+        })
+        .await
+        .unwrap();
         tokio::time::sleep(Duration::from_secs(1)).await;
-        r.tx.send(SceneInput::Mqtt { topic: "room1/button".into(), payload: "pressed".into() }).await.unwrap();
+        r.tx.send(SceneInput::Mqtt {
+            topic: "room1/button".into(),
+            payload: "pressed".into(),
+        })
+        .await
+        .unwrap();
         tokio::time::sleep(Duration::from_secs(1)).await;
-        r.tx.send(SceneInput::AudioEnd("other.mp3".into())).await.unwrap();
-        r.tx.send(SceneInput::AudioEnd("intro.mp3".into())).await.unwrap();
+        r.tx.send(SceneInput::AudioEnd("other.mp3".into()))
+            .await
+            .unwrap();
+        r.tx.send(SceneInput::AudioEnd("intro.mp3".into()))
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_secs(1)).await;
-        r.tx.send(SceneInput::VideoEnd("clip.mp4".into())).await.unwrap();
+        r.tx.send(SceneInput::VideoEnd("clip.mp4".into()))
+            .await
+            .unwrap();
         assert_eq!(r.handle.await.unwrap(), RunEnd::Completed);
         assert_eq!(
             r.rec.entries(),
-            [(2000, "room1/audio=PLAY:intro.mp3".into()), (3000, "room1/video=PLAY_VIDEO:clip".into())]
+            [
+                (2000, "room1/audio=PLAY:intro.mp3".into()),
+                (3000, "room1/video=PLAY_VIDEO:clip".into())
+            ]
         );
     }
 
@@ -489,7 +548,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn cancel_stops_promptly() {
-        let r = start(scene("actions:\n  - {at: 0, topic: r/a, message: go}\n  - {at: 60, topic: r/a, message: late}\n"));
+        let r = start(scene(
+            "actions:\n  - {at: 0, topic: r/a, message: go}\n  - {at: 60, topic: r/a, message: late}\n",
+        ));
         tokio::time::sleep(Duration::from_secs(2)).await;
         r.cancel.cancel();
         assert_eq!(r.handle.await.unwrap(), RunEnd::Cancelled);

@@ -72,7 +72,10 @@ pub async fn scenes(State(s): State<AppState>) -> Json<Vec<SceneEntry>> {
     )
 }
 
-pub async fn start_scene(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, AppError> {
+pub async fn start_scene(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, AppError> {
     match s.room.scenes.start(&name) {
         Ok(()) => Ok(Json(serde_json::json!({"started": name}))),
         Err(e @ StartError::NotFound(_)) => Err(AppError::NotFound(e.to_string())),
@@ -90,6 +93,9 @@ pub struct Limit {
     limit: Option<usize>,
 }
 
-pub async fn feedback(State(s): State<AppState>, Query(q): Query<Limit>) -> Json<Vec<FeedbackRecord>> {
+pub async fn feedback(
+    State(s): State<AppState>,
+    Query(q): Query<Limit>,
+) -> Json<Vec<FeedbackRecord>> {
     Json(s.room.feedback.history(q.limit.unwrap_or(100).min(1000)))
 }

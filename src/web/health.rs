@@ -50,12 +50,17 @@ pub fn health(s: &AppState) -> Health {
         other => unhealthy.push(format!(
             "MQTT {}{}",
             other.as_str(),
-            conn.last_error.map(|e| format!(": {e}")).unwrap_or_default()
+            conn.last_error
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
         )),
     }
     let stats = r.mqtt.stats();
     if stats.queue_size > 0 && conn.state == ConnectionState::Connected && stats.queue_size > 100 {
-        degraded.push(format!("{} messages waiting in the outbox", stats.queue_size));
+        degraded.push(format!(
+            "{} messages waiting in the outbox",
+            stats.queue_size
+        ));
     }
     let devices = r.registry.counts();
     if devices.offline > 0 {
@@ -67,7 +72,10 @@ pub fn health(s: &AppState) -> Health {
     let recent = r.feedback.history(RECENT_FEEDBACK);
     let bad = recent.iter().filter(|f| f.result != Outcome::Ok).count();
     if bad > 0 {
-        degraded.push(format!("{bad} of the last {} commands unconfirmed", recent.len()));
+        degraded.push(format!(
+            "{bad} of the last {} commands unconfirmed",
+            recent.len()
+        ));
     }
     let media = r.media.status();
     if r.config.media.audio_enabled && !media.audio.device {

@@ -20,7 +20,11 @@ impl Out {
         let _ = writeln!(self.text, "# TYPE roomctl_{name} {kind}");
         for (labels, v) in samples {
             let sep = if labels.is_empty() { "" } else { "," };
-            let _ = writeln!(self.text, "roomctl_{name}{{room=\"{}\"{sep}{labels}}} {v}", self.room);
+            let _ = writeln!(
+                self.text,
+                "roomctl_{name}{{room=\"{}\"{sep}{labels}}} {v}",
+                self.room
+            );
         }
     }
     fn one(&mut self, name: &str, kind: &str, help: &str, v: f64) {
@@ -43,56 +47,186 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         ConnectionState::Reconnecting,
         ConnectionState::Failed,
     ];
-    let labels: Vec<String> = states.iter().map(|x| format!("state=\"{}\"", x.as_str())).collect();
+    let labels: Vec<String> = states
+        .iter()
+        .map(|x| format!("state=\"{}\"", x.as_str()))
+        .collect();
     let samples: Vec<(&str, f64)> = states
         .iter()
         .zip(&labels)
         .map(|(x, l)| (l.as_str(), f64::from(u8::from(*x == conn.state))))
         .collect();
-    o.metric("mqtt_connection_state", "gauge", "1 for the current connection state", &samples);
-    o.one("mqtt_broker_priority_index", "gauge", "1-based priority of the broker in use, 0 when none",
-        conn.broker_priority_index.unwrap_or(0) as f64);
+    o.metric(
+        "mqtt_connection_state",
+        "gauge",
+        "1 for the current connection state",
+        &samples,
+    );
+    o.one(
+        "mqtt_broker_priority_index",
+        "gauge",
+        "1-based priority of the broker in use, 0 when none",
+        conn.broker_priority_index.unwrap_or(0) as f64,
+    );
     let c = |n: u64| n as f64;
     for (name, help, v) in [
-        ("mqtt_connections_total", "successful connections", c(st.total_connections)),
-        ("mqtt_disconnections_total", "connections lost or closed", c(st.total_disconnections)),
-        ("mqtt_reconnections_total", "connections after the first", c(st.total_reconnections)),
-        ("mqtt_failed_connections_total", "failed connection attempts", c(st.failed_connections)),
-        ("mqtt_failovers_total", "switches to another broker", c(st.failovers)),
-        ("mqtt_ack_timeouts_total", "PUBACKs later than ack_timeout", c(st.ack_timeouts)),
-        ("mqtt_messages_published_total", "messages acknowledged by a broker", c(st.messages_published)),
-        ("mqtt_messages_queued_total", "messages queued while not connected", c(st.messages_queued)),
-        ("mqtt_messages_failed_total", "messages given up after message_retry_limit", c(st.messages_failed)),
-        ("mqtt_messages_expired_total", "messages older than message_max_age, dropped", c(st.messages_expired)),
-        ("mqtt_messages_dropped_total", "messages dropped because the queue was full", c(st.messages_dropped)),
-        ("mqtt_messages_resent_total", "unacknowledged messages resent after a reconnection", c(st.messages_resent)),
-        ("mqtt_messages_received_total", "messages received", c(st.messages_received)),
+        (
+            "mqtt_connections_total",
+            "successful connections",
+            c(st.total_connections),
+        ),
+        (
+            "mqtt_disconnections_total",
+            "connections lost or closed",
+            c(st.total_disconnections),
+        ),
+        (
+            "mqtt_reconnections_total",
+            "connections after the first",
+            c(st.total_reconnections),
+        ),
+        (
+            "mqtt_failed_connections_total",
+            "failed connection attempts",
+            c(st.failed_connections),
+        ),
+        (
+            "mqtt_failovers_total",
+            "switches to another broker",
+            c(st.failovers),
+        ),
+        (
+            "mqtt_ack_timeouts_total",
+            "PUBACKs later than ack_timeout",
+            c(st.ack_timeouts),
+        ),
+        (
+            "mqtt_messages_published_total",
+            "messages acknowledged by a broker",
+            c(st.messages_published),
+        ),
+        (
+            "mqtt_messages_queued_total",
+            "messages queued while not connected",
+            c(st.messages_queued),
+        ),
+        (
+            "mqtt_messages_failed_total",
+            "messages given up after message_retry_limit",
+            c(st.messages_failed),
+        ),
+        (
+            "mqtt_messages_expired_total",
+            "messages older than message_max_age, dropped",
+            c(st.messages_expired),
+        ),
+        (
+            "mqtt_messages_dropped_total",
+            "messages dropped because the queue was full",
+            c(st.messages_dropped),
+        ),
+        (
+            "mqtt_messages_resent_total",
+            "unacknowledged messages resent after a reconnection",
+            c(st.messages_resent),
+        ),
+        (
+            "mqtt_messages_received_total",
+            "messages received",
+            c(st.messages_received),
+        ),
     ] {
         o.one(name, "counter", help, v);
     }
-    o.one("mqtt_queue_size", "gauge", "messages waiting in the outbox", st.queue_size as f64);
-    o.one("mqtt_inflight", "gauge", "messages sent and not yet acknowledged", st.inflight as f64);
-    o.one("mqtt_consecutive_failures", "gauge", "failed connection rounds in a row", f64::from(st.consecutive_failures));
+    o.one(
+        "mqtt_queue_size",
+        "gauge",
+        "messages waiting in the outbox",
+        st.queue_size as f64,
+    );
+    o.one(
+        "mqtt_inflight",
+        "gauge",
+        "messages sent and not yet acknowledged",
+        st.inflight as f64,
+    );
+    o.one(
+        "mqtt_consecutive_failures",
+        "gauge",
+        "failed connection rounds in a row",
+        f64::from(st.consecutive_failures),
+    );
 
     let f = r.feedback.stats();
-    o.metric("feedback_total", "counter", "feedback results", &[
-        ("result=\"ok\"", c(f.ok)),
-        ("result=\"error\"", c(f.error)),
-        ("result=\"timeout\"", c(f.timeout)),
-    ]);
-    o.one("feedback_unmatched_total", "counter", "replies with no pending command", c(f.unmatched));
-    o.one("feedback_invalid_total", "counter", "payloads on feedback topics that are not replies", c(f.invalid));
-    o.one("feedback_pending", "gauge", "commands waiting for confirmation", f.pending as f64);
-    o.one("feedback_latency_seconds_avg", "gauge", "average confirmation latency", f.avg_latency.unwrap_or(0.0));
-    o.one("feedback_latency_seconds_max", "gauge", "largest confirmation latency", f.max_latency.unwrap_or(0.0));
+    o.metric(
+        "feedback_total",
+        "counter",
+        "feedback results",
+        &[
+            ("result=\"ok\"", c(f.ok)),
+            ("result=\"error\"", c(f.error)),
+            ("result=\"timeout\"", c(f.timeout)),
+        ],
+    );
+    o.one(
+        "feedback_unmatched_total",
+        "counter",
+        "replies with no pending command",
+        c(f.unmatched),
+    );
+    o.one(
+        "feedback_invalid_total",
+        "counter",
+        "payloads on feedback topics that are not replies",
+        c(f.invalid),
+    );
+    o.one(
+        "feedback_pending",
+        "gauge",
+        "commands waiting for confirmation",
+        f.pending as f64,
+    );
+    o.one(
+        "feedback_latency_seconds_avg",
+        "gauge",
+        "average confirmation latency",
+        f.avg_latency.unwrap_or(0.0),
+    );
+    o.one(
+        "feedback_latency_seconds_max",
+        "gauge",
+        "largest confirmation latency",
+        f.max_latency.unwrap_or(0.0),
+    );
 
     let d = r.registry.counts();
-    o.metric("devices", "gauge", "known devices by presence", &[
-        ("presence=\"online\"", d.online as f64),
-        ("presence=\"offline\"", d.offline as f64),
-        ("presence=\"stale\"", d.stale as f64),
-    ]);
-    o.one("scene_running", "gauge", "1 while a scene plays", f64::from(u8::from(r.scenes.is_running())));
-    o.one("uptime_seconds", "gauge", "seconds since start", unix_now() - r.started);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], o.text)
+    o.metric(
+        "devices",
+        "gauge",
+        "known devices by presence",
+        &[
+            ("presence=\"online\"", d.online as f64),
+            ("presence=\"offline\"", d.offline as f64),
+            ("presence=\"stale\"", d.stale as f64),
+        ],
+    );
+    o.one(
+        "scene_running",
+        "gauge",
+        "1 while a scene plays",
+        f64::from(u8::from(r.scenes.is_running())),
+    );
+    o.one(
+        "uptime_seconds",
+        "gauge",
+        "seconds since start",
+        unix_now() - r.started,
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        o.text,
+    )
 }

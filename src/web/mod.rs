@@ -57,7 +57,10 @@ pub fn app(state: AppState) -> Router {
     let control = Router::new()
         .route("/api/scenes/{name}/start", post(api::start_scene))
         .route("/api/scenes/stop", post(api::stop_scene))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .route("/", get(index))
         .route("/assets/{*path}", get(asset))
@@ -97,7 +100,11 @@ fn asset_response(path: &str) -> Response {
             let mime = f.metadata.mimetype();
             (
                 [
-                    (header::CONTENT_TYPE, HeaderValue::from_str(mime).unwrap_or(HeaderValue::from_static("application/octet-stream"))),
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_str(mime)
+                            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+                    ),
                     (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
                 ],
                 f.data,

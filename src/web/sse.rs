@@ -15,7 +15,9 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use super::AppState;
 
-pub async fn events(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+pub async fn events(
+    State(s): State<AppState>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let hello = SseEvent::default()
         .event("hello")
         .json_data(s.room.state())
@@ -26,7 +28,9 @@ pub async fn events(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<
                 .event(ev.kind())
                 .json_data(&ev)
                 .unwrap_or_else(|_| SseEvent::default().event("error")),
-            Err(BroadcastStreamRecvError::Lagged(n)) => SseEvent::default().event("lagged").data(n.to_string()),
+            Err(BroadcastStreamRecvError::Lagged(n)) => {
+                SseEvent::default().event("lagged").data(n.to_string())
+            }
         })
     });
     let shutdown = s.shutdown.clone();

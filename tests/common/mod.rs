@@ -52,7 +52,10 @@ pub async fn observer(
     let mut s = settings(&format!("observer-{}", rand_id()), &[port]);
     s.subscriptions = vec![filter.to_string()];
     let (h, rx) = mqtt::start(s, cancel.child_token());
-    assert!(h.wait_connected(Duration::from_secs(5)).await, "observer could not connect");
+    assert!(
+        h.wait_connected(Duration::from_secs(5)).await,
+        "observer could not connect"
+    );
     // Let the SUBACK arrive before anything is published.
     tokio::time::sleep(Duration::from_millis(100)).await;
     (h, rx)
@@ -87,8 +90,7 @@ pub fn text(m: &InMessage) -> String {
 pub fn init_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_test_writer()
         .try_init();
@@ -109,7 +111,12 @@ pub fn site(ports: &[u16], scenes: &[(&str, &str)], extra: &str) -> Site {
     let brokers: String = ports
         .iter()
         .enumerate()
-        .map(|(i, p)| format!("    - {{ broker: 127.0.0.1, port: {p}, priority: {} }}\n", i + 1))
+        .map(|(i, p)| {
+            format!(
+                "    - {{ broker: 127.0.0.1, port: {p}, priority: {} }}\n",
+                i + 1
+            )
+        })
         .collect();
     let text = format!(
         "room: room1\nmqtt:\n  brokers:\n{brokers}  connection_timeout: 2\n  initial_retry_delay: 0.1\n  max_retry_delay: 0.5\nfeedback: {{ timeout: 1s }}\nscenes: {{ dir: scenes }}\nmedia: {{ dir: media, audio: false, video: false }}\nweb: {{ listen: 127.0.0.1:{web_port} }}\n{extra}"
@@ -121,7 +128,11 @@ pub fn site(ports: &[u16], scenes: &[(&str, &str)], extra: &str) -> Site {
     }
     let config = dir.path().join("roomctl.yaml");
     std::fs::write(&config, text).unwrap();
-    Site { dir, config, web_port }
+    Site {
+        dir,
+        config,
+        web_port,
+    }
 }
 
 impl Site {
@@ -136,7 +147,10 @@ impl Site {
 pub async fn eventually(timeout: Duration, what: &str, mut pred: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + timeout;
     while !pred() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
