@@ -315,11 +315,6 @@ pub fn topic_matches(filter: &str, topic: &str) -> bool {
     }
 }
 
-/// Elapsed-time formatting for logs.
-pub fn fmt_elapsed(d: Duration) -> String {
-    format!("{:7.3}s", d.as_secs_f64())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
