@@ -18,7 +18,7 @@ function el(tag, attrs = {}, ...children) {
 
 function secs(s) {
   if (s == null) return "–";
-  if (s < 60) return `${s.toFixed(1)} s`;
+  if (s < 120) return `${s.toFixed(1)} s`;
   const m = Math.floor(s / 60);
   return `${m} min ${Math.round(s - m * 60)} s`;
 }

@@ -8,7 +8,6 @@
 //! late, due work is done in deadline order.
 
 use std::sync::Mutex;
-use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::mpsc;

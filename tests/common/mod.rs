@@ -154,3 +154,4 @@ pub async fn eventually(timeout: Duration, what: &str, mut pred: impl FnMut() ->
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+pub mod webdriver;
