@@ -41,6 +41,17 @@ pub struct AudioStatus {
     pub playing: Vec<String>,
     pub paused: bool,
     pub master_volume: f32,
+    /// The open output's format.
+    pub output: Option<AudioOutput>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AudioOutput {
+    pub sample_rate: u32,
+    pub channels: u16,
+    pub sample_format: String,
+    /// Bytes per second the device consumes.
+    pub bytes_per_second: u64,
 }
 
 /// Handle to the audio thread. Cheap to clone.
@@ -156,9 +167,21 @@ impl AudioThread {
         match DeviceSinkBuilder::open_default_sink() {
             Ok(mut s) => {
                 s.log_on_drop(false);
-                info!(target: "media", "Audio output open");
+                let c = s.config();
+                let fmt = c.sample_format();
+                let out = AudioOutput {
+                    sample_rate: c.sample_rate().get(),
+                    channels: c.channel_count().get(),
+                    sample_format: format!("{fmt:?}"),
+                    bytes_per_second: u64::from(c.sample_rate().get())
+                        * u64::from(c.channel_count().get())
+                        * fmt.sample_size() as u64,
+                };
+                info!(target: "media", "Audio output open: {} Hz, {} channel(s), {}", out.sample_rate, out.channels, out.sample_format);
                 self.sink = Some(s);
-                self.status.lock().unwrap().device = true;
+                let mut st = self.status.lock().unwrap();
+                st.device = true;
+                st.output = Some(out);
             }
             Err(e) => {
                 warn!(target: "media", "No audio output device ({e}); sounds are timed, not heard");

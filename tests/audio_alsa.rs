@@ -1,0 +1,207 @@
+//! Real playback through rodio, cpal and ALSA, with no sound card: a HOME
+//! whose `.asoundrc` makes the default device an ALSA `file` plugin writing
+//! raw samples into a FIFO. This test reads the FIFO at the device's real
+//! byte rate (the `null` slave alone would run ~90x faster than real time)
+//! and checks what came out.
+//!
+//! One test in this binary: ALSA reads `~/.asoundrc` once per process, so
+//! HOME must be set before anything touches audio.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use roomctl::events::{Event, EventBus};
+use roomctl::media::{AudioCommand, AudioPlayer, MediaEnd};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// A mono 16-bit WAV of a sine tone.
+fn write_tone(path: &Path, secs: f32, freq: f32, amp: f32) {
+    let rate = 16_000u32;
+    let n = (secs * rate as f32) as u32;
+    let mut w = Vec::new();
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + n * 2).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&rate.to_le_bytes());
+    w.extend_from_slice(&(rate * 2).to_le_bytes());
+    w.extend_from_slice(&2u16.to_le_bytes());
+    w.extend_from_slice(&16u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&(n * 2).to_le_bytes());
+    for i in 0..n {
+        let v = (amp * (2.0 * std::f32::consts::PI * freq * i as f32 / rate as f32).sin() * 32767.0) as i16;
+        w.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, w).unwrap();
+}
+
+/// Everything the device wrote, read at the device's own pace.
+struct Capture {
+    data: Arc<Mutex<Vec<u8>>>,
+    rate: Arc<AtomicU64>,
+}
+
+impl Capture {
+    fn start(fifo: PathBuf) -> Capture {
+        let data = Arc::new(Mutex::new(Vec::new()));
+        let rate = Arc::new(AtomicU64::new(0));
+        let (d, r) = (data.clone(), rate.clone());
+        std::thread::spawn(move || {
+            let mut f = std::fs::File::open(&fifo).unwrap();
+            let mut buf = vec![0u8; 4096];
+            let mut paced: Option<(Instant, u64)> = None;
+            loop {
+                let n = match f.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                d.lock().unwrap().extend_from_slice(&buf[..n]);
+                let bps = r.load(Ordering::Relaxed);
+                if bps > 0 {
+                    let (t0, total) = paced.get_or_insert((Instant::now(), 0));
+                    *total += n as u64;
+                    let due = *t0 + Duration::from_secs_f64(*total as f64 / bps as f64);
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+            }
+        });
+        Capture { data, rate }
+    }
+
+    fn len(&self) -> usize {
+        self.data.lock().unwrap().len()
+    }
+
+    /// Peak absolute sample value (f32 output) in `from..`.
+    fn peak_since(&self, from: usize) -> f32 {
+        let d = self.data.lock().unwrap();
+        let start = from - from % 4;
+        d[start..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]).abs())
+            .fold(0.0, f32::max)
+    }
+}
+
+fn next_end(rx: &mut UnboundedReceiver<MediaEnd>, timeout: Duration) -> Option<MediaEnd> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(e) = rx.try_recv() {
+            return Some(e);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn events_of(bus: &mut tokio::sync::broadcast::Receiver<Event>, what: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Ok(e) = bus.try_recv() {
+        if let Event::Media(m) = e
+            && m.event == what
+        {
+            out.push(m.file.unwrap_or_default());
+        }
+    }
+    out
+}
+
+#[test]
+fn audio_plays_for_real_through_an_alsa_file_sink() {
+    let home = tempfile::tempdir().unwrap();
+    let fifo = home.path().join("out.fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    std::fs::write(
+        home.path().join(".asoundrc"),
+        format!("pcm.!default {{ type file; slave.pcm \"null\"; file \"{}\"; format \"raw\" }}\n", fifo.display()),
+    )
+    .unwrap();
+    // SAFETY: set before any thread of this process reads the environment
+    // (this binary has exactly one test and it has not started anything).
+    unsafe { std::env::set_var("HOME", home.path()) };
+    let capture = Capture::start(fifo);
+
+    let media = home.path().join("media");
+    std::fs::create_dir(&media).unwrap();
+    write_tone(&media.join("long.wav"), 0.6, 440.0, 0.5);
+    write_tone(&media.join("short.wav"), 0.3, 660.0, 0.5);
+    write_tone(&media.join("bed.wav"), 30.0, 220.0, 0.5);
+
+    let bus = EventBus::new(256);
+    let mut events = bus.subscribe();
+    let (tx, mut ends) = tokio::sync::mpsc::unbounded_channel();
+    let audio = AudioPlayer::start(media, true, bus, tx);
+    let st = audio.status();
+    assert!(st.device, "no ALSA device: {:?}", st.device_error);
+    let out = st.output.clone().unwrap();
+    assert_eq!(out.sample_format, "F32", "the capture reads f32 samples: {out:?}");
+    capture.rate.store(out.bytes_per_second, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(100));
+
+    // Two sounds at once (a file name without extension is tried as .wav).
+    let before = capture.len();
+    audio.command(AudioCommand::parse("PLAY:long:1.0").unwrap());
+    audio.command(AudioCommand::parse("short.wav").unwrap());
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(audio.status().playing, ["long.wav", "short.wav"]);
+    assert_eq!(next_end(&mut ends, Duration::from_secs(5)), Some(MediaEnd::Audio("short.wav".into())));
+    assert_eq!(next_end(&mut ends, Duration::from_secs(5)), Some(MediaEnd::Audio("long.wav".into())));
+    let peak = capture.peak_since(before);
+    assert!(peak > 0.4 && peak < 1.01, "expected the tones in the output, peak {peak}");
+    assert_eq!(events_of(&mut events, "ended").len(), 2);
+    assert!(capture.len() - before >= (out.bytes_per_second as f64 * 0.55) as usize, "not a real-time-length stream");
+
+    // VOLUME:0 makes the next sound silent.
+    audio.command(AudioCommand::parse("VOLUME:0").unwrap());
+    // Let what is still in the ALSA and FIFO buffers come out first; after
+    // that the output is silence.
+    std::thread::sleep(Duration::from_millis(1500));
+    let last_200ms = capture.len() - (out.bytes_per_second as usize) / 5;
+    assert!(capture.peak_since(last_200ms) < 1e-4, "output not silent with nothing playing");
+    let before = capture.len();
+    audio.command(AudioCommand::parse("PLAY:short.wav").unwrap());
+    assert!(next_end(&mut ends, Duration::from_secs(5)).is_some());
+    assert!(capture.peak_since(before) < 1e-4, "VOLUME:0 is not silent");
+    audio.command(AudioCommand::parse("VOLUME:1").unwrap());
+
+    // PAUSE holds a sound past its length; RESUME lets it finish.
+    audio.command(AudioCommand::parse("PLAY:short.wav").unwrap());
+    audio.command(AudioCommand::Pause);
+    assert_eq!(next_end(&mut ends, Duration::from_millis(800)), None, "a paused sound ended");
+    assert!(audio.status().paused);
+    audio.command(AudioCommand::Resume);
+    assert_eq!(next_end(&mut ends, Duration::from_secs(5)), Some(MediaEnd::Audio("short.wav".into())));
+
+    // STOP:<file> and the end-of-scene fade stop sounds without an end event.
+    audio.command(AudioCommand::parse("PLAY:bed.wav").unwrap());
+    audio.command(AudioCommand::parse("PLAY:long.wav").unwrap());
+    std::thread::sleep(Duration::from_millis(100));
+    audio.command(AudioCommand::parse("STOP:bed").unwrap());
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(audio.status().playing, ["long.wav"]);
+    assert_eq!(next_end(&mut ends, Duration::from_secs(5)), Some(MediaEnd::Audio("long.wav".into())));
+    audio.command(AudioCommand::parse("PLAY:bed.wav").unwrap());
+    std::thread::sleep(Duration::from_millis(100));
+    audio.fade_out_all(Duration::from_millis(200));
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(audio.status().playing.is_empty(), "fade did not stop the sound");
+    assert_eq!(next_end(&mut ends, Duration::from_millis(200)), None);
+    let stopped = events_of(&mut events, "stopped");
+    assert_eq!(stopped, ["bed.wav", "bed.wav"], "{stopped:?}");
+
+    // A missing file is an error event and an immediate end (no hang).
+    audio.command(AudioCommand::parse("PLAY:nope.wav").unwrap());
+    assert_eq!(next_end(&mut ends, Duration::from_secs(2)), Some(MediaEnd::Audio("nope.wav".into())));
+    assert_eq!(events_of(&mut events, "error"), ["nope.wav"]);
+    audio.shutdown();
+}
