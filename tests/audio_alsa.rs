@@ -17,28 +17,8 @@ use roomctl::events::{Event, EventBus};
 use roomctl::media::{AudioCommand, AudioPlayer, MediaEnd};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-/// A mono 16-bit WAV of a sine tone.
 fn write_tone(path: &Path, secs: f32, freq: f32, amp: f32) {
-    let rate = 16_000u32;
-    let n = (secs * rate as f32) as u32;
-    let mut w = Vec::new();
-    w.extend_from_slice(b"RIFF");
-    w.extend_from_slice(&(36 + n * 2).to_le_bytes());
-    w.extend_from_slice(b"WAVEfmt ");
-    w.extend_from_slice(&16u32.to_le_bytes());
-    w.extend_from_slice(&1u16.to_le_bytes());
-    w.extend_from_slice(&1u16.to_le_bytes());
-    w.extend_from_slice(&rate.to_le_bytes());
-    w.extend_from_slice(&(rate * 2).to_le_bytes());
-    w.extend_from_slice(&2u16.to_le_bytes());
-    w.extend_from_slice(&16u16.to_le_bytes());
-    w.extend_from_slice(b"data");
-    w.extend_from_slice(&(n * 2).to_le_bytes());
-    for i in 0..n {
-        let v = (amp * (2.0 * std::f32::consts::PI * freq * i as f32 / rate as f32).sin() * 32767.0) as i16;
-        w.extend_from_slice(&v.to_le_bytes());
-    }
-    std::fs::write(path, w).unwrap();
+    std::fs::write(path, roomctl::media::audio::sine_wav(secs, freq, amp)).unwrap();
 }
 
 /// Everything the device wrote, read at the device's own pace.
@@ -120,10 +100,19 @@ fn events_of(bus: &mut tokio::sync::broadcast::Receiver<Event>, what: &str) -> V
 fn audio_plays_for_real_through_an_alsa_file_sink() {
     let home = tempfile::tempdir().unwrap();
     let fifo = home.path().join("out.fifo");
-    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
     std::fs::write(
         home.path().join(".asoundrc"),
-        format!("pcm.!default {{ type file; slave.pcm \"null\"; file \"{}\"; format \"raw\" }}\n", fifo.display()),
+        format!(
+            "pcm.!default {{ type file; slave.pcm \"null\"; file \"{}\"; format \"raw\" }}\n",
+            fifo.display()
+        ),
     )
     .unwrap();
     // SAFETY: set before any thread of this process reads the environment
@@ -144,7 +133,10 @@ fn audio_plays_for_real_through_an_alsa_file_sink() {
     let st = audio.status();
     assert!(st.device, "no ALSA device: {:?}", st.device_error);
     let out = st.output.clone().unwrap();
-    assert_eq!(out.sample_format, "F32", "the capture reads f32 samples: {out:?}");
+    assert_eq!(
+        out.sample_format, "F32",
+        "the capture reads f32 samples: {out:?}"
+    );
     capture.rate.store(out.bytes_per_second, Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(100));
 
@@ -154,12 +146,24 @@ fn audio_plays_for_real_through_an_alsa_file_sink() {
     audio.command(AudioCommand::parse("short.wav").unwrap());
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(audio.status().playing, ["long.wav", "short.wav"]);
-    assert_eq!(next_end(&mut ends, Duration::from_secs(5)), Some(MediaEnd::Audio("short.wav".into())));
-    assert_eq!(next_end(&mut ends, Duration::from_secs(5)), Some(MediaEnd::Audio("long.wav".into())));
+    assert_eq!(
+        next_end(&mut ends, Duration::from_secs(5)),
+        Some(MediaEnd::Audio("short.wav".into()))
+    );
+    assert_eq!(
+        next_end(&mut ends, Duration::from_secs(5)),
+        Some(MediaEnd::Audio("long.wav".into()))
+    );
     let peak = capture.peak_since(before);
-    assert!(peak > 0.4 && peak < 1.01, "expected the tones in the output, peak {peak}");
+    assert!(
+        peak > 0.4 && peak < 1.01,
+        "expected the tones in the output, peak {peak}"
+    );
     assert_eq!(events_of(&mut events, "ended").len(), 2);
-    assert!(capture.len() - before >= (out.bytes_per_second as f64 * 0.55) as usize, "not a real-time-length stream");
+    assert!(
+        capture.len() - before >= (out.bytes_per_second as f64 * 0.55) as usize,
+        "not a real-time-length stream"
+    );
 
     // VOLUME:0 makes the next sound silent.
     audio.command(AudioCommand::parse("VOLUME:0").unwrap());
@@ -167,7 +171,10 @@ fn audio_plays_for_real_through_an_alsa_file_sink() {
     // that the output is silence.
     std::thread::sleep(Duration::from_millis(1500));
     let last_200ms = capture.len() - (out.bytes_per_second as usize) / 5;
-    assert!(capture.peak_since(last_200ms) < 1e-4, "output not silent with nothing playing");
+    assert!(
+        capture.peak_since(last_200ms) < 1e-4,
+        "output not silent with nothing playing"
+    );
     let before = capture.len();
     audio.command(AudioCommand::parse("PLAY:short.wav").unwrap());
     assert!(next_end(&mut ends, Duration::from_secs(5)).is_some());
@@ -177,10 +184,17 @@ fn audio_plays_for_real_through_an_alsa_file_sink() {
     // PAUSE holds a sound past its length; RESUME lets it finish.
     audio.command(AudioCommand::parse("PLAY:short.wav").unwrap());
     audio.command(AudioCommand::Pause);
-    assert_eq!(next_end(&mut ends, Duration::from_millis(800)), None, "a paused sound ended");
+    assert_eq!(
+        next_end(&mut ends, Duration::from_millis(800)),
+        None,
+        "a paused sound ended"
+    );
     assert!(audio.status().paused);
     audio.command(AudioCommand::Resume);
-    assert_eq!(next_end(&mut ends, Duration::from_secs(5)), Some(MediaEnd::Audio("short.wav".into())));
+    assert_eq!(
+        next_end(&mut ends, Duration::from_secs(5)),
+        Some(MediaEnd::Audio("short.wav".into()))
+    );
 
     // STOP:<file> and the end-of-scene fade stop sounds without an end event.
     audio.command(AudioCommand::parse("PLAY:bed.wav").unwrap());
@@ -189,19 +203,28 @@ fn audio_plays_for_real_through_an_alsa_file_sink() {
     audio.command(AudioCommand::parse("STOP:bed").unwrap());
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(audio.status().playing, ["long.wav"]);
-    assert_eq!(next_end(&mut ends, Duration::from_secs(5)), Some(MediaEnd::Audio("long.wav".into())));
+    assert_eq!(
+        next_end(&mut ends, Duration::from_secs(5)),
+        Some(MediaEnd::Audio("long.wav".into()))
+    );
     audio.command(AudioCommand::parse("PLAY:bed.wav").unwrap());
     std::thread::sleep(Duration::from_millis(100));
     audio.fade_out_all(Duration::from_millis(200));
     std::thread::sleep(Duration::from_millis(400));
-    assert!(audio.status().playing.is_empty(), "fade did not stop the sound");
+    assert!(
+        audio.status().playing.is_empty(),
+        "fade did not stop the sound"
+    );
     assert_eq!(next_end(&mut ends, Duration::from_millis(200)), None);
     let stopped = events_of(&mut events, "stopped");
     assert_eq!(stopped, ["bed.wav", "bed.wav"], "{stopped:?}");
 
     // A missing file is an error event and an immediate end (no hang).
     audio.command(AudioCommand::parse("PLAY:nope.wav").unwrap());
-    assert_eq!(next_end(&mut ends, Duration::from_secs(2)), Some(MediaEnd::Audio("nope.wav".into())));
+    assert_eq!(
+        next_end(&mut ends, Duration::from_secs(2)),
+        Some(MediaEnd::Audio("nope.wav".into()))
+    );
     assert_eq!(events_of(&mut events, "error"), ["nope.wav"]);
     audio.shutdown();
 }

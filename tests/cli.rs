@@ -122,22 +122,7 @@ fn fleet_opts(drop: f64) -> SimOptions {
 }
 
 fn write_tone(site: &Site) {
-    // 0.1 s of silence is enough for a WAV the audio thread can measure.
-    let mut wav = Vec::new();
-    let n: u32 = 800;
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + n * 2).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes());
-    wav.extend_from_slice(&8000u32.to_le_bytes());
-    wav.extend_from_slice(&16000u32.to_le_bytes());
-    wav.extend_from_slice(&2u16.to_le_bytes());
-    wav.extend_from_slice(&16u16.to_le_bytes());
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&(n * 2).to_le_bytes());
-    wav.extend(std::iter::repeat_n(0u8, (n * 2) as usize));
+    let wav = roomctl::media::audio::sine_wav(0.1, 440.0, 0.5);
     std::fs::write(site.dir.path().join("media/tone.wav"), wav).unwrap();
 }
 

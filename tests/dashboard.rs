@@ -30,7 +30,13 @@ fn browser_ok() -> bool {
 }
 
 /// Serves the dashboard on `port` until the returned token is cancelled.
-async fn serve(room: &Room, port: u16) -> (CancellationToken, tokio::task::JoinHandle<std::io::Result<()>>) {
+async fn serve(
+    room: &Room,
+    port: u16,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
     let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     let stop = CancellationToken::new();
     let st = AppState::new(room.clone(), vec![], stop.clone());
@@ -63,44 +69,105 @@ async fn dashboard_shows_the_room_controls_it_and_recovers_alone() {
 
     let br = Browser::start().await;
     br.goto(&url).await;
-    br.wait_for("connection badge", "document.getElementById('connection-state').textContent === 'CONNECTED'", T).await;
+    br.wait_for(
+        "connection badge",
+        "document.getElementById('connection-state').textContent === 'CONNECTED'",
+        T,
+    )
+    .await;
     assert_eq!(br.text("#room-name").await, "room1");
-    br.wait_for("two devices online", "document.querySelectorAll('#devices li[data-presence=online]').length === 2", T).await;
+    br.wait_for(
+        "two devices online",
+        "document.querySelectorAll('#devices li[data-presence=online]').length === 2",
+        T,
+    )
+    .await;
     assert!(br.text("#devices").await.contains("esp32_01"));
 
     // Start from the dashboard; the live feedback log fills.
     br.click("#scenes tr[data-scene=intro] button.start").await;
-    br.wait_for("scene shown as running", "document.getElementById('current-scene').textContent.startsWith('intro')", T).await;
-    br.wait_for("two confirmations", "document.querySelectorAll('#feedback-log li[data-result=OK]').length >= 2", T).await;
+    br.wait_for(
+        "scene shown as running",
+        "document.getElementById('current-scene').textContent.startsWith('intro')",
+        T,
+    )
+    .await;
+    br.wait_for(
+        "two confirmations",
+        "document.querySelectorAll('#feedback-log li[data-result=OK]').length >= 2",
+        T,
+    )
+    .await;
     let log = br.text("#feedback-log").await;
-    assert!(log.contains("room1/light = ON") && log.contains("room1/steam = ON"), "{log}");
+    assert!(
+        log.contains("room1/light = ON") && log.contains("room1/steam = ON"),
+        "{log}"
+    );
     assert!(room.scenes.is_running());
     // Start is disabled while a scene runs.
-    assert_eq!(br.js("return document.querySelector('#scenes tr[data-scene=intro] button').disabled").await, true);
+    assert_eq!(
+        br.js("return document.querySelector('#scenes tr[data-scene=intro] button').disabled")
+            .await,
+        true
+    );
 
     br.click("#stop").await;
-    br.wait_for("idle after stop", "document.getElementById('current-scene').textContent === 'idle'", T).await;
+    br.wait_for(
+        "idle after stop",
+        "document.getElementById('current-scene').textContent === 'idle'",
+        T,
+    )
+    .await;
     assert!(!room.scenes.is_running());
 
     // The controller's web side goes away: the page says so...
     stop_web.cancel();
     server.await.unwrap().unwrap();
-    br.wait_for("link-lost banner", "!document.getElementById('link-banner').hidden", T).await;
+    br.wait_for(
+        "link-lost banner",
+        "!document.getElementById('link-banner').hidden",
+        T,
+    )
+    .await;
     // ...and recovers alone when it is back.
     let (stop_web, server) = serve(&room, site.web_port).await;
-    br.wait_for("banner gone", "document.getElementById('link-banner').hidden", Duration::from_secs(20)).await;
+    br.wait_for(
+        "banner gone",
+        "document.getElementById('link-banner').hidden",
+        Duration::from_secs(20),
+    )
+    .await;
 
     // The broker dies: the connection panel shows it; it comes back alone.
     b.kill();
-    br.wait_for("connection loss shown", "document.getElementById('connection-state').textContent !== 'CONNECTED'", T).await;
+    br.wait_for(
+        "connection loss shown",
+        "document.getElementById('connection-state').textContent !== 'CONNECTED'",
+        T,
+    )
+    .await;
     let shown = br.text("#connection-state").await;
-    assert!(["RECONNECTING", "FAILED", "CONNECTING"].contains(&shown.as_str()), "{shown}");
+    assert!(
+        ["RECONNECTING", "FAILED", "CONNECTING"].contains(&shown.as_str()),
+        "{shown}"
+    );
     b = Mosquitto::start_on(broker_port).await.unwrap();
-    br.wait_for("reconnected", "document.getElementById('connection-state').textContent === 'CONNECTED'", Duration::from_secs(20)).await;
-    br.wait_for("devices back", "document.querySelectorAll('#devices li[data-presence=online]').length === 2", Duration::from_secs(20)).await;
+    br.wait_for(
+        "reconnected",
+        "document.getElementById('connection-state').textContent === 'CONNECTED'",
+        Duration::from_secs(20),
+    )
+    .await;
+    br.wait_for(
+        "devices back",
+        "document.querySelectorAll('#devices li[data-presence=online]').length === 2",
+        Duration::from_secs(20),
+    )
+    .await;
 
     if let Some(dir) = std::env::var_os("ROOMCTL_SCREENSHOT_DIR") {
-        br.screenshot(&std::path::Path::new(&dir).join("dashboard.png")).await;
+        br.screenshot(&std::path::Path::new(&dir).join("dashboard.png"))
+            .await;
     }
     br.quit().await;
     stop_web.cancel();
@@ -120,7 +187,10 @@ async fn dashboard_asks_for_the_token_and_uses_it() {
     let site = site(&[port], &[("intro.yaml", SHOW)], "");
     let text = std::fs::read_to_string(&site.config).unwrap().replace(
         &format!("web: {{ listen: 127.0.0.1:{} }}", site.web_port),
-        &format!("web: {{ listen: 127.0.0.1:{}, token: door-key }}", site.web_port),
+        &format!(
+            "web: {{ listen: 127.0.0.1:{}, token: door-key }}",
+            site.web_port
+        ),
     );
     std::fs::write(&site.config, text).unwrap();
     let (config, scenes) = site.load();
@@ -128,19 +198,41 @@ async fn dashboard_asks_for_the_token_and_uses_it() {
     let (stop_web, server) = serve(&room, site.web_port).await;
 
     let br = Browser::start().await;
-    br.goto(&format!("http://127.0.0.1:{}/", site.web_port)).await;
-    br.wait_for("scene list", "document.querySelectorAll('#scenes tbody tr').length === 1", T).await;
+    br.goto(&format!("http://127.0.0.1:{}/", site.web_port))
+        .await;
+    br.wait_for(
+        "scene list",
+        "document.querySelectorAll('#scenes tbody tr').length === 1",
+        T,
+    )
+    .await;
     br.click("#scenes tr[data-scene=intro] button.start").await;
-    br.wait_for("token request", "!document.getElementById('control-error').hidden", T).await;
+    br.wait_for(
+        "token request",
+        "!document.getElementById('control-error').hidden",
+        T,
+    )
+    .await;
     assert!(br.text("#control-error").await.contains("token is needed"));
     assert!(!room.scenes.is_running());
 
-    br.js("document.getElementById('token').value = 'door-key'; return true;").await;
+    br.js("document.getElementById('token').value = 'door-key'; return true;")
+        .await;
     br.click("#scenes tr[data-scene=intro] button.start").await;
-    br.wait_for("running", "document.getElementById('current-scene').textContent.startsWith('intro')", T).await;
+    br.wait_for(
+        "running",
+        "document.getElementById('current-scene').textContent.startsWith('intro')",
+        T,
+    )
+    .await;
     assert!(room.scenes.is_running());
     br.click("#stop").await;
-    br.wait_for("idle", "document.getElementById('current-scene').textContent === 'idle'", T).await;
+    br.wait_for(
+        "idle",
+        "document.getElementById('current-scene').textContent === 'idle'",
+        T,
+    )
+    .await;
 
     br.quit().await;
     stop_web.cancel();

@@ -469,3 +469,78 @@ pub fn measure(path: &Path) -> Result<Duration, String> {
     let n = d.take(max).count() as f64;
     Ok(Duration::from_secs_f64(n / rate / channels))
 }
+
+/// A mono 16-bit PCM WAV of a sine tone (for tests, demos and tools).
+pub fn sine_wav(secs: f32, freq: f32, amp: f32) -> Vec<u8> {
+    const RATE: u32 = 16_000;
+    let n = (secs * RATE as f32) as u32;
+    let mut w = Vec::with_capacity(44 + n as usize * 2);
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + n * 2).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    w.extend_from_slice(&1u16.to_le_bytes()); // mono
+    w.extend_from_slice(&RATE.to_le_bytes());
+    w.extend_from_slice(&(RATE * 2).to_le_bytes());
+    w.extend_from_slice(&2u16.to_le_bytes());
+    w.extend_from_slice(&16u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&(n * 2).to_le_bytes());
+    for i in 0..n {
+        let t = i as f32 / RATE as f32;
+        let v = (amp * (2.0 * std::f32::consts::PI * freq * t).sin() * 32767.0) as i16;
+        w.extend_from_slice(&v.to_le_bytes());
+    }
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn measures_wav_length() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.wav");
+        std::fs::write(&p, sine_wav(0.5, 440.0, 0.5)).unwrap();
+        let len = measure(&p).unwrap();
+        assert!((len.as_secs_f64() - 0.5).abs() < 0.01, "{len:?}");
+        std::fs::write(&p, b"not audio").unwrap();
+        assert!(measure(&p).is_err());
+    }
+
+    /// With no output device, sounds end after their real length, and a
+    /// paused sound does not end.
+    #[test]
+    fn headless_sounds_keep_their_timing() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("t.wav"), sine_wav(0.3, 440.0, 0.5)).unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let a = AudioPlayer::start(d.path().to_path_buf(), false, EventBus::new(16), tx);
+        assert!(!a.status().device);
+        let t0 = Instant::now();
+        a.command(AudioCommand::parse("PLAY:t").unwrap());
+        let end = loop {
+            if let Ok(e) = rx.try_recv() {
+                break e;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(5));
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert_eq!(end, MediaEnd::Audio("t.wav".into()));
+        assert!(
+            t0.elapsed() >= Duration::from_millis(300),
+            "ended before its length"
+        );
+
+        a.command(AudioCommand::parse("PLAY:t").unwrap());
+        a.command(AudioCommand::Pause);
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(rx.try_recv().is_err(), "a paused sound ended");
+        a.command(AudioCommand::Resume);
+        std::thread::sleep(Duration::from_millis(600));
+        assert_eq!(rx.try_recv().unwrap(), MediaEnd::Audio("t.wav".into()));
+        a.shutdown();
+    }
+}

@@ -39,6 +39,7 @@ pub struct VideoSettings {
 pub struct VideoStatus {
     /// mpv is running.
     pub running: bool,
+    pub pid: Option<u32>,
     pub playing: Option<String>,
     pub paused: bool,
     pub error: Option<String>,
@@ -96,6 +97,10 @@ struct Current {
     /// loadfile request id, until mpv answers with the playlist entry id.
     request: u64,
     entry: Option<i64>,
+    /// mpv reported `file-loaded` for it.
+    loaded: bool,
+    /// A SEEK that arrived before the clip was loaded.
+    pending_seek: Option<f64>,
 }
 
 struct VideoTask {
@@ -139,6 +144,11 @@ impl VideoTask {
             let _ = m.child.kill().await;
             let _ = std::fs::remove_file(&m.socket);
         }
+        self.set_status(|s| {
+            s.running = false;
+            s.pid = None;
+            s.playing = None;
+        });
     }
 
     fn set_status(&self, f: impl FnOnce(&mut VideoStatus)) {
@@ -167,9 +177,11 @@ impl VideoTask {
         match self.spawn().await {
             Ok(m) => {
                 info!(target: "media", "Video player running (IPC {})", m.socket.display());
+                let pid = m.child.id();
                 self.mpv = Some(m);
                 self.set_status(|s| {
                     s.running = true;
+                    s.pid = pid;
                     s.error = None;
                 });
                 true
@@ -312,6 +324,8 @@ impl VideoTask {
                         name,
                         request,
                         entry: None,
+                        loaded: false,
+                        pending_seek: None,
                     });
                 }
             }
@@ -332,11 +346,14 @@ impl VideoTask {
                 }
                 self.set_status(|s| s.paused = pause);
             }
-            VideoCommand::Seek { seconds } => {
-                if self.mpv.is_some() {
+            VideoCommand::Seek { seconds } => match self.current.as_mut() {
+                // mpv refuses to seek in a file it is still opening.
+                Some(c) if !c.loaded => c.pending_seek = Some(seconds),
+                Some(_) => {
                     self.send(json!(["seek", seconds, "absolute"])).await;
                 }
-            }
+                None => debug!(target: "media", "SEEK with no clip playing"),
+            },
         }
     }
 
@@ -365,8 +382,25 @@ impl VideoTask {
             }
             return;
         }
-        if v.get("event").and_then(Value::as_str) != Some("end-file") {
+        if let Some(err) = v.get("error").and_then(Value::as_str)
+            && err != "success"
+        {
+            warn!(target: "media", "mpv rejected a command: {err} ({line})");
             return;
+        }
+        match v.get("event").and_then(Value::as_str) {
+            Some("file-loaded") => {
+                let seek = self.current.as_mut().and_then(|c| {
+                    c.loaded = true;
+                    c.pending_seek.take()
+                });
+                if let Some(s) = seek {
+                    self.send(json!(["seek", s, "absolute"])).await;
+                }
+                return;
+            }
+            Some("end-file") => {}
+            _ => return,
         }
         let reason = v.get("reason").and_then(Value::as_str).unwrap_or("");
         let entry = v.get("playlist_entry_id").and_then(Value::as_i64);
@@ -416,6 +450,7 @@ impl VideoTask {
         warn!(target: "media", "Video player exited ({status:?}); it restarts with the next command");
         self.set_status(|s| {
             s.running = false;
+            s.pid = None;
             s.error = Some("video player exited".into());
         });
         if let Some(c) = self.current.take() {

@@ -320,6 +320,7 @@ mod tests {
     use crate::scene::load::{SceneContext, parse_scene};
     use std::path::Path;
     use std::sync::Arc;
+    use std::time::Duration;
 
     /// Records what was executed and when (paused time, so exact).
     #[derive(Default)]

@@ -20,7 +20,9 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 pub fn available() -> Result<(), String> {
     for p in ["/usr/bin/chromedriver", "/usr/bin/chromium"] {
         if !std::path::Path::new(p).exists() {
-            return Err(format!("{p} is missing (apt-get install -y chromium chromium-driver)"));
+            return Err(format!(
+                "{p} is missing (apt-get install -y chromium chromium-driver)"
+            ));
         }
     }
     Ok(())
@@ -40,10 +42,14 @@ impl Browser {
         let base = format!("http://127.0.0.1:{port}");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while http.get(format!("{base}/status")).send().await.is_err() {
-            assert!(tokio::time::Instant::now() < deadline, "chromedriver did not start");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "chromedriver did not start"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let profile = std::env::temp_dir().join(format!("roomctl-chromium-{}", rand::random::<u32>()));
+        let profile =
+            std::env::temp_dir().join(format!("roomctl-chromium-{}", rand::random::<u32>()));
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -86,7 +92,8 @@ impl Browser {
     }
 
     pub async fn goto(&self, url: &str) {
-        self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
+        self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url})))
+            .await;
     }
 
     /// Runs JavaScript in the page and returns its result.
@@ -107,9 +114,16 @@ impl Browser {
                 Some(json!({"using": "css selector", "value": css})),
             )
             .await;
-        let id = e[ELEMENT].as_str().unwrap_or_else(|| panic!("no element {css}: {e}")).to_string();
+        let id = e[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {e}"))
+            .to_string();
         let r = self
-            .cmd(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({})))
+            .cmd(
+                reqwest::Method::POST,
+                &format!("/element/{id}/click"),
+                Some(json!({})),
+            )
             .await;
         assert!(r.is_null(), "click {css} failed: {r}");
     }
@@ -133,7 +147,10 @@ impl Browser {
             }
             if tokio::time::Instant::now() > deadline {
                 let body = self.js("return document.body.innerText;").await;
-                panic!("timed out waiting for {what}; page:\n{}", body.as_str().unwrap_or(""));
+                panic!(
+                    "timed out waiting for {what}; page:\n{}",
+                    body.as_str().unwrap_or("")
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -142,7 +159,10 @@ impl Browser {
     pub async fn screenshot(&self, path: &std::path::Path) {
         use base64::Engine;
         let v = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
-        if let Some(png) = v.as_str().and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok()) {
+        if let Some(png) = v
+            .as_str()
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        {
             let _ = std::fs::write(path, png);
         }
     }
