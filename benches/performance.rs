@@ -29,7 +29,13 @@ struct Report {
 
 impl Report {
     fn line(&mut self, name: &str, value: String, ok: bool, target: &str) {
-        println!("{:<34} {:>28}   target {:<14} {}", name, value, target, if ok { "ok" } else { "MISSED" });
+        println!(
+            "{:<34} {:>28}   target {:<14} {}",
+            name,
+            value,
+            target,
+            if ok { "ok" } else { "MISSED" }
+        );
         if !ok {
             self.failed.push(name.to_string());
         }
@@ -65,25 +71,46 @@ fn ctx() -> SceneContext {
 async fn cue_timing(r: &mut Report) {
     let mut states = String::new();
     for s in 0..4 {
-        let next = if s == 3 { "END".to_string() } else { format!("s{}", s + 1) };
+        let next = if s == 3 {
+            "END".to_string()
+        } else {
+            format!("s{}", s + 1)
+        };
         let cues: Vec<String> = (0..50)
-            .map(|i| format!("{{\"at\": {:.3}, \"topic\": \"room1/x\", \"message\": \"{i}\"}}", i as f64 * 0.025))
+            .map(|i| {
+                format!(
+                    "{{\"at\": {:.3}, \"topic\": \"room1/x\", \"message\": \"{i}\"}}",
+                    i as f64 * 0.025
+                )
+            })
             .collect();
         states.push_str(&format!(
             "\"s{s}\": {{\"timeline\": [{}], \"transitions\": [{{\"type\": \"timeout\", \"delay\": 1.25, \"goto\": \"{next}\"}}]}},",
             cues.join(",")
         ));
     }
-    let text = format!("{{\"sceneId\": \"b\", \"initialState\": \"s0\", \"states\": {{{}}}}}", states.trim_end_matches(','));
-    let scene = parse_scene(&text, std::path::Path::new("b.json"), &ctx()).unwrap().0;
-    let sink = Stamp { t: Mutex::new(Vec::new()) };
+    let text = format!(
+        "{{\"sceneId\": \"b\", \"initialState\": \"s0\", \"states\": {{{}}}}}",
+        states.trim_end_matches(',')
+    );
+    let scene = parse_scene(&text, std::path::Path::new("b.json"), &ctx())
+        .unwrap()
+        .0;
+    let sink = Stamp {
+        t: Mutex::new(Vec::new()),
+    };
     let (_tx, mut rx) = tokio::sync::mpsc::channel(1);
     let bus = EventBus::new(16);
     let progress = Mutex::new(Progress::default());
     let start = Instant::now();
-    Runner { scene: &scene, sink: &sink, events: &bus, progress: &progress }
-        .run(&mut rx, &CancellationToken::new())
-        .await;
+    Runner {
+        scene: &scene,
+        sink: &sink,
+        events: &bus,
+        progress: &progress,
+    }
+    .run(&mut rx, &CancellationToken::new())
+    .await;
     let t = sink.t.lock().unwrap();
     let mut errs: Vec<f64> = t
         .iter()
@@ -100,20 +127,40 @@ async fn cue_timing(r: &mut Report) {
     let p50 = percentile(&mut errs, 0.5);
     let p99 = percentile(&mut errs, 0.99);
     let max = errs.iter().cloned().fold(0.0, f64::max);
-    r.line("cue timing error p50/p99/max", format!("{p50:.2}/{p99:.2}/{max:.2} ms"), p99 < 5.0, "p99 < 5 ms");
-    r.line("cue drift, state 1 → state 4 (5 s)", format!("{drift:+.2} ms"), drift.abs() < 1.0, "|drift| < 1 ms");
+    r.line(
+        "cue timing error p50/p99/max",
+        format!("{p50:.2}/{p99:.2}/{max:.2} ms"),
+        p99 < 5.0,
+        "p99 < 5 ms",
+    );
+    r.line(
+        "cue drift, state 1 → state 4 (5 s)",
+        format!("{drift:+.2} ms"),
+        drift.abs() < 1.0,
+        "|drift| < 1 ms",
+    );
 }
 
 /// Feedback timeout accuracy: 200 commands, 200 ms timeouts, never answered.
 async fn feedback_timeouts(r: &mut Report) {
     let bus = EventBus::new(4096);
-    let t = FeedbackTracker::new(FeedbackTopic::new("{prefix}/status").unwrap(), "room1", 1000, bus);
+    let t = FeedbackTracker::new(
+        FeedbackTopic::new("{prefix}/status").unwrap(),
+        "room1",
+        1000,
+        bus,
+    );
     let cancel = CancellationToken::new();
     tokio::spawn(t.clone().run(cancel.clone()));
     let mut waits = Vec::new();
     for i in 0..200 {
         let sent = Instant::now();
-        let tr = t.track(&format!("room1/d{i}"), "ON", Duration::from_millis(200), None);
+        let tr = t.track(
+            &format!("room1/d{i}"),
+            "ON",
+            Duration::from_millis(200),
+            None,
+        );
         waits.push(tokio::spawn(async move {
             tr.result.await.unwrap();
             (Instant::now() - sent).as_secs_f64() * 1000.0 - 200.0
@@ -127,13 +174,22 @@ async fn feedback_timeouts(r: &mut Report) {
     cancel.cancel();
     let early = errs.iter().filter(|e| **e < 0.0).count();
     let p99 = percentile(&mut errs, 0.99);
-    r.line("feedback TIMEOUT lateness p99", format!("{p99:.2} ms ({early} early)"), p99 < 5.0 && early == 0, "p99 < 5 ms, 0 early");
+    r.line(
+        "feedback TIMEOUT lateness p99",
+        format!("{p99:.2} ms ({early} early)"),
+        p99 < 5.0 && early == 0,
+        "p99 < 5 ms, 0 early",
+    );
 }
 
 fn settings(id: &str, ports: &[u16]) -> MqttSettings {
     MqttSettings {
         client_id: id.into(),
-        brokers: ports.iter().enumerate().map(|(i, p)| BrokerConfig::new("127.0.0.1", *p, i as u32 + 1)).collect(),
+        brokers: ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| BrokerConfig::new("127.0.0.1", *p, i as u32 + 1))
+            .collect(),
         keep_alive: Duration::from_secs(5),
         ack_timeout: Duration::from_millis(500),
         connection_timeout: Duration::from_secs(2),
@@ -168,7 +224,10 @@ async fn failover(r: &mut Report) {
         let (oh, mut seen) = mqtt::start(obs, cancel.child_token());
         assert!(oh.wait_connected(Duration::from_secs(5)).await);
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let (h, _rx) = mqtt::start(settings(&format!("pub{round}"), &[a.port(), b.port()]), cancel.child_token());
+        let (h, _rx) = mqtt::start(
+            settings(&format!("pub{round}"), &[a.port(), b.port()]),
+            cancel.child_token(),
+        );
         assert!(h.wait_connected(Duration::from_secs(5)).await);
         let p = h.clone();
         let c = cancel.clone();
@@ -177,7 +236,11 @@ async fn failover(r: &mut Report) {
             let mut i = 0u64;
             loop {
                 tokio::select! { _ = c.cancelled() => return, _ = tick.tick() => {} }
-                p.publish(format!("seq/{i}"), i.to_string(), PublishOptions::cue(Duration::from_secs(5)));
+                p.publish(
+                    format!("seq/{i}"),
+                    i.to_string(),
+                    PublishOptions::cue(Duration::from_secs(5)),
+                );
                 i += 1;
             }
         });
@@ -190,7 +253,12 @@ async fn failover(r: &mut Report) {
     }
     let p50 = percentile(&mut times, 0.5);
     let max = times.iter().cloned().fold(0.0, f64::max);
-    r.line("failover: kill → first msg via backup", format!("p50 {p50:.1} ms, max {max:.1} ms"), max < 1000.0, "< 1 s");
+    r.line(
+        "failover: kill → first msg via backup",
+        format!("p50 {p50:.1} ms, max {max:.1} ms"),
+        max < 1000.0,
+        "< 1 s",
+    );
 }
 
 /// Router throughput: device status, feedback, control-free chatter.
@@ -205,15 +273,43 @@ async fn router(r: &mut Report) {
     let registry = Registry::new(Duration::from_secs(60), bus.clone());
     let feedback = FeedbackTracker::new(cfg.feedback.topic.clone(), "room1", 100, bus.clone());
     feedback.register("room1/light");
-    let scene = parse_scene("name: a\nactions: [{at: 0, topic: room1/light, message: 'ON'}]\n", std::path::Path::new("a.yaml"), &ctx()).unwrap().0;
-    let scenes = SceneController::new(SceneSet::new([scene]), Arc::new(Stamp { t: Mutex::new(vec![]) }), bus);
+    let scene = parse_scene(
+        "name: a\nactions: [{at: 0, topic: room1/light, message: 'ON'}]\n",
+        std::path::Path::new("a.yaml"),
+        &ctx(),
+    )
+    .unwrap()
+    .0;
+    let scenes = SceneController::new(
+        SceneSet::new([scene]),
+        Arc::new(Stamp {
+            t: Mutex::new(vec![]),
+        }),
+        bus,
+    );
     let router = Router::new(&cfg, RouterMode::Daemon, registry, feedback, scenes);
     let msgs: Vec<InMessage> = (0..1000)
         .map(|i| match i % 4 {
-            0 => InMessage { topic: format!("devices/esp32_{:02}/status", i % 50), payload: Bytes::from_static(b"online"), retain: false },
-            1 => InMessage { topic: "room1/status".into(), payload: Bytes::from_static(b"OK"), retain: false },
-            2 => InMessage { topic: "room1/sensor".into(), payload: Bytes::from_static(b"23.5"), retain: false },
-            _ => InMessage { topic: "devices/esp32_01/status".into(), payload: Bytes::from_static(b"\xff\xfe"), retain: false },
+            0 => InMessage {
+                topic: format!("devices/esp32_{:02}/status", i % 50),
+                payload: Bytes::from_static(b"online"),
+                retain: false,
+            },
+            1 => InMessage {
+                topic: "room1/status".into(),
+                payload: Bytes::from_static(b"OK"),
+                retain: false,
+            },
+            2 => InMessage {
+                topic: "room1/sensor".into(),
+                payload: Bytes::from_static(b"23.5"),
+                retain: false,
+            },
+            _ => InMessage {
+                topic: "devices/esp32_01/status".into(),
+                payload: Bytes::from_static(b"\xff\xfe"),
+                retain: false,
+            },
         })
         .collect();
     let n = 200_000;
@@ -222,7 +318,12 @@ async fn router(r: &mut Report) {
         router.handle(&msgs[i % msgs.len()]);
     }
     let rate = n as f64 / t0.elapsed().as_secs_f64();
-    r.line("router throughput", format!("{:.0} msg/s", rate), rate > 50_000.0, "> 50k msg/s");
+    r.line(
+        "router throughput",
+        format!("{:.0} msg/s", rate),
+        rate > 50_000.0,
+        "> 50k msg/s",
+    );
 }
 
 /// Idle RSS of `roomctl run` with the example scenes, connected to a broker.
@@ -230,8 +331,15 @@ async fn idle_rss(r: &mut Report) {
     let b = Mosquitto::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let web = roomctl::broker::free_port().unwrap();
-    let path = roomctl::demo::write_demo_files(dir.path(), (b.port(), b.port()), format!("127.0.0.1:{web}").parse().unwrap()).unwrap();
-    let text = std::fs::read_to_string(&path).unwrap().replace("media:\n", "media:\n  audio: false\n");
+    let path = roomctl::demo::write_demo_files(
+        dir.path(),
+        (b.port(), b.port()),
+        format!("127.0.0.1:{web}").parse().unwrap(),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("media:\n", "media:\n  audio: false\n");
     std::fs::write(&path, text).unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomctl"))
         .args(["run", "-c", path.to_str().unwrap()])
@@ -250,15 +358,35 @@ async fn idle_rss(r: &mut Report) {
         .unwrap();
     let _ = child.kill().await;
     let mb = rss_kb / 1024.0;
-    r.line("idle RSS (roomctl run)", format!("{mb:.1} MB"), mb < 40.0, "< 40 MB");
+    r.line(
+        "idle RSS (roomctl run)",
+        format!("{mb:.1} MB"),
+        mb < 40.0,
+        "< 40 MB",
+    );
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let want = |name: &str| args.is_empty() || args.iter().any(|a| name.contains(a.as_str()));
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let mut r = Report { failed: vec![] };
-    println!("roomctl {} performance (target build: {})", env!("CARGO_PKG_VERSION"), if cfg!(debug_assertions) { "debug" } else { "release" });
+    println!(
+        "roomctl {} performance (target build: {})",
+        env!("CARGO_PKG_VERSION"),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
     rt.block_on(async {
         if want("cue") {
             cue_timing(&mut r).await;

@@ -106,6 +106,11 @@ pub fn main() -> ExitCode {
         Command::Check { .. } | Command::Doctor { .. } | Command::Play { .. }
     );
     init_logging(if quiet { "warn" } else { "info" });
+    // `check` is synchronous: no runtime, no threads (it also runs under
+    // user-mode emulation of the Pi, which cannot always create threads).
+    if let Command::Check { config } = cli.command {
+        return check(path(config));
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -126,34 +131,35 @@ pub fn main() -> ExitCode {
     }
 }
 
+fn check(p: PathBuf) -> ExitCode {
+    let r = check::check(&p);
+    for w in r.warnings.iter() {
+        println!("{w}");
+    }
+    for e in r.errors.iter() {
+        println!("{e}");
+    }
+    if r.ok() {
+        println!(
+            "{}: OK ({} scene(s), {} media file(s))",
+            p.display(),
+            r.scenes.len(),
+            r.media_files
+        );
+        ExitCode::SUCCESS
+    } else {
+        println!("{}: {} error(s)", p.display(), r.errors.len());
+        ExitCode::FAILURE
+    }
+}
+
 async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Run { config } => {
             daemon::run(&path(config)).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { config } => {
-            let p = path(config);
-            let r = check::check(&p);
-            for w in r.warnings.iter() {
-                println!("{w}");
-            }
-            for e in r.errors.iter() {
-                println!("{e}");
-            }
-            if r.ok() {
-                println!(
-                    "{}: OK ({} scene(s), {} media file(s))",
-                    p.display(),
-                    r.scenes.len(),
-                    r.media_files
-                );
-                Ok(ExitCode::SUCCESS)
-            } else {
-                println!("{}: {} error(s)", p.display(), r.errors.len());
-                Ok(ExitCode::FAILURE)
-            }
-        }
+        Command::Check { config } => Ok(check(path(config))),
         Command::Play {
             scene,
             config,

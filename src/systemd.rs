@@ -29,11 +29,10 @@ fn notify(states: &[NotifyState]) {
 /// Pings the watchdog at half its interval until cancelled. A stuck
 /// runtime stops pinging and systemd restarts the service.
 pub async fn watchdog(cancel: CancellationToken) {
-    let mut usec = 0;
-    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+    let Some(interval) = watchdog_interval() else {
         return;
-    }
-    let every = Duration::from_micros(usec / 2);
+    };
+    let every = interval / 2;
     info!("systemd watchdog every {every:?}");
     let mut tick = tokio::time::interval(every);
     loop {
@@ -42,6 +41,17 @@ pub async fn watchdog(cancel: CancellationToken) {
             _ = tick.tick() => notify(&[NotifyState::Watchdog]),
         }
     }
+}
+
+/// The watchdog interval systemd asked for, with sd_watchdog_enabled(3)'s
+/// rule: `WATCHDOG_USEC` set, and `WATCHDOG_PID` either unset or ours.
+pub fn watchdog_interval() -> Option<Duration> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    let for_us = match std::env::var("WATCHDOG_PID") {
+        Ok(pid) => pid.parse::<u32>().ok() == Some(std::process::id()),
+        Err(_) => true,
+    };
+    (for_us && usec > 0).then(|| Duration::from_micros(usec))
 }
 
 /// Resolves on SIGTERM or Ctrl-C (SIGINT).

@@ -369,3 +369,52 @@ fn run_refuses_an_invalid_config_with_positions() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_notify_ready_watchdog_and_stopping() {
+    init_logs();
+    let b = Mosquitto::start().await.unwrap();
+    let site = site(&[b.port()], &[("long.yaml", LONG)], "");
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = tokio::net::UnixDatagram::bind(&sock_path).unwrap();
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["run", "-c", site.config.to_str().unwrap()])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "400000")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut seen = String::new();
+    let mut buf = vec![0u8; 4096];
+    let mut recv_until = async |seen: &mut String, want: &str| {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !seen.contains(want) {
+            let n = tokio::time::timeout_at(deadline, sock.recv(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("no {want} in {seen:?}"))
+                .unwrap();
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            seen.push('\n');
+        }
+    };
+    recv_until(&mut seen, "READY=1").await;
+    assert!(seen.contains("STATUS=room room1 running"), "{seen}");
+    // Pinged at half the interval: several pings in a second.
+    seen.clear();
+    recv_until(&mut seen, "WATCHDOG=1").await;
+    let pid = child.id().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    recv_until(&mut seen, "STOPPING=1").await;
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
