@@ -271,36 +271,8 @@ impl AudioThread {
                     self.stop(id, "stopped");
                 }
             }
-            AudioCommand::Pause => {
-                self.paused = true;
-                let now = Instant::now();
-                for t in &mut self.tracks {
-                    match &mut t.output {
-                        Output::Device(p) => p.pause(),
-                        Output::Timed { ends_at, left } => {
-                            if left.is_none() {
-                                *left = Some(ends_at.saturating_duration_since(now));
-                            }
-                        }
-                    }
-                }
-                info!(target: "media", "Audio paused");
-            }
-            AudioCommand::Resume => {
-                self.paused = false;
-                let now = Instant::now();
-                for t in &mut self.tracks {
-                    match &mut t.output {
-                        Output::Device(p) => p.play(),
-                        Output::Timed { ends_at, left } => {
-                            if let Some(l) = left.take() {
-                                *ends_at = now + l;
-                            }
-                        }
-                    }
-                }
-                info!(target: "media", "Audio resumed");
-            }
+            AudioCommand::Pause => self.set_paused(true),
+            AudioCommand::Resume => self.set_paused(false),
             AudioCommand::Volume { volume } => {
                 self.master = volume;
                 for t in &self.tracks {
@@ -312,6 +284,26 @@ impl AudioThread {
             }
         }
         self.update_status();
+    }
+
+    /// Pauses or resumes every sound (timed ones keep what is left).
+    fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+        let now = Instant::now();
+        for t in &mut self.tracks {
+            match &mut t.output {
+                Output::Device(p) if paused => p.pause(),
+                Output::Device(p) => p.play(),
+                Output::Timed { ends_at, left } => {
+                    if paused {
+                        left.get_or_insert(ends_at.saturating_duration_since(now));
+                    } else if let Some(l) = left.take() {
+                        *ends_at = now + l;
+                    }
+                }
+            }
+        }
+        info!(target: "media", "Audio {}", if paused { "paused" } else { "resumed" });
     }
 
     fn play(&mut self, file: &str, volume: f32) {

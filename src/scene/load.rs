@@ -373,23 +373,11 @@ impl Builder<'_> {
         items: &Spanned<Vec<Spanned<RawItem>>>,
         duration: Option<&Spanned<Dur>>,
     ) -> State {
-        let mut timeline = Vec::new();
-        for item in &items.value {
-            let Some(at) = &item.value.at else {
-                self.err(
-                    Pos::of(item),
-                    "action needs `at` (seconds from scene start)",
-                );
-                continue;
-            };
-            if let Some(a) = self.item_actions(item, "actions") {
-                timeline.push(Cue {
-                    at: at.value.0,
-                    actions: a,
-                });
-            }
-        }
-        timeline.sort_by_key(|c| c.at);
+        let timeline = self.timeline(
+            &items.value,
+            "actions",
+            "action needs `at` (seconds from scene start)",
+        );
         let last = timeline.last().map(|c| c.at).unwrap_or_default();
         let end = match duration {
             Some(d) if d.value.0 < last => {
@@ -417,6 +405,26 @@ impl Builder<'_> {
         }
     }
 
+    /// Timed items (`at` + one action or a group), sorted by `at`; equal
+    /// times keep file order.
+    fn timeline(&mut self, items: &[Spanned<RawItem>], what: &str, missing_at: &str) -> Vec<Cue> {
+        let mut timeline = Vec::new();
+        for item in items {
+            let Some(at) = &item.value.at else {
+                self.err(Pos::of(item), missing_at);
+                continue;
+            };
+            if let Some(actions) = self.item_actions(item, what) {
+                timeline.push(Cue {
+                    at: at.value.0,
+                    actions,
+                });
+            }
+        }
+        timeline.sort_by_key(|c| c.at);
+        timeline
+    }
+
     fn state(&mut self, name: &str, rs: &Spanned<RawState>, names: &[String]) -> State {
         let r = &rs.value;
         if name == END && (r.timeline.is_some() || r.transitions.is_some()) {
@@ -435,23 +443,11 @@ impl Builder<'_> {
             .as_ref()
             .map(|v| self.actions(v, "onExit"))
             .unwrap_or_default();
-        let mut timeline = Vec::new();
-        for item in r.timeline.iter().flatten() {
-            let Some(at) = &item.value.at else {
-                self.err(
-                    Pos::of(item),
-                    "timeline item needs `at` (seconds from entering the state)",
-                );
-                continue;
-            };
-            if let Some(actions) = self.item_actions(item, "timeline") {
-                timeline.push(Cue {
-                    at: at.value.0,
-                    actions,
-                });
-            }
-        }
-        timeline.sort_by_key(|c| c.at);
+        let timeline = self.timeline(
+            r.timeline.as_deref().unwrap_or_default(),
+            "timeline",
+            "timeline item needs `at` (seconds from entering the state)",
+        );
         let mut transitions = Vec::new();
         for t in r.transitions.iter().flatten() {
             if let Some(tr) = self.transition(t, names) {
