@@ -23,6 +23,27 @@ impl Report {
     pub fn ok(&self) -> bool {
         self.config.is_some() && self.errors.is_empty()
     }
+
+    /// Takes the config out for a command that needs one, or says why
+    /// there is none. Scene problems stay in the report.
+    pub fn take_config(&mut self, path: &Path) -> anyhow::Result<Config> {
+        self.config
+            .take()
+            .ok_or_else(|| invalid_config(path, &self.errors))
+    }
+}
+
+/// Just the config, for commands that need no scenes.
+pub fn load_config(path: &Path) -> anyhow::Result<Config> {
+    Config::load(path).map_err(|e| invalid_config(path, &e))
+}
+
+fn invalid_config(path: &Path, errors: &Diagnostics) -> anyhow::Error {
+    anyhow::anyhow!(
+        "configuration {} is invalid:
+{errors}",
+        path.display()
+    )
 }
 
 /// Runs every check for the config at `path`.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, default_config_path, parse_duration};
+use crate::config::{default_config_path, parse_duration};
 use crate::simulate::{self, SimOptions, parse_latency};
 use crate::{check, daemon, demo, doctor, play};
 
@@ -184,8 +184,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("--drop must be between 0 and 1");
             }
             let p = path(config);
-            let config = Config::load(&p)
-                .map_err(|e| anyhow::anyhow!("configuration {} is invalid:\n{e}", p.display()))?;
+            let config = check::load_config(&p)?;
             let loaded = crate::scene::load_scenes(&config);
             for e in loaded.errors.iter() {
                 eprintln!("{e}");

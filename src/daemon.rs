@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -18,14 +18,8 @@ use crate::web::{self, AppState};
 
 /// Loads the config at `path` and runs until a shutdown signal.
 pub async fn run(path: &Path) -> anyhow::Result<()> {
-    let report = check::check(path);
-    let Some(config) = report.config else {
-        bail!(
-            "configuration {} is invalid:\n{}",
-            path.display(),
-            report.errors
-        );
-    };
+    let mut report = check::check(path);
+    let config = report.take_config(path)?;
     for w in report.warnings.iter() {
         warn!("{w}");
     }

@@ -89,10 +89,8 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
         .context("cannot start the demo's backup broker")?;
     let dir = std::env::temp_dir().join(format!("roomctl-demo-{}", std::process::id()));
     let path = write_demo_files(&dir, (primary.port(), backup.port()), opts.listen)?;
-    let report = check::check(&path);
-    let Some(config) = report.config else {
-        bail!("demo config is invalid:\n{}", report.errors);
-    };
+    let mut report = check::check(&path);
+    let config = report.take_config(&path)?;
     if !report.errors.is_empty() {
         bail!("demo scenes are invalid:\n{}", report.errors);
     }

@@ -5,17 +5,11 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::bail;
-
-use crate::config::Config;
 use crate::mqtt::probe::probe;
 
 /// Probes each broker; returns how many answered.
 pub async fn doctor(path: &Path, out: &mut (dyn Write + Send)) -> anyhow::Result<usize> {
-    let config = match Config::load(path) {
-        Ok(c) => c,
-        Err(e) => bail!("configuration {} is invalid:\n{e}", path.display()),
-    };
+    let config = crate::check::load_config(path)?;
     let m = &config.mqtt;
     let n = m.brokers.len();
     writeln!(

@@ -42,14 +42,8 @@ pub async fn play(
     json_lines: bool,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<Tally> {
-    let report = check::check(path);
-    let Some(config) = report.config else {
-        bail!(
-            "configuration {} is invalid:\n{}",
-            path.display(),
-            report.errors
-        );
-    };
+    let mut report = check::check(path);
+    let config = report.take_config(path)?;
     if report.scenes.get(scene).is_none() {
         let names: Vec<_> = report.scenes.names().collect();
         let mut msg = format!("no scene named `{scene}` (scenes: {})", names.join(", "));
