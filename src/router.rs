@@ -217,26 +217,14 @@ mod tests {
     use super::*;
     use crate::config::FeedbackTopic;
     use crate::events::EventBus;
+    use crate::scene::SceneSet;
     use crate::scene::load::{SceneContext, parse_scene};
-    use crate::scene::{Action, ActionSink, SceneSet};
     use bytes::Bytes;
     use std::path::Path;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
     use std::time::Duration;
 
-    #[derive(Default)]
-    struct Rec(Mutex<Vec<String>>);
-    impl ActionSink for Rec {
-        fn execute(&self, _s: &str, a: &Action) {
-            self.0
-                .lock()
-                .unwrap()
-                .push(format!("{}={}", a.topic, a.message));
-        }
-        fn all_off(&self, _s: Option<&str>) {
-            self.0.lock().unwrap().push("ALL_OFF".into());
-        }
-    }
+    use crate::scene::testing::RecordingSink as Rec;
 
     fn router() -> (Router, Arc<Rec>, Registry, FeedbackTracker) {
         let cfg = Config::parse(
@@ -306,7 +294,7 @@ mod tests {
 
         assert_eq!(r.handle(&msg("room1/button", b"pressed")), Route::Trigger);
         tokio::task::yield_now().await;
-        assert_eq!(rec.0.lock().unwrap()[0], "room1/light=outro");
+        assert_eq!(rec.entries()[0], "room1/light=outro");
         assert_eq!(
             r.handle(&msg("roomctl/room1/scene/stop", b"")),
             Route::Control
@@ -348,7 +336,7 @@ mod tests {
         }
         assert!(registry.all().is_empty());
         assert!(!r.scenes.is_running());
-        assert!(rec.0.lock().unwrap().is_empty());
+        assert!(rec.entries().is_empty());
     }
 
     #[tokio::test(start_paused = true)]

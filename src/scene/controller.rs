@@ -247,27 +247,11 @@ impl SceneController {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scene::Action;
     use crate::scene::load::{SceneContext, parse_scene};
     use std::path::Path;
     use std::time::Duration;
 
-    #[derive(Default)]
-    struct Rec(Mutex<Vec<String>>);
-    impl ActionSink for Rec {
-        fn execute(&self, _s: &str, a: &Action) {
-            self.0
-                .lock()
-                .unwrap()
-                .push(format!("{}={}", a.topic, a.message));
-        }
-        fn all_off(&self, s: Option<&str>) {
-            self.0
-                .lock()
-                .unwrap()
-                .push(format!("ALL_OFF({})", s.unwrap_or("-")));
-        }
-    }
+    use crate::scene::testing::RecordingSink as Rec;
 
     fn controller(rec: Arc<Rec>) -> SceneController {
         let ctx = SceneContext {
@@ -307,7 +291,7 @@ mod tests {
         );
         c.wait_idle().await;
         assert_eq!(
-            *rec.0.lock().unwrap(),
+            rec.entries(),
             [
                 "room1/light=ON",
                 "room1/motor=START",
@@ -328,7 +312,7 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(c.stop(EndReason::Stopped).await, Some("intro".into()));
         assert_eq!(
-            *rec.0.lock().unwrap(),
+            rec.entries(),
             ["room1/light=ON", "room1/steam=OFF", "ALL_OFF(intro)"]
         );
         let mut ended = None;
@@ -339,13 +323,9 @@ mod tests {
         }
         assert_eq!(ended, Some(EndReason::Stopped));
         assert_eq!(c.stop(EndReason::Stopped).await, None);
-        assert_eq!(rec.0.lock().unwrap().last().unwrap(), "ALL_OFF(-)");
-        let n = rec.0.lock().unwrap().len();
+        assert_eq!(rec.entries().last().unwrap(), "ALL_OFF(-)");
+        let n = rec.entries().len();
         assert_eq!(c.stop(EndReason::Shutdown).await, None);
-        assert_eq!(
-            rec.0.lock().unwrap().len(),
-            n,
-            "shutdown while idle does nothing"
-        );
+        assert_eq!(rec.entries().len(), n, "shutdown while idle does nothing");
     }
 }

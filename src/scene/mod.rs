@@ -7,6 +7,8 @@
 pub mod controller;
 pub mod load;
 pub mod runner;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
