@@ -6,15 +6,18 @@
 //! Real time, real brokers: these numbers depend on the machine (run them on
 //! the Pi for deployment figures).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use roomctl::broker::Mosquitto;
-use roomctl::config::{BrokerConfig, Config, FeedbackTopic};
+use roomctl::config::{Config, FeedbackTopic};
 use roomctl::events::EventBus;
 use roomctl::feedback::FeedbackTracker;
-use roomctl::mqtt::{self, Backoff, InMessage, MqttSettings, PublishOptions};
+use roomctl::mqtt::{self, InMessage, PublishOptions};
 use roomctl::registry::Registry;
 use roomctl::router::{Router, RouterMode};
 use roomctl::scene::load::{SceneContext, parse_scene};
@@ -182,35 +185,6 @@ async fn feedback_timeouts(r: &mut Report) {
     );
 }
 
-fn settings(id: &str, ports: &[u16]) -> MqttSettings {
-    MqttSettings {
-        client_id: id.into(),
-        brokers: ports
-            .iter()
-            .enumerate()
-            .map(|(i, p)| BrokerConfig::new("127.0.0.1", *p, i as u32 + 1))
-            .collect(),
-        keep_alive: Duration::from_secs(5),
-        ack_timeout: Duration::from_millis(500),
-        connection_timeout: Duration::from_secs(2),
-        health_check_interval: Duration::from_secs(60),
-        failback: false,
-        backoff: Backoff {
-            max_retries: 10,
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(1),
-            multiplier: 2.0,
-            jitter: 0.1,
-        },
-        queue_size: 1000,
-        retry_limit: 3,
-        will: None,
-        birth: None,
-        subscriptions: vec![],
-        incoming_capacity: 1024,
-    }
-}
-
 /// Failover time: a publisher at 100 Hz on the primary; the primary is
 /// killed; time until the first message arrives through the backup.
 async fn failover(r: &mut Report) {
@@ -219,13 +193,13 @@ async fn failover(r: &mut Report) {
         let mut a = Mosquitto::start().await.unwrap();
         let b = Mosquitto::start().await.unwrap();
         let cancel = CancellationToken::new();
-        let mut obs = settings(&format!("obs{round}"), &[b.port()]);
+        let mut obs = common::settings(&format!("obs{round}"), &[b.port()]);
         obs.subscriptions = vec!["seq/#".into()];
         let (oh, mut seen) = mqtt::start(obs, cancel.child_token());
         assert!(oh.wait_connected(Duration::from_secs(5)).await);
         tokio::time::sleep(Duration::from_millis(100)).await;
         let (h, _rx) = mqtt::start(
-            settings(&format!("pub{round}"), &[a.port(), b.port()]),
+            common::settings(&format!("pub{round}"), &[a.port(), b.port()]),
             cancel.child_token(),
         );
         assert!(h.wait_connected(Duration::from_secs(5)).await);

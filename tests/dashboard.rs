@@ -185,14 +185,7 @@ async fn dashboard_asks_for_the_token_and_uses_it() {
     init_logs();
     let port = roomctl::broker::free_port().unwrap();
     let site = site(&[port], &[("intro.yaml", SHOW)], "");
-    let text = std::fs::read_to_string(&site.config).unwrap().replace(
-        &format!("web: {{ listen: 127.0.0.1:{} }}", site.web_port),
-        &format!(
-            "web: {{ listen: 127.0.0.1:{}, token: door-key }}",
-            site.web_port
-        ),
-    );
-    std::fs::write(&site.config, text).unwrap();
+    site.set_web_token("door-key");
     let (config, scenes) = site.load();
     let room = Room::start(config, scenes, Role::Daemon);
     let (stop_web, server) = serve(&room, site.web_port).await;

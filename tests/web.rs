@@ -20,22 +20,10 @@ use tower::ServiceExt;
 const INTRO: &str = "name: intro\ndescription: Lights up\nactions:\n  - { at: 0, topic: room1/light, message: 'ON' }\n  - { at: 30, topic: room1/light, message: 'OFF' }\n";
 const SHOW: &str = r#"{"sceneId": "show", "initialState": "a", "states": {"a": {"transitions": [{"type": "mqttMessage", "topic": "room1/button", "goto": "END"}]}}}"#;
 
-fn with_token(site: &Site, token: &str) {
-    let text = std::fs::read_to_string(&site.config).unwrap();
-    let text = text.replace(
-        &format!("web: {{ listen: 127.0.0.1:{} }}", site.web_port),
-        &format!(
-            "web: {{ listen: 127.0.0.1:{}, token: \"{token}\" }}",
-            site.web_port
-        ),
-    );
-    std::fs::write(&site.config, text).unwrap();
-}
-
 async fn room(ports: &[u16], token: Option<&str>) -> (Site, Room) {
     let site = site(ports, &[("intro.yaml", INTRO), ("show.json", SHOW)], "");
     if let Some(t) = token {
-        with_token(&site, t);
+        site.set_web_token(t);
     }
     let (config, scenes) = site.load();
     (site, Room::start(config, scenes, Role::Daemon))

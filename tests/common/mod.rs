@@ -136,6 +136,18 @@ pub fn site(ports: &[u16], scenes: &[(&str, &str)], extra: &str) -> Site {
 }
 
 impl Site {
+    /// Sets `web.token` (control routes then need `Authorization: Bearer`).
+    pub fn set_web_token(&self, token: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let open = format!("web: {{ listen: 127.0.0.1:{} }}", self.web_port);
+        assert!(text.contains(&open));
+        let locked = format!(
+            "web: {{ listen: 127.0.0.1:{}, token: \"{token}\" }}",
+            self.web_port
+        );
+        std::fs::write(&self.config, text.replace(&open, &locked)).unwrap();
+    }
+
     pub fn load(&self) -> (roomctl::config::Config, roomctl::scene::SceneSet) {
         let r = roomctl::check::check(&self.config);
         assert!(r.errors.is_empty(), "{}", r.errors);
