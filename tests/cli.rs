@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use roomctl::broker::Mosquitto;
-use roomctl::simulate::{self, ReplyStyle, SimOptions};
+use roomctl::simulate::{self, SimOptions};
 use tokio_util::sync::CancellationToken;
 
 const BIN: &str = env!("CARGO_BIN_EXE_roomctl");
@@ -113,11 +113,8 @@ const PLAY_SCENE: &str = "name: show\nactions:\n  - { at: 0.0, topic: room1/ligh
 
 fn fleet_opts(drop: f64) -> SimOptions {
     SimOptions {
-        devices: 2,
-        latency: (Duration::from_millis(10), Duration::from_millis(30)),
         drop,
-        heartbeat: Duration::from_secs(20),
-        reply: ReplyStyle::Plain,
+        ..fast_fleet()
     }
 }
 

@@ -10,7 +10,7 @@ use common::webdriver::{self, Browser};
 use common::*;
 use roomctl::app::{Role, Room};
 use roomctl::broker::Mosquitto;
-use roomctl::simulate::{self, ReplyStyle, SimOptions};
+use roomctl::simulate;
 use roomctl::web::{self, AppState};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -54,13 +54,7 @@ async fn dashboard_shows_the_room_controls_it_and_recovers_alone() {
     let site = site(&[broker_port], &[("intro.yaml", SHOW)], "");
     let (config, scenes) = site.load();
     let cancel = CancellationToken::new();
-    let opts = SimOptions {
-        devices: 2,
-        latency: (Duration::from_millis(20), Duration::from_millis(60)),
-        drop: 0.0,
-        heartbeat: Duration::from_secs(20),
-        reply: ReplyStyle::Plain,
-    };
+    let opts = fast_fleet();
     let _fleet = simulate::start(&config, &scenes, &opts, cancel.child_token());
     let room = Room::start(config, scenes, Role::Daemon);
     assert!(room.mqtt.wait_connected(Duration::from_secs(5)).await);

@@ -16,16 +16,6 @@ use roomctl::scene::SceneSet;
 use roomctl::simulate::{self, ReplyStyle, SimOptions};
 use tokio_util::sync::CancellationToken;
 
-fn fast_fleet() -> SimOptions {
-    SimOptions {
-        devices: 2,
-        latency: (Duration::from_millis(10), Duration::from_millis(40)),
-        drop: 0.0,
-        heartbeat: Duration::from_secs(20),
-        reply: ReplyStyle::Plain,
-    }
-}
-
 /// 40 cues, 100 ms apart, each with a unique message.
 fn long_scene() -> String {
     let mut s = String::from("name: long\nactions:\n");

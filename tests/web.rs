@@ -11,7 +11,7 @@ use common::*;
 use http_body_util::BodyExt;
 use roomctl::app::{Role, Room};
 use roomctl::broker::Mosquitto;
-use roomctl::simulate::{self, ReplyStyle, SimOptions};
+use roomctl::simulate;
 use roomctl::web::{AppState, app};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -154,13 +154,7 @@ async fn status_devices_feedback_health_and_metrics_with_a_real_broker() {
     let (_site, room) = room(&[b.port()], None).await;
     let cancel = CancellationToken::new();
     let (config, scenes) = _site.load();
-    let opts = SimOptions {
-        devices: 2,
-        latency: (Duration::from_millis(5), Duration::from_millis(20)),
-        drop: 0.0,
-        heartbeat: Duration::from_secs(20),
-        reply: ReplyStyle::Plain,
-    };
+    let opts = fast_fleet();
     let fleet_stop = CancellationToken::new();
     let _fleet = simulate::start(&config, &scenes, &opts, fleet_stop.clone());
     assert!(room.mqtt.wait_connected(Duration::from_secs(5)).await);

@@ -86,6 +86,17 @@ pub fn text(m: &InMessage) -> String {
     String::from_utf8_lossy(&m.payload).into_owned()
 }
 
+/// Two simulated ESP32s answering within 10-40 ms with plain `OK`.
+pub fn fast_fleet() -> roomctl::simulate::SimOptions {
+    roomctl::simulate::SimOptions {
+        devices: 2,
+        latency: (Duration::from_millis(10), Duration::from_millis(40)),
+        drop: 0.0,
+        heartbeat: Duration::from_secs(20),
+        reply: roomctl::simulate::ReplyStyle::Plain,
+    }
+}
+
 /// Installs a test log subscriber once (RUST_LOG controls it).
 pub fn init_logs() {
     let _ = tracing_subscriber::fmt()
