@@ -191,7 +191,6 @@ struct RawScene {
     #[serde(rename = "sceneId")]
     scene_id: Option<S>,
     description: Option<String>,
-    version: Option<String>,
     actions: Option<Spanned<Vec<Spanned<RawItem>>>>,
     duration: Option<Spanned<Dur>>,
     #[serde(alias = "onStop")]
@@ -265,13 +264,6 @@ impl Builder<'_> {
                 name_src.map(Pos::of).unwrap_or_default(),
                 format!("scene name `{name}` must be non-empty without '/', '+', '#'"),
             );
-        }
-        if let Some(v) = &raw.version
-            && !v.starts_with('2')
-            && raw.states.is_some()
-        {
-            // Only informative: newer minor versions load the same way.
-            tracing::debug!(target: "scene", "{}: scene format version {v}", self.file.display());
         }
         let on_stop = raw
             .on_stop

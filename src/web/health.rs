@@ -56,7 +56,7 @@ pub fn health(s: &AppState) -> Health {
         )),
     }
     let stats = r.mqtt.stats();
-    if stats.queue_size > 0 && conn.state == ConnectionState::Connected && stats.queue_size > 100 {
+    if conn.state == ConnectionState::Connected && stats.queue_size > 100 {
         degraded.push(format!(
             "{} messages waiting in the outbox",
             stats.queue_size
