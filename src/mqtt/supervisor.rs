@@ -78,6 +78,15 @@ struct Closing {
     done: Vec<oneshot::Sender<usize>>,
 }
 
+/// A close request (or every handle gone) while not connected: nothing can
+/// be flushed, so the deadline is now.
+fn close_now(ctl: Option<Control>) -> Option<Closing> {
+    ctl.map(|Control::Close { done, .. }| Closing {
+        deadline: Instant::now(),
+        done: vec![done],
+    })
+}
+
 struct Supervisor {
     shared: Arc<Shared>,
     s: MqttSettings,
@@ -131,9 +140,7 @@ pub(super) async fn run(
             c = sup.connect_round(start) => c,
             _ = cancel.cancelled() => break 'outer,
             ctl = control.recv() => {
-                if let Some(Control::Close { done, .. }) = ctl {
-                    closing = Some(Closing { deadline: Instant::now(), done: vec![done] });
-                }
+                closing = close_now(ctl);
                 break 'outer;
             }
         };
@@ -158,9 +165,7 @@ pub(super) async fn run(
                 _ = sleep(delay) => {}
                 _ = cancel.cancelled() => break 'outer,
                 ctl = control.recv() => {
-                    if let Some(Control::Close { done, .. }) = ctl {
-                        closing = Some(Closing { deadline: Instant::now(), done: vec![done] });
-                    }
+                    closing = close_now(ctl);
                     break 'outer;
                 }
             }
