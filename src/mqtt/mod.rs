@@ -260,7 +260,7 @@ impl MqttHandle {
     ) -> MessageId {
         let topic = topic.into();
         let payload = payload.into();
-        let connected = self.status().state == ConnectionState::Connected;
+        let connected = self.shared.status.borrow().state == ConnectionState::Connected;
         if opts.retain {
             tracing::debug!(target: "mqtt", "Publishing to {topic}: {}", String::from_utf8_lossy(&payload));
         } else if connected {

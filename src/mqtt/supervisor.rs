@@ -453,17 +453,21 @@ impl Supervisor {
 
     /// Subscribes filters the current connection does not have yet.
     fn subscribe_new(&mut self, conn: &Conn) {
-        let subs = self.shared.subscriptions.lock().unwrap().clone();
-        if subs.len() <= self.subscribed {
-            return;
-        }
-        let new: Vec<_> = subs[self.subscribed..]
-            .iter()
-            .map(|f| SubscribeFilter::new(f.clone(), QoS::AtLeastOnce))
-            .collect();
-        debug!(target: "mqtt", "Subscribing to {:?}", &subs[self.subscribed..]);
-        match conn.client.try_subscribe_many(new) {
-            Ok(()) => self.subscribed = subs.len(),
+        // Called on every wake-up (each publish): copy nothing unless new.
+        let added: Vec<String> = {
+            let subs = self.shared.subscriptions.lock().unwrap();
+            match subs.get(self.subscribed..) {
+                Some(new) if !new.is_empty() => new.to_vec(),
+                _ => return,
+            }
+        };
+        debug!(target: "mqtt", "Subscribing to {added:?}");
+        let count = added.len();
+        let filters = added
+            .into_iter()
+            .map(|f| SubscribeFilter::new(f, QoS::AtLeastOnce));
+        match conn.client.try_subscribe_many(filters) {
+            Ok(()) => self.subscribed += count,
             Err(e) => warn!(target: "mqtt", "Subscribe request not accepted yet: {e}"),
         }
     }
