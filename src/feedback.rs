@@ -210,6 +210,12 @@ struct State {
     latency_n: u64,
 }
 
+impl State {
+    fn pending_len(&self) -> usize {
+        self.pending.values().map(VecDeque::len).sum()
+    }
+}
+
 struct Inner {
     state: Mutex<State>,
     wake: Notify,
@@ -447,8 +453,7 @@ impl FeedbackTracker {
     }
 
     pub fn pending_count(&self) -> usize {
-        let st = self.inner.state.lock().unwrap();
-        st.pending.values().map(VecDeque::len).sum()
+        self.inner.state.lock().unwrap().pending_len()
     }
 
     /// The newest `limit` results, newest first.
@@ -460,7 +465,7 @@ impl FeedbackTracker {
     pub fn stats(&self) -> FeedbackStats {
         let st = self.inner.state.lock().unwrap();
         let mut s = st.stats.clone();
-        s.pending = st.pending.values().map(VecDeque::len).sum();
+        s.pending = st.pending_len();
         s.avg_latency = (st.latency_n > 0).then(|| st.latency_sum / st.latency_n as f64);
         s
     }

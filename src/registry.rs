@@ -214,10 +214,11 @@ impl Registry {
     }
 
     pub fn counts(&self) -> DeviceCounts {
+        let now = Instant::now();
         let mut c = DeviceCounts::default();
-        for d in self.all() {
+        for e in self.inner.devices.iter() {
             c.total += 1;
-            match d.presence {
+            match self.presence(e.value(), now) {
                 Presence::Online => c.online += 1,
                 Presence::Offline => c.offline += 1,
                 Presence::Stale => c.stale += 1,
