@@ -116,8 +116,9 @@ impl Runner<'_> {
             let mut next_cue = 0usize;
             loop {
                 // Do everything that is due, earliest deadline first; a cue
-                // due at the same instant as a transition goes first.
-                loop {
+                // due at the same instant as a transition goes first. What
+                // is left says when to wake up.
+                let wake = loop {
                     let now = Instant::now();
                     let cue = state.timeline.get(next_cue).map(|c| entered + c.at);
                     let tr = self.next_timed(state, entered, start, &globals_fired);
@@ -150,17 +151,13 @@ impl Runner<'_> {
                                 }
                             }
                         }
-                        _ => break,
+                        (cue, tr) => {
+                            break match (cue, tr.map(|(t, _)| t)) {
+                                (Some(a), Some(b)) => Some(a.min(b)),
+                                (a, b) => a.or(b),
+                            };
+                        }
                     }
-                }
-
-                let cue = state.timeline.get(next_cue).map(|c| entered + c.at);
-                let tr = self
-                    .next_timed(state, entered, start, &globals_fired)
-                    .map(|(t, _)| t);
-                let wake = match (cue, tr) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
                 };
                 tokio::select! {
                     _ = cancel.cancelled() => return RunEnd::Cancelled,
