@@ -17,16 +17,12 @@ pub struct Mosquitto {
 
 /// Finds the mosquitto binary (Debian installs it in /usr/sbin).
 pub fn find_mosquitto() -> Option<PathBuf> {
-    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("mosquitto"))
-                .collect()
-        })
-        .unwrap_or_default();
-    candidates.push("/usr/sbin/mosquitto".into());
-    candidates.push("/usr/local/sbin/mosquitto".into());
-    candidates.into_iter().find(|p| p.is_file())
+    crate::check::which("mosquitto").or_else(|| {
+        ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+    })
 }
 
 /// A port that was free a moment ago.
