@@ -22,7 +22,6 @@ use crate::media::{MediaEnd, MediaHandle};
 use crate::mqtt::{self, MqttHandle, MqttSettings, OwnMessage, PublishOptions, unix_now};
 use crate::registry::{DeviceCounts, Registry};
 use crate::router::{Router, RouterMode};
-use crate::scene::runner::topic_matches;
 use crate::scene::{
     Action, ActionKind, ActionSink, EndReason, SceneController, SceneInput, SceneSet, SceneStatus,
 };
@@ -304,8 +303,8 @@ pub fn subscriptions(
 ) -> Vec<String> {
     let topics = config.topics();
     let mut subs = vec![
-        Topics::device_status_filter().to_string(),
-        Topics::status_filter().to_string(),
+        Topics::DEVICE_STATUS_FILTER.to_string(),
+        Topics::STATUS_FILTER.to_string(),
     ];
     for s in scenes.iter() {
         for a in s.all_actions() {
@@ -322,47 +321,5 @@ pub fn subscriptions(
         subs.push(topics.compat_start_scene());
         subs.extend(config.triggers.iter().map(|t| t.topic.clone()));
     }
-    without_overlaps(crate::config::unique(subs))
-}
-
-/// Drops exact topics that an earlier filter already covers. Overlapping
-/// subscriptions make the broker deliver a message once per match, and one
-/// `OK` must never confirm two commands.
-fn without_overlaps(subs: Vec<String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for s in subs {
-        let exact = !s.contains(['+', '#']);
-        if exact && out.iter().any(|f| topic_matches(f, &s)) {
-            continue;
-        }
-        out.push(s);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn covered_exact_topics_are_not_subscribed_twice() {
-        let subs = without_overlaps(vec![
-            "devices/+/status".into(),
-            "+/status".into(),
-            "room1/status".into(),
-            "room1/light/feedback".into(),
-            "room1/scene".into(),
-            "room1/#".into(),
-        ]);
-        assert_eq!(
-            subs,
-            [
-                "devices/+/status",
-                "+/status",
-                "room1/light/feedback",
-                "room1/scene",
-                "room1/#"
-            ]
-        );
-    }
+    crate::topic::without_overlaps(subs)
 }

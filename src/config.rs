@@ -16,6 +16,8 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::diag::{Diagnostic, Diagnostics, Pos};
+use crate::topic;
+pub use crate::topic::{FeedbackTopic, Topics};
 
 /// Where the daemon looks when `-c` is not given.
 pub const SYSTEM_CONFIG: &str = "/etc/roomctl/config.yaml";
@@ -147,51 +149,6 @@ pub struct TriggerConfig {
     pub pos: Pos,
 }
 
-/// Where replies to a command arrive, e.g. `{prefix}/status`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedbackTopic(String);
-
-impl FeedbackTopic {
-    pub const DEFAULT: &'static str = "{prefix}/status";
-    const PLACEHOLDERS: [&'static str; 4] = ["{prefix}", "{topic}", "{channel}", "{room}"];
-
-    pub fn new(template: &str) -> Result<Self, String> {
-        let mut rest = template.to_string();
-        for p in Self::PLACEHOLDERS {
-            rest = rest.replace(p, "");
-        }
-        if rest.contains('{') || rest.contains('}') {
-            return Err(format!(
-                "feedback topic `{template}`: unknown placeholder (use {{prefix}}, {{topic}}, {{channel}} or {{room}})"
-            ));
-        }
-        if rest.contains('+') || rest.contains('#') {
-            return Err(format!(
-                "feedback topic `{template}` must not contain MQTT wildcards"
-            ));
-        }
-        Ok(FeedbackTopic(template.to_string()))
-    }
-
-    pub fn template(&self) -> &str {
-        &self.0
-    }
-
-    /// The feedback topic for a command topic: `room1/light` with
-    /// `{prefix}/status` gives `room1/status`.
-    pub fn for_command(&self, command_topic: &str, room: &str) -> String {
-        let (prefix, channel) = match command_topic.rsplit_once('/') {
-            Some((p, c)) => (p, c),
-            None => ("", command_topic),
-        };
-        self.0
-            .replace("{topic}", command_topic)
-            .replace("{prefix}", prefix)
-            .replace("{channel}", channel)
-            .replace("{room}", room)
-    }
-}
-
 /// A value that must never be printed: passwords and tokens.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -245,52 +202,6 @@ impl Config {
     /// Control topics of this room.
     pub fn topics(&self) -> Topics {
         Topics::new(&self.room)
-    }
-}
-
-/// The fixed topic names of DESIGN.md §1 for one room.
-#[derive(Debug, Clone)]
-pub struct Topics {
-    pub room: String,
-}
-
-impl Topics {
-    pub fn new(room: &str) -> Self {
-        Topics {
-            room: room.to_string(),
-        }
-    }
-    /// `roomctl/ROOM/status`: retained `online`/`offline`, also the last will.
-    pub fn daemon_status(&self) -> String {
-        format!("roomctl/{}/status", self.room)
-    }
-    /// `roomctl/ROOM/state`: retained JSON summary.
-    pub fn daemon_state(&self) -> String {
-        format!("roomctl/{}/state", self.room)
-    }
-    pub fn scene_start(&self) -> String {
-        format!("roomctl/{}/scene/start", self.room)
-    }
-    pub fn scene_stop(&self) -> String {
-        format!("roomctl/{}/scene/stop", self.room)
-    }
-    /// Compatibility trigger: `ROOM/scene = START` starts the default scene.
-    pub fn compat_scene(&self) -> String {
-        format!("{}/scene", self.room)
-    }
-    /// Compatibility trigger: `ROOM/start_scene = NAME`.
-    pub fn compat_start_scene(&self) -> String {
-        format!("{}/start_scene", self.room)
-    }
-    /// `ROOM/STOP = STOP`: everything off.
-    pub fn all_stop(&self) -> String {
-        format!("{}/STOP", self.room)
-    }
-    pub fn device_status_filter() -> &'static str {
-        "devices/+/status"
-    }
-    pub fn status_filter() -> &'static str {
-        "+/status"
     }
 }
 
@@ -518,7 +429,7 @@ impl Validator<'_> {
 
     fn config(mut self, raw: RawConfig) -> Result<Config, Diagnostics> {
         let room = self.expand(&raw.room);
-        if room.is_empty() || room.contains(['/', '+', '#']) || room.trim() != room {
+        if !topic::is_plain_level(&room) || room.trim() != room {
             self.err(
                 Pos::of(&raw.room),
                 format!("room `{room}` must be a non-empty name without '/', '+', '#' or spaces"),
@@ -544,8 +455,8 @@ impl Validator<'_> {
         let web = self.web(raw.web);
         let mut triggers = Vec::new();
         for t in raw.triggers {
-            if t.topic.value.is_empty() {
-                self.err(Pos::of(&t.topic), "trigger topic must not be empty");
+            if let Err(e) = topic::validate_filter(&t.topic.value) {
+                self.err(Pos::of(&t.topic), format!("trigger topic: {e}"));
             }
             triggers.push(TriggerConfig {
                 topic: t.topic.value.clone(),
@@ -735,12 +646,12 @@ impl Validator<'_> {
 
     fn feedback(&mut self, f: RawFeedback) -> FeedbackConfig {
         let topic = match &f.topic {
-            None => FeedbackTopic(FeedbackTopic::DEFAULT.to_string()),
+            None => FeedbackTopic::default(),
             Some(s) => match FeedbackTopic::new(&s.value) {
                 Ok(t) => t,
-                Err(msg) => {
-                    self.err(Pos::of(s), msg);
-                    FeedbackTopic(FeedbackTopic::DEFAULT.to_string())
+                Err(e) => {
+                    self.err(Pos::of(s), e.to_string());
+                    FeedbackTopic::default()
                 }
             },
         };
@@ -1056,15 +967,5 @@ mod tests {
             c.feedback.topic.for_command("room2/light", "room2"),
             "room2/light/feedback"
         );
-    }
-
-    #[test]
-    fn feedback_topic_templates() {
-        let t = FeedbackTopic::new("{prefix}/status").unwrap();
-        assert_eq!(t.for_command("room1/light", "room1"), "room1/status");
-        let t = FeedbackTopic::new("{room}/ack/{channel}").unwrap();
-        assert_eq!(t.for_command("room1/motor", "room1"), "room1/ack/motor");
-        assert!(FeedbackTopic::new("{nope}/status").is_err());
-        assert!(FeedbackTopic::new("+/status").is_err());
     }
 }

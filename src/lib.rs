@@ -20,4 +20,5 @@ pub mod router;
 pub mod scene;
 pub mod simulate;
 pub mod systemd;
+pub mod topic;
 pub mod web;

@@ -103,7 +103,7 @@ impl Registry {
 
     /// Records a `devices/<id>/status` message. `online` and `OK` mean alive.
     pub fn update(&self, id: &str, payload: &str) -> Result<Presence, RegistryError> {
-        if id.is_empty() || id.contains(['/', '+', '#']) {
+        if !crate::topic::is_plain_level(id) {
             return Err(RegistryError::BadId(id.to_string()));
         }
         let p = payload.trim();

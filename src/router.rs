@@ -12,8 +12,8 @@ use crate::config::{Config, Topics, TriggerConfig};
 use crate::feedback::{FeedbackTracker, Handled};
 use crate::mqtt::InMessage;
 use crate::registry::Registry;
-use crate::scene::runner::topic_matches;
 use crate::scene::{EndReason, SceneController, SceneInput, StartError};
+use crate::topic::{self, device_id};
 
 /// Where a message went (for tests and debug logs).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,7 +124,7 @@ impl Router {
             return r;
         }
         for t in &self.triggers {
-            if topic_matches(&t.topic, topic)
+            if topic::matches(&t.topic, topic)
                 && t.payload
                     .as_ref()
                     .is_none_or(|p| p.trim() == payload.trim())
@@ -203,13 +203,6 @@ impl Router {
             scenes.stop(EndReason::Stopped).await;
         });
     }
-}
-
-/// `devices/<id>/status` → `<id>`.
-fn device_id(topic: &str) -> Option<&str> {
-    let rest = topic.strip_prefix("devices/")?;
-    let id = rest.strip_suffix("/status")?;
-    (!id.contains('/')).then_some(id)
 }
 
 #[cfg(test)]
@@ -354,12 +347,5 @@ mod tests {
             "retained device status is how ESP32s announce"
         );
         assert_eq!(registry.all().len(), 1);
-    }
-
-    #[test]
-    fn device_ids() {
-        assert_eq!(device_id("devices/esp32_01/status"), Some("esp32_01"));
-        assert_eq!(device_id("devices/a/b/status"), None);
-        assert_eq!(device_id("room1/status"), None);
     }
 }

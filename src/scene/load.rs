@@ -259,7 +259,7 @@ impl Builder<'_> {
             .unwrap_or_default();
         let name_src = raw.scene_id.as_ref().or(raw.name.as_ref());
         let name = name_src.map(|s| s.value.trim().to_string()).unwrap_or(stem);
-        if name.is_empty() || name.contains(['/', '+', '#']) || name.chars().any(char::is_control) {
+        if !crate::topic::is_plain_level(&name) {
             self.err(
                 name_src.map(Pos::of).unwrap_or_default(),
                 format!("scene name `{name}` must be non-empty without '/', '+', '#'"),
@@ -514,20 +514,21 @@ impl Builder<'_> {
         let topic = r.topic.as_ref().map(|t| t.value.trim().to_string());
         if let Some(t) = &r.topic {
             let v = t.value.trim();
-            if v.is_empty() || v.contains(['+', '#']) || v.starts_with('/') || v.ends_with('/') {
-                self.err(
-                    Pos::of(t),
-                    format!(
-                        "topic `{}` must be a plain topic (no wildcards, no leading/trailing '/')",
-                        t.value
-                    ),
-                );
+            let problem = match crate::topic::validate_name(v) {
+                Err(e) => Some(e.to_string()),
+                Ok(()) if v.starts_with('/') || v.ends_with('/') => {
+                    Some(format!("topic `{v}` must not start or end with '/'"))
+                }
+                Ok(()) => None,
+            };
+            if let Some(p) = problem {
+                self.err(Pos::of(t), format!("{p} (a plain topic like room1/light)"));
                 return None;
             }
         }
         let channel = topic
             .as_deref()
-            .map(|t| t.rsplit('/').next().unwrap_or(t).to_string());
+            .map(|t| crate::topic::channel(t).to_string());
         let kind_name = match &r.action {
             Some(a) => a.value.trim().to_ascii_lowercase(),
             None => match &channel {
@@ -635,13 +636,19 @@ impl Builder<'_> {
             "audioEnd" => Trigger::AudioEnd(r.target.as_ref().map(|t| t.value.trim().to_string())),
             "videoEnd" => Trigger::VideoEnd(r.target.as_ref().map(|t| t.value.trim().to_string())),
             "mqttMessage" => match &r.topic {
-                Some(topic) if !topic.value.trim().is_empty() => Trigger::MqttMessage {
-                    topic: topic.value.trim().to_string(),
-                    message: r.message.as_ref().map(|m| m.value.clone()),
-                },
-                _ => {
+                None => {
                     self.err(pos, "mqttMessage transition needs `topic`");
                     return None;
+                }
+                Some(topic) => {
+                    if let Err(e) = crate::topic::validate_filter(topic.value.trim()) {
+                        self.err(Pos::of(topic), format!("mqttMessage topic: {e}"));
+                        return None;
+                    }
+                    Trigger::MqttMessage {
+                        topic: topic.value.trim().to_string(),
+                        message: r.message.as_ref().map(|m| m.value.clone()),
+                    }
                 }
             },
             "always" => Trigger::Always,

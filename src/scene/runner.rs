@@ -234,7 +234,7 @@ impl Runner<'_> {
                     payload,
                 },
             ) => {
-                topic_matches(topic, got)
+                crate::topic::matches(topic, got)
                     && message.as_ref().is_none_or(|m| m.trim() == payload.trim())
             }
             (Trigger::AudioEnd(target), SceneInput::AudioEnd(f))
@@ -293,21 +293,6 @@ impl Runner<'_> {
             message: a.message.clone(),
             feedback: a.feedback,
         }));
-    }
-}
-
-/// MQTT topic filter matching (`+` one level, `#` the rest).
-pub fn topic_matches(filter: &str, topic: &str) -> bool {
-    let mut f = filter.split('/');
-    let mut t = topic.split('/');
-    loop {
-        match (f.next(), t.next()) {
-            (Some("#"), _) => return true,
-            (Some("+"), Some(_)) => {}
-            (Some(a), Some(b)) if a == b => {}
-            (None, None) => return true,
-            _ => return false,
-        }
     }
 }
 
@@ -557,14 +542,5 @@ mod tests {
                 "b": {"transitions": [{"type": "always", "goto": "a"}]}}}"#,
         ));
         assert!(matches!(r.handle.await.unwrap(), RunEnd::Error(e) if e.contains("loop")));
-    }
-
-    #[test]
-    fn topic_filters() {
-        assert!(topic_matches("room1/button", "room1/button"));
-        assert!(topic_matches("room1/+", "room1/button"));
-        assert!(topic_matches("room1/#", "room1/a/b"));
-        assert!(!topic_matches("room1/+", "room1/a/b"));
-        assert!(!topic_matches("room1/button", "room1/buttons"));
     }
 }
