@@ -2,23 +2,27 @@
 //! feedback, scene, connection, media changes). It feeds the dashboard's SSE
 //! stream, the retained state topic and `roomctl play`'s report. Publishing
 //! never blocks; a slow reader misses events, never the publisher.
+//!
+//! This module owns the event payload types and imports nothing from the
+//! rest of the crate: the modules that produce events depend on it, never
+//! the other way round.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::feedback::FeedbackRecord;
-use crate::media::MediaEvent;
-use crate::mqtt::ConnectionStatus;
-use crate::registry::DeviceView;
-use crate::scene::SceneEvent;
-
+/// One thing that changed in the room.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
 pub enum Event {
+    /// A device came online, went offline or stale.
     Device(DeviceView),
+    /// A command was confirmed, failed or timed out.
     Feedback(FeedbackRecord),
+    /// Scene lifecycle and progress.
     Scene(SceneEvent),
+    /// The MQTT connection changed.
     Connection(ConnectionStatus),
+    /// A sound or clip started, ended or failed.
     Media(MediaEvent),
 }
 
@@ -35,22 +39,25 @@ impl Event {
     }
 }
 
+/// The sending side of the bus. Cheap to clone.
 #[derive(Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Event>,
 }
 
 impl EventBus {
+    /// A bus that keeps `capacity` events for slow readers (at least 16).
     pub fn new(capacity: usize) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(16));
         EventBus { tx }
     }
 
+    /// Announces an event; never blocks, fine without readers.
     pub fn publish(&self, e: Event) {
-        // No subscribers is fine.
         let _ = self.tx.send(e);
     }
 
+    /// A new reader that sees every event from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.tx.subscribe()
     }
@@ -60,4 +67,238 @@ impl Default for EventBus {
     fn default() -> Self {
         EventBus::new(1024)
     }
+}
+
+// ---------------------------------------------------------------------------
+// Connection (seed 002 states)
+// ---------------------------------------------------------------------------
+
+/// Seed 002 connection states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ConnectionState {
+    /// Not connected and not trying (before start, after close).
+    Disconnected,
+    /// The first connection attempt is under way.
+    Connecting,
+    /// Connected and operational.
+    Connected,
+    /// Trying again after a loss.
+    Reconnecting,
+    /// `max_retries` rounds failed (retrying continues, slowly).
+    Failed,
+}
+
+impl ConnectionState {
+    /// The seed's upper-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionState::Disconnected => "DISCONNECTED",
+            ConnectionState::Connecting => "CONNECTING",
+            ConnectionState::Connected => "CONNECTED",
+            ConnectionState::Reconnecting => "RECONNECTING",
+            ConnectionState::Failed => "FAILED",
+        }
+    }
+
+    /// Every state, in seed order.
+    pub const ALL: [ConnectionState; 5] = [
+        ConnectionState::Disconnected,
+        ConnectionState::Connecting,
+        ConnectionState::Connected,
+        ConnectionState::Reconnecting,
+        ConnectionState::Failed,
+    ];
+}
+
+/// Where the connection is now.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ConnectionStatus {
+    /// The seed 002 state.
+    pub state: ConnectionState,
+    /// `host:port` of the broker in use (or being tried).
+    pub broker: Option<String>,
+    /// 1-based position in the priority list.
+    pub broker_priority_index: Option<usize>,
+    /// How many brokers are configured.
+    pub broker_count: usize,
+    /// Unix time (seconds) when this state was entered.
+    pub since: f64,
+    /// Why the last attempt or connection failed.
+    pub last_error: Option<String>,
+}
+
+// ---------------------------------------------------------------------------
+// Devices
+// ---------------------------------------------------------------------------
+
+/// Whether a device is there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Presence {
+    /// Said `online` (or `OK`) recently.
+    Online,
+    /// Said `offline` (or its last will did).
+    Offline,
+    /// Online, but silent for longer than `devices.stale_after`.
+    Stale,
+}
+
+impl Presence {
+    /// Lower-case name, as in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Presence::Online => "online",
+            Presence::Offline => "offline",
+            Presence::Stale => "stale",
+        }
+    }
+}
+
+/// What the API and dashboard show for one device.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DeviceView {
+    /// The `<id>` of `devices/<id>/status`.
+    pub id: String,
+    /// online / offline / stale.
+    pub presence: Presence,
+    /// The last status payload as received (`online`, `offline`, `OK`).
+    pub status: String,
+    /// Unix time of the last message.
+    pub last_seen: f64,
+    /// Seconds since the last message, when this view was made.
+    pub seconds_since_seen: f64,
+    /// Messages received from it.
+    pub messages: u64,
+}
+
+// ---------------------------------------------------------------------------
+// Feedback
+// ---------------------------------------------------------------------------
+
+/// The result of one tracked command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Outcome {
+    /// Confirmed (`OK`, `ACTIVE`, `INACTIVE`).
+    Ok,
+    /// The device answered `ERROR`.
+    Error,
+    /// No reply within the timeout.
+    Timeout,
+}
+
+/// One confirmed, failed or timed-out command.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FeedbackRecord {
+    /// Unique per tracker.
+    pub id: u64,
+    /// Where the command was published (`room1/light`).
+    pub command_topic: String,
+    /// The command (`ON`).
+    pub message: String,
+    /// Where the reply was expected (`room1/status`).
+    pub feedback_topic: String,
+    /// OK, ERROR or TIMEOUT.
+    pub result: Outcome,
+    /// Seconds from publish to reply; none for a timeout.
+    pub latency: Option<f64>,
+    /// The timeout it had, in seconds.
+    pub timeout: f64,
+    /// The reply payload as received.
+    pub reply: Option<String>,
+    /// The scene that sent it, if any.
+    pub scene: Option<String>,
+    /// Unix time of the result.
+    pub at: f64,
+}
+
+// ---------------------------------------------------------------------------
+// Scenes
+// ---------------------------------------------------------------------------
+
+/// Why a scene ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+pub enum EndReason {
+    /// Reached END.
+    Completed,
+    /// Stopped by a person or a control message.
+    Stopped,
+    /// The daemon is shutting down.
+    Shutdown,
+    /// The scene could not go on (a loop, a panic); the text says why.
+    Error(String),
+}
+
+impl std::fmt::Display for EndReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EndReason::Completed => f.write_str("completed"),
+            EndReason::Stopped => f.write_str("stopped"),
+            EndReason::Shutdown => f.write_str("shutdown"),
+            EndReason::Error(e) => write!(f, "error: {e}"),
+        }
+    }
+}
+
+/// Scene progress and lifecycle, for the event bus.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum SceneEvent {
+    /// A scene started.
+    Started {
+        /// Its name.
+        scene: String,
+    },
+    /// The scene entered a state.
+    State {
+        /// Scene name.
+        scene: String,
+        /// State name.
+        state: String,
+    },
+    /// The scene executed an action.
+    Action {
+        /// Scene name.
+        scene: String,
+        /// The state it was in (`on_stop` for the end sequence).
+        state: String,
+        /// Seconds since the scene started.
+        elapsed: f64,
+        /// `mqtt`, `audio` or `video`.
+        kind: String,
+        /// Topic of the action.
+        topic: String,
+        /// Message of the action.
+        message: String,
+        /// Whether a confirmation is expected.
+        feedback: bool,
+    },
+    /// The scene ended (after its end sequence ran).
+    Ended {
+        /// Scene name.
+        scene: String,
+        /// Why.
+        reason: EndReason,
+        /// Seconds it ran.
+        elapsed: f64,
+    },
+}
+
+// ---------------------------------------------------------------------------
+// Media
+// ---------------------------------------------------------------------------
+
+/// Media lifecycle, for the event bus.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MediaEvent {
+    /// `audio` or `video`.
+    pub kind: String,
+    /// `started`, `ended`, `stopped`, `error`.
+    pub event: String,
+    /// The file concerned, if any.
+    pub file: Option<String>,
+    /// Why, for errors.
+    pub detail: Option<String>,
 }

@@ -16,37 +16,12 @@ use tracing::{debug, info, warn};
 
 use crate::config::{FeedbackTopic, secs3};
 use crate::events::{Event, EventBus};
+pub use crate::events::{FeedbackRecord, Outcome};
 use crate::mqtt::unix_now;
 
 /// At most this many commands wait per feedback topic; older ones time out
 /// anyway, this only bounds memory if something publishes in a loop.
 const MAX_PENDING_PER_TOPIC: usize = 1000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Outcome {
-    Ok,
-    Error,
-    Timeout,
-}
-
-/// One confirmed, failed or timed-out command.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct FeedbackRecord {
-    pub id: u64,
-    pub command_topic: String,
-    pub message: String,
-    pub feedback_topic: String,
-    pub result: Outcome,
-    /// Seconds from publish to reply; none for a timeout.
-    pub latency: Option<f64>,
-    pub timeout: f64,
-    /// The reply payload as received.
-    pub reply: Option<String>,
-    pub scene: Option<String>,
-    /// Unix time of the result.
-    pub at: f64,
-}
 
 impl FeedbackRecord {
     /// The seed 004 log line.

@@ -12,44 +12,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+pub use crate::events::{DeviceView, Presence};
 use crate::events::{Event, EventBus};
 use crate::mqtt::unix_now;
 
 /// More distinct ids than this are ignored: a misbehaving client must not
 /// grow the daemon's memory without bound.
 pub const MAX_DEVICES: usize = 1024;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Presence {
-    Online,
-    Offline,
-    Stale,
-}
-
-impl Presence {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Presence::Online => "online",
-            Presence::Offline => "offline",
-            Presence::Stale => "stale",
-        }
-    }
-}
-
-/// What the API and dashboard show for one device.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct DeviceView {
-    pub id: String,
-    /// online / offline / stale.
-    pub presence: Presence,
-    /// The last status payload as received (`online`, `offline`, `OK`).
-    pub status: String,
-    /// Unix time of the last message.
-    pub last_seen: f64,
-    pub seconds_since_seen: f64,
-    pub messages: u64,
-}
 
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub struct DeviceCounts {

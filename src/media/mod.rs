@@ -18,17 +18,7 @@ pub use video::{VideoPlayer, VideoSettings, VideoStatus};
 
 use crate::config::MediaConfig;
 use crate::events::EventBus;
-
-/// Media lifecycle, for the event bus.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct MediaEvent {
-    /// `audio` or `video`.
-    pub kind: String,
-    /// `started`, `ended`, `stopped`, `error`.
-    pub event: String,
-    pub file: Option<String>,
-    pub detail: Option<String>,
-}
+pub use crate::events::MediaEvent;
 
 /// A sound or clip reached its end (drives `audioEnd` / `videoEnd`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,46 +22,10 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{BrokerConfig, MqttConfig};
+pub use crate::events::{ConnectionState, ConnectionStatus};
 pub use backoff::Backoff;
 use outbox::Outbox;
 pub use outbox::{MessageId, PublishOptions};
-
-/// Seed 002 connection states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ConnectionState {
-    Disconnected,
-    Connecting,
-    Connected,
-    Reconnecting,
-    Failed,
-}
-
-impl ConnectionState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConnectionState::Disconnected => "DISCONNECTED",
-            ConnectionState::Connecting => "CONNECTING",
-            ConnectionState::Connected => "CONNECTED",
-            ConnectionState::Reconnecting => "RECONNECTING",
-            ConnectionState::Failed => "FAILED",
-        }
-    }
-}
-
-/// Where the connection is now.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ConnectionStatus {
-    pub state: ConnectionState,
-    /// `host:port` of the broker in use (or being tried).
-    pub broker: Option<String>,
-    /// 1-based position in the priority list.
-    pub broker_priority_index: Option<usize>,
-    pub broker_count: usize,
-    /// Unix time (seconds) when this state was entered.
-    pub since: f64,
-    pub last_error: Option<String>,
-}
 
 /// A message received from the broker.
 #[derive(Debug, Clone)]

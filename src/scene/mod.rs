@@ -20,9 +20,10 @@ use serde::Serialize;
 use crate::diag::Pos;
 use crate::media::{AudioCommand, VideoCommand};
 
+pub use crate::events::{EndReason, SceneEvent};
 pub use controller::{SceneController, SceneStatus, StartError};
 pub use load::{SceneSet, load_scenes};
-pub use runner::{ActionSink, EndReason, SceneInput};
+pub use runner::{ActionSink, SceneInput};
 
 /// The name `goto` uses to end a scene.
 pub const END: &str = "END";
@@ -136,34 +137,6 @@ pub struct SceneSummary {
     pub duration: Option<f64>,
     pub action_count: usize,
     pub states: usize,
-}
-
-/// Scene progress and lifecycle, for the event bus.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum SceneEvent {
-    Started {
-        scene: String,
-    },
-    State {
-        scene: String,
-        state: String,
-    },
-    Action {
-        scene: String,
-        state: String,
-        /// Seconds since the scene started.
-        elapsed: f64,
-        kind: String,
-        topic: String,
-        message: String,
-        feedback: bool,
-    },
-    Ended {
-        scene: String,
-        reason: EndReason,
-        elapsed: f64,
-    },
 }
 
 impl Scene {

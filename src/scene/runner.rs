@@ -40,29 +40,6 @@ pub enum SceneInput {
     VideoEnd(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
-pub enum EndReason {
-    /// Reached END.
-    Completed,
-    /// Stopped by a person or a control message.
-    Stopped,
-    /// The daemon is shutting down.
-    Shutdown,
-    Error(String),
-}
-
-impl std::fmt::Display for EndReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            EndReason::Completed => f.write_str("completed"),
-            EndReason::Stopped => f.write_str("stopped"),
-            EndReason::Shutdown => f.write_str("shutdown"),
-            EndReason::Error(e) => write!(f, "error: {e}"),
-        }
-    }
-}
-
 /// How a run ended, from the runner's point of view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunEnd {
