@@ -8,11 +8,11 @@
 //! or drops with a log line and a counter.
 
 pub mod backoff;
-pub mod outbox;
 pub mod probe;
+pub mod session;
 mod supervisor;
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -24,8 +24,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{BrokerConfig, MqttConfig};
 pub use crate::events::{ConnectionState, ConnectionStatus};
 pub use backoff::Backoff;
-use outbox::Outbox;
-pub use outbox::{MessageId, PublishOptions};
+use session::{Limits, Session};
+pub use session::{MessageId, PublishOptions, Qos};
 
 /// A message received from the broker.
 #[derive(Debug, Clone)]
@@ -141,7 +141,6 @@ struct Counters {
     incoming_dropped: AtomicU64,
     ack_timeouts: AtomicU64,
     consecutive_failures: AtomicU32,
-    inflight: AtomicUsize,
     /// f64 bits of a unix time; 0 = never.
     last_connection_attempt: AtomicU64,
 }
@@ -152,7 +151,8 @@ fn bump(c: &AtomicU64, n: usize) {
 
 /// State shared between the handle and the supervisor task.
 struct Shared {
-    outbox: Mutex<Outbox>,
+    /// Our outbox and what is in flight (see [`session`]).
+    session: Mutex<Session>,
     /// Wakes the supervisor: new message or subscription.
     wake: Notify,
     subscriptions: Mutex<Vec<String>>,
@@ -190,7 +190,11 @@ pub fn start(
         last_error: None,
     });
     let shared = Arc::new(Shared {
-        outbox: Mutex::new(Outbox::new(settings.queue_size, settings.retry_limit)),
+        session: Mutex::new(Session::new(Limits {
+            capacity: settings.queue_size,
+            retry_limit: settings.retry_limit,
+            ack_timeout: settings.ack_timeout,
+        })),
         wake: Notify::new(),
         subscriptions: Mutex::new(crate::config::unique(settings.subscriptions.clone())),
         status,
@@ -236,10 +240,12 @@ impl MqttHandle {
         if !connected {
             bump(&c.messages_queued, 1);
         }
-        let (id, dropped) = {
-            let mut ob = self.shared.outbox.lock().unwrap();
-            ob.push(topic, payload, opts, tokio::time::Instant::now())
-        };
+        let (id, dropped) = self.shared.session.lock().unwrap().push(
+            topic,
+            payload,
+            opts,
+            tokio::time::Instant::now(),
+        );
         for d in &dropped {
             tracing::warn!(target: "mqtt", "Queue full (message_queue_size): dropped oldest message for {}", d.topic);
         }
@@ -284,6 +290,7 @@ impl MqttHandle {
         let st = self.status();
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let last = get(&c.last_connection_attempt);
+        let session = self.shared.session.lock().unwrap();
         Stats {
             connection_state: st.state,
             current_broker: st.broker.filter(|_| st.state == ConnectionState::Connected),
@@ -303,8 +310,8 @@ impl MqttHandle {
             incoming_dropped: get(&c.incoming_dropped),
             ack_timeouts: get(&c.ack_timeouts),
             consecutive_failures: c.consecutive_failures.load(Ordering::Relaxed),
-            queue_size: self.shared.outbox.lock().unwrap().len(),
-            inflight: c.inflight.load(Ordering::Relaxed),
+            queue_size: session.queued(),
+            inflight: session.in_flight(),
             last_connection_attempt: (last != 0).then(|| f64::from_bits(last)),
         }
     }
@@ -318,7 +325,8 @@ impl MqttHandle {
             .send(Control::Close { flush, done: tx })
             .is_err()
         {
-            return self.shared.outbox.lock().unwrap().len();
+            let s = self.shared.session.lock().unwrap();
+            return s.queued() + s.in_flight();
         }
         rx.await.unwrap_or(0)
     }

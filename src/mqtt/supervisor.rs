@@ -9,7 +9,6 @@
 //! connection is a fresh `EventLoop` with a clean session, so what is resent
 //! is decided here and nowhere else.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -24,7 +23,7 @@ use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::outbox::{Discarded, Queued};
+use super::session::{Discarded, Qos, Queued, Verdict};
 use super::{
     ConnectionState, ConnectionStatus, Control, InMessage, MqttSettings, Shared, bump, probe,
     unix_now,
@@ -58,13 +57,6 @@ impl Conn {
     }
 }
 
-/// A message handed to rumqttc, waiting for its packet id or its PUBACK.
-struct Sent {
-    q: Queued,
-    at: Instant,
-    pkid: Option<u16>,
-}
-
 /// Why the connected phase ended.
 enum Exit {
     Lost(String),
@@ -91,8 +83,6 @@ struct Supervisor {
     shared: Arc<Shared>,
     s: MqttSettings,
     incoming: mpsc::Sender<InMessage>,
-    /// Oldest first. Entries without a pkid are still inside rumqttc.
-    sent: VecDeque<Sent>,
     /// How many of `shared.subscriptions` the current connection has.
     subscribed: usize,
 }
@@ -108,7 +98,6 @@ pub(super) async fn run(
         shared,
         s: settings,
         incoming,
-        sent: VecDeque::new(),
         subscribed: 0,
     };
     let n = sup.s.brokers.len();
@@ -220,8 +209,7 @@ pub(super) async fn run(
     }
 
     // Leaving: whatever is still queued will not be delivered.
-    sup.requeue_sent();
-    let left = sup.shared.outbox.lock().unwrap().drain();
+    let left = sup.shared.session.lock().unwrap().drain();
     if !left.is_empty() {
         warn!(target: "mqtt", "Stopping with {} undelivered message(s)", left.len());
     }
@@ -366,7 +354,7 @@ impl Supervisor {
         self.subscribe_new(conn);
         if let Some(birth) = &self.s.birth {
             // The birth message goes out before anything queued.
-            self.shared.outbox.lock().unwrap().push_front(
+            self.shared.session.lock().unwrap().push_front(
                 birth.topic.clone(),
                 birth.payload.clone(),
                 super::PublishOptions {
@@ -385,13 +373,12 @@ impl Supervisor {
         let exit = loop {
             self.pump(conn);
             if let Some(c) = closing.as_ref()
-                && self.sent.is_empty()
-                && self.shared.outbox.lock().unwrap().is_empty()
+                && self.shared.session.lock().unwrap().is_idle()
             {
                 debug!(target: "mqtt", "Outbox flushed before {:?}", c.deadline);
                 break Some(Exit::Closed);
             }
-            let ack_deadline = self.sent.front().map(|s| s.at + self.s.ack_timeout);
+            let ack_deadline = self.shared.session.lock().unwrap().deadline();
             let close_deadline = closing.as_ref().map(|c| c.deadline);
             tokio::select! {
                 _ = cancel.cancelled() => break None,
@@ -419,12 +406,26 @@ impl Supervisor {
                 },
                 _ = self.shared.wake.notified() => self.subscribe_new(conn),
                 _ = sleep_until(ack_deadline.unwrap_or_else(Instant::now)), if ack_deadline.is_some() => {
-                    bump(&self.shared.counters.ack_timeouts, 1);
-                    let topic = self.sent.front().map(|s| s.q.topic.clone()).unwrap_or_default();
-                    warn!(target: "mqtt",
-                        "[FAILOVER] No PUBACK from {} within {}ms (message to {topic}); marking broker dead",
-                        conn.addr, self.s.ack_timeout.as_millis());
-                    break Some(Exit::Lost(format!("no PUBACK within {}ms", self.s.ack_timeout.as_millis())));
+                    let verdict = self.shared.session.lock().unwrap().verdict(Instant::now());
+                    let ms = self.s.ack_timeout.as_millis();
+                    match verdict {
+                        // An answer came meanwhile.
+                        None => {}
+                        Some(Verdict::NoPuback { topic }) => {
+                            bump(&self.shared.counters.ack_timeouts, 1);
+                            warn!(target: "mqtt",
+                                "[FAILOVER] No PUBACK from {} within {ms}ms (message to {topic}); marking broker dead",
+                                conn.addr);
+                            break Some(Exit::Lost(format!("no PUBACK within {ms}ms")));
+                        }
+                        Some(Verdict::NoPingResp) => {
+                            bump(&self.shared.counters.ack_timeouts, 1);
+                            warn!(target: "mqtt",
+                                "[FAILOVER] No PINGRESP from {} within {ms}ms; marking broker dead",
+                                conn.addr);
+                            break Some(Exit::Lost(format!("no PINGRESP within {ms}ms")));
+                        }
+                    }
                 }
                 _ = sleep_until(close_deadline.unwrap_or_else(Instant::now)), if close_deadline.is_some() => {
                     break Some(Exit::Closed);
@@ -475,44 +476,31 @@ impl Supervisor {
     /// Hands queued messages to rumqttc while there is room.
     fn pump(&mut self, conn: &Conn) {
         let mut expired = Vec::new();
-        while self.sent.len() < MAX_INFLIGHT {
-            let Some(mut q) = self
-                .shared
-                .outbox
-                .lock()
-                .unwrap()
-                .pop_ready(Instant::now(), &mut expired)
-            else {
+        loop {
+            let now = Instant::now();
+            let mut session = self.shared.session.lock().unwrap();
+            let Some(q) = session.next_to_send(now, MAX_INFLIGHT, &mut expired) else {
                 break;
             };
             match conn.client.try_publish(
                 q.topic.clone(),
-                q.opts.qos,
+                qos(q.opts.qos),
                 q.opts.retain,
                 q.payload.clone(),
             ) {
                 Ok(()) => {
-                    q.attempts += 1;
-                    if q.attempts > 1 {
-                        debug!(target: "mqtt", "Resending {} (attempt {})", q.topic, q.attempts);
+                    if q.attempts > 0 {
+                        debug!(target: "mqtt", "Resending {} (attempt {})", q.topic, q.attempts + 1);
                     }
-                    self.sent.push_back(Sent {
-                        q,
-                        at: Instant::now(),
-                        pkid: None,
-                    });
+                    session.sent(q, now);
                 }
                 Err(e) => {
                     debug!(target: "mqtt", "Client busy ({e}); will retry");
-                    self.shared.outbox.lock().unwrap().unpop(q);
+                    session.not_sent(q);
                     break;
                 }
             }
         }
-        self.shared
-            .counters
-            .inflight
-            .store(self.sent.len(), Ordering::Relaxed);
         self.report_discarded(Discarded {
             expired,
             ..Default::default()
@@ -539,21 +527,32 @@ impl Supervisor {
             }
             Event::Outgoing(Outgoing::Publish(pkid)) => {
                 // rumqttc reports publishes in the order they were requested.
-                if let Some(pos) = self.sent.iter().position(|s| s.pkid.is_none()) {
-                    if self.sent[pos].q.opts.qos == QoS::AtMostOnce {
-                        self.sent.remove(pos);
-                        bump(&c.messages_published, 1);
-                    } else {
-                        self.sent[pos].pkid = Some(pkid);
-                    }
+                let mut session = self.shared.session.lock().unwrap();
+                if session.packet_id(pkid, Instant::now()).is_some() {
+                    bump(&c.messages_published, 1);
                 }
             }
             Event::Incoming(Packet::PubAck(ack)) => {
-                if let Some(pos) = self.sent.iter().position(|s| s.pkid == Some(ack.pkid)) {
-                    let s = self.sent.remove(pos).expect("index from position");
+                let done = self
+                    .shared
+                    .session
+                    .lock()
+                    .unwrap()
+                    .acknowledged(ack.pkid, Instant::now());
+                if let Some(d) = done {
                     bump(&c.messages_published, 1);
-                    debug!(target: "mqtt", "PUBACK {} for {} after {:?}", ack.pkid, s.q.topic, s.at.elapsed());
+                    debug!(target: "mqtt", "PUBACK {} for {} after {:?}", ack.pkid, d.msg.topic, d.latency);
                 }
+            }
+            Event::Outgoing(Outgoing::PingReq) => {
+                self.shared
+                    .session
+                    .lock()
+                    .unwrap()
+                    .ping_sent(Instant::now());
+            }
+            Event::Incoming(Packet::PingResp) => {
+                self.shared.session.lock().unwrap().ping_answered();
             }
             Event::Incoming(Packet::SubAck(s)) => {
                 for code in s.return_codes {
@@ -567,24 +566,21 @@ impl Supervisor {
             }
             _ => {}
         }
-        c.inflight.store(self.sent.len(), Ordering::Relaxed);
         None
     }
 
     /// Moves unacknowledged messages back to the outbox for the next broker.
     fn requeue_sent(&mut self) {
-        if self.sent.is_empty() {
-            return;
-        }
-        let sent: Vec<Queued> = self.sent.drain(..).map(|s| s.q).collect();
-        let n = sent.len();
-        let discarded = self.shared.outbox.lock().unwrap().requeue_unacked(sent);
+        let (n, discarded) = {
+            let mut session = self.shared.session.lock().unwrap();
+            let n = session.in_flight();
+            (n, session.connection_lost())
+        };
         let resent = n - discarded.failed.len();
         if resent > 0 {
             info!(target: "mqtt", "{resent} unacknowledged message(s) will be resent");
         }
         bump(&self.shared.counters.messages_resent, resent);
-        self.shared.counters.inflight.store(0, Ordering::Relaxed);
         self.report_discarded(discarded);
     }
 
@@ -611,11 +607,14 @@ impl Supervisor {
     }
 
     fn health_check(&self, conn: &Conn) {
-        let queued = self.shared.outbox.lock().unwrap().len();
+        let (queued, in_flight) = {
+            let s = self.shared.session.lock().unwrap();
+            (s.queued(), s.in_flight())
+        };
         let poller_alive = !conn.poller.is_finished();
         if poller_alive {
-            debug!(target: "mqtt", "Health check: connected to {}, {} queued, {} in flight",
-                conn.addr, queued, self.sent.len());
+            debug!(target: "mqtt", "Health check: connected to {}, {queued} queued, {in_flight} in flight",
+                conn.addr);
         } else {
             warn!(target: "mqtt", "Health check: poller for {} has stopped", conn.addr);
         }
@@ -652,6 +651,13 @@ impl Supervisor {
             let _ = tokio::time::timeout(Duration::from_millis(500), wait).await;
         }
         conn.shutdown();
+    }
+}
+
+fn qos(q: Qos) -> QoS {
+    match q {
+        Qos::AtMostOnce => QoS::AtMostOnce,
+        Qos::AtLeastOnce => QoS::AtLeastOnce,
     }
 }
 
