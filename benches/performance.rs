@@ -13,11 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::mqtt_start;
 use roomctl::broker::Mosquitto;
 use roomctl::config::{Config, FeedbackTopic};
 use roomctl::events::EventBus;
 use roomctl::feedback::FeedbackTracker;
-use roomctl::mqtt::{self, InMessage, PublishOptions};
+use roomctl::mqtt::{InMessage, PublishOptions};
 use roomctl::registry::Registry;
 use roomctl::router::{Router, RouterMode};
 use roomctl::scene::load::{SceneContext, parse_scene};
@@ -195,10 +196,10 @@ async fn failover(r: &mut Report) {
         let cancel = CancellationToken::new();
         let mut obs = common::settings(&format!("obs{round}"), &[b.port()]);
         obs.subscriptions = vec!["seq/#".into()];
-        let (oh, mut seen) = mqtt::start(obs, cancel.child_token());
+        let (oh, mut seen) = mqtt_start(obs, cancel.child_token());
         assert!(oh.wait_connected(Duration::from_secs(5)).await);
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let (h, _rx) = mqtt::start(
+        let (h, _rx) = mqtt_start(
             common::settings(&format!("pub{round}"), &[a.port(), b.port()]),
             cancel.child_token(),
         );
@@ -214,7 +215,8 @@ async fn failover(r: &mut Report) {
                     format!("seq/{i}"),
                     i.to_string(),
                     PublishOptions::cue(Duration::from_secs(5)),
-                );
+                )
+                .unwrap();
                 i += 1;
             }
         });

@@ -79,7 +79,7 @@ impl ActionSink for RoomSink {
                         Some(scene),
                     );
                 }
-                self.mqtt.publish(
+                let _ = self.mqtt.publish(
                     a.topic.clone(),
                     a.message.clone(),
                     PublishOptions::cue(self.max_age),
@@ -92,7 +92,8 @@ impl ActionSink for RoomSink {
 
     fn all_off(&self, _scene: Option<&str>) {
         // Never feedback-tracked, never expires: "everything off" is safety.
-        self.mqtt
+        let _ = self
+            .mqtt
             .publish(self.topics.all_stop(), "STOP", PublishOptions::reliable());
         self.media.all_off();
     }
@@ -138,7 +139,7 @@ impl Room {
         } else {
             settings.client_id = format!("{}-play-{}", settings.client_id, std::process::id());
         }
-        let (mqtt, incoming) = mqtt::start(settings, mqtt_cancel.clone());
+        let (mqtt, incoming) = mqtt::start(settings, mqtt_cancel.clone(), &tasks);
 
         let sink = Arc::new(RoomSink {
             mqtt: mqtt.clone(),
@@ -254,7 +255,7 @@ impl Room {
                 _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
                     match serde_json::to_string(&self.state()) {
                         Ok(json) => {
-                            self.mqtt.publish(topic.clone(), json, PublishOptions::retained_state());
+                            let _ = self.mqtt.publish(topic.clone(), json, PublishOptions::retained_state());
                         }
                         Err(e) => warn!(target: "mqtt", "Cannot encode room state: {e}"),
                     }
@@ -272,7 +273,7 @@ impl Room {
         }
         if role == Role::Daemon {
             let topics = self.config.topics();
-            self.mqtt.publish(
+            let _ = self.mqtt.publish(
                 topics.daemon_status(),
                 "offline",
                 PublishOptions::retained_state(),

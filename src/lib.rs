@@ -15,6 +15,7 @@ pub mod feedback;
 pub mod media;
 pub mod mqtt;
 pub mod play;
+pub mod ratelog;
 pub mod registry;
 pub mod router;
 pub mod scene;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::bail;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
 
 use crate::config::{Config, Topics, parse_duration};
@@ -86,6 +87,7 @@ pub struct Fleet {
     handles: Vec<MqttHandle>,
     received: Arc<Mutex<Vec<Received>>>,
     cancel: CancellationToken,
+    tasks: TaskTracker,
 }
 
 impl Fleet {
@@ -98,6 +100,14 @@ impl Fleet {
     /// device's `offline` will.
     pub fn kill(&self) {
         self.cancel.cancel();
+    }
+
+    /// Pulls the plug (see [`Fleet::kill`]) and waits until every device's
+    /// tasks have ended.
+    pub async fn stopped(&self) {
+        self.kill();
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 
     pub fn handles(&self) -> &[MqttHandle] {
@@ -130,6 +140,7 @@ pub fn start(
     let topics = command_topics(scenes);
     let n = opts.devices.max(1);
     let received = Arc::new(Mutex::new(Vec::new()));
+    let tasks = TaskTracker::new();
     let mut devices = Vec::new();
     let mut handles = Vec::new();
     for i in 0..n {
@@ -148,7 +159,7 @@ pub fn start(
         s.subscriptions = mine.clone();
         s.subscriptions.push(Topics::new(&config.room).all_stop());
         s.backoff.max = s.backoff.max.min(Duration::from_secs(5));
-        let (h, mut rx) = mqtt::start(s, cancel.child_token());
+        let (h, mut rx) = mqtt::start(s, cancel.child_token(), &tasks);
         info!(target: "simulate", "{id}: answers {}", if mine.is_empty() { "nothing (spare)".to_string() } else { mine.join(", ") });
 
         let (h2, c2, rec) = (h.clone(), cancel.clone(), received.clone());
@@ -157,13 +168,14 @@ pub fn start(
         let (latency, drop, heartbeat, style) =
             (opts.latency, opts.drop, opts.heartbeat, opts.reply);
         let dev = id.clone();
-        tokio::spawn(async move {
+        let t2 = tasks.clone();
+        tasks.spawn(async move {
             let mut beat = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
             loop {
                 tokio::select! {
                     _ = c2.cancelled() => return,
                     _ = beat.tick() => {
-                        h2.publish(status_topic.clone(), "online", PublishOptions::retained_state());
+                        let _ = h2.publish(status_topic.clone(), "online", PublishOptions::retained_state());
                     }
                     m = rx.recv() => {
                         let Some(m) = m else { return };
@@ -190,10 +202,15 @@ pub fn start(
                         };
                         info!(target: "simulate", "{dev}: {} = {payload} -> OK in {}ms", m.topic, delay.as_millis());
                         let h3 = h2.clone();
-                        tokio::spawn(async move {
-                            tokio::time::sleep(delay).await;
-                            debug!(target: "simulate", "replying {reply_to} = {reply}");
-                            h3.publish(reply_to, reply, PublishOptions::reliable());
+                        let c3 = c2.clone();
+                        t2.spawn(async move {
+                            tokio::select! {
+                                _ = c3.cancelled() => {}
+                                _ = tokio::time::sleep(delay) => {
+                                    debug!(target: "simulate", "replying {reply_to} = {reply}");
+                                    let _ = h3.publish(reply_to, reply, PublishOptions::reliable());
+                                }
+                            }
                         });
                     }
                 }
@@ -207,6 +224,7 @@ pub fn start(
         handles,
         received,
         cancel,
+        tasks,
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::*;
 use roomctl::broker::Mosquitto;
-use roomctl::mqtt::{self, ConnectionState, OwnMessage, PublishOptions};
+use roomctl::mqtt::{ConnectionState, OwnMessage, PublishOptions};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
@@ -15,13 +15,14 @@ async fn publishes_and_receives_through_a_real_broker() {
     let b = Mosquitto::start().await.unwrap();
     let cancel = CancellationToken::new();
     let (_obs, mut seen) = observer(b.port(), "room1/#", &cancel).await;
-    let (h, _rx) = mqtt::start(settings("pub", &[b.port()]), cancel.child_token());
+    let (h, _rx) = mqtt_start(settings("pub", &[b.port()]), cancel.child_token());
     assert!(h.wait_connected(Duration::from_secs(5)).await);
     h.publish(
         "room1/light",
         "ON",
         PublishOptions::cue(Duration::from_secs(5)),
-    );
+    )
+    .unwrap();
     let got = collect_until(&mut seen, Duration::from_secs(3), |g| !g.is_empty()).await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].topic, "room1/light");
@@ -44,7 +45,7 @@ async fn fails_over_to_backup_and_resends_without_losing_messages() {
     let (_o1, mut on_primary) = observer(primary.port(), "seq/#", &cancel).await;
     let (_o2, mut on_backup) = observer(backup.port(), "seq/#", &cancel).await;
 
-    let (h, _rx) = mqtt::start(
+    let (h, _rx) = mqtt_start(
         settings("failover-pub", &[primary.port(), backup.port()]),
         cancel.child_token(),
     );
@@ -60,7 +61,8 @@ async fn fails_over_to_backup_and_resends_without_losing_messages() {
             format!("seq/{i}"),
             i.to_string(),
             PublishOptions::cue(Duration::from_secs(5)),
-        );
+        )
+        .unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(h.wait_connected(Duration::from_secs(5)).await);
@@ -97,7 +99,7 @@ async fn last_will_and_birth_are_retained() {
     s.will = Some(OwnMessage::retained("roomctl/room1/status", "offline"));
     s.birth = Some(OwnMessage::retained("roomctl/room1/status", "online"));
     let client_cancel = CancellationToken::new();
-    let (h, _rx) = mqtt::start(s, client_cancel.clone());
+    let (h, _rx) = mqtt_start(s, client_cancel.clone());
     assert!(h.wait_connected(Duration::from_secs(5)).await);
     tokio::time::sleep(Duration::from_millis(200)).await;
 
@@ -121,7 +123,7 @@ async fn a_hung_broker_is_declared_dead_after_the_ack_timeout() {
     let backup = Mosquitto::start().await.unwrap();
     let cancel = CancellationToken::new();
     let (_o, mut on_backup) = observer(backup.port(), "room1/#", &cancel).await;
-    let (h, _rx) = mqtt::start(
+    let (h, _rx) = mqtt_start(
         settings("ack-timeout", &[primary.port(), backup.port()]),
         cancel.child_token(),
     );
@@ -133,7 +135,8 @@ async fn a_hung_broker_is_declared_dead_after_the_ack_timeout() {
         "room1/light",
         "ON",
         PublishOptions::cue(Duration::from_secs(5)),
-    );
+    )
+    .unwrap();
     let got = collect_until(&mut on_backup, Duration::from_secs(5), |g| !g.is_empty()).await;
     assert_eq!(got.len(), 1, "the cue was not resent to the backup");
     assert_eq!(text(&got[0]), "ON");
@@ -154,18 +157,20 @@ async fn stale_cues_are_dropped_while_state_is_delivered_late() {
     init_logs();
     let port = roomctl::broker::free_port().unwrap();
     let cancel = CancellationToken::new();
-    let (h, _rx) = mqtt::start(settings("stale", &[port]), cancel.child_token());
+    let (h, _rx) = mqtt_start(settings("stale", &[port]), cancel.child_token());
     // No broker yet: both wait in the outbox.
     h.publish(
         "room1/light",
         "ON",
         PublishOptions::cue(Duration::from_millis(300)),
-    );
+    )
+    .unwrap();
     h.publish(
         "roomctl/room1/state",
         "{}",
         PublishOptions::retained_state(),
-    );
+    )
+    .unwrap();
     assert_eq!(h.stats().queue_size, 2);
     tokio::time::sleep(Duration::from_millis(600)).await;
 
@@ -192,7 +197,7 @@ async fn gives_up_into_failed_then_recovers_when_a_broker_appears() {
     s.backoff.max_retries = 2;
     s.backoff.initial = Duration::from_millis(50);
     s.backoff.max = Duration::from_millis(200);
-    let (h, _rx) = mqtt::start(s, cancel.child_token());
+    let (h, _rx) = mqtt_start(s, cancel.child_token());
     let mut w = h.watch();
     tokio::time::timeout(
         Duration::from_secs(5),
@@ -223,7 +228,7 @@ async fn fails_back_to_the_primary_when_it_returns() {
     let mut s = settings("failback", &[port, _backup_b.port()]);
     s.failback = true;
     s.health_check_interval = Duration::from_millis(300);
-    let (h, _rx) = mqtt::start(s, cancel.child_token());
+    let (h, _rx) = mqtt_start(s, cancel.child_token());
     assert!(h.wait_connected(Duration::from_secs(5)).await);
     primary.kill();
     let mut w = h.watch();
@@ -254,10 +259,11 @@ async fn close_flushes_the_outbox_then_disconnects_without_the_will() {
     let (_o, mut seen) = observer(b.port(), "room1/#", &cancel).await;
     let mut s = settings("closer", &[b.port()]);
     s.will = Some(OwnMessage::retained("room1/will", "offline"));
-    let (h, _rx) = mqtt::start(s, cancel.child_token());
+    let (h, _rx) = mqtt_start(s, cancel.child_token());
     assert!(h.wait_connected(Duration::from_secs(5)).await);
     for i in 0..50 {
-        h.publish("room1/x", i.to_string(), PublishOptions::reliable());
+        h.publish("room1/x", i.to_string(), PublishOptions::reliable())
+            .unwrap();
     }
     let left = h.close(Duration::from_secs(2)).await;
     assert_eq!(left, 0);

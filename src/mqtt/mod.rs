@@ -3,11 +3,17 @@
 //! between rounds (seed 002), keeps its own outbox so no cue is lost when a
 //! broker dies (seed 003), and counts everything (seed 002 stats).
 //!
-//! Everything else talks to it through [`MqttHandle`]: `publish` never blocks
-//! and never fails; it queues, and the supervisor delivers, resends, expires
-//! or drops with a log line and a counter.
+//! The pieces: [`session`] is the pure delivery state machine (outbox, in
+//! flight, ack deadlines), [`connect`] builds MQTT 5 connections, the
+//! supervisor does the I/O and picks the broker, [`probe`] is a one-shot
+//! CONNECT for `doctor` and failback, [`backoff`] the retry delays.
+//!
+//! Everything else talks to it through [`MqttHandle`]: `publish` never
+//! blocks; it validates, queues, and the supervisor delivers, resends,
+//! expires or drops with a log line and a counter.
 
 pub mod backoff;
+pub mod connect;
 pub mod probe;
 pub mod session;
 mod supervisor;
@@ -20,30 +26,42 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
 
 use crate::config::{BrokerConfig, MqttConfig};
 pub use crate::events::{ConnectionState, ConnectionStatus};
+use crate::ratelog::{LogLimit, RateLog};
+use crate::topic::{self, TopicError};
 pub use backoff::Backoff;
 use session::{Limits, Session};
 pub use session::{MessageId, PublishOptions, Qos};
+pub use supervisor::stable_after;
 
 /// A message received from the broker.
 #[derive(Debug, Clone)]
 pub struct InMessage {
+    /// The topic it was published on.
     pub topic: String,
+    /// As received.
     pub payload: Bytes,
+    /// A retained message (old news, sent because we subscribed).
     pub retain: bool,
 }
 
 /// A message the supervisor publishes by itself (last will, birth).
 #[derive(Debug, Clone)]
 pub struct OwnMessage {
+    /// Where.
     pub topic: String,
+    /// What.
     pub payload: Bytes,
+    /// Retained or not.
     pub retain: bool,
 }
 
 impl OwnMessage {
+    /// A retained message.
     pub fn retained(topic: impl Into<String>, payload: impl Into<Bytes>) -> Self {
         OwnMessage {
             topic: topic.into(),
@@ -56,28 +74,38 @@ impl OwnMessage {
 /// Everything one client needs.
 #[derive(Debug, Clone)]
 pub struct MqttSettings {
+    /// The MQTT client id (unique per broker).
     pub client_id: String,
+    /// Failover list, in priority order.
     pub brokers: Vec<BrokerConfig>,
+    /// PINGREQ interval (also the liveness probe).
     pub keep_alive: Duration,
-    /// A PUBACK later than this marks the broker dead (seed 003: 500 ms).
+    /// A PUBACK or PINGRESP later than this marks the broker dead (seed 003: 500 ms).
     pub ack_timeout: Duration,
+    /// How long one connection attempt may take.
     pub connection_timeout: Duration,
+    /// How often a connection to a backup probes the higher-priority brokers.
     pub health_check_interval: Duration,
     /// Switch back to a higher-priority broker once a health check finds it up.
     pub failback: bool,
+    /// Delays between failed rounds.
     pub backoff: Backoff,
+    /// `message_queue_size`.
     pub queue_size: usize,
+    /// `message_retry_limit`.
     pub retry_limit: u32,
     /// Last will, set on every connection.
     pub will: Option<OwnMessage>,
     /// Published first after every (re)connection.
     pub birth: Option<OwnMessage>,
+    /// Filters subscribed on every connection.
     pub subscriptions: Vec<String>,
     /// Capacity of the incoming-message channel.
     pub incoming_capacity: usize,
 }
 
 impl MqttSettings {
+    /// The settings the config asks for (no will, birth or subscriptions yet).
     pub fn from_config(c: &MqttConfig) -> Self {
         MqttSettings {
             client_id: c.client_id.clone(),
@@ -101,52 +129,132 @@ impl MqttSettings {
 /// Seed 002 / seed 001 statistics, plus what the outbox and failover add.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Stats {
+    /// Seed 002 `connection_state`.
     pub connection_state: ConnectionState,
+    /// `host:port` while connected.
     pub current_broker: Option<String>,
+    /// Successful connections.
     pub total_connections: u64,
+    /// Connections lost or closed.
     pub total_disconnections: u64,
+    /// Connections after the first.
     pub total_reconnections: u64,
+    /// 1 while connected (seed 001).
     pub active_connections: u64,
+    /// Failed connection attempts (seed 001).
     pub failed_connections: u64,
+    /// Switches to another broker.
     pub failovers: u64,
+    /// Messages acknowledged by a broker.
     pub messages_published: u64,
+    /// Messages published while not connected.
     pub messages_queued: u64,
+    /// Messages given up (retry limit, refused, too large, invalid).
     pub messages_failed: u64,
+    /// Messages older than `message_max_age`, dropped.
     pub messages_expired: u64,
+    /// Messages dropped because the queue was full.
     pub messages_dropped: u64,
+    /// Unacknowledged messages resent after a loss.
     pub messages_resent: u64,
+    /// Messages received.
     pub messages_received: u64,
+    /// Received messages dropped because the router fell behind.
     pub incoming_dropped: u64,
+    /// Extra copies of one message (overlapping subscriptions), dropped.
+    pub duplicates_dropped: u64,
+    /// Packets over the size limit: ours refused, or a broker's that broke
+    /// the connection.
+    pub oversize_packets: u64,
+    /// Connections closed because another client took over our client id.
+    pub takeovers: u64,
+    /// PUBACKs or PINGRESPs later than `ack_timeout`.
     pub ack_timeouts: u64,
+    /// Failed rounds since the last connection (seed 002).
     pub consecutive_failures: u32,
+    /// Messages waiting in the outbox.
     pub queue_size: usize,
+    /// Messages sent and not yet acknowledged.
     pub inflight: usize,
+    /// Filters the broker has accepted on this connection.
+    pub subscriptions_active: usize,
+    /// Filters wanted.
+    pub subscriptions_wanted: usize,
+    /// Filters the broker refused on this connection.
+    pub subscriptions_refused: Vec<String>,
+    /// Unix time of the last connection attempt (seed 002).
     pub last_connection_attempt: Option<f64>,
 }
 
 #[derive(Default)]
-struct Counters {
-    total_connections: AtomicU64,
-    total_disconnections: AtomicU64,
-    total_reconnections: AtomicU64,
-    failed_connections: AtomicU64,
-    failovers: AtomicU64,
-    messages_published: AtomicU64,
-    messages_queued: AtomicU64,
-    messages_failed: AtomicU64,
-    messages_expired: AtomicU64,
-    messages_dropped: AtomicU64,
-    messages_resent: AtomicU64,
-    messages_received: AtomicU64,
-    incoming_dropped: AtomicU64,
-    ack_timeouts: AtomicU64,
-    consecutive_failures: AtomicU32,
-    /// f64 bits of a unix time; 0 = never.
-    last_connection_attempt: AtomicU64,
+struct Counter(AtomicU64);
+
+impl Counter {
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
-fn bump(c: &AtomicU64, n: usize) {
-    c.fetch_add(n as u64, Ordering::Relaxed);
+fn bump(c: &Counter, n: usize) {
+    c.0.fetch_add(n as u64, Ordering::Relaxed);
+}
+
+#[derive(Default)]
+struct Gauge(AtomicU32);
+
+impl Gauge {
+    fn store(&self, v: u32) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+    fn get(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Default)]
+struct F64Cell(AtomicU64);
+
+impl F64Cell {
+    fn store(&self, bits: u64) {
+        self.0.store(bits, Ordering::Relaxed);
+    }
+    fn get(&self) -> Option<f64> {
+        let b = self.0.load(Ordering::Relaxed);
+        (b != 0).then(|| f64::from_bits(b))
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    total_connections: Counter,
+    total_disconnections: Counter,
+    total_reconnections: Counter,
+    failed_connections: Counter,
+    failovers: Counter,
+    messages_published: Counter,
+    messages_queued: Counter,
+    messages_failed: Counter,
+    messages_expired: Counter,
+    messages_dropped: Counter,
+    messages_resent: Counter,
+    messages_received: Counter,
+    incoming_dropped: Counter,
+    duplicates_dropped: Counter,
+    oversize_packets: Counter,
+    takeovers: Counter,
+    ack_timeouts: Counter,
+    consecutive_failures: Gauge,
+    /// f64 bits of a unix time; 0 = never.
+    last_connection_attempt: F64Cell,
+}
+
+/// Subscriptions on the current connection.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SubscriptionState {
+    /// Filters the broker accepted (SUBACK).
+    pub active: usize,
+    /// Filters it refused.
+    pub refused: Vec<String>,
 }
 
 /// State shared between the handle and the supervisor task.
@@ -155,9 +263,14 @@ struct Shared {
     session: Mutex<Session>,
     /// Wakes the supervisor: new message or subscription.
     wake: Notify,
-    subscriptions: Mutex<Vec<String>>,
+    /// Every filter to subscribe, in order (append-only).
+    wanted: Mutex<Vec<String>>,
+    subscriptions: watch::Sender<SubscriptionState>,
     status: watch::Sender<ConnectionStatus>,
     counters: Counters,
+    /// Network-caused warnings, rate-limited.
+    log: Mutex<RateLog>,
+    ack_timeout: Duration,
 }
 
 enum Control {
@@ -168,6 +281,29 @@ enum Control {
     },
 }
 
+/// Why a message was not queued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// The topic cannot be published on.
+    #[error("cannot publish to `{topic}`: {error}")]
+    Topic {
+        /// As given (shortened).
+        topic: String,
+        /// What is wrong with it.
+        error: TopicError,
+    },
+    /// Bigger than the MQTT packet limit roomctl uses.
+    #[error("message to `{topic}` is {size} bytes; the limit is {max} bytes")]
+    TooLarge {
+        /// Where it was going.
+        topic: String,
+        /// Its size.
+        size: usize,
+        /// [`connect::MAX_PACKET_SIZE`].
+        max: usize,
+    },
+}
+
 /// The way to talk to one MQTT client. Cheap to clone.
 #[derive(Clone)]
 pub struct MqttHandle {
@@ -175,11 +311,13 @@ pub struct MqttHandle {
     control: mpsc::UnboundedSender<Control>,
 }
 
-/// Starts the supervisor for one client. It runs until [`MqttHandle::close`]
-/// is called, `cancel` fires, or every handle is dropped.
+/// Starts the supervisor for one client on `tasks`. It runs until
+/// [`MqttHandle::close`] is called, `cancel` fires, or every handle is
+/// dropped.
 pub fn start(
     settings: MqttSettings,
     cancel: CancellationToken,
+    tasks: &TaskTracker,
 ) -> (MqttHandle, mpsc::Receiver<InMessage>) {
     let (status, _) = watch::channel(ConnectionStatus {
         state: ConnectionState::Disconnected,
@@ -189,6 +327,7 @@ pub fn start(
         since: unix_now(),
         last_error: None,
     });
+    let (subscriptions, _) = watch::channel(SubscriptionState::default());
     let shared = Arc::new(Shared {
         session: Mutex::new(Session::new(Limits {
             capacity: settings.queue_size,
@@ -196,47 +335,78 @@ pub fn start(
             ack_timeout: settings.ack_timeout,
         })),
         wake: Notify::new(),
-        subscriptions: Mutex::new(crate::config::unique(settings.subscriptions.clone())),
+        wanted: Mutex::new(Vec::new()),
+        subscriptions,
         status,
         counters: Counters::default(),
+        log: Mutex::new(RateLog::new(LogLimit::default())),
+        ack_timeout: settings.ack_timeout,
     });
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let (in_tx, in_rx) = mpsc::channel(settings.incoming_capacity.max(1));
-    tokio::spawn(supervisor::run(
-        shared.clone(),
+    let handle = MqttHandle {
+        shared: shared.clone(),
+        control: control_tx,
+    };
+    for f in &settings.subscriptions {
+        // An invalid one is logged and left out; the rest still work.
+        let _ = handle.subscribe(f.clone());
+    }
+    tasks.spawn(supervisor::run(
+        shared,
         settings,
         in_tx,
         control_rx,
         cancel,
+        tasks.clone(),
     ));
-    (
-        MqttHandle {
-            shared,
-            control: control_tx,
-        },
-        in_rx,
-    )
+    (handle, in_rx)
 }
 
 impl MqttHandle {
     /// Queues a message for delivery. Never blocks; see [`PublishOptions`].
+    /// A topic that cannot be published on, or a message over the packet
+    /// limit, is refused here (logged and counted as failed).
     pub fn publish(
         &self,
         topic: impl Into<String>,
         payload: impl Into<Bytes>,
         opts: PublishOptions,
-    ) -> MessageId {
+    ) -> Result<MessageId, PublishError> {
         let topic = topic.into();
         let payload = payload.into();
-        let connected = self.shared.status.borrow().state == ConnectionState::Connected;
-        if opts.retain {
-            tracing::debug!(target: "mqtt", "Publishing to {topic}: {}", String::from_utf8_lossy(&payload));
-        } else if connected {
-            tracing::info!(target: "mqtt", "Publishing to {topic}: {}", String::from_utf8_lossy(&payload));
-        } else {
-            tracing::warn!(target: "mqtt", "Queued (not connected) {topic}: {}", String::from_utf8_lossy(&payload));
-        }
         let c = &self.shared.counters;
+        let checked = match topic::validate_name(&topic) {
+            Err(error) => Err(PublishError::Topic {
+                topic: topic.chars().take(80).collect(),
+                error,
+            }),
+            Ok(()) if topic.len() + payload.len() + 16 > connect::MAX_PACKET_SIZE as usize => {
+                Err(PublishError::TooLarge {
+                    topic: topic.clone(),
+                    size: payload.len(),
+                    max: connect::MAX_PACKET_SIZE as usize,
+                })
+            }
+            Ok(()) => Ok(()),
+        };
+        if let Err(e) = checked {
+            error!(target: "mqtt", "{e}");
+            bump(&c.messages_failed, 1);
+            if matches!(e, PublishError::TooLarge { .. }) {
+                bump(&c.oversize_packets, 1);
+            }
+            return Err(e);
+        }
+        let connected = self.shared.status.borrow().state == ConnectionState::Connected;
+        let text = String::from_utf8_lossy(&payload);
+        if opts.retain {
+            tracing::debug!(target: "mqtt", "Publishing to {topic}: {text}");
+        } else if connected {
+            info!(target: "mqtt", "Publishing to {topic}: {text}");
+        } else {
+            warn!(target: "mqtt", "Queued (not connected) {topic}: {text}");
+        }
         if !connected {
             bump(&c.messages_queued, 1);
         }
@@ -247,24 +417,32 @@ impl MqttHandle {
             tokio::time::Instant::now(),
         );
         for d in &dropped {
-            tracing::warn!(target: "mqtt", "Queue full (message_queue_size): dropped oldest message for {}", d.topic);
+            warn!(target: "mqtt", "Queue full (message_queue_size): dropped oldest message for {}", d.topic);
         }
         bump(&c.messages_dropped, dropped.len());
         self.shared.wake.notify_one();
-        id
+        Ok(id)
     }
 
-    /// Adds a subscription (kept across reconnections and failovers).
-    pub fn subscribe(&self, filter: impl Into<String>) {
+    /// Adds a subscription (kept across reconnections and failovers). An
+    /// invalid filter is refused with an error and never reaches the
+    /// broker, so it cannot take the other subscriptions down with it.
+    pub fn subscribe(&self, filter: impl Into<String>) -> Result<(), TopicError> {
         let filter = filter.into();
-        let mut subs = self.shared.subscriptions.lock().unwrap();
+        if let Err(e) = topic::validate_filter(&filter) {
+            error!(target: "mqtt", "Not subscribing to `{}`: {e}", filter.chars().take(80).collect::<String>());
+            return Err(e);
+        }
+        let mut subs = self.shared.wanted.lock().unwrap();
         if !subs.contains(&filter) {
             subs.push(filter);
             drop(subs);
             self.shared.wake.notify_one();
         }
+        Ok(())
     }
 
+    /// The connection now.
     pub fn status(&self) -> ConnectionStatus {
         self.shared.status.borrow().clone()
     }
@@ -285,50 +463,90 @@ impl MqttHandle {
         .is_ok_and(|r| r.is_ok())
     }
 
+    /// Waits until connected with every wanted filter acknowledged by the
+    /// broker (SUBACK); false on timeout.
+    pub async fn wait_subscribed(&self, timeout: Duration) -> bool {
+        let wanted = self.shared.wanted.lock().unwrap().len();
+        let mut rx = self.shared.subscriptions.subscribe();
+        tokio::time::timeout(
+            timeout,
+            rx.wait_for(|s| s.active + s.refused.len() >= wanted),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok())
+    }
+
+    /// How long delivery has been stuck (messages waiting, none
+    /// acknowledged), when longer than `ack_timeout`.
+    pub fn stuck_for(&self) -> Option<Duration> {
+        self.shared
+            .session
+            .lock()
+            .unwrap()
+            .stuck_for(tokio::time::Instant::now())
+            .filter(|d| *d > self.shared.ack_timeout)
+    }
+
+    /// Counters and gauges.
     pub fn stats(&self) -> Stats {
         let c = &self.shared.counters;
         let st = self.status();
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let last = get(&c.last_connection_attempt);
+        let subs = self.shared.subscriptions.borrow().clone();
+        let wanted = self.shared.wanted.lock().unwrap().len();
         let session = self.shared.session.lock().unwrap();
         Stats {
             connection_state: st.state,
             current_broker: st.broker.filter(|_| st.state == ConnectionState::Connected),
-            total_connections: get(&c.total_connections),
-            total_disconnections: get(&c.total_disconnections),
-            total_reconnections: get(&c.total_reconnections),
+            total_connections: c.total_connections.get(),
+            total_disconnections: c.total_disconnections.get(),
+            total_reconnections: c.total_reconnections.get(),
             active_connections: u64::from(st.state == ConnectionState::Connected),
-            failed_connections: get(&c.failed_connections),
-            failovers: get(&c.failovers),
-            messages_published: get(&c.messages_published),
-            messages_queued: get(&c.messages_queued),
-            messages_failed: get(&c.messages_failed),
-            messages_expired: get(&c.messages_expired),
-            messages_dropped: get(&c.messages_dropped),
-            messages_resent: get(&c.messages_resent),
-            messages_received: get(&c.messages_received),
-            incoming_dropped: get(&c.incoming_dropped),
-            ack_timeouts: get(&c.ack_timeouts),
-            consecutive_failures: c.consecutive_failures.load(Ordering::Relaxed),
+            failed_connections: c.failed_connections.get(),
+            failovers: c.failovers.get(),
+            messages_published: c.messages_published.get(),
+            messages_queued: c.messages_queued.get(),
+            messages_failed: c.messages_failed.get(),
+            messages_expired: c.messages_expired.get(),
+            messages_dropped: c.messages_dropped.get(),
+            messages_resent: c.messages_resent.get(),
+            messages_received: c.messages_received.get(),
+            incoming_dropped: c.incoming_dropped.get(),
+            duplicates_dropped: c.duplicates_dropped.get(),
+            oversize_packets: c.oversize_packets.get(),
+            takeovers: c.takeovers.get(),
+            ack_timeouts: c.ack_timeouts.get(),
+            consecutive_failures: c.consecutive_failures.get(),
             queue_size: session.queued(),
             inflight: session.in_flight(),
-            last_connection_attempt: (last != 0).then(|| f64::from_bits(last)),
+            subscriptions_active: subs.active,
+            subscriptions_wanted: wanted,
+            subscriptions_refused: subs.refused,
+            last_connection_attempt: c.last_connection_attempt.get(),
         }
     }
 
-    /// Delivers what is queued (waiting at most `flush`), disconnects cleanly
-    /// and stops the supervisor. Returns how many messages were left undelivered.
+    /// Delivers what is queued (waiting at most `flush`, whatever the
+    /// brokers do), disconnects cleanly and stops the supervisor. Returns
+    /// how many messages were left undelivered.
     pub async fn close(&self, flush: Duration) -> usize {
         let (tx, rx) = oneshot::channel();
+        let left = || {
+            let s = self.shared.session.lock().unwrap();
+            s.queued() + s.in_flight()
+        };
         if self
             .control
             .send(Control::Close { flush, done: tx })
             .is_err()
         {
-            let s = self.shared.session.lock().unwrap();
-            return s.queued() + s.in_flight();
+            return left();
         }
-        rx.await.unwrap_or(0)
+        // The supervisor answers by the deadline; the margin only guards
+        // against a supervisor that is gone.
+        match tokio::time::timeout(flush + Duration::from_secs(1), rx).await {
+            Ok(Ok(n)) => n,
+            _ => left(),
+        }
     }
 }
 

@@ -1,44 +1,75 @@
 //! The connection supervisor: the one task that decides which broker to use.
 //!
 //! For each connection attempt a poller task is spawned that owns the rumqttc
-//! `EventLoop` and only polls it, forwarding events here. This task keeps the
-//! outbox flowing into the client, maps packet ids to our messages, declares
-//! a broker dead when its PUBACK is later than `ack_timeout`, and on any loss
-//! moves unacknowledged messages back to the head of the outbox before trying
-//! the next broker. rumqttc's own reconnection is never used: every
-//! connection is a fresh `EventLoop` with a clean session, so what is resent
-//! is decided here and nowhere else.
+//! `EventLoop` and only polls it, forwarding events here. The supervisor
+//! feeds them to the pure delivery [`Session`](super::session::Session),
+//! hands it messages to send, and acts on its verdicts: a PUBACK or PINGRESP
+//! later than `ack_timeout` means the broker is dead. rumqttc's own
+//! reconnection is never used: every connection is a fresh `EventLoop` with
+//! a clean MQTT 5 session, so what is resent is decided by our session and
+//! nowhere else.
+//!
+//! Broker choice (seeds 000 and 002): rounds over the priority list starting
+//! after the broker that failed, exponential backoff between failed rounds,
+//! FAILED after `max_retries`, failback to a higher-priority broker found by
+//! a health-check probe. A connection that dies within
+//! [`stable_after`] of its CONNACK counts as a failed attempt, so a broker
+//! that drops the client right after connecting cannot cause a reconnect
+//! storm; only a connection that stayed up resets the backoff.
+//!
+//! Closing (`MqttHandle::close`) has one deadline that holds in every state:
+//! flushing, reconnecting, a frozen broker, a dead one.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use rumqttc::{
-    AsyncClient, ConnectionError, Event, LastWill, MqttOptions, Outgoing, Packet, QoS,
-    SubscribeFilter, SubscribeReasonCode,
+use bytes::Bytes;
+use rumqttc::Outgoing;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{
+    ConnAck, Filter, Packet, PubAckReason, RetainForwardRule, SubscribeProperties,
+    SubscribeReasonCode,
 };
+use rumqttc::v5::{AsyncClient, Event};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
+use super::connect::{self, MAX_PACKET_SIZE};
 use super::session::{Discarded, Qos, Queued, Verdict};
 use super::{
     ConnectionState, ConnectionStatus, Control, InMessage, MqttSettings, Shared, bump, probe,
     unix_now,
 };
+use crate::ratelog_warn;
+use crate::topic;
 
-/// At most this many of our messages are in rumqttc at once. Below rumqttc's
-/// own inflight limit, so its packet ids never collide.
+/// At most this many of our messages are in flight at once (less when the
+/// broker's Receive Maximum is lower).
 const MAX_INFLIGHT: usize = 64;
-const RUMQTTC_INFLIGHT: u16 = 100;
 const REQUEST_CAPACITY: usize = 128;
-/// Largest incoming packet; bigger ones are a broker/network fault, not ours.
-const MAX_INCOMING_PACKET: usize = 256 * 1024;
-const MAX_OUTGOING_PACKET: usize = 256 * 1024;
+/// How long a clean DISCONNECT may take to go out.
+const DISCONNECT_WAIT: Duration = Duration::from_millis(500);
 
-type PollResult = Result<Event, String>;
+/// How long a connection must stay up to count as a success (resetting the
+/// backoff): `initial_retry_delay`, at least one second.
+pub fn stable_after(initial_retry_delay: Duration) -> Duration {
+    initial_retry_delay.max(Duration::from_secs(1))
+}
+
+/// What the poller forwards: an event, or why the connection ended.
+type PollResult = Result<Event, PollError>;
+
+#[derive(Debug, Clone)]
+struct PollError {
+    text: String,
+    oversize: bool,
+    takeover: bool,
+}
 
 /// One live connection to one broker.
 struct Conn {
@@ -48,6 +79,21 @@ struct Conn {
     events: mpsc::Receiver<PollResult>,
     poller_stop: CancellationToken,
     poller: JoinHandle<()>,
+    since: Instant,
+    /// The broker's Receive Maximum, capped at [`MAX_INFLIGHT`].
+    max_in_flight: usize,
+    /// The largest packet the broker accepts.
+    max_packet: usize,
+    /// The broker supports subscription identifiers (used to drop the
+    /// extra copies overlapping subscriptions cause).
+    sub_ids: bool,
+    /// How many of the wanted filters have been requested.
+    requested: usize,
+    /// SUBSCRIBE requests (index into the wanted filters) waiting for their
+    /// packet id, then for their SUBACK, in request order.
+    sub_pending: VecDeque<(Option<u16>, usize)>,
+    /// Per wanted filter: requested and not refused.
+    usable: Vec<bool>,
 }
 
 impl Conn {
@@ -59,10 +105,11 @@ impl Conn {
 
 /// Why the connected phase ended.
 enum Exit {
-    Lost(String),
+    Lost(PollError),
     /// A higher-priority broker answered a health-check probe.
     Failback(usize),
     Closed,
+    Cancelled,
 }
 
 struct Closing {
@@ -70,21 +117,35 @@ struct Closing {
     done: Vec<oneshot::Sender<usize>>,
 }
 
-/// A close request (or every handle gone) while not connected: nothing can
-/// be flushed, so the deadline is now.
-fn close_now(ctl: Option<Control>) -> Option<Closing> {
-    ctl.map(|Control::Close { done, .. }| Closing {
-        deadline: Instant::now(),
-        done: vec![done],
-    })
+impl Closing {
+    fn add(closing: &mut Option<Closing>, ctl: Option<Control>) {
+        let (deadline, done) = match ctl {
+            Some(Control::Close { flush, done }) => (Instant::now() + flush, Some(done)),
+            // Every handle is gone: nobody can publish any more.
+            None => (Instant::now() + Duration::from_secs(1), None),
+        };
+        let c = closing.get_or_insert(Closing {
+            deadline,
+            done: Vec::new(),
+        });
+        c.done.extend(done);
+    }
+}
+
+/// How a connection round ended.
+enum Round {
+    Connected(Box<Conn>),
+    Failed,
+    /// A close request arrived: try again under the close deadline.
+    Restart,
+    Stop,
 }
 
 struct Supervisor {
     shared: Arc<Shared>,
     s: MqttSettings,
     incoming: mpsc::Sender<InMessage>,
-    /// How many of `shared.subscriptions` the current connection has.
-    subscribed: usize,
+    tasks: TaskTracker,
 }
 
 pub(super) async fn run(
@@ -93,12 +154,13 @@ pub(super) async fn run(
     incoming: mpsc::Sender<InMessage>,
     mut control: mpsc::UnboundedReceiver<Control>,
     cancel: CancellationToken,
+    tasks: TaskTracker,
 ) {
     let mut sup = Supervisor {
         shared,
         s: settings,
         incoming,
-        subscribed: 0,
+        tasks,
     };
     let n = sup.s.brokers.len();
     if n == 0 {
@@ -110,12 +172,20 @@ pub(super) async fn run(
         );
         return;
     }
+    let stable = stable_after(sup.s.backoff.initial);
     let mut start = 0usize;
     let mut last_index: Option<usize> = None;
+    // Failed rounds (and short-lived connections) since the last stable
+    // connection: drives the backoff.
     let mut failures: u32 = 0;
     let mut closing: Option<Closing> = None;
 
     'outer: loop {
+        if let Some(c) = &closing
+            && (Instant::now() >= c.deadline || sup.shared.session.lock().unwrap().is_idle())
+        {
+            break;
+        }
         let state = if failures > 0 && sup.s.backoff.exhausted(failures) {
             ConnectionState::Failed
         } else if last_index.is_some() {
@@ -125,47 +195,60 @@ pub(super) async fn run(
         };
         sup.set_state(state, None, sup.status().last_error);
 
-        let conn = tokio::select! {
-            c = sup.connect_round(start) => c,
-            _ = cancel.cancelled() => break 'outer,
-            ctl = control.recv() => {
-                closing = close_now(ctl);
-                break 'outer;
+        let deadline = closing.as_ref().map(|c| c.deadline);
+        let round = {
+            let attempt = sup.connect_round(start, deadline);
+            tokio::pin!(attempt);
+            loop {
+                tokio::select! {
+                    c = &mut attempt => break match c {
+                        Some(c) => Round::Connected(Box::new(c)),
+                        None => Round::Failed,
+                    },
+                    _ = cancel.cancelled() => break Round::Stop,
+                    ctl = control.recv() => {
+                        let was_closing = closing.is_some();
+                        Closing::add(&mut closing, ctl);
+                        if !was_closing {
+                            break Round::Restart;
+                        }
+                    }
+                    _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                        break Round::Stop;
+                    }
+                }
             }
         };
 
-        let Some(mut conn) = conn else {
-            failures += 1;
-            sup.shared
-                .counters
-                .consecutive_failures
-                .store(failures, Ordering::Relaxed);
-            let delay = sup.s.backoff.random_delay(failures - 1);
-            if sup.s.backoff.exhausted(failures) {
-                error!(target: "mqtt",
-                    "Connection failed after {failures} attempts (max_retries {}); state FAILED, retrying every {:.1}s",
-                    sup.s.backoff.max_retries, delay.as_secs_f64());
-                sup.set_state(ConnectionState::Failed, None, sup.status().last_error);
-            } else {
-                warn!(target: "mqtt", "No broker reachable (attempt {failures}/{}); retrying in {:.1}s",
-                    sup.s.backoff.max_retries, delay.as_secs_f64());
-            }
-            tokio::select! {
-                _ = sleep(delay) => {}
-                _ = cancel.cancelled() => break 'outer,
-                ctl = control.recv() => {
-                    closing = close_now(ctl);
-                    break 'outer;
+        let mut conn = match round {
+            Round::Stop => break,
+            Round::Restart => continue,
+            Round::Connected(c) => c,
+            Round::Failed => {
+                start = 0;
+                if closing.is_some() {
+                    // Keep trying until the close deadline, without backoff.
+                    tokio::select! {
+                        _ = sleep(Duration::from_millis(100)) => {}
+                        _ = cancel.cancelled() => break 'outer,
+                    }
+                    continue;
                 }
+                failures += 1;
+                sup.shared.counters.consecutive_failures.store(failures);
+                if !sup
+                    .back_off(failures, &mut control, &cancel, &mut closing)
+                    .await
+                {
+                    break;
+                }
+                continue;
             }
-            start = 0;
-            continue;
         };
 
         // Connected.
-        failures = 0;
         let c = &sup.shared.counters;
-        c.consecutive_failures.store(0, Ordering::Relaxed);
+        c.consecutive_failures.store(0);
         bump(&c.total_connections, 1);
         if let Some(prev) = last_index {
             bump(&c.total_reconnections, 1);
@@ -182,30 +265,69 @@ pub(super) async fn run(
             .connected(&mut conn, &mut control, &cancel, &mut closing)
             .await;
         bump(&sup.shared.counters.total_disconnections, 1);
+        sup.set_subscriptions(0, Vec::new());
+        let lived = conn.since.elapsed();
         match exit {
-            Some(Exit::Closed) => {
-                sup.disconnect(conn).await;
+            Exit::Closed => {
+                let deadline = closing.as_ref().map(|c| c.deadline);
+                sup.disconnect(*conn, deadline).await;
                 break 'outer;
             }
             // Cancelled: drop the socket without DISCONNECT, as a crash
             // would; the broker then publishes the last will.
-            None => {
+            Exit::Cancelled => {
                 conn.shutdown();
                 break 'outer;
             }
-            Some(Exit::Lost(reason)) => {
-                warn!(target: "mqtt", "[FAILOVER] Connection to {} lost - {reason}", conn.addr);
-                start = (conn.index + 1) % n;
-                sup.set_state(ConnectionState::Reconnecting, None, Some(reason));
-            }
-            Some(Exit::Failback(idx)) => {
+            Exit::Failback(idx) => {
                 info!(target: "mqtt", "[FAILOVER] Broker {}/{} ({}) is reachable again; switching back from {}",
                     idx + 1, n, sup.s.brokers[idx].addr(), conn.addr);
+                let deadline = closing.as_ref().map(|c| c.deadline);
+                let addr = conn.addr.clone();
+                sup.disconnect(*conn, deadline).await;
+                debug!(target: "mqtt", "Left {addr} cleanly");
+                sup.requeue_sent();
                 start = idx;
+                failures = 0;
+                continue;
+            }
+            Exit::Lost(e) => {
+                warn!(target: "mqtt", "[FAILOVER] Connection to {} lost - {}", conn.addr, e.text);
+                if e.oversize {
+                    bump(&sup.shared.counters.oversize_packets, 1);
+                }
+                if e.takeover {
+                    bump(&sup.shared.counters.takeovers, 1);
+                    error!(target: "mqtt",
+                        "Client id `{}` was taken over on {}: another client connected with the same id. Give every client its own mqtt.client_id; backing off to avoid a takeover fight",
+                        sup.s.client_id, conn.addr);
+                }
+                start = (conn.index + 1) % n;
+                conn.shutdown();
+                sup.requeue_sent();
+                sup.set_state(ConnectionState::Reconnecting, None, Some(e.text.clone()));
+                if closing.is_some() {
+                    // The last messages go to the next broker at once.
+                    continue;
+                }
+                if lived >= stable && !e.takeover {
+                    failures = 0;
+                    continue;
+                }
+                failures += 1;
+                sup.shared.counters.consecutive_failures.store(failures);
+                warn!(target: "mqtt",
+                    "Connection lasted only {:.1}s (less than {:.1}s); counting it as a failed attempt",
+                    lived.as_secs_f64(), stable.as_secs_f64());
+                if !sup
+                    .back_off(failures, &mut control, &cancel, &mut closing)
+                    .await
+                {
+                    break;
+                }
+                continue;
             }
         }
-        conn.shutdown();
-        sup.requeue_sent();
     }
 
     // Leaving: whatever is still queued will not be delivered.
@@ -245,18 +367,64 @@ impl Supervisor {
         });
     }
 
-    /// Tries every broker once, starting at `start` (seed 000 order).
-    async fn connect_round(&mut self, start: usize) -> Option<Conn> {
+    fn set_subscriptions(&self, active: usize, refused: Vec<String>) {
+        self.shared.subscriptions.send_modify(|s| {
+            s.active = active;
+            s.refused = refused;
+        });
+    }
+
+    /// Waits before the next round; false when told to stop meanwhile.
+    async fn back_off(
+        &self,
+        failures: u32,
+        control: &mut mpsc::UnboundedReceiver<Control>,
+        cancel: &CancellationToken,
+        closing: &mut Option<Closing>,
+    ) -> bool {
+        let delay = self.s.backoff.random_delay(failures - 1);
+        if self.s.backoff.exhausted(failures) {
+            error!(target: "mqtt",
+                "Connection failed after {failures} attempts (max_retries {}); state FAILED, retrying every {:.1}s",
+                self.s.backoff.max_retries, delay.as_secs_f64());
+            self.set_state(ConnectionState::Failed, None, self.status().last_error);
+        } else {
+            warn!(target: "mqtt", "No broker reachable (attempt {failures}/{}); retrying in {:.1}s",
+                self.s.backoff.max_retries, delay.as_secs_f64());
+        }
+        tokio::select! {
+            _ = sleep(delay) => true,
+            _ = cancel.cancelled() => false,
+            // A close request ends the wait: try once more to deliver the
+            // last messages within its deadline.
+            ctl = control.recv() => {
+                Closing::add(closing, ctl);
+                true
+            }
+        }
+    }
+
+    /// Tries every broker once, starting at `start` (seed 000 order). With
+    /// a close deadline, the time left is shared among the brokers to try.
+    async fn connect_round(&self, start: usize, deadline: Option<Instant>) -> Option<Conn> {
         let n = self.s.brokers.len();
         for k in 0..n {
             let idx = (start + k) % n;
             let addr = self.s.brokers[idx].addr();
+            let mut timeout = self.s.connection_timeout;
+            if let Some(d) = deadline {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return None;
+                }
+                timeout = timeout.min(left / (n - k) as u32);
+            }
             info!(target: "mqtt", "[FAILOVER] Trying broker {}/{}: {}", idx + 1, n, addr);
             self.shared
                 .counters
                 .last_connection_attempt
-                .store(unix_now().to_bits(), Ordering::Relaxed);
-            match self.connect_one(idx).await {
+                .store(unix_now().to_bits());
+            match self.connect_one(idx, timeout).await {
                 Ok(conn) => {
                     info!(target: "mqtt", "[FAILOVER] Successfully connected to {addr}");
                     return Some(conn);
@@ -271,67 +439,56 @@ impl Supervisor {
         None
     }
 
-    async fn connect_one(&mut self, idx: usize) -> Result<Conn, String> {
+    async fn connect_one(&self, idx: usize, timeout: Duration) -> Result<Conn, String> {
         let b = &self.s.brokers[idx];
-        let mut opts = MqttOptions::new(self.s.client_id.clone(), b.host.clone(), b.port);
-        opts.set_keep_alive(self.s.keep_alive);
-        opts.set_clean_session(true);
-        opts.set_inflight(RUMQTTC_INFLIGHT);
-        opts.set_max_packet_size(MAX_INCOMING_PACKET, MAX_OUTGOING_PACKET);
-        if let Some(user) = &b.username {
-            let pw = b.password.as_ref().map(|p| p.expose()).unwrap_or("");
-            opts.set_credentials(user.clone(), pw);
-        }
-        if let Some(w) = &self.s.will {
-            opts.set_last_will(LastWill::new(
-                w.topic.clone(),
-                w.payload.to_vec(),
-                QoS::AtLeastOnce,
-                w.retain,
-            ));
-        }
-        let (client, mut eventloop) = AsyncClient::new(opts, REQUEST_CAPACITY);
-        let secs = self.s.connection_timeout.as_secs().max(1);
-        let mut net = eventloop.network_options();
-        net.set_connection_timeout(secs);
-        // Cues are tiny and late ones are useless: no Nagle batching.
-        net.set_tcp_nodelay(true);
-        eventloop.set_network_options(net);
+        let opts = connect::options(
+            b,
+            &self.s.client_id,
+            self.s.keep_alive,
+            self.s.will.as_ref(),
+        );
+        let (client, mut eventloop) = connect::client(opts, REQUEST_CAPACITY, timeout);
 
         let (tx, mut events) = mpsc::channel::<PollResult>(256);
         let stop = CancellationToken::new();
         let poller_stop = stop.clone();
         // The poller owns the EventLoop and only polls it.
-        let poller = tokio::spawn(async move {
+        let poller = self.tasks.spawn(async move {
             loop {
                 let r = tokio::select! {
                     _ = stop.cancelled() => break,
                     r = eventloop.poll() => r,
                 };
+                let r = r.map_err(|e| PollError {
+                    text: connect::describe(&e),
+                    oversize: connect::is_oversize(&e),
+                    takeover: connect::is_takeover(&e),
+                });
                 let failed = r.is_err();
-                if tx.send(r.map_err(|e| describe(&e))).await.is_err() || failed {
+                if tx.send(r).await.is_err() || failed {
                     break;
                 }
             }
         });
 
-        let first = tokio::time::timeout(self.s.connection_timeout, events.recv()).await;
+        let first = tokio::time::timeout(timeout, events.recv()).await;
         let fail = |e: String| {
             poller_stop.cancel();
             Err(e)
         };
-        match first {
-            Ok(Some(Ok(Event::Incoming(Packet::ConnAck(_))))) => {}
+        let ack = match first {
+            Ok(Some(Ok(Event::Incoming(Packet::ConnAck(ack))))) => ack,
             Ok(Some(Ok(other))) => return fail(format!("unexpected first packet {other:?}")),
-            Ok(Some(Err(e))) => return fail(e),
+            Ok(Some(Err(e))) => return fail(e.text),
             Ok(None) => return fail("connection closed".into()),
             Err(_) => {
                 return fail(format!(
-                    "no CONNACK within connection_timeout {:.1}s",
-                    self.s.connection_timeout.as_secs_f64()
+                    "no CONNACK within {:.1}s (connection_timeout)",
+                    timeout.as_secs_f64()
                 ));
             }
-        }
+        };
+        let (max_in_flight, max_packet, sub_ids) = broker_limits(&ack);
         Ok(Conn {
             index: idx,
             addr: b.addr(),
@@ -339,18 +496,24 @@ impl Supervisor {
             events,
             poller_stop,
             poller,
+            since: Instant::now(),
+            max_in_flight,
+            max_packet,
+            sub_ids,
+            requested: 0,
+            sub_pending: VecDeque::new(),
+            usable: Vec::new(),
         })
     }
 
-    /// The connected phase. `None` means cancelled.
+    /// The connected phase.
     async fn connected(
         &mut self,
         conn: &mut Conn,
         control: &mut mpsc::UnboundedReceiver<Control>,
         cancel: &CancellationToken,
         closing: &mut Option<Closing>,
-    ) -> Option<Exit> {
-        self.subscribed = 0;
+    ) -> Exit {
         self.subscribe_new(conn);
         if let Some(birth) = &self.s.birth {
             // The birth message goes out before anything queued.
@@ -370,69 +533,58 @@ impl Supervisor {
             self.s.health_check_interval,
         );
         let mut probe_task: Option<JoinHandle<Option<usize>>> = None;
+        // Switching back to this broker once nothing is in flight.
+        let mut draining: Option<usize> = None;
         let exit = loop {
-            self.pump(conn);
-            if let Some(c) = closing.as_ref()
-                && self.shared.session.lock().unwrap().is_idle()
-            {
-                debug!(target: "mqtt", "Outbox flushed before {:?}", c.deadline);
-                break Some(Exit::Closed);
+            if draining.is_none() {
+                self.pump(conn);
             }
-            let ack_deadline = self.shared.session.lock().unwrap().deadline();
+            let idle = self.shared.session.lock().unwrap().is_idle();
+            if closing.is_some() && idle {
+                debug!(target: "mqtt", "Outbox flushed");
+                break Exit::Closed;
+            }
+            let in_flight = self.shared.session.lock().unwrap().in_flight();
+            if let Some(idx) = draining
+                && in_flight == 0
+            {
+                break Exit::Failback(idx);
+            }
+            let answer_deadline = self.shared.session.lock().unwrap().deadline();
             let close_deadline = closing.as_ref().map(|c| c.deadline);
             tokio::select! {
-                _ = cancel.cancelled() => break None,
-                ctl = control.recv() => match ctl {
-                    Some(Control::Close { flush, done }) => {
-                        let deadline = Instant::now() + flush;
-                        match closing {
-                            Some(c) => c.done.push(done),
-                            None => *closing = Some(Closing { deadline, done: vec![done] }),
-                        }
-                    }
-                    // Every handle is gone: nobody can publish any more.
-                    None => {
-                        *closing = Some(Closing { deadline: Instant::now() + Duration::from_secs(1), done: vec![] });
-                    }
-                },
+                _ = cancel.cancelled() => break Exit::Cancelled,
+                ctl = control.recv() => Closing::add(closing, ctl),
                 ev = conn.events.recv() => match ev {
                     Some(Ok(event)) => {
-                        if let Some(reason) = self.on_event(event) {
-                            break Some(Exit::Lost(reason));
+                        if let Some(e) = self.on_event(conn, event) {
+                            break Exit::Lost(e);
                         }
                     }
-                    Some(Err(e)) => break Some(Exit::Lost(e)),
-                    None => break Some(Exit::Lost("event loop stopped".into())),
+                    Some(Err(e)) => break Exit::Lost(e),
+                    None => break Exit::Lost(lost("event loop stopped")),
                 },
                 _ = self.shared.wake.notified() => self.subscribe_new(conn),
-                _ = sleep_until(ack_deadline.unwrap_or_else(Instant::now)), if ack_deadline.is_some() => {
+                _ = sleep_until(answer_deadline.unwrap_or_else(Instant::now)), if answer_deadline.is_some() => {
                     let verdict = self.shared.session.lock().unwrap().verdict(Instant::now());
                     let ms = self.s.ack_timeout.as_millis();
-                    match verdict {
+                    let what = match verdict {
                         // An answer came meanwhile.
-                        None => {}
-                        Some(Verdict::NoPuback { topic }) => {
-                            bump(&self.shared.counters.ack_timeouts, 1);
-                            warn!(target: "mqtt",
-                                "[FAILOVER] No PUBACK from {} within {ms}ms (message to {topic}); marking broker dead",
-                                conn.addr);
-                            break Some(Exit::Lost(format!("no PUBACK within {ms}ms")));
-                        }
-                        Some(Verdict::NoPingResp) => {
-                            bump(&self.shared.counters.ack_timeouts, 1);
-                            warn!(target: "mqtt",
-                                "[FAILOVER] No PINGRESP from {} within {ms}ms; marking broker dead",
-                                conn.addr);
-                            break Some(Exit::Lost(format!("no PINGRESP within {ms}ms")));
-                        }
-                    }
+                        None => continue,
+                        Some(Verdict::NoPuback { topic }) => format!("PUBACK (message to {topic})"),
+                        Some(Verdict::NoPingResp) => "PINGRESP".to_string(),
+                    };
+                    bump(&self.shared.counters.ack_timeouts, 1);
+                    warn!(target: "mqtt",
+                        "[FAILOVER] No {what} from {} within {ms}ms; marking broker dead", conn.addr);
+                    break Exit::Lost(lost(&format!("no answer within {ms}ms (ack_timeout)")));
                 }
                 _ = sleep_until(close_deadline.unwrap_or_else(Instant::now)), if close_deadline.is_some() => {
-                    break Some(Exit::Closed);
+                    break Exit::Closed;
                 }
                 _ = health.tick() => {
                     self.health_check(conn);
-                    if self.s.failback && conn.index > 0 && probe_task.is_none() {
+                    if self.s.failback && conn.index > 0 && probe_task.is_none() && draining.is_none() {
                         probe_task = Some(self.spawn_probe(conn.index));
                     }
                 }
@@ -441,7 +593,8 @@ impl Supervisor {
                     if let Ok(Some(idx)) = r
                         && closing.is_none()
                     {
-                        break Some(Exit::Failback(idx));
+                        debug!(target: "mqtt", "Failback to broker {}: waiting for {in_flight} message(s) in flight", idx + 1);
+                        draining = Some(idx);
                     }
                 }
             }
@@ -449,39 +602,69 @@ impl Supervisor {
         if let Some(p) = probe_task {
             p.abort();
         }
+        // Acknowledgements that arrived before we stopped listening still
+        // count: a message the broker acknowledged is never sent again.
+        if !matches!(exit, Exit::Lost(_)) {
+            while let Ok(Ok(ev)) = conn.events.try_recv() {
+                let _ = self.on_event(conn, ev);
+            }
+        }
         exit
     }
 
-    /// Subscribes filters the current connection does not have yet.
-    fn subscribe_new(&mut self, conn: &Conn) {
+    /// Subscribes filters the current connection does not have yet, one
+    /// SUBSCRIBE each, numbered with a subscription identifier when the
+    /// broker supports them.
+    fn subscribe_new(&self, conn: &mut Conn) {
         // Called on every wake-up (each publish): copy nothing unless new.
         let added: Vec<String> = {
-            let subs = self.shared.subscriptions.lock().unwrap();
-            match subs.get(self.subscribed..) {
+            let subs = self.shared.wanted.lock().unwrap();
+            match subs.get(conn.requested..) {
                 Some(new) if !new.is_empty() => new.to_vec(),
                 _ => return,
             }
         };
-        debug!(target: "mqtt", "Subscribing to {added:?}");
-        let count = added.len();
-        let filters = added
-            .into_iter()
-            .map(|f| SubscribeFilter::new(f, QoS::AtLeastOnce));
-        match conn.client.try_subscribe_many(filters) {
-            Ok(()) => self.subscribed += count,
-            Err(e) => warn!(target: "mqtt", "Subscribe request not accepted yet: {e}"),
+        for f in added {
+            let index = conn.requested;
+            let filter = Filter {
+                // Retained messages only for a new subscription; ours are
+                // all new on a clean session.
+                retain_forward_rule: RetainForwardRule::OnNewSubscribe,
+                ..Filter::new(f.clone(), QoS::AtLeastOnce)
+            };
+            let props = conn.sub_ids.then(|| SubscribeProperties {
+                id: Some(index + 1),
+                user_properties: Vec::new(),
+            });
+            let r = match props {
+                Some(p) => conn.client.try_subscribe_many_with_properties([filter], p),
+                None => conn.client.try_subscribe_many([filter]),
+            };
+            if let Err(e) = r {
+                debug!(target: "mqtt", "Subscribe request not accepted yet ({e}); will retry");
+                return;
+            }
+            debug!(target: "mqtt", "Subscribing to {f}");
+            conn.requested += 1;
+            conn.usable.push(true);
+            conn.sub_pending.push_back((None, index));
         }
     }
 
     /// Hands queued messages to rumqttc while there is room.
     fn pump(&mut self, conn: &Conn) {
-        let mut expired = Vec::new();
+        let mut d = Discarded::default();
+        let mut too_big = Vec::new();
         loop {
             let now = Instant::now();
             let mut session = self.shared.session.lock().unwrap();
-            let Some(q) = session.next_to_send(now, MAX_INFLIGHT, &mut expired) else {
+            let Some(q) = session.next_to_send(now, conn.max_in_flight, &mut d.expired) else {
                 break;
             };
+            if packet_size(&q.topic, &q.payload) > conn.max_packet {
+                too_big.push(q);
+                continue;
+            }
             match conn.client.try_publish(
                 q.topic.clone(),
                 qos(q.opts.qos),
@@ -501,72 +684,148 @@ impl Supervisor {
                 }
             }
         }
-        self.report_discarded(Discarded {
-            expired,
-            ..Default::default()
-        });
+        for q in &too_big {
+            error!(target: "mqtt", "Not sending {} bytes to {}: over the broker's limit of {} bytes",
+                q.payload.len(), q.topic, conn.max_packet);
+        }
+        bump(&self.shared.counters.oversize_packets, too_big.len());
+        d.failed = too_big;
+        self.report_discarded(d);
     }
 
-    /// Handles one event from the poller; `Some(reason)` ends the connection.
-    fn on_event(&mut self, event: Event) -> Option<String> {
+    /// Handles one event from the poller; `Some` ends the connection.
+    fn on_event(&mut self, conn: &mut Conn, event: Event) -> Option<PollError> {
         let c = &self.shared.counters;
+        let now = Instant::now();
         match event {
             Event::Incoming(Packet::Publish(p)) => {
                 bump(&c.messages_received, 1);
+                let Ok(topic) = String::from_utf8(p.topic.to_vec()) else {
+                    ratelog_warn!(
+                        self.shared.log,
+                        "mqtt",
+                        "bad topic",
+                        "Ignoring a message whose topic is not UTF-8"
+                    );
+                    return None;
+                };
+                let ids = p
+                    .properties
+                    .as_ref()
+                    .map(|pp| pp.subscription_identifiers.as_slice())
+                    .unwrap_or_default();
+                if conn.sub_ids
+                    && !first_copy(
+                        &self.shared.wanted.lock().unwrap(),
+                        &conn.usable,
+                        &topic,
+                        ids,
+                    )
+                {
+                    // Another copy of the same message for an overlapping
+                    // subscription: one OK must not confirm two commands.
+                    bump(&c.duplicates_dropped, 1);
+                    return None;
+                }
                 let msg = InMessage {
-                    topic: p.topic,
+                    topic,
                     payload: p.payload,
                     retain: p.retain,
                 };
                 if let Err(e) = self.incoming.try_send(msg) {
                     bump(&c.incoming_dropped, 1);
                     if let mpsc::error::TrySendError::Full(m) = e {
-                        warn!(target: "mqtt", "Incoming queue full; dropped message on {}", m.topic);
+                        ratelog_warn!(
+                            self.shared.log,
+                            "mqtt",
+                            "incoming full",
+                            "Incoming queue full; dropped message on {}",
+                            m.topic
+                        );
                     }
                 }
             }
-            Event::Outgoing(Outgoing::Publish(pkid)) => {
-                // rumqttc reports publishes in the order they were requested.
-                let mut session = self.shared.session.lock().unwrap();
-                if session.packet_id(pkid, Instant::now()).is_some() {
-                    bump(&c.messages_published, 1);
-                }
-            }
+            Event::Outgoing(Outgoing::Publish(pkid)) => self.on_wire(pkid, now),
             Event::Incoming(Packet::PubAck(ack)) => {
                 let done = self
                     .shared
                     .session
                     .lock()
                     .unwrap()
-                    .acknowledged(ack.pkid, Instant::now());
+                    .acknowledged(ack.pkid, now);
                 if let Some(d) = done {
-                    bump(&c.messages_published, 1);
-                    debug!(target: "mqtt", "PUBACK {} for {} after {:?}", ack.pkid, d.msg.topic, d.latency);
-                }
-            }
-            Event::Outgoing(Outgoing::PingReq) => {
-                self.shared
-                    .session
-                    .lock()
-                    .unwrap()
-                    .ping_sent(Instant::now());
-            }
-            Event::Incoming(Packet::PingResp) => {
-                self.shared.session.lock().unwrap().ping_answered();
-            }
-            Event::Incoming(Packet::SubAck(s)) => {
-                for code in s.return_codes {
-                    if matches!(code, SubscribeReasonCode::Failure) {
-                        warn!(target: "mqtt", "Broker refused a subscription (pkid {})", s.pkid);
+                    if matches!(
+                        ack.reason,
+                        PubAckReason::Success | PubAckReason::NoMatchingSubscribers
+                    ) {
+                        bump(&c.messages_published, 1);
+                        debug!(target: "mqtt", "PUBACK {} for {} after {:?}", ack.pkid, d.msg.topic, d.latency);
+                    } else {
+                        // The broker took it and refused it (ACL, size, ...).
+                        error!(target: "mqtt", "Broker {} refused the message to {}: {:?}", conn.addr, d.msg.topic, ack.reason);
+                        bump(&c.messages_failed, 1);
                     }
                 }
             }
-            Event::Incoming(Packet::Disconnect) => {
-                return Some("broker sent DISCONNECT".into());
+            Event::Outgoing(Outgoing::PingReq) => {
+                self.shared.session.lock().unwrap().ping_sent(now);
+            }
+            Event::Incoming(Packet::PingResp(_)) => {
+                self.shared.session.lock().unwrap().ping_answered();
+            }
+            Event::Outgoing(Outgoing::Subscribe(pkid)) => {
+                if let Some(p) = conn.sub_pending.iter_mut().find(|p| p.0.is_none()) {
+                    p.0 = Some(pkid);
+                }
+            }
+            Event::Incoming(Packet::SubAck(s)) => {
+                if let Some(pos) = conn.sub_pending.iter().position(|p| p.0 == Some(s.pkid)) {
+                    let (_, index) = conn.sub_pending.remove(pos).expect("index from position");
+                    let ok = matches!(
+                        s.return_codes.first(),
+                        Some(SubscribeReasonCode::Success(_))
+                    );
+                    let wanted = self.shared.wanted.lock().unwrap();
+                    let filter = wanted.get(index).cloned().unwrap_or_default();
+                    drop(wanted);
+                    if !ok {
+                        conn.usable[index] = false;
+                        error!(target: "mqtt", "Broker {} refused the subscription to {filter}: {:?}",
+                            conn.addr, s.return_codes.first());
+                    }
+                    self.shared.subscriptions.send_modify(|st| {
+                        if ok {
+                            st.active += 1;
+                        } else {
+                            st.refused.push(filter);
+                        }
+                    });
+                }
+            }
+            Event::Incoming(Packet::Disconnect(d)) => {
+                return Some(lost(&format!(
+                    "broker sent DISCONNECT ({:?})",
+                    d.reason_code
+                )));
             }
             _ => {}
         }
         None
+    }
+
+    /// rumqttc put a publish on the wire as `pkid` (it reports publishes in
+    /// the order they were requested); a QoS 0 message is done now.
+    fn on_wire(&self, pkid: u16, now: Instant) {
+        if self
+            .shared
+            .session
+            .lock()
+            .unwrap()
+            .packet_id(pkid, now)
+            .is_some()
+        {
+            bump(&self.shared.counters.messages_published, 1);
+        }
     }
 
     /// Moves unacknowledged messages back to the outbox for the next broker.
@@ -594,7 +853,7 @@ impl Supervisor {
             warn!(target: "mqtt", "Dropping stale message for {} (waited {:.1}s > message_max_age {:.1}s)",
                 q.topic, q.created.elapsed().as_secs_f64(), max_age(q));
         }
-        for q in &d.failed {
+        for q in d.failed.iter().filter(|q| q.attempts > 0) {
             error!(target: "mqtt", "Giving up on message for {} after {} attempts (message_retry_limit {})",
                 q.topic, q.attempts, self.s.retry_limit);
         }
@@ -611,12 +870,14 @@ impl Supervisor {
             let s = self.shared.session.lock().unwrap();
             (s.queued(), s.in_flight())
         };
-        let poller_alive = !conn.poller.is_finished();
-        if poller_alive {
+        if conn.poller.is_finished() {
+            warn!(target: "mqtt", "Health check: poller for {} has stopped", conn.addr);
+        } else {
             debug!(target: "mqtt", "Health check: connected to {}, {queued} queued, {in_flight} in flight",
                 conn.addr);
-        } else {
-            warn!(target: "mqtt", "Health check: poller for {} has stopped", conn.addr);
+        }
+        for s in self.shared.log.lock().unwrap().flush(Instant::now()) {
+            warn!(target: "mqtt", "{} more `{}` warning(s) in the last minute were not logged", s.count, s.source);
         }
     }
 
@@ -625,7 +886,7 @@ impl Supervisor {
         let brokers = self.s.brokers[..current].to_vec();
         let id = format!("{}-probe", self.s.client_id);
         let timeout = self.s.connection_timeout.min(Duration::from_secs(5));
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             for (i, b) in brokers.iter().enumerate() {
                 if probe::probe(b, &id, timeout).await.is_ok() {
                     return Some(i);
@@ -635,22 +896,75 @@ impl Supervisor {
         })
     }
 
-    /// Clean DISCONNECT (the broker then does not publish the last will).
-    async fn disconnect(&mut self, mut conn: Conn) {
+    /// Clean DISCONNECT (the broker then does not publish the last will),
+    /// waiting at most until `deadline` for it to go out.
+    async fn disconnect(&mut self, mut conn: Conn, deadline: Option<Instant>) {
+        let mut wait = DISCONNECT_WAIT;
+        if let Some(d) = deadline {
+            wait = wait.min(d.saturating_duration_since(Instant::now()));
+        }
         if conn.client.try_disconnect().is_ok() {
-            let wait = async {
+            let _ = tokio::time::timeout(wait, async {
                 while let Some(ev) = conn.events.recv().await {
                     match ev {
                         Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
                         Ok(other) => {
-                            let _ = self.on_event(other);
+                            let _ = self.on_event(&mut conn, other);
                         }
                     }
                 }
-            };
-            let _ = tokio::time::timeout(Duration::from_millis(500), wait).await;
+            })
+            .await;
         }
         conn.shutdown();
+    }
+}
+
+fn lost(text: &str) -> PollError {
+    PollError {
+        text: text.to_string(),
+        oversize: false,
+        takeover: false,
+    }
+}
+
+/// Receive Maximum, Maximum Packet Size and subscription identifier support
+/// from the CONNACK (MQTT 5 defaults when absent).
+fn broker_limits(ack: &ConnAck) -> (usize, usize, bool) {
+    let p = ack.properties.as_ref();
+    let receive_max = p
+        .and_then(|p| p.receive_max)
+        .map_or(MAX_INFLIGHT, usize::from);
+    let max_packet = p
+        .and_then(|p| p.max_packet_size)
+        .map_or(MAX_PACKET_SIZE, |m| m.min(MAX_PACKET_SIZE)) as usize;
+    let sub_ids = p
+        .and_then(|p| p.subscription_identifiers_available)
+        .is_none_or(|v| v != 0);
+    (receive_max.clamp(1, MAX_INFLIGHT), max_packet, sub_ids)
+}
+
+/// A PUBLISH packet's size on the wire, generously estimated (fixed header,
+/// topic, packet id, properties).
+fn packet_size(topic: &str, payload: &Bytes) -> usize {
+    16 + topic.len() + payload.len()
+}
+
+/// With overlapping subscriptions a broker may deliver one copy of a message
+/// per matching subscription. Each copy carries the identifiers of the
+/// subscriptions it is for; only the copy for the first usable matching
+/// filter is taken. A message without identifiers is always taken.
+pub(super) fn first_copy(wanted: &[String], usable: &[bool], topic: &str, ids: &[usize]) -> bool {
+    if ids.is_empty() {
+        return true;
+    }
+    let first = wanted
+        .iter()
+        .zip(usable)
+        .position(|(f, ok)| *ok && topic::matches(f, topic));
+    match first {
+        Some(i) => ids.contains(&(i + 1)),
+        None => true,
     }
 }
 
@@ -661,18 +975,40 @@ fn qos(q: Qos) -> QoS {
     }
 }
 
-/// A short, human reason for a connection error (seed 000: "Connection refused").
-pub(super) fn describe(e: &ConnectionError) -> String {
-    match e {
-        ConnectionError::Io(io) => match io.kind() {
-            std::io::ErrorKind::ConnectionRefused => "Connection refused".into(),
-            std::io::ErrorKind::ConnectionReset => "Connection reset by broker".into(),
-            std::io::ErrorKind::UnexpectedEof => "Connection closed by broker".into(),
-            _ => io.to_string(),
-        },
-        ConnectionError::ConnectionRefused(code) => format!("Broker refused connection: {code:?}"),
-        ConnectionError::NetworkTimeout => "Network timeout".into(),
-        ConnectionError::MqttState(state) => state.to_string(),
-        other => other.to_string(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_copy_for_the_first_matching_filter_is_taken() {
+        let wanted: Vec<String> = ["devices/+/status", "+/status", "room1/#"]
+            .map(String::from)
+            .to_vec();
+        let all = [true, true, true];
+        // room1/status matches +/status (id 2) and room1/# (id 3).
+        assert!(first_copy(&wanted, &all, "room1/status", &[2]));
+        assert!(!first_copy(&wanted, &all, "room1/status", &[3]));
+        // One copy carrying both ids.
+        assert!(first_copy(&wanted, &all, "room1/status", &[3, 2]));
+        // Only room1/# matches.
+        assert!(first_copy(&wanted, &all, "room1/light", &[3]));
+        // A refused filter delivers nothing: the next one counts.
+        assert!(first_copy(
+            &wanted,
+            &[true, false, true],
+            "room1/status",
+            &[3]
+        ));
+        // No identifiers: nothing to compare.
+        assert!(first_copy(&wanted, &all, "room1/status", &[]));
+    }
+
+    #[test]
+    fn stable_connections_last_at_least_a_second() {
+        assert_eq!(
+            stable_after(Duration::from_millis(100)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(stable_after(Duration::from_secs(5)), Duration::from_secs(5));
     }
 }

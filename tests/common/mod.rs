@@ -51,7 +51,7 @@ pub async fn observer(
 ) -> (MqttHandle, mpsc::Receiver<InMessage>) {
     let mut s = settings(&format!("observer-{}", rand_id()), &[port]);
     s.subscriptions = vec![filter.to_string()];
-    let (h, rx) = mqtt::start(s, cancel.child_token());
+    let (h, rx) = mqtt_start(s, cancel.child_token());
     assert!(
         h.wait_connected(Duration::from_secs(5)).await,
         "observer could not connect"
@@ -59,6 +59,53 @@ pub async fn observer(
     // Let the SUBACK arrive before anything is published.
     tokio::time::sleep(Duration::from_millis(100)).await;
     (h, rx)
+}
+
+/// Starts a client whose tasks end with `cancel`.
+pub fn mqtt_start(
+    s: MqttSettings,
+    cancel: CancellationToken,
+) -> (MqttHandle, mpsc::Receiver<InMessage>) {
+    mqtt::start(s, cancel, &tokio_util::task::TaskTracker::new())
+}
+
+/// Publishes like an independent client with broker access would: plain
+/// MQTT 3.1.1, no size limit of ours, optionally retained. Returns once the
+/// broker has acknowledged every message (QoS 1).
+pub async fn raw_publish(port: u16, messages: &[(&str, Vec<u8>, bool)]) {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+    let mut opts = MqttOptions::new(format!("raw-{}", rand_id()), "127.0.0.1", port);
+    opts.set_max_packet_size(64 << 20, 64 << 20);
+    opts.set_inflight(1000);
+    let (client, mut el) = AsyncClient::new(opts, messages.len() + 10);
+    for (t, p, retain) in messages {
+        client
+            .publish(*t, QoS::AtLeastOnce, *retain, p.clone())
+            .await
+            .unwrap();
+    }
+    let mut acked = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while acked < messages.len() {
+        match tokio::time::timeout_at(deadline, el.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acked += 1,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("raw publisher: {e}"),
+            Err(_) => panic!(
+                "raw publisher: only {acked} of {} acknowledged",
+                messages.len()
+            ),
+        }
+    }
+    client.disconnect().await.unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Ok(ev) = el.poll().await {
+            if matches!(ev, Event::Outgoing(Outgoing::Disconnect)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 pub fn rand_id() -> u32 {

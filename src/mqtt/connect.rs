@@ -1,0 +1,141 @@
+//! How roomctl opens an MQTT 5 connection to one broker: the CONNECT
+//! options every client uses (clean start, keep-alive, credentials, last
+//! will, `Maximum Packet Size`) and a short human text for what went wrong.
+//! Used by the supervisor and by the one-shot probe (`doctor`, failback).
+
+use std::time::Duration;
+
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, DisconnectReasonCode, LastWill};
+use rumqttc::v5::{AsyncClient, ConnectionError, EventLoop, MqttOptions, StateError};
+
+use super::OwnMessage;
+use crate::config::BrokerConfig;
+
+/// The largest packet roomctl accepts or sends (MQTT 5 `Maximum Packet
+/// Size` in CONNECT): the broker discards bigger messages for this client
+/// instead of sending them, so one oversize retained message cannot break
+/// the connection on every subscribe.
+pub const MAX_PACKET_SIZE: u32 = 256 * 1024;
+
+/// Options for one connection attempt to `broker`.
+pub fn options(
+    broker: &BrokerConfig,
+    client_id: &str,
+    keep_alive: Duration,
+    will: Option<&OwnMessage>,
+) -> MqttOptions {
+    let mut opts = MqttOptions::new(client_id.to_string(), broker.host.clone(), broker.port);
+    opts.set_keep_alive(keep_alive);
+    // Every connection is a clean session: what is resent after a loss is
+    // decided by our own session, never by the broker's.
+    opts.set_clean_start(true);
+    opts.set_max_packet_size(Some(MAX_PACKET_SIZE));
+    if let Some(user) = &broker.username {
+        let pw = broker.password.as_ref().map(|p| p.expose()).unwrap_or("");
+        opts.set_credentials(user.clone(), pw);
+    }
+    if let Some(w) = will {
+        opts.set_last_will(LastWill::new(
+            w.topic.clone(),
+            w.payload.clone(),
+            QoS::AtLeastOnce,
+            w.retain,
+            None,
+        ));
+    }
+    opts
+}
+
+/// The client and event loop for `opts`, with TCP_NODELAY (cues are tiny
+/// and a late one is useless: no Nagle batching) and a connect timeout.
+pub fn client(
+    mut opts: MqttOptions,
+    request_capacity: usize,
+    connect_timeout: Duration,
+) -> (AsyncClient, EventLoop) {
+    let mut net = opts.network_options();
+    net.set_connection_timeout(connect_timeout.as_secs().max(1));
+    net.set_tcp_nodelay(true);
+    opts.set_network_options(net);
+    AsyncClient::new(opts, request_capacity)
+}
+
+/// Whether the error is an incoming packet over [`MAX_PACKET_SIZE`] (a
+/// broker that ignores `Maximum Packet Size`).
+pub fn is_oversize(e: &ConnectionError) -> bool {
+    matches!(
+        e,
+        ConnectionError::MqttState(
+            StateError::Deserialization(
+                rumqttc::v5::mqttbytes::Error::PayloadSizeLimitExceeded { .. }
+            ) | StateError::IncomingPacketTooLarge { .. }
+        )
+    )
+}
+
+/// Whether the broker closed the connection because another client
+/// connected with the same client id (MQTT 5 reason `Session taken over`).
+pub fn is_takeover(e: &ConnectionError) -> bool {
+    matches!(
+        e,
+        ConnectionError::MqttState(StateError::ServerDisconnect {
+            reason_code: DisconnectReasonCode::SessionTakenOver,
+            ..
+        })
+    )
+}
+
+/// A short, human reason for a connection error (seed 000: "Connection
+/// refused").
+pub fn describe(e: &ConnectionError) -> String {
+    match e {
+        ConnectionError::Io(io) => match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => "Connection refused".into(),
+            std::io::ErrorKind::ConnectionReset => "Connection reset by broker".into(),
+            std::io::ErrorKind::UnexpectedEof => "Connection closed by broker".into(),
+            _ => io.to_string(),
+        },
+        ConnectionError::ConnectionRefused(code) => refused(*code),
+        ConnectionError::MqttState(StateError::ConnFail { reason }) => refused(*reason),
+        ConnectionError::Timeout(_) => "Network timeout".into(),
+        e if is_takeover(e) => {
+            "another client connected with the same client id (session taken over)".into()
+        }
+        e if is_oversize(e) => format!(
+            "the broker sent a packet over the {} KiB limit despite Maximum Packet Size",
+            MAX_PACKET_SIZE / 1024
+        ),
+        ConnectionError::MqttState(StateError::ServerDisconnect {
+            reason_code,
+            reason_string,
+        }) => format!(
+            "broker sent DISCONNECT ({reason_code:?}{})",
+            reason_string
+                .as_ref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ),
+        ConnectionError::MqttState(state) => state.to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn refused(code: ConnectReturnCode) -> String {
+    let why = match code {
+        ConnectReturnCode::BadUserNamePassword => "bad user name or password",
+        ConnectReturnCode::NotAuthorized => "not authorized",
+        ConnectReturnCode::ClientIdentifierNotValid => "client id not accepted",
+        ConnectReturnCode::ServerUnavailable | ConnectReturnCode::ServerBusy => {
+            "broker unavailable"
+        }
+        ConnectReturnCode::Banned => "client banned",
+        ConnectReturnCode::UnsupportedProtocolVersion => "broker does not speak MQTT 5",
+        _ => "",
+    };
+    if why.is_empty() {
+        format!("Broker refused connection: {code:?}")
+    } else {
+        format!("Broker refused connection: {why}")
+    }
+}
