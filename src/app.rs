@@ -121,7 +121,7 @@ impl Room {
         let events_rx = events.subscribe();
         let topics = config.topics();
 
-        let registry = Registry::new(config.devices.stale_after, events.clone());
+        let registry = Registry::from_config(&config.devices, events.clone());
         let feedback = FeedbackTracker::new(
             config.feedback.topic.clone(),
             &config.room,

@@ -33,9 +33,14 @@ pub fn free_port() -> std::io::Result<u16> {
 impl Mosquitto {
     /// Starts a broker on a free port and waits until it accepts connections.
     pub async fn start() -> anyhow::Result<Mosquitto> {
+        Self::start_with("").await
+    }
+
+    /// Like [`Mosquitto::start`], with extra lines for `mosquitto.conf`.
+    pub async fn start_with(extra_conf: &str) -> anyhow::Result<Mosquitto> {
         let mut last = None;
         for _ in 0..5 {
-            match Self::start_on(free_port()?).await {
+            match Self::start_conf(free_port()?, extra_conf).await {
                 Ok(m) => return Ok(m),
                 Err(e) => last = Some(e),
             }
@@ -45,6 +50,10 @@ impl Mosquitto {
 
     /// Starts a broker on `port` (e.g. to bring a killed one back).
     pub async fn start_on(port: u16) -> anyhow::Result<Mosquitto> {
+        Self::start_conf(port, "").await
+    }
+
+    async fn start_conf(port: u16, extra_conf: &str) -> anyhow::Result<Mosquitto> {
         let bin = find_mosquitto().context(
             "mosquitto not found; install it with `apt-get install -y mosquitto` (Debian/Raspberry Pi OS)",
         )?;
@@ -58,7 +67,7 @@ impl Mosquitto {
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nset_tcp_nodelay true\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
+                "listener {port} 127.0.0.1\nset_tcp_nodelay true\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n{extra_conf}\n"
             ),
         )?;
         let mut cmd = Command::new(&bin);

@@ -6,7 +6,7 @@
 //! resolved against the directory of the config file, so `roomctl check -c
 //! /etc/roomctl/config.yaml` means the same thing from any working directory.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -107,6 +107,22 @@ pub struct FeedbackConfig {
 #[derive(Debug, Clone)]
 pub struct DevicesConfig {
     pub stale_after: Duration,
+    /// Devices the room expects, with the command topics each answers
+    /// (may be empty). They are listed before they announce themselves,
+    /// never forgotten, and name the device in a feedback TIMEOUT.
+    pub known: BTreeMap<String, Vec<String>>,
+    /// Ignore `devices/<id>/status` from ids not in `known`.
+    pub known_only: bool,
+}
+
+impl Default for DevicesConfig {
+    fn default() -> Self {
+        DevicesConfig {
+            stale_after: Duration::from_secs(60),
+            known: BTreeMap::new(),
+            known_only: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -344,6 +360,48 @@ struct RawFeedback {
 #[serde(deny_unknown_fields)]
 struct RawDevices {
     stale_after: Option<Spanned<Dur>>,
+    known: Option<Spanned<RawKnown>>,
+    known_only: Option<Spanned<bool>>,
+}
+
+/// `known: [esp32_01, esp32_02]` or `known: {esp32_01: [room1/light], ...}`
+/// (read by hand: an untagged enum would lose the source positions).
+enum RawKnown {
+    List(Vec<S>),
+    Map(Vec<(S, Vec<S>)>),
+}
+
+impl<'de> Deserialize<'de> for RawKnown {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = RawKnown;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of device ids, or a mapping of device id to its command topics")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<RawKnown, A::Error> {
+                let mut v = Vec::new();
+                while let Some(e) = a.next_element()? {
+                    v.push(e);
+                }
+                Ok(RawKnown::List(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<RawKnown, A::Error> {
+                let mut v = Vec::new();
+                while let Some(e) = m.next_entry()? {
+                    v.push(e);
+                }
+                Ok(RawKnown::Map(v))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -437,13 +495,7 @@ impl Validator<'_> {
         }
         let mqtt = self.mqtt(raw.mqtt, &room);
         let feedback = self.feedback(raw.feedback);
-        let devices = DevicesConfig {
-            stale_after: self.positive(
-                &raw.devices.stale_after,
-                Duration::from_secs(60),
-                "devices.stale_after",
-            ),
-        };
+        let devices = self.devices(&raw.devices);
         let scenes = ScenesConfig {
             dir: match &raw.scenes.dir {
                 Some(d) => self.path(d),
@@ -477,6 +529,52 @@ impl Validator<'_> {
             web,
             triggers,
         })
+    }
+
+    fn devices(&mut self, d: &RawDevices) -> DevicesConfig {
+        let mut known = BTreeMap::new();
+        let entries: Vec<(&S, &[S])> = match d.known.as_ref().map(|k| &k.value) {
+            None => Vec::new(),
+            Some(RawKnown::List(ids)) => ids.iter().map(|i| (i, &[][..])).collect(),
+            Some(RawKnown::Map(m)) => m.iter().map(|(i, t)| (i, t.as_slice())).collect(),
+        };
+        for (id, topics) in entries {
+            if !topic::is_plain_level(&id.value) {
+                self.err(
+                    Pos::of(id),
+                    format!(
+                        "devices.known: `{}` is not a device id (one topic level, no '/', '+', '#')",
+                        id.value
+                    ),
+                );
+                continue;
+            }
+            let mut channels = Vec::new();
+            for t in topics {
+                match topic::validate_name(&t.value) {
+                    Ok(()) => channels.push(t.value.clone()),
+                    Err(e) => self.err(Pos::of(t), format!("devices.known.{}: {e}", id.value)),
+                }
+            }
+            known.insert(id.value.clone(), channels);
+        }
+        let known_only = d.known_only.as_ref().is_some_and(|k| k.value);
+        if known_only && known.is_empty() {
+            let pos = d.known_only.as_ref().map(Pos::of).unwrap_or_default();
+            self.err(
+                pos,
+                "devices.known_only is true but devices.known lists no device: every device would be ignored",
+            );
+        }
+        DevicesConfig {
+            stale_after: self.positive(
+                &d.stale_after,
+                Duration::from_secs(60),
+                "devices.stale_after",
+            ),
+            known,
+            known_only,
+        }
     }
 
     fn mqtt(&mut self, m: RawMqtt, room: &str) -> MqttConfig {
@@ -956,6 +1054,37 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("b.json:1:"), "{text}");
         assert!(text.contains("broker"), "{text}");
+    }
+
+    #[test]
+    fn known_devices_as_list_or_map() {
+        let c = parse(
+            "room: r\nmqtt: {brokers: [{broker: h}]}\ndevices: {known: [esp32_01, esp32_02]}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.devices.known.keys().collect::<Vec<_>>(),
+            ["esp32_01", "esp32_02"]
+        );
+        let c = parse(
+            "room: r\nmqtt: {brokers: [{broker: h}]}\ndevices:\n  known_only: true\n  known:\n    esp32_01: [r/light, r/steam]\n    esp32_02: []\n",
+        )
+        .unwrap();
+        assert!(c.devices.known_only);
+        assert_eq!(c.devices.known["esp32_01"], ["r/light", "r/steam"]);
+        let e = parse(
+            "room: r\nmqtt: {brokers: [{broker: h}]}\ndevices: {known: [a/b], known_only: true}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains(":3:19: devices.known: `a/b` is not a device id"),
+            "{e}"
+        );
+        let e = parse("room: r\nmqtt: {brokers: [{broker: h}]}\ndevices: {known_only: true}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("every device would be ignored"), "{e}");
     }
 
     #[test]

@@ -166,10 +166,12 @@ pub struct DeviceView {
     pub status: String,
     /// Unix time of the last message.
     pub last_seen: f64,
-    /// Seconds since the last message, when this view was made.
+    /// Seconds since the last message, when this view was made (-1: never).
     pub seconds_since_seen: f64,
     /// Messages received from it.
     pub messages: u64,
+    /// Listed in `devices.known`.
+    pub known: bool,
 }
 
 // ---------------------------------------------------------------------------

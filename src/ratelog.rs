@@ -124,20 +124,21 @@ impl RateLog {
     }
 }
 
-/// Logs a warning through a [`RateLog`] behind a mutex: `ratelog_warn!(lock,
-/// target, source, "format", args...)`.
+/// Logs through a [`RateLog`] behind a mutex: `ratelog!(lock, warn,
+/// target, source, "format", args...)` (any `tracing` level macro). The
+/// summary of what was left out is a warning.
 #[macro_export]
-macro_rules! ratelog_warn {
-    ($log:expr, $target:literal, $source:literal, $($arg:tt)+) => {{
+macro_rules! ratelog {
+    ($log:expr, $level:ident, $target:literal, $source:literal, $($arg:tt)+) => {{
         let (verdict, summary) = $log
             .lock()
             .unwrap()
             .check($source, ::tokio::time::Instant::now());
         if let Some(s) = summary {
-            ::tracing::warn!(target: $target, "{} more `{}` warning(s) in the last minute were not logged", s.count, s.source);
+            ::tracing::warn!(target: $target, "{} more `{}` log line(s) in the last minute were not logged", s.count, s.source);
         }
         if verdict == $crate::ratelog::Verdict::Log {
-            ::tracing::warn!(target: $target, $($arg)+);
+            ::tracing::$level!(target: $target, $($arg)+);
         }
     }};
 }

@@ -2,40 +2,70 @@
 //! announced themselves on `devices/<id>/status`, when each was last heard
 //! from, and whether it is online, offline or stale (online but silent for
 //! longer than `devices.stale_after`).
+//!
+//! Devices the config knows (`devices.known`) are listed from the start,
+//! never forgotten, and name the device that owns a command topic. Unknown
+//! ids are kept up to [`MAX_UNKNOWN_DEVICES`]; past that the least recently
+//! seen unknown one is forgotten, so a flood of made-up ids can neither grow
+//! memory nor hide a real device that comes online later. With
+//! `devices.known_only` unknown ids are ignored altogether. Either way they
+//! are counted and logged rate-limited.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dashmap::DashMap;
 use serde::Serialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::config::DevicesConfig;
 pub use crate::events::{DeviceView, Presence};
 use crate::events::{Event, EventBus};
 use crate::mqtt::unix_now;
+use crate::ratelog::{LogLimit, RateLog, Verdict};
 
-/// More distinct ids than this are ignored: a misbehaving client must not
-/// grow the daemon's memory without bound.
-pub const MAX_DEVICES: usize = 1024;
+/// Unknown ids kept at most; the least recently seen one is forgotten to
+/// make room for a new one.
+pub const MAX_UNKNOWN_DEVICES: usize = 1024;
 
+/// How long ignored unknown ids keep health degraded.
+const IGNORED_RECENTLY: Duration = Duration::from_secs(600);
+
+/// Device counts for the API, health, metrics and the state topic.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub struct DeviceCounts {
+    /// Devices listed (known ones included before they speak).
     pub total: usize,
+    /// Online and heard from recently.
     pub online: usize,
+    /// Offline, or known and never seen.
     pub offline: usize,
+    /// Online but silent for longer than `stale_after`.
     pub stale: usize,
+    /// Unknown ids ignored (`known_only`) or forgotten to make room, since
+    /// start.
+    pub unknown_ignored: u64,
 }
 
+/// Why a status message changed nothing.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RegistryError {
+    /// Not one topic level.
     #[error("device id must be non-empty without '/', '+' or '#' (got {0:?})")]
     BadId(String),
+    /// Not `online`, `offline` or `OK`.
     #[error("unknown status {payload:?} from device {id} (expected online, offline or OK)")]
-    UnknownStatus { id: String, payload: String },
-    #[error("registry full ({MAX_DEVICES} devices); ignoring new device {0}")]
-    Full(String),
+    UnknownStatus {
+        /// The device.
+        id: String,
+        /// What it said (shortened).
+        payload: String,
+    },
+    /// `devices.known_only` and the id is not in `devices.known`.
+    #[error("device {0} is not in devices.known (devices.known_only is set)")]
+    NotKnown(String),
 }
 
 struct Device {
@@ -44,27 +74,90 @@ struct Device {
     last_seen: Instant,
     last_seen_wall: f64,
     messages: u64,
+    known: bool,
+    /// Position in the unknown-device LRU order.
+    seq: u64,
     /// What was last announced on the event bus.
-    reported: Presence,
+    reported: Option<Presence>,
 }
 
+struct State {
+    devices: HashMap<String, Device>,
+    /// Unknown devices, least recently seen first (by `seq`).
+    unknown: BTreeMap<u64, String>,
+    seq: u64,
+    ignored: u64,
+    last_ignored: Option<Instant>,
+    log: RateLog,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    stale_after: Duration,
+    known_only: bool,
+    /// Command topic → the device that answers it.
+    owners: HashMap<String, String>,
+    events: EventBus,
+}
+
+/// The registry handle. Cheap to clone.
 #[derive(Clone)]
 pub struct Registry {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    devices: DashMap<String, Device>,
-    stale_after: Duration,
-    events: EventBus,
-}
-
 impl Registry {
+    /// An empty registry with no known devices.
     pub fn new(stale_after: Duration, events: EventBus) -> Self {
+        Self::from_config(
+            &DevicesConfig {
+                stale_after,
+                ..DevicesConfig::default()
+            },
+            events,
+        )
+    }
+
+    /// A registry listing the config's known devices.
+    pub fn from_config(cfg: &DevicesConfig, events: EventBus) -> Self {
+        let now = Instant::now();
+        let devices = cfg
+            .known
+            .keys()
+            .map(|id| {
+                (
+                    id.clone(),
+                    Device {
+                        online: false,
+                        status: String::new(),
+                        last_seen: now,
+                        last_seen_wall: 0.0,
+                        messages: 0,
+                        known: true,
+                        seq: 0,
+                        reported: None,
+                    },
+                )
+            })
+            .collect();
+        let owners = cfg
+            .known
+            .iter()
+            .flat_map(|(id, topics)| topics.iter().map(move |t| (t.clone(), id.clone())))
+            .collect();
         Registry {
             inner: Arc::new(Inner {
-                devices: DashMap::new(),
-                stale_after,
+                state: Mutex::new(State {
+                    devices,
+                    unknown: BTreeMap::new(),
+                    seq: 0,
+                    ignored: 0,
+                    last_ignored: None,
+                    log: RateLog::new(LogLimit::default()),
+                }),
+                stale_after: cfg.stale_after,
+                known_only: cfg.known_only,
+                owners,
                 events,
             }),
         }
@@ -73,7 +166,7 @@ impl Registry {
     /// Records a `devices/<id>/status` message. `online` and `OK` mean alive.
     pub fn update(&self, id: &str, payload: &str) -> Result<Presence, RegistryError> {
         if !crate::topic::is_plain_level(id) {
-            return Err(RegistryError::BadId(id.to_string()));
+            return Err(RegistryError::BadId(id.chars().take(64).collect()));
         }
         let p = payload.trim();
         let online = if p.eq_ignore_ascii_case("online") || p.eq_ignore_ascii_case("ok") {
@@ -82,33 +175,54 @@ impl Registry {
             false
         } else {
             return Err(RegistryError::UnknownStatus {
-                id: id.to_string(),
+                id: id.chars().take(64).collect(),
                 payload: payload.chars().take(64).collect(),
             });
         };
-        debug!(target: "mqtt_devices", "Device {id} status: {p}");
-        if !self.inner.devices.contains_key(id) && self.inner.devices.len() >= MAX_DEVICES {
-            return Err(RegistryError::Full(id.to_string()));
-        }
         let now = Instant::now();
-        let mut entry = self
-            .inner
-            .devices
-            .entry(id.to_string())
-            .or_insert_with(|| Device {
-                online,
-                status: String::new(),
-                last_seen: now,
-                last_seen_wall: 0.0,
-                messages: 0,
-                reported: Presence::Offline,
-            });
-        let d = entry.value_mut();
-        let was = if d.messages == 0 {
-            None
-        } else {
-            Some(d.reported)
-        };
+        let mut guard = self.inner.state.lock().unwrap();
+        let st = &mut *guard;
+        let known = st.devices.get(id).is_some_and(|d| d.known);
+        if !known && self.inner.known_only {
+            st.ignored += 1;
+            st.last_ignored = Some(now);
+            return Err(RegistryError::NotKnown(id.chars().take(64).collect()));
+        }
+        st.seq += 1;
+        let seq = st.seq;
+        if !st.devices.contains_key(id) {
+            if st.unknown.len() >= MAX_UNKNOWN_DEVICES
+                && let Some((_, oldest)) = st.unknown.pop_first()
+            {
+                st.devices.remove(&oldest);
+                st.ignored += 1;
+                st.last_ignored = Some(now);
+                if st.log.check("forgotten devices", now).0 == Verdict::Log {
+                    warn!(target: "mqtt_devices",
+                        "More than {MAX_UNKNOWN_DEVICES} unknown device ids: forgot {oldest} (least recently seen) for {id}");
+                }
+            }
+            st.devices.insert(
+                id.to_string(),
+                Device {
+                    online,
+                    status: String::new(),
+                    last_seen: now,
+                    last_seen_wall: 0.0,
+                    messages: 0,
+                    known: false,
+                    seq,
+                    reported: None,
+                },
+            );
+        }
+        let d = st.devices.get_mut(id).expect("present or inserted");
+        if !d.known {
+            st.unknown.remove(&d.seq);
+            st.unknown.insert(seq, id.to_string());
+            d.seq = seq;
+        }
+        let was = d.reported;
         d.online = online;
         d.status = p.to_string();
         d.last_seen = now;
@@ -119,19 +233,21 @@ impl Registry {
         } else {
             Presence::Offline
         };
-        d.reported = presence;
+        d.reported = Some(presence);
+        debug!(target: "mqtt_devices", "Device {id} status: {p}");
+        if was == Some(presence) {
+            return Ok(presence);
+        }
         let view = self.view(id, d, now);
-        drop(entry);
-        if was != Some(presence) {
+        let quiet = !d.known && st.log.check("unknown devices", now).0 == Verdict::Suppress;
+        if !quiet {
             match presence {
                 Presence::Online => info!(target: "mqtt_devices", "Device {id} connected (online)"),
-                Presence::Offline => {
-                    info!(target: "mqtt_devices", "Device {id} disconnected (offline)")
-                }
-                Presence::Stale => {}
+                _ => info!(target: "mqtt_devices", "Device {id} disconnected (offline)"),
             }
-            self.inner.events.publish(Event::Device(view));
         }
+        drop(guard);
+        self.inner.events.publish(Event::Device(view));
         Ok(presence)
     }
 
@@ -151,25 +267,33 @@ impl Registry {
             presence: self.presence(d, now),
             status: d.status.clone(),
             last_seen: d.last_seen_wall,
-            seconds_since_seen: now.saturating_duration_since(d.last_seen).as_secs_f64(),
+            seconds_since_seen: if d.messages == 0 {
+                -1.0
+            } else {
+                now.saturating_duration_since(d.last_seen).as_secs_f64()
+            },
             messages: d.messages,
+            known: d.known,
         }
     }
 
+    /// One device.
     pub fn get(&self, id: &str) -> Option<DeviceView> {
         let now = Instant::now();
-        self.inner.devices.get(id).map(|d| self.view(id, &d, now))
+        let st = self.inner.state.lock().unwrap();
+        st.devices.get(id).map(|d| self.view(id, d, now))
     }
 
-    /// Every known device, sorted by id.
+    /// Every listed device, sorted by id.
     pub fn all(&self) -> Vec<DeviceView> {
         let now = Instant::now();
-        let mut v: Vec<_> = self
-            .inner
+        let st = self.inner.state.lock().unwrap();
+        let mut v: Vec<_> = st
             .devices
             .iter()
-            .map(|e| self.view(e.key(), e.value(), now))
+            .map(|(id, d)| self.view(id, d, now))
             .collect();
+        drop(st);
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
     }
@@ -182,12 +306,17 @@ impl Registry {
             .collect()
     }
 
+    /// How many devices are in which state.
     pub fn counts(&self) -> DeviceCounts {
         let now = Instant::now();
-        let mut c = DeviceCounts::default();
-        for e in self.inner.devices.iter() {
+        let st = self.inner.state.lock().unwrap();
+        let mut c = DeviceCounts {
+            unknown_ignored: st.ignored,
+            ..DeviceCounts::default()
+        };
+        for d in st.devices.values() {
             c.total += 1;
-            match self.presence(e.value(), now) {
+            match self.presence(d, now) {
                 Presence::Online => c.online += 1,
                 Presence::Offline => c.offline += 1,
                 Presence::Stale => c.stale += 1,
@@ -196,9 +325,31 @@ impl Registry {
         c
     }
 
-    /// Forgets every device (seed 004 `clear_devices`).
+    /// Unknown ids ignored or forgotten, when the last one was recent.
+    pub fn ignored_recently(&self) -> Option<u64> {
+        let st = self.inner.state.lock().unwrap();
+        st.last_ignored
+            .filter(|t| t.elapsed() < IGNORED_RECENTLY)
+            .map(|_| st.ignored)
+    }
+
+    /// The known device that answers `command_topic` (`devices.known`).
+    pub fn owner_of(&self, command_topic: &str) -> Option<&str> {
+        self.inner.owners.get(command_topic).map(String::as_str)
+    }
+
+    /// Forgets every unknown device and marks known ones unseen (seed 004
+    /// `clear_devices`).
     pub fn clear(&self) {
-        self.inner.devices.clear();
+        let mut st = self.inner.state.lock().unwrap();
+        st.devices.retain(|_, d| d.known);
+        st.unknown.clear();
+        for d in st.devices.values_mut() {
+            d.online = false;
+            d.messages = 0;
+            d.status.clear();
+            d.reported = None;
+        }
     }
 
     /// Announces devices that went stale; runs until cancelled.
@@ -214,21 +365,33 @@ impl Registry {
         }
     }
 
-    /// One stale check over all devices.
+    /// One stale check over all devices, plus the summary of log lines
+    /// left out.
     pub fn sweep(&self) {
         let now = Instant::now();
         let mut changed = Vec::new();
-        for mut e in self.inner.devices.iter_mut() {
-            let p = self.presence(e.value(), now);
-            if p != e.value().reported {
-                e.value_mut().reported = p;
-                if p == Presence::Stale {
-                    warn!(target: "mqtt_devices", "Device {} is stale (nothing heard for {:.0}s)",
-                        e.key(), now.saturating_duration_since(e.value().last_seen).as_secs_f64());
+        let mut guard = self.inner.state.lock().unwrap();
+        let st = &mut *guard;
+        for (id, d) in st.devices.iter_mut() {
+            if d.reported.is_none() {
+                continue;
+            }
+            let p = self.presence(d, now);
+            if Some(p) != d.reported {
+                d.reported = Some(p);
+                if p == Presence::Stale
+                    && (d.known || st.log.check("stale devices", now).0 == Verdict::Log)
+                {
+                    warn!(target: "mqtt_devices", "Device {id} is stale (nothing heard for {:.0}s)",
+                        now.saturating_duration_since(d.last_seen).as_secs_f64());
                 }
-                changed.push(self.view(e.key(), e.value(), now));
+                changed.push(self.view(id, d, now));
             }
         }
+        for s in st.log.flush(now) {
+            warn!(target: "mqtt_devices", "{} more `{}` log line(s) in the last minute were not logged", s.count, s.source);
+        }
+        drop(guard);
         for v in changed {
             self.inner.events.publish(Event::Device(v));
         }
@@ -254,6 +417,7 @@ mod tests {
         for _ in 0..3 {
             assert!(matches!(rx.try_recv().unwrap(), Event::Device(_)));
         }
+        assert_eq!(r.update("esp32_01", "online"), Ok(Presence::Online));
         assert!(rx.try_recv().is_err(), "a repeated status is not a change");
 
         tokio::time::advance(Duration::from_secs(61)).await;
@@ -287,16 +451,73 @@ mod tests {
         assert_eq!(r.all().len(), 0);
     }
 
-    #[test]
-    fn registry_is_bounded() {
-        let r = Registry::new(Duration::from_secs(60), EventBus::new(16));
-        for i in 0..MAX_DEVICES {
-            r.update(&format!("d{i}"), "online").unwrap();
+    fn known(ids: &[&str], known_only: bool) -> DevicesConfig {
+        DevicesConfig {
+            known: ids
+                .iter()
+                .map(|i| (i.to_string(), vec![format!("room1/{i}_channel")]))
+                .collect(),
+            known_only,
+            ..DevicesConfig::default()
         }
-        assert!(matches!(
-            r.update("one-more", "online"),
-            Err(RegistryError::Full(_))
-        ));
-        assert_eq!(r.update("d1", "offline"), Ok(Presence::Offline));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_of_unknown_ids_never_hides_a_real_device() {
+        let r = Registry::from_config(&known(&["esp32_01"], false), EventBus::new(16));
+        assert_eq!(
+            r.get("esp32_01").unwrap().presence,
+            Presence::Offline,
+            "listed before it speaks"
+        );
+        for i in 0..200_000 {
+            r.update(&format!("flood{i}"), "online").unwrap();
+        }
+        let c = r.counts();
+        assert_eq!(
+            c.total,
+            MAX_UNKNOWN_DEVICES + 1,
+            "bounded: the known one plus the cap"
+        );
+        assert_eq!(c.unknown_ignored, 200_000 - MAX_UNKNOWN_DEVICES as u64);
+        assert!(
+            r.get("flood0").is_none(),
+            "the least recently seen went first"
+        );
+        assert!(r.get("flood199999").is_some());
+        // A real device that was not configured still gets in...
+        assert_eq!(r.update("esp32_07", "online"), Ok(Presence::Online));
+        assert_eq!(r.get("esp32_07").unwrap().presence, Presence::Online);
+        // ...and the configured one was never evicted.
+        assert_eq!(r.update("esp32_01", "online"), Ok(Presence::Online));
+        assert!(r.get("esp32_01").unwrap().known);
+        assert_eq!(r.ignored_recently(), Some(c.unknown_ignored + 1));
+        assert_eq!(r.owner_of("room1/esp32_01_channel"), Some("esp32_01"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn recently_seen_unknown_devices_are_kept() {
+        let r = Registry::new(Duration::from_secs(60), EventBus::new(16));
+        r.update("real", "online").unwrap();
+        for i in 0..5_000 {
+            r.update(&format!("flood{i}"), "online").unwrap();
+            if i % 500 == 0 {
+                // Its heartbeat keeps it among the most recent.
+                r.update("real", "online").unwrap();
+            }
+        }
+        assert!(r.get("real").is_some());
+    }
+
+    #[test]
+    fn known_only_ignores_unknown_ids() {
+        let r = Registry::from_config(&known(&["esp32_01"], true), EventBus::new(16));
+        assert_eq!(
+            r.update("intruder", "online"),
+            Err(RegistryError::NotKnown("intruder".into()))
+        );
+        assert_eq!(r.update("esp32_01", "online"), Ok(Presence::Online));
+        let c = r.counts();
+        assert_eq!((c.total, c.unknown_ignored), (1, 1));
     }
 }

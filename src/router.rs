@@ -4,9 +4,14 @@
 //! transitions) or nowhere. Nothing from the network can make it panic: bad
 //! input is logged with the reason and dropped.
 
+use std::sync::Mutex;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+
+use tracing::{debug, warn};
+
+use crate::ratelog;
+use crate::ratelog::{LogLimit, RateLog};
 
 use crate::config::{Config, Topics, TriggerConfig};
 use crate::feedback::{FeedbackTracker, Handled};
@@ -14,6 +19,15 @@ use crate::mqtt::InMessage;
 use crate::registry::Registry;
 use crate::scene::{EndReason, SceneController, SceneInput, StartError};
 use crate::topic::{self, device_id};
+
+/// At most 64 characters of something from the network, for a log line.
+fn short(s: &str) -> String {
+    let mut out: String = s.chars().take(64).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
+}
 
 /// Where a message went (for tests and debug logs).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +50,8 @@ pub enum RouterMode {
 }
 
 pub struct Router {
+    /// Warnings caused by what arrives from the network, rate-limited.
+    log: Mutex<RateLog>,
     mode: RouterMode,
     topics: Topics,
     default_scene: Option<String>,
@@ -54,6 +70,7 @@ impl Router {
         scenes: SceneController,
     ) -> Self {
         Router {
+            log: Mutex::new(RateLog::new(LogLimit::default())),
             mode,
             topics: config.topics(),
             default_scene: config.scenes.default.clone(),
@@ -65,9 +82,16 @@ impl Router {
     }
 
     pub async fn run(self, mut rx: mpsc::Receiver<InMessage>, cancel: CancellationToken) {
+        // Sums up what the rate limit left out, even when the flood stopped.
+        let mut summary = tokio::time::interval(LogLimit::default().window);
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
+                _ = summary.tick() => {
+                    for s in self.log.lock().unwrap().flush(tokio::time::Instant::now()) {
+                        warn!(target: "mqtt_handler", "{} more `{}` warning(s) in the last minute were not logged", s.count, s.source);
+                    }
+                }
                 m = rx.recv() => match m {
                     Some(m) => { self.handle(&m); }
                     None => return,
@@ -79,7 +103,15 @@ impl Router {
     /// Routes one message. Never panics.
     pub fn handle(&self, m: &InMessage) -> Route {
         let Ok(payload) = std::str::from_utf8(&m.payload) else {
-            warn!(target: "mqtt_handler", "Ignoring non-UTF-8 payload on {} ({} bytes)", m.topic, m.payload.len());
+            ratelog!(
+                self.log,
+                warn,
+                "mqtt_handler",
+                "non-UTF-8 payloads",
+                "Ignoring non-UTF-8 payload on {} ({} bytes)",
+                short(&m.topic),
+                m.payload.len()
+            );
             return Route::Rejected("payload is not UTF-8".into());
         };
         let topic = m.topic.as_str();
@@ -89,7 +121,14 @@ impl Router {
             return match self.registry.update(id, payload) {
                 Ok(_) => Route::Device,
                 Err(e) => {
-                    warn!(target: "mqtt_devices", "Ignoring {topic}: {e}");
+                    ratelog!(
+                        self.log,
+                        warn,
+                        "mqtt_devices",
+                        "device status",
+                        "Ignoring {}: {e}",
+                        short(topic)
+                    );
                     Route::Rejected(e.to_string())
                 }
             };
@@ -112,7 +151,13 @@ impl Router {
             Handled::NotFeedback => {}
             Handled::Confirmed(_) | Handled::Unmatched => return Route::Feedback,
             Handled::Invalid(e) => {
-                warn!(target: "mqtt_feedback", "Ignoring payload on {topic}: {e}");
+                ratelog!(
+                    self.log,
+                    warn,
+                    "mqtt_feedback",
+                    "feedback payloads",
+                    "Ignoring payload on {topic}: {e}"
+                );
                 return Route::Rejected(e);
             }
         }
@@ -129,7 +174,15 @@ impl Router {
                     .as_ref()
                     .is_none_or(|p| p.trim() == payload.trim())
             {
-                info!(target: "mqtt_handler", "Trigger {topic} = {} -> scene {}", payload.trim(), t.scene);
+                ratelog!(
+                    self.log,
+                    info,
+                    "mqtt_handler",
+                    "control",
+                    "Trigger {topic} = {} -> scene {}",
+                    short(payload.trim()),
+                    t.scene
+                );
                 self.start(&t.scene);
                 return Route::Trigger;
             }
@@ -141,12 +194,25 @@ impl Router {
     fn control(&self, topic: &str, payload: &str) -> Option<Route> {
         let p = payload.trim();
         if topic == self.topics.scene_start() || topic == self.topics.compat_start_scene() {
-            info!(target: "mqtt_handler", "Control: start scene {p:?} ({topic})");
+            ratelog!(
+                self.log,
+                info,
+                "mqtt_handler",
+                "control",
+                "Control: start scene {:?} ({topic})",
+                short(p)
+            );
             self.start(p);
             return Some(Route::Control);
         }
         if topic == self.topics.scene_stop() {
-            info!(target: "mqtt_handler", "Control: stop ({topic})");
+            ratelog!(
+                self.log,
+                info,
+                "mqtt_handler",
+                "control",
+                "Control: stop ({topic})"
+            );
             self.stop();
             return Some(Route::Control);
         }
@@ -160,14 +226,27 @@ impl Router {
                     None => match self.only_scene() {
                         Some(s) => self.start(&s),
                         None => {
-                            warn!(target: "mqtt_handler", "{topic} = START but no scenes.default is configured")
+                            ratelog!(
+                                self.log,
+                                warn,
+                                "mqtt_handler",
+                                "control",
+                                "{topic} = START but no scenes.default is configured"
+                            )
                         }
                     },
                 }
             } else if p.eq_ignore_ascii_case("STOP") {
                 self.stop();
             } else {
-                warn!(target: "mqtt_handler", "Ignoring {topic} = {p:?} (expected START or STOP)");
+                ratelog!(
+                    self.log,
+                    warn,
+                    "mqtt_handler",
+                    "control",
+                    "Ignoring {topic} = {:?} (expected START or STOP)",
+                    short(p)
+                );
                 return Some(Route::Rejected(format!("unexpected payload {p:?}")));
             }
             return Some(Route::Control);
@@ -189,10 +268,23 @@ impl Router {
         match self.scenes.start(name) {
             Ok(()) => {}
             Err(e @ StartError::AlreadyRunning(_)) => {
-                info!(target: "mqtt_handler", "Not starting {name:?}: {e}")
+                ratelog!(
+                    self.log,
+                    info,
+                    "mqtt_handler",
+                    "control",
+                    "Not starting {name:?}: {e}"
+                )
             }
             Err(e) => {
-                warn!(target: "mqtt_handler", "Not starting {:?}: {e}", name.chars().take(64).collect::<String>())
+                ratelog!(
+                    self.log,
+                    warn,
+                    "mqtt_handler",
+                    "control",
+                    "Not starting {:?}: {e}",
+                    short(name)
+                )
             }
         }
     }

@@ -333,6 +333,7 @@ pub fn start(
             capacity: settings.queue_size,
             retry_limit: settings.retry_limit,
             ack_timeout: settings.ack_timeout,
+            answer_limit: answer_limit(&settings),
         })),
         wake: Notify::new(),
         wanted: Mutex::new(Vec::new()),
@@ -548,6 +549,12 @@ impl MqttHandle {
             _ => left(),
         }
     }
+}
+
+/// How long an answer may take while the broker keeps sending other
+/// traffic: two keep-alive periods, at least ten `ack_timeout`s.
+fn answer_limit(s: &MqttSettings) -> Duration {
+    (s.keep_alive * 2).max(s.ack_timeout * 10)
 }
 
 pub(crate) fn unix_now() -> f64 {

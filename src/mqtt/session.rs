@@ -150,8 +150,12 @@ pub struct Limits {
     pub capacity: usize,
     /// `message_retry_limit`: resends after the first attempt.
     pub retry_limit: u32,
-    /// A PUBACK later than this marks the broker dead.
+    /// A PUBACK or PINGRESP later than this, with the broker silent
+    /// meanwhile, marks the broker dead.
     pub ack_timeout: Duration,
+    /// An answer later than this marks the broker dead even while it
+    /// sends other traffic (it talks but does not answer).
+    pub answer_limit: Duration,
 }
 
 /// The delivery state machine.
@@ -165,6 +169,8 @@ pub struct Session {
     last_ack: Option<Instant>,
     /// A PINGREQ on the current connection still waiting for its PINGRESP.
     ping: Option<Instant>,
+    /// The last packet of any kind from the broker on this connection.
+    heard: Option<Instant>,
 }
 
 /// Why the session declares the broker dead.
@@ -193,6 +199,7 @@ impl Session {
             next_id: 1,
             last_ack: None,
             ping: None,
+            heard: None,
         }
     }
 
@@ -337,34 +344,47 @@ impl Session {
         self.ping = None;
     }
 
-    /// When the broker must have answered (the oldest PUBACK or PINGRESP
-    /// still outstanding, plus `ack_timeout`).
+    /// A packet of any kind arrived from the broker: it is alive, even if
+    /// the answers we wait for are still queued behind what it sends.
+    pub fn heard(&mut self, now: Instant) {
+        self.heard = Some(now);
+    }
+
+    /// The oldest answer still outstanding: when it was asked for, and
+    /// what it is.
+    fn oldest_question(&self) -> Option<(Instant, Verdict)> {
+        let msg = self.inflight.iter().min_by_key(|f| f.sent).map(|f| {
+            (
+                f.sent,
+                Verdict::NoPuback {
+                    topic: f.msg.topic.clone(),
+                },
+            )
+        });
+        let ping = self.ping.map(|p| (p, Verdict::NoPingResp));
+        match (msg, ping) {
+            (Some(m), Some(p)) => Some(if p.0 < m.0 { p } else { m }),
+            (m, p) => m.or(p),
+        }
+    }
+
+    /// When the broker is dead unless something arrives first: the oldest
+    /// outstanding PUBACK or PINGRESP plus `ack_timeout`, counted from the
+    /// last packet the broker sent (a flood of incoming messages can delay
+    /// an answer on our side, which is no sign of a dead broker), and at
+    /// the latest `answer_limit` after asking.
     pub fn deadline(&self) -> Option<Instant> {
-        self.inflight
-            .iter()
-            .map(|f| f.sent)
-            .chain(self.ping)
-            .min()
-            .map(|t| t + self.limits.ack_timeout)
+        let asked = self.oldest_question()?.0;
+        let silent_since = self.heard.map_or(asked, |h| h.max(asked));
+        Some((silent_since + self.limits.ack_timeout).min(asked + self.limits.answer_limit))
     }
 
     /// The seed 003 rule, applied to messages and pings alike: an answer
-    /// later than `ack_timeout` means the broker is dead.
+    /// later than `ack_timeout` while the broker is silent means the broker
+    /// is dead (see [`Session::deadline`]).
     pub fn verdict(&self, now: Instant) -> Option<Verdict> {
-        let late = |t: Instant| now >= t + self.limits.ack_timeout;
-        let msg = self
-            .inflight
-            .iter()
-            .filter(|f| late(f.sent))
-            .min_by_key(|f| f.sent);
-        match (msg, self.ping.filter(|p| late(*p))) {
-            (Some(f), Some(p)) if p < f.sent => Some(Verdict::NoPingResp),
-            (Some(f), _) => Some(Verdict::NoPuback {
-                topic: f.msg.topic.clone(),
-            }),
-            (None, Some(_)) => Some(Verdict::NoPingResp),
-            (None, None) => None,
-        }
+        let deadline = self.deadline()?;
+        (now >= deadline).then(|| self.oldest_question().expect("a deadline has a question").1)
     }
 
     /// The connection is gone: unacknowledged messages go back to the head
@@ -372,6 +392,7 @@ impl Session {
     /// the retry limit are given up; if the queue overflows, the oldest go.
     pub fn connection_lost(&mut self) -> Discarded {
         self.ping = None;
+        self.heard = None;
         let mut back: Vec<Queued> = self.inflight.drain(..).map(|f| f.msg).collect();
         back.sort_by_key(|q| q.id);
         let mut out = Discarded::default();
@@ -424,12 +445,14 @@ mod tests {
     use super::*;
 
     const ACK: Duration = Duration::from_millis(500);
+    const LIMIT: Duration = Duration::from_secs(10);
 
     fn session(capacity: usize, retry_limit: u32) -> Session {
         Session::new(Limits {
             capacity,
             retry_limit,
             ack_timeout: ACK,
+            answer_limit: LIMIT,
         })
     }
 
@@ -686,6 +709,33 @@ mod tests {
             Some(Duration::from_secs(2)),
             "counted from the last acknowledgement"
         );
+    }
+
+    #[test]
+    fn a_broker_that_keeps_talking_is_not_dead_until_the_answer_limit() {
+        let t0 = Instant::now();
+        let mut s = session(10, 3);
+        cue(&mut s, "a", t0);
+        send_all(&mut s, t0, 1);
+        // An incoming flood: packets keep arriving, the PUBACK is queued
+        // behind them.
+        let mut t = t0;
+        while t < t0 + Duration::from_secs(3) {
+            t += Duration::from_millis(100);
+            s.heard(t);
+            assert_eq!(s.verdict(t), None, "alive at {:?}", t - t0);
+        }
+        // Then silence: dead ack_timeout after the last packet.
+        assert_eq!(s.deadline(), Some(t + ACK));
+        assert_eq!(s.verdict(t + ACK - Duration::from_millis(1)), None);
+        assert!(matches!(s.verdict(t + ACK), Some(Verdict::NoPuback { .. })));
+        // A broker that talks forever but never answers is dead at the limit.
+        let mut s = session(10, 3);
+        cue(&mut s, "a", t0);
+        send_all(&mut s, t0, 1);
+        s.heard(t0 + LIMIT);
+        assert_eq!(s.deadline(), Some(t0 + LIMIT));
+        assert!(s.verdict(t0 + LIMIT).is_some());
     }
 
     #[test]

@@ -45,7 +45,7 @@ use super::{
     ConnectionState, ConnectionStatus, Control, InMessage, MqttSettings, Shared, bump, probe,
     unix_now,
 };
-use crate::ratelog_warn;
+use crate::ratelog;
 use crate::topic;
 
 /// At most this many of our messages are in flight at once (less when the
@@ -697,12 +697,16 @@ impl Supervisor {
     fn on_event(&mut self, conn: &mut Conn, event: Event) -> Option<PollError> {
         let c = &self.shared.counters;
         let now = Instant::now();
+        if matches!(event, Event::Incoming(_)) {
+            self.shared.session.lock().unwrap().heard(now);
+        }
         match event {
             Event::Incoming(Packet::Publish(p)) => {
                 bump(&c.messages_received, 1);
                 let Ok(topic) = String::from_utf8(p.topic.to_vec()) else {
-                    ratelog_warn!(
+                    ratelog!(
                         self.shared.log,
+                        warn,
                         "mqtt",
                         "bad topic",
                         "Ignoring a message whose topic is not UTF-8"
@@ -735,8 +739,9 @@ impl Supervisor {
                 if let Err(e) = self.incoming.try_send(msg) {
                     bump(&c.incoming_dropped, 1);
                     if let mpsc::error::TrySendError::Full(m) = e {
-                        ratelog_warn!(
+                        ratelog!(
                             self.shared.log,
+                            warn,
                             "mqtt",
                             "incoming full",
                             "Incoming queue full; dropped message on {}",

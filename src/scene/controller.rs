@@ -88,7 +88,7 @@ impl SceneController {
             .inner
             .scenes
             .get(name)
-            .ok_or_else(|| StartError::NotFound(name.to_string()))?;
+            .ok_or_else(|| StartError::NotFound(name.chars().take(64).collect()))?;
         let mut cur = self.inner.current.lock().unwrap();
         if let Some(r) = cur.as_ref() {
             return Err(StartError::AlreadyRunning(r.scene.name.clone()));

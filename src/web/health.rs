@@ -69,6 +69,11 @@ pub fn health(s: &AppState) -> Health {
     if devices.stale > 0 {
         degraded.push(format!("{} device(s) stale", devices.stale));
     }
+    if let Some(n) = r.registry.ignored_recently() {
+        degraded.push(format!(
+            "{n} unknown device id(s) ignored (a flood of made-up ids, or devices missing from devices.known)"
+        ));
+    }
     let recent = r.feedback.history(RECENT_FEEDBACK);
     let bad = recent.iter().filter(|f| f.result != Outcome::Ok).count();
     if bad > 0 {

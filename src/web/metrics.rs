@@ -135,6 +135,26 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             "messages received",
             c(st.messages_received),
         ),
+        (
+            "mqtt_incoming_dropped_total",
+            "received messages dropped because the router fell behind",
+            c(st.incoming_dropped),
+        ),
+        (
+            "mqtt_duplicates_dropped_total",
+            "extra copies from overlapping subscriptions, dropped",
+            c(st.duplicates_dropped),
+        ),
+        (
+            "mqtt_oversize_packets_total",
+            "packets over the size limit (refused, or breaking a connection)",
+            c(st.oversize_packets),
+        ),
+        (
+            "mqtt_takeovers_total",
+            "connections closed because another client used our client id",
+            c(st.takeovers),
+        ),
     ] {
         o.one(name, "counter", help, v);
     }
@@ -149,6 +169,18 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         "gauge",
         "messages sent and not yet acknowledged",
         st.inflight as f64,
+    );
+    o.one(
+        "mqtt_subscriptions_active",
+        "gauge",
+        "filters the broker has accepted",
+        st.subscriptions_active as f64,
+    );
+    o.one(
+        "mqtt_subscriptions_refused",
+        "gauge",
+        "filters the broker refused",
+        st.subscriptions_refused.len() as f64,
     );
     o.one(
         "mqtt_consecutive_failures",
@@ -209,6 +241,12 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             ("presence=\"offline\"", d.offline as f64),
             ("presence=\"stale\"", d.stale as f64),
         ],
+    );
+    o.one(
+        "devices_unknown_ignored_total",
+        "counter",
+        "unknown device ids ignored (devices.known_only) or forgotten to make room",
+        d.unknown_ignored as f64,
     );
     o.one(
         "scene_running",

@@ -1,0 +1,343 @@
+//! Hostile or broken traffic on the broker (issue: "must never knock a room
+//! over"), measured from outside with independent clients on real
+//! Mosquitto brokers.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::*;
+use roomctl::app::{Role, Room};
+use roomctl::broker::Mosquitto;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// `n` cues, 100 ms apart, each with a unique message.
+fn cue_scene(name: &str, n: usize) -> String {
+    let mut s = format!("name: {name}\nactions:\n");
+    for i in 0..n {
+        let ch = ["light", "steam", "motor"][i % 3];
+        s.push_str(&format!(
+            "  - {{ at: {:.1}, topic: room1/{ch}, message: C{i} }}\n",
+            i as f64 * 0.1
+        ));
+    }
+    s
+}
+
+/// How often each cue (`C<i>`) was seen.
+fn cue_counts(msgs: &[roomctl::mqtt::InMessage]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for m in msgs {
+        let t = text(m);
+        if t.starts_with('C') {
+            *out.entry(t).or_default() += 1;
+        }
+    }
+    out
+}
+
+fn assert_each_cue_once(counts: &BTreeMap<String, usize>, n: usize) {
+    let missing: Vec<String> = (0..n)
+        .map(|i| format!("C{i}"))
+        .filter(|c| !counts.contains_key(c))
+        .collect();
+    let doubled: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(missing.is_empty(), "cues lost: {missing:?}");
+    assert!(doubled.is_empty(), "cues sent more than once: {doubled:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_oversize_messages_cause_no_reconnect_storm_and_cues_stay_exact() {
+    init_logs();
+    let b = Mosquitto::start().await.unwrap();
+    let cancel = CancellationToken::new();
+    // Planted before the daemon starts, on three topics it subscribes to.
+    let big = vec![b'z'; 400 * 1024];
+    raw_publish(
+        b.port(),
+        &[
+            ("devices/x/status", big.clone(), true),
+            ("room7/status", big.clone(), true),
+            ("roomctl/room1/scene/start", big, true),
+        ],
+    )
+    .await;
+    let (_o, mut seen) = observer(b.port(), "room1/#", &cancel).await;
+
+    let site = site(&[b.port()], &[("cues.yaml", &cue_scene("cues", 20))], "");
+    let (config, scenes) = site.load();
+    let room = Room::start(config, scenes, Role::Daemon);
+    assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
+    room.scenes.start("cues").unwrap();
+    room.scenes.wait_idle().await;
+
+    let got = collect_until(&mut seen, Duration::from_secs(10), |_| false).await;
+    assert_each_cue_once(&cue_counts(&got), 20);
+    let st = room.mqtt.stats();
+    assert!(
+        st.total_connections <= 2,
+        "{} connections in 10 s: {st:?}",
+        st.total_connections
+    );
+    assert_eq!(st.total_disconnections, 0, "{st:?}");
+    room.shutdown(Role::Daemon).await;
+    cancel.cancel();
+}
+
+/// A broker that accepts every MQTT 5 client and drops it right after the
+/// CONNACK (what an oversize message used to cause). Counts connections.
+async fn flapping_broker() -> (u16, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                if s.read(&mut buf).await.unwrap_or(0) > 0 {
+                    // CONNACK: no session, success, no properties.
+                    let _ = s.write_all(&[0x20, 0x03, 0x00, 0x00, 0x00]).await;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            });
+        }
+    });
+    (port, count)
+}
+
+#[tokio::test]
+async fn a_connection_that_dies_right_after_connack_backs_off_like_a_failure() {
+    init_logs();
+    let (port, count) = flapping_broker().await;
+    let cancel = CancellationToken::new();
+    let mut s = settings("flap", &[port]);
+    s.backoff.initial = Duration::from_millis(200);
+    s.backoff.max = Duration::from_secs(5);
+    let (h, _rx) = mqtt_start(s, cancel.child_token());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let n = count.load(Ordering::SeqCst);
+    // 0.2 + 0.4 + 0.8 + 1.6 + 3.2 s of backoff: about six attempts in 5 s.
+    assert!(n <= 8, "{n} connections in 5 s: a reconnect storm");
+    assert!(n >= 3, "only {n} connections: not retrying at all?");
+    assert!(h.stats().consecutive_failures >= 3, "{:?}", h.stats());
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_flood_never_hides_a_real_device() {
+    init_logs();
+    // The broker keeps every message for the daemon (its default would
+    // drop QoS 1 messages beyond 1000 queued).
+    let b = Mosquitto::start_with("max_queued_messages 0")
+        .await
+        .unwrap();
+    let site = site(
+        &[b.port()],
+        &[(
+            "a.yaml",
+            "actions: [{at: 0, topic: room1/light, message: 'ON'}]\n",
+        )],
+        "devices:\n  known: {esp32_01: [room1/light]}\n",
+    );
+    let (config, scenes) = site.load();
+    let room = Room::start(config, scenes, Role::Daemon);
+    assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
+    let flood: Vec<(String, Vec<u8>, bool)> = (0..20_000)
+        .map(|i| (format!("devices/fake{i}/status"), b"online".to_vec(), false))
+        .collect();
+    let flood: Vec<(&str, Vec<u8>, bool)> = flood
+        .iter()
+        .map(|(t, p, r)| (t.as_str(), p.clone(), *r))
+        .collect();
+    raw_publish(b.port(), &flood).await;
+    // Every fake id is either forgotten to make room, or dropped before the
+    // router because the flood outran it (bounded, never stalling).
+    let expected = 20_000 - roomctl::registry::MAX_UNKNOWN_DEVICES as u64;
+    eventually(Duration::from_secs(30), "the flood to be routed", || {
+        room.registry.counts().unknown_ignored + room.mqtt.stats().incoming_dropped >= expected
+    })
+    .await;
+    let c = room.registry.counts();
+    assert_eq!(c.total, roomctl::registry::MAX_UNKNOWN_DEVICES + 1, "{c:?}");
+    assert!(room.registry.ignored_recently().is_some());
+
+    // Then two real ESP32s come online: one configured, one not.
+    raw_publish(
+        b.port(),
+        &[
+            ("devices/esp32_01/status", b"online".to_vec(), true),
+            ("devices/esp32_09/status", b"online".to_vec(), true),
+        ],
+    )
+    .await;
+    eventually(Duration::from_secs(5), "the real devices", || {
+        room.registry.get("esp32_09").is_some()
+            && room
+                .registry
+                .get("esp32_01")
+                .is_some_and(|d| d.messages > 0)
+    })
+    .await;
+    assert!(room.registry.counts().total <= roomctl::registry::MAX_UNKNOWN_DEVICES + 1);
+    room.shutdown(Role::Daemon).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_volume_stays_bounded_under_a_garbage_flood() {
+    init_logs();
+    let b = Mosquitto::start_with("max_queued_messages 0")
+        .await
+        .unwrap();
+    let site = site(
+        &[b.port()],
+        &[(
+            "a.yaml",
+            "name: a\nactions: [{at: 0, topic: room1/light, message: 'ON'}]\n",
+        )],
+        "",
+    );
+    let log_path = site.dir.path().join("stderr.log");
+    let mut daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomctl"))
+        .args(["run", "-c", site.config.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let (_o, mut status) =
+        observer(b.port(), "roomctl/room1/status", &CancellationToken::new()).await;
+    collect_until(&mut status, Duration::from_secs(10), |g| {
+        g.iter().any(|m| text(m) == "online")
+    })
+    .await;
+
+    const N: usize = 100_000;
+    let topics: Vec<String> = (0..N)
+        .map(|i| match i % 5 {
+            0 => format!("devices/flood{i}/status"),
+            1 => "room1/status".to_string(),
+            2 => "roomctl/room1/scene/start".to_string(),
+            3 => format!("devices/bin{i}/status"),
+            _ => "room1/scene".to_string(),
+        })
+        .collect();
+    let flood: Vec<(&str, Vec<u8>, bool)> = topics
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let p = match i % 5 {
+                0 => b"online".to_vec(),
+                1 => format!("garbage {i}").into_bytes(),
+                2 => format!("no such scene {i}").into_bytes(),
+                3 => vec![0xff, 0xfe, (i % 251) as u8],
+                _ => b"DANCE".to_vec(),
+            };
+            (t.as_str(), p, false)
+        })
+        .collect();
+    let before = std::fs::metadata(&log_path).unwrap().len();
+    raw_publish(b.port(), &flood).await;
+    // Until the daemon itself says it has received the whole flood.
+    let metrics = format!("http://127.0.0.1:{}/metrics", site.web_port);
+    let metric = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+        let received = metric(&text, "roomctl_mqtt_messages_received_total");
+        if received >= N as f64 {
+            // A flood delays answers on our side; it is no reason to think
+            // the broker dead and reconnect (which would lose its queue).
+            assert_eq!(
+                metric(&text, "roomctl_mqtt_connections_total"),
+                1.0,
+                "{text}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {received} of {N} received; log:\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // (At most the router's queue, 1024 messages, may still be unrouted:
+    // nothing that changes a bound of this size.)
+    let grown = std::fs::metadata(&log_path).unwrap().len() - before;
+    let _ = daemon.start_kill();
+    let _ = daemon.wait().await;
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    eprintln!("{grown} bytes of log for {N} garbage messages:\n{log}");
+    assert!(
+        grown < 1_000_000,
+        "{grown} bytes of log for {N} garbage messages; the last lines:\n{}",
+        log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+    );
+    assert!(
+        log.contains("Ignoring"),
+        "garbage must still be logged (first lines)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failback_mid_scene_sends_every_cue_exactly_once() {
+    init_logs();
+    let primary = Mosquitto::start().await.unwrap();
+    let backup = Mosquitto::start().await.unwrap();
+    let cancel = CancellationToken::new();
+    // The primary is reachable only through a proxy that is not there yet.
+    let gate = roomctl::broker::free_port().unwrap();
+    let (_oa, mut on_primary) = observer(primary.port(), "room1/#", &cancel).await;
+    let (_ob, mut on_backup) = observer(backup.port(), "room1/#", &cancel).await;
+
+    let site = site(
+        &[gate, backup.port()],
+        &[("cues.yaml", &cue_scene("cues", 40))],
+        "",
+    );
+    let (mut config, scenes) = site.load();
+    config.mqtt.health_check_interval = Duration::from_millis(300);
+    let room = Room::start(config, scenes, Role::Daemon);
+    assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
+    assert_eq!(room.mqtt.status().broker_priority_index, Some(2));
+
+    room.scenes.start("cues").unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let _proxy = Proxy::start(gate, primary.port()).await;
+    room.scenes.wait_idle().await;
+    let mut w = room.mqtt.watch();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        w.wait_for(|s| s.broker_priority_index == Some(1)),
+    )
+    .await
+    .expect("no failback")
+    .unwrap();
+
+    let mut all = collect_until(&mut on_primary, Duration::from_secs(1), |_| false).await;
+    all.extend(collect_until(&mut on_backup, Duration::from_secs(1), |_| false).await);
+    let counts = cue_counts(&all);
+    assert_each_cue_once(&counts, 40);
+    let st = room.mqtt.stats();
+    assert_eq!(st.failovers, 1, "{st:?}");
+    assert_eq!(
+        st.messages_resent, 0,
+        "a clean switch resends nothing: {st:?}"
+    );
+    room.shutdown(Role::Daemon).await;
+    cancel.cancel();
+}
