@@ -100,20 +100,18 @@ async fn cue_timing(r: &mut Report) {
     let scene = parse_scene(&text, std::path::Path::new("b.json"), &ctx())
         .unwrap()
         .0;
-    let sink = Stamp {
+    let sink = Arc::new(Stamp {
         t: Mutex::new(Vec::new()),
-    };
-    let (_tx, mut rx) = tokio::sync::mpsc::channel(1);
-    let bus = EventBus::new(16);
-    let progress = Mutex::new(Progress::default());
+    });
+    let (_tx, rx) = tokio::sync::mpsc::channel(1);
     let start = Instant::now();
     Runner {
-        scene: &scene,
-        sink: &sink,
-        events: &bus,
-        progress: &progress,
+        scene: Arc::new(scene),
+        sink: sink.clone(),
+        events: EventBus::new(16),
+        progress: Arc::new(Mutex::new(Progress::default())),
     }
-    .run(&mut rx, &CancellationToken::new())
+    .run(rx, CancellationToken::new())
     .await;
     let t = sink.t.lock().unwrap();
     let mut errs: Vec<f64> = t
@@ -262,6 +260,7 @@ async fn router(r: &mut Report) {
             t: Mutex::new(vec![]),
         }),
         bus,
+        tokio_util::task::TaskTracker::new(),
     );
     let router = Router::new(&cfg, RouterMode::Daemon, registry, feedback, scenes);
     let msgs: Vec<InMessage> = (0..1000)

@@ -149,7 +149,7 @@ impl Room {
             timeout: config.feedback.timeout,
             max_age: config.mqtt.message_max_age,
         });
-        let scenes = SceneController::new(scenes, sink, events.clone());
+        let scenes = SceneController::new(scenes, sink, events.clone(), tasks.clone());
         let mode = match role {
             Role::Daemon => RouterMode::Daemon,
             Role::Player => RouterMode::Observer,

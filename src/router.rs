@@ -290,10 +290,8 @@ impl Router {
     }
 
     fn stop(&self) {
-        let scenes = self.scenes.clone();
-        tokio::spawn(async move {
-            scenes.stop(EndReason::Stopped).await;
-        });
+        // The end sequence runs in the scene's own task.
+        self.scenes.request_stop(EndReason::Stopped);
     }
 }
 
@@ -334,6 +332,7 @@ mod tests {
             SceneSet::new([mk("intro"), mk("outro")]),
             rec.clone(),
             bus.clone(),
+            tokio_util::task::TaskTracker::new(),
         );
         let registry = Registry::new(Duration::from_secs(60), bus.clone());
         let feedback = FeedbackTracker::new(

@@ -1,7 +1,15 @@
 //! One scene at a time: starts a scene, forwards events to it, stops it, and
 //! always finishes with the end-of-scene sequence (the scene's `on_stop`
 //! actions, then everything off: `ROOM/STOP`, audio fade-out, video idle).
+//!
+//! Each scene runs as two tracked tasks: the runner, and a supervising task
+//! that awaits it and then runs the end sequence. A runner that panics is
+//! seen there as a failed task, so the scene still ends normally; should the
+//! supervising task itself be dropped (runtime shutdown), its drop guard
+//! frees the controller, so a later start is never refused for a scene that
+//! no longer runs.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -9,17 +17,26 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use super::runner::{Progress, RunEnd, Runner};
-use super::{ActionSink, EndReason, SceneEvent, SceneInput, SceneRef, SceneSet};
+use super::{ActionSink, EndReason, SceneEvent, SceneInput, SceneRef, SceneSet, Trigger};
 use crate::events::{Event, EventBus};
 use crate::mqtt::unix_now;
+use crate::ratelog::{LogLimit, RateLog};
+use crate::{ratelog, topic};
 
+/// How many inputs may wait for the running scene.
+const INPUT_CAPACITY: usize = 64;
+
+/// Why a scene did not start.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum StartError {
+    /// No scene has that name.
     #[error("no scene named `{0}`")]
     NotFound(String),
+    /// One scene at a time.
     #[error("scene `{0}` is running; stop it first")]
     AlreadyRunning(String),
 }
@@ -27,15 +44,56 @@ pub enum StartError {
 /// The running scene, for `/api/status`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SceneStatus {
+    /// Scene name.
     pub name: String,
+    /// Current state.
     pub state: String,
     /// Unix time it started.
     pub started: f64,
+    /// Seconds since it started.
     pub elapsed: f64,
     /// Seconds; none when the end depends on events.
     pub duration: Option<f64>,
+    /// Actions executed so far.
     pub actions_done: usize,
+    /// Actions in the scene (every state).
     pub actions_total: usize,
+}
+
+/// What a scene's transitions can react to: only such inputs are passed on.
+#[derive(Debug, Default)]
+struct Listens {
+    mqtt: Vec<String>,
+    audio_end: bool,
+    video_end: bool,
+}
+
+impl Listens {
+    fn of(scene: &SceneRef) -> Self {
+        let mut l = Listens::default();
+        let all = scene
+            .states
+            .values()
+            .flat_map(|s| s.transitions.iter())
+            .chain(scene.global_events.iter());
+        for t in all {
+            match &t.trigger {
+                Trigger::MqttMessage { topic, .. } => l.mqtt.push(topic.clone()),
+                Trigger::AudioEnd(_) => l.audio_end = true,
+                Trigger::VideoEnd(_) => l.video_end = true,
+                Trigger::Timeout(_) | Trigger::Always => {}
+            }
+        }
+        l
+    }
+
+    fn wants(&self, input: &SceneInput) -> bool {
+        match input {
+            SceneInput::Mqtt { topic, .. } => self.mqtt.iter().any(|f| topic::matches(f, topic)),
+            SceneInput::AudioEnd(_) => self.audio_end,
+            SceneInput::VideoEnd(_) => self.video_end,
+        }
+    }
 }
 
 struct Running {
@@ -45,6 +103,7 @@ struct Running {
     /// Why it was cancelled (stop vs shutdown).
     reason: Arc<Mutex<Option<EndReason>>>,
     inputs: mpsc::Sender<SceneInput>,
+    listens: Listens,
     progress: Arc<Mutex<Progress>>,
     start: Instant,
     started: f64,
@@ -55,8 +114,10 @@ struct Inner {
     scenes: SceneSet,
     sink: Arc<dyn ActionSink>,
     events: EventBus,
+    tasks: TaskTracker,
     current: Mutex<Option<Running>>,
     next_id: AtomicU64,
+    log: Mutex<RateLog>,
 }
 
 /// Cheap to clone.
@@ -65,19 +126,108 @@ pub struct SceneController {
     inner: Arc<Inner>,
 }
 
+/// Frees the controller and announces the end, whatever happens to the
+/// task that holds it.
+struct EndGuard {
+    ctl: SceneController,
+    id: u64,
+    scene: SceneRef,
+    start: Instant,
+    done: Option<watch::Sender<bool>>,
+}
+
+impl EndGuard {
+    /// The end-of-scene sequence; a sink that panics does not stop it.
+    fn finish(&mut self, reason: EndReason) {
+        let inner = &self.ctl.inner;
+        let name = &self.scene.name;
+        for a in &self.scene.on_stop {
+            let run = catch_unwind(AssertUnwindSafe(|| inner.sink.execute(name, a)));
+            if run.is_err() {
+                error!(target: "scene", "Scene {name}: an on_stop action failed: {} = {}", a.topic, a.message);
+                continue;
+            }
+            inner.events.publish(Event::Scene(SceneEvent::Action {
+                scene: name.clone(),
+                state: "on_stop".into(),
+                elapsed: self.start.elapsed().as_secs_f64(),
+                kind: a.kind_name().into(),
+                topic: a.topic.clone(),
+                message: a.message.clone(),
+                feedback: a.feedback,
+            }));
+        }
+        if catch_unwind(AssertUnwindSafe(|| inner.sink.all_off(Some(name)))).is_err() {
+            error!(target: "scene", "Scene {name}: switching everything off failed");
+        }
+        self.release(reason);
+    }
+
+    /// Frees the controller, announces the end, wakes waiters.
+    fn release(&mut self, reason: EndReason) {
+        let Some(done) = self.done.take() else {
+            return;
+        };
+        {
+            let mut cur = self
+                .ctl
+                .inner
+                .current
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if cur.as_ref().is_some_and(|r| r.id == self.id) {
+                *cur = None;
+            }
+        }
+        let elapsed = self.start.elapsed().as_secs_f64();
+        info!(target: "scene", "Scene {} ended ({reason}) after {elapsed:.3}s", self.scene.name);
+        self.ctl
+            .inner
+            .events
+            .publish(Event::Scene(SceneEvent::Ended {
+                scene: self.scene.name.clone(),
+                reason,
+                elapsed,
+            }));
+        let _ = done.send(true);
+    }
+}
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        if self.done.is_none() {
+            return;
+        }
+        if std::thread::panicking() {
+            self.release(EndReason::Error("the scene task failed".into()));
+        } else {
+            self.finish(EndReason::Shutdown);
+        }
+    }
+}
+
 impl SceneController {
-    pub fn new(scenes: SceneSet, sink: Arc<dyn ActionSink>, events: EventBus) -> Self {
+    /// A controller for `scenes` whose scene tasks run on `tasks`.
+    pub fn new(
+        scenes: SceneSet,
+        sink: Arc<dyn ActionSink>,
+        events: EventBus,
+        tasks: TaskTracker,
+    ) -> Self {
         SceneController {
             inner: Arc::new(Inner {
                 scenes,
                 sink,
                 events,
+                tasks,
                 current: Mutex::new(None),
                 next_id: AtomicU64::new(1),
+                log: Mutex::new(RateLog::new(LogLimit::default())),
             }),
         }
     }
 
+    /// The loaded scenes.
     pub fn scenes(&self) -> &SceneSet {
         &self.inner.scenes
     }
@@ -96,17 +246,19 @@ impl SceneController {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let cancel = CancellationToken::new();
         let reason = Arc::new(Mutex::new(None));
-        let (tx, rx) = mpsc::channel(64);
+        let (tx, rx) = mpsc::channel(INPUT_CAPACITY);
         let progress = Arc::new(Mutex::new(Progress::default()));
         let (done_tx, done_rx) = watch::channel(false);
+        let start = Instant::now();
         *cur = Some(Running {
             id,
             scene: scene.clone(),
             cancel: cancel.clone(),
             reason: reason.clone(),
             inputs: tx,
+            listens: Listens::of(&scene),
             progress: progress.clone(),
-            start: Instant::now(),
+            start,
             started: unix_now(),
             done: done_rx,
         });
@@ -116,103 +268,99 @@ impl SceneController {
         self.inner.events.publish(Event::Scene(SceneEvent::Started {
             scene: scene.name.clone(),
         }));
-        let this = self.clone();
-        tokio::spawn(async move {
-            let start = Instant::now();
-            let mut rx = rx;
-            let end = Runner {
-                scene: &scene,
-                sink: &*this.inner.sink,
-                events: &this.inner.events,
-                progress: &progress,
+        let runner = self.inner.tasks.spawn(
+            Runner {
+                scene: scene.clone(),
+                sink: self.inner.sink.clone(),
+                events: self.inner.events.clone(),
+                progress,
             }
-            .run(&mut rx, &cancel)
-            .await;
-            let reason = match end {
-                RunEnd::Completed => EndReason::Completed,
-                RunEnd::Cancelled => reason.lock().unwrap().take().unwrap_or(EndReason::Stopped),
-                RunEnd::Error(e) => {
-                    error!(target: "scene", "Scene {} failed: {e}", scene.name);
+            .run(rx, cancel),
+        );
+        let mut guard = EndGuard {
+            ctl: self.clone(),
+            id,
+            scene,
+            start,
+            done: Some(done_tx),
+        };
+        self.inner.tasks.spawn(async move {
+            let name = guard.scene.name.clone();
+            let end = match runner.await {
+                Ok(RunEnd::Completed) => EndReason::Completed,
+                Ok(RunEnd::Cancelled) => {
+                    reason.lock().unwrap().take().unwrap_or(EndReason::Stopped)
+                }
+                Ok(RunEnd::Error(e)) => {
+                    error!(target: "scene", "Scene {name} failed: {e}");
                     EndReason::Error(e)
                 }
-            };
-            this.finish(&scene, reason, start);
-            {
-                let mut cur = this.inner.current.lock().unwrap();
-                if cur.as_ref().is_some_and(|r| r.id == id) {
-                    *cur = None;
+                Err(e) if e.is_panic() => {
+                    let why = panic_text(e.into_panic());
+                    error!(target: "scene", "Scene {name} crashed: {why}");
+                    EndReason::Error(format!("the scene crashed: {why}"))
                 }
-            }
-            let _ = done_tx.send(true);
+                Err(_) => EndReason::Shutdown,
+            };
+            guard.finish(end);
         });
         Ok(())
     }
 
-    /// The end-of-scene sequence.
-    fn finish(&self, scene: &SceneRef, reason: EndReason, start: Instant) {
-        for a in &scene.on_stop {
-            self.inner.sink.execute(&scene.name, a);
-            self.inner.events.publish(Event::Scene(SceneEvent::Action {
-                scene: scene.name.clone(),
-                state: "on_stop".into(),
-                elapsed: start.elapsed().as_secs_f64(),
-                kind: a.kind_name().into(),
-                topic: a.topic.clone(),
-                message: a.message.clone(),
-                feedback: a.feedback,
-            }));
-        }
-        self.inner.sink.all_off(Some(&scene.name));
-        let elapsed = start.elapsed().as_secs_f64();
-        info!(target: "scene", "Scene {} ended ({reason}) after {elapsed:.3}s", scene.name);
-        self.inner.events.publish(Event::Scene(SceneEvent::Ended {
-            scene: scene.name.clone(),
-            reason,
-            elapsed,
-        }));
-    }
-
-    /// Stops the running scene and waits for its end sequence. With no
-    /// scene running, a `Stopped` request still switches everything off
-    /// (the panic button); `Shutdown` does nothing. Returns the scene stopped.
-    pub async fn stop(&self, reason: EndReason) -> Option<String> {
+    /// Asks the running scene to stop; its end sequence runs in its own
+    /// task. With no scene running, a `Stopped` request still switches
+    /// everything off (the panic button); `Shutdown` does nothing. Returns
+    /// the scene asked to stop.
+    pub fn request_stop(&self, reason: EndReason) -> Option<String> {
         let running = {
             let cur = self.inner.current.lock().unwrap();
             cur.as_ref().map(|r| {
                 *r.reason.lock().unwrap() = Some(reason.clone());
                 r.cancel.cancel();
-                (r.scene.name.clone(), r.done.clone())
+                r.scene.name.clone()
             })
         };
-        match running {
-            Some((name, mut done)) => {
-                let _ = done.wait_for(|d| *d).await;
-                Some(name)
-            }
-            None => {
-                if reason == EndReason::Stopped {
-                    warn!(target: "scene", "Stop with no scene running: switching everything off");
-                    self.inner.sink.all_off(None);
-                }
-                None
-            }
+        if running.is_none() && reason == EndReason::Stopped {
+            warn!(target: "scene", "Stop with no scene running: switching everything off");
+            self.inner.sink.all_off(None);
         }
+        running
     }
 
-    /// Passes an event to the running scene (dropped when idle or full).
+    /// Stops the running scene and waits for its end sequence (see
+    /// [`SceneController::request_stop`]).
+    pub async fn stop(&self, reason: EndReason) -> Option<String> {
+        let name = self.request_stop(reason)?;
+        self.wait_idle().await;
+        Some(name)
+    }
+
+    /// Passes an event to the running scene when one of its transitions
+    /// can react to it. Never blocks: when the scene falls behind, the
+    /// event is dropped (and logged, rate-limited).
     pub fn input(&self, input: SceneInput) {
         let cur = self.inner.current.lock().unwrap();
-        if let Some(r) = cur.as_ref()
-            && r.inputs.try_send(input).is_err()
-        {
-            warn!(target: "scene", "Scene {} is not keeping up with events; one dropped", r.scene.name);
+        let Some(r) = cur.as_ref() else {
+            return;
+        };
+        if r.listens.wants(&input) && r.inputs.try_send(input).is_err() {
+            ratelog!(
+                self.inner.log,
+                warn,
+                "scene",
+                "scene inputs",
+                "Scene {} is not keeping up with events; one dropped",
+                r.scene.name
+            );
         }
     }
 
+    /// A scene is running.
     pub fn is_running(&self) -> bool {
         self.inner.current.lock().unwrap().is_some()
     }
 
+    /// The running scene, if any.
     pub fn status(&self) -> Option<SceneStatus> {
         let cur = self.inner.current.lock().unwrap();
         cur.as_ref().map(|r| {
@@ -244,34 +392,53 @@ impl SceneController {
     }
 }
 
+fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::scene::load::{SceneContext, parse_scene};
+    use crate::scene::{Action, Scene};
     use std::path::Path;
     use std::time::Duration;
 
     use crate::scene::testing::RecordingSink as Rec;
 
-    fn controller(rec: Arc<Rec>) -> SceneController {
-        let ctx = SceneContext {
+    fn ctx() -> SceneContext {
+        SceneContext {
             room: "room1".into(),
             local_channels: vec!["audio".into()],
-        };
-        let s = parse_scene(
+        }
+    }
+
+    fn intro() -> Scene {
+        parse_scene(
             "name: intro\nactions:\n  - {at: 0, topic: room1/light, message: 'ON'}\n  - {at: 10, topic: room1/motor, message: START}\non_stop:\n  - {topic: room1/steam, message: 'OFF'}\n",
             Path::new("intro.yaml"),
-            &ctx,
+            &ctx(),
         )
         .unwrap()
-        .0;
-        SceneController::new(SceneSet::new([s]), rec, EventBus::new(64))
+        .0
+    }
+
+    fn controller(rec: Arc<dyn ActionSink>, scenes: Vec<Scene>) -> SceneController {
+        SceneController::new(
+            SceneSet::new(scenes),
+            rec,
+            EventBus::new(256),
+            TaskTracker::new(),
+        )
     }
 
     #[tokio::test(start_paused = true)]
     async fn natural_end_runs_on_stop_then_all_off() {
         let rec = Arc::new(Rec::default());
-        let c = controller(rec.clone());
+        let c = controller(rec.clone(), vec![intro()]);
         c.start("intro").unwrap();
         assert_eq!(
             c.start("intro"),
@@ -306,7 +473,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn stop_mid_scene_and_panic_when_idle() {
         let rec = Arc::new(Rec::default());
-        let c = controller(rec.clone());
+        let c = controller(rec.clone(), vec![intro()]);
         let mut events = c.inner.events.subscribe();
         c.start("intro").unwrap();
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -327,5 +494,90 @@ mod tests {
         let n = rec.entries().len();
         assert_eq!(c.stop(EndReason::Shutdown).await, None);
         assert_eq!(rec.entries().len(), n, "shutdown while idle does nothing");
+    }
+
+    /// A sink that panics on one message (a bug somewhere below the runner).
+    struct Exploding(Rec);
+
+    impl ActionSink for Exploding {
+        fn execute(&self, scene: &str, a: &Action) {
+            if a.message == "BOOM" {
+                panic!("sink exploded on {}", a.topic);
+            }
+            self.0.execute(scene, a);
+        }
+        fn all_off(&self, scene: Option<&str>) {
+            self.0.all_off(scene);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_runner_that_panics_ends_the_scene_normally() {
+        let sink = Arc::new(Exploding(Rec::default()));
+        let bomb = parse_scene(
+            "name: bomb\nactions:\n  - {at: 0, topic: room1/light, message: 'ON'}\n  - {at: 1, topic: room1/fx, message: BOOM}\n  - {at: 2, topic: room1/light, message: never}\non_stop:\n  - {topic: room1/light, message: 'OFF'}\n",
+            Path::new("bomb.yaml"),
+            &ctx(),
+        )
+        .unwrap()
+        .0;
+        let c = controller(sink.clone(), vec![bomb, intro()]);
+        let mut events = c.inner.events.subscribe();
+        c.start("bomb").unwrap();
+        tokio::time::timeout(Duration::from_secs(60), c.wait_idle())
+            .await
+            .expect("the crashed scene never ended");
+        assert!(!c.is_running());
+        assert_eq!(
+            sink.0.entries(),
+            ["room1/light=ON", "room1/light=OFF", "ALL_OFF(bomb)"],
+            "on_stop and everything off ran after the crash"
+        );
+        let mut ended = None;
+        while let Ok(e) = events.try_recv() {
+            if let Event::Scene(SceneEvent::Ended { reason, .. }) = e {
+                ended = Some(reason);
+            }
+        }
+        assert!(
+            matches!(&ended, Some(EndReason::Error(e)) if e.contains("crashed") && e.contains("room1/fx")),
+            "{ended:?}"
+        );
+        // The next start works.
+        c.start("intro").unwrap();
+        assert_eq!(c.stop(EndReason::Stopped).await, Some("intro".into()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_inputs_a_transition_can_match_reach_the_scene() {
+        let waiting = parse_scene(
+            r#"{"sceneId": "w", "initialState": "wait", "states": {
+                "wait": {"transitions": [{"type": "mqttMessage", "topic": "room1/button", "message": "pressed", "goto": "go"}]},
+                "go": {"onEnter": [{"topic": "room1/light", "message": "ON"}], "transitions": [{"type": "timeout", "delay": 1, "goto": "END"}]}}}"#,
+            Path::new("w.json"),
+            &ctx(),
+        )
+        .unwrap()
+        .0;
+        let rec = Arc::new(Rec::default());
+        let c = controller(rec.clone(), vec![waiting]);
+        c.start("w").unwrap();
+        // A burst of other rooms' replies and media ends the scene cannot
+        // use, far more than its input queue holds, without yielding.
+        for i in 0..10 * INPUT_CAPACITY {
+            c.input(SceneInput::Mqtt {
+                topic: format!("room{i}/status"),
+                payload: "OK".into(),
+            });
+            c.input(SceneInput::AudioEnd("x.wav".into()));
+        }
+        c.input(SceneInput::Mqtt {
+            topic: "room1/button".into(),
+            payload: "pressed".into(),
+        });
+        tokio::time::timeout(Duration::from_secs(60), c.wait_idle())
+            .await
+            .expect("the button press never reached the scene");
+        assert_eq!(rec.entries(), ["room1/light=ON", "ALL_OFF(w)"]);
     }
 }

@@ -7,7 +7,7 @@
 //! timeout's deadline, not at the moment the task woke up. When the task is
 //! late, due work is done in deadline order.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -15,7 +15,7 @@ use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
-use super::{Action, END, Goto, Scene, SceneEvent, State, Transition, Trigger};
+use super::{Action, END, Goto, SceneEvent, SceneRef, State, Transition, Trigger};
 use crate::events::{Event, EventBus};
 use crate::media::same_media;
 
@@ -55,11 +55,16 @@ pub struct Progress {
     pub actions_done: usize,
 }
 
-pub struct Runner<'a> {
-    pub scene: &'a Scene,
-    pub sink: &'a dyn ActionSink,
-    pub events: &'a EventBus,
-    pub progress: &'a Mutex<Progress>,
+/// Plays one scene; owns what it needs so it can run as its own task.
+pub struct Runner {
+    /// The scene.
+    pub scene: SceneRef,
+    /// Where actions go.
+    pub sink: Arc<dyn ActionSink>,
+    /// Scene events (state, action).
+    pub events: EventBus,
+    /// Shared with the controller for `/api/status`.
+    pub progress: Arc<Mutex<Progress>>,
 }
 
 /// Which transition list an index points into.
@@ -69,11 +74,12 @@ enum Which {
     Global(usize),
 }
 
-impl Runner<'_> {
+impl Runner {
+    /// Runs until the scene ends, fails or `cancel` fires.
     pub async fn run(
-        &self,
-        inputs: &mut mpsc::Receiver<SceneInput>,
-        cancel: &CancellationToken,
+        self,
+        mut inputs: mpsc::Receiver<SceneInput>,
+        cancel: CancellationToken,
     ) -> RunEnd {
         let start = Instant::now();
         let mut globals_fired = vec![false; self.scene.global_events.len()];
@@ -276,9 +282,9 @@ impl Runner<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scene::Scene;
     use crate::scene::load::{SceneContext, parse_scene};
     use std::path::Path;
-    use std::sync::Arc;
     use std::time::Duration;
 
     /// Records what was executed and when (paused time, so exact).
@@ -339,21 +345,18 @@ mod tests {
     fn start(s: Scene) -> Run {
         let rec = Arc::new(Recorder::default());
         rec.at(); // t0 = now
-        let (tx, mut rx) = mpsc::channel(16);
+        let (tx, rx) = mpsc::channel(16);
         let cancel = CancellationToken::new();
         let (r2, c2) = (rec.clone(), cancel.clone());
-        let handle = tokio::spawn(async move {
-            let bus = EventBus::new(64);
-            let progress = Mutex::new(Progress::default());
+        let handle = tokio::spawn(
             Runner {
-                scene: &s,
-                sink: &*r2,
-                events: &bus,
-                progress: &progress,
+                scene: Arc::new(s),
+                sink: r2,
+                events: EventBus::new(64),
+                progress: Arc::default(),
             }
-            .run(&mut rx, &c2)
-            .await
-        });
+            .run(rx, c2),
+        );
         Run {
             rec,
             tx,
