@@ -129,7 +129,7 @@ impl Room {
             events.clone(),
         );
         let (media, mut media_ends) =
-            MediaHandle::start(&config.media, events.clone(), cancel.child_token());
+            MediaHandle::start(&config.media, events.clone(), cancel.child_token(), &tasks);
 
         let mut settings = MqttSettings::from_config(&config.mqtt);
         settings.subscriptions = subscriptions(&config, &scenes, &feedback, role);

@@ -130,7 +130,15 @@ fn audio_plays_for_real_through_an_alsa_file_sink() {
     let mut events = bus.subscribe();
     let (tx, mut ends) = tokio::sync::mpsc::unbounded_channel();
     let audio = AudioPlayer::start(media, true, bus, tx);
-    let st = audio.status();
+    // The player starts at once; the device opens on its own thread.
+    let t0 = std::time::Instant::now();
+    let st = loop {
+        let st = audio.status();
+        if st.device || st.device_error.is_some() || t0.elapsed() > Duration::from_secs(5) {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
     assert!(st.device, "no ALSA device: {:?}", st.device_error);
     let out = st.output.clone().unwrap();
     assert_eq!(

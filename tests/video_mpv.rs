@@ -8,6 +8,7 @@ use roomctl::events::{Event, EventBus};
 use roomctl::media::{MediaEnd, VideoCommand, VideoPlayer, VideoSettings};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 fn mpv_available() -> bool {
     if std::env::var_os("ROOMCTL_SKIP_VIDEO").is_some() {
@@ -48,6 +49,7 @@ fn settings(dir: &Path) -> VideoSettings {
             .to_vec(),
         idle_image: Some(idle_image(dir)),
         enabled: true,
+        restart_delay: Duration::ZERO,
     }
 }
 
@@ -91,7 +93,13 @@ async fn mpv_plays_clips_reports_ends_and_is_killed_on_stop() {
     let mut events = bus.subscribe();
     let (tx, mut ends) = tokio::sync::mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
-    let v = VideoPlayer::start(settings(d.path()), bus, tx, cancel.clone());
+    let v = VideoPlayer::start(
+        settings(d.path()),
+        bus,
+        tx,
+        cancel.clone(),
+        &TaskTracker::new(),
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !v.status().running {
         assert!(
@@ -210,7 +218,13 @@ async fn without_a_player_clips_end_at_once() {
     let mut s = settings(d.path());
     s.command = vec!["/nonexistent/mpv".into()];
     let (tx, mut ends) = tokio::sync::mpsc::unbounded_channel();
-    let v = VideoPlayer::start(s, EventBus::new(16), tx, CancellationToken::new());
+    let v = VideoPlayer::start(
+        s,
+        EventBus::new(16),
+        tx,
+        CancellationToken::new(),
+        &TaskTracker::new(),
+    );
     v.command(VideoCommand::parse("PLAY_VIDEO:clip.wav").unwrap());
     assert_eq!(
         next_end(&mut ends, Duration::from_secs(2)).await,
@@ -223,4 +237,60 @@ async fn without_a_player_clips_end_at_once() {
             .unwrap()
             .contains("cannot start `/nonexistent/mpv`")
     );
+}
+
+/// mpv that cannot start once (display not ready at boot, say) is tried
+/// again with a later command instead of never.
+#[tokio::test]
+async fn a_player_that_failed_to_start_is_tried_again() {
+    if !mpv_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    clip(d.path(), "clip.wav", 0.5);
+    let ready = d.path().join("display-ready");
+    let wrapper = d.path().join("player.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n[ -e {} ] || exit 1\nexec mpv \"$@\"\n",
+            ready.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut s = settings(d.path());
+    s.command[0] = wrapper.to_string_lossy().into_owned();
+    let (tx, mut ends) = tokio::sync::mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    let bus = EventBus::new(64);
+    let mut events = bus.subscribe();
+    let v = VideoPlayer::start(s, bus, tx, cancel.clone(), &TaskTracker::new());
+    // The first start fails: a clip ends at once, unplayed.
+    v.command(VideoCommand::parse("PLAY_VIDEO:clip.wav").unwrap());
+    assert_eq!(
+        next_end(&mut ends, Duration::from_secs(5)).await,
+        Some(MediaEnd::Video("clip.wav".into()))
+    );
+    assert!(!v.status().running);
+    assert!(!media_events(&mut events).contains(&("started".into(), "clip.wav".into())));
+
+    std::fs::write(&ready, b"").unwrap();
+    v.command(VideoCommand::parse("PLAY_VIDEO:clip.wav").unwrap());
+    assert_eq!(
+        next_end(&mut ends, Duration::from_secs(10)).await,
+        Some(MediaEnd::Video("clip.wav".into()))
+    );
+    let seen = media_events(&mut events);
+    assert!(
+        seen.contains(&("started".into(), "clip.wav".into()))
+            && seen.contains(&("ended".into(), "clip.wav".into())),
+        "the player was not tried again: {seen:?}"
+    );
+    assert!(v.status().running);
+    cancel.cancel();
 }

@@ -5,6 +5,7 @@
 //! box) that is a logged warning, not a crash: sounds are still "played" on
 //! a timer of their real length so scenes keep their timing.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
@@ -29,8 +30,34 @@ enum Request {
     FadeOutAll(Duration),
     /// From the output thread: sound `id` reached its end.
     Ended(u64),
+    /// From a measuring thread: how long `path` is.
+    Measured(PathBuf, Result<Duration, String>),
     Shutdown,
 }
+
+/// How the audio thread gets its output.
+enum Opener {
+    /// `media.audio: false`: never open a device.
+    Disabled,
+    /// The default ALSA device.
+    Default,
+    /// Tests: something slow or failing.
+    #[cfg(test)]
+    Custom(Box<dyn FnOnce() -> Result<MixerDeviceSink, String> + Send>),
+}
+
+/// Where headless timing learns a file's length: the header (cheap, on
+/// the audio thread) or a full decode (slow, on a thread of its own).
+#[derive(Clone, Copy)]
+struct Lengths {
+    header: fn(&Path) -> Result<Option<Duration>, String>,
+    decode: fn(&Path) -> Result<Duration, String>,
+}
+
+const REAL_LENGTHS: Lengths = Lengths {
+    header: header_length,
+    decode: decode_length,
+};
 
 /// What the dashboard shows about audio.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -63,9 +90,26 @@ pub struct AudioPlayer {
 
 impl AudioPlayer {
     /// Starts the audio thread. `enabled: false` never opens a device.
+    /// Returns at once: the thread opens the device first and then serves
+    /// requests in order, so nothing sent meanwhile is lost.
     pub fn start(
         dir: PathBuf,
         enabled: bool,
+        events: EventBus,
+        ends: mpsc::UnboundedSender<MediaEnd>,
+    ) -> AudioPlayer {
+        let opener = if enabled {
+            Opener::Default
+        } else {
+            Opener::Disabled
+        };
+        Self::spawn(dir, opener, REAL_LENGTHS, events, ends)
+    }
+
+    fn spawn(
+        dir: PathBuf,
+        opener: Opener,
+        measure: Lengths,
         events: EventBus,
         ends: mpsc::UnboundedSender<MediaEnd>,
     ) -> AudioPlayer {
@@ -74,7 +118,6 @@ impl AudioPlayer {
             master_volume: 1.0,
             ..Default::default()
         }));
-        let (ready_tx, ready_rx) = std_mpsc::channel();
         let thread_tx = tx.clone();
         let thread_status = status.clone();
         let spawned = std::thread::Builder::new()
@@ -91,17 +134,14 @@ impl AudioPlayer {
                     ends,
                     tx: thread_tx,
                     status: thread_status,
+                    lengths: HashMap::new(),
+                    measure,
                 };
-                t.open(enabled);
-                let _ = ready_tx.send(());
+                t.open(opener);
                 t.run(rx);
             });
-        match spawned {
-            Ok(_) => {
-                // The device is open (or known missing) before anyone plays.
-                let _ = ready_rx.recv_timeout(Duration::from_secs(5));
-            }
-            Err(e) => error!(target: "media", "Cannot start audio thread: {e}"),
+        if let Err(e) = spawned {
+            error!(target: "media", "Cannot start audio thread: {e}");
         }
         AudioPlayer { tx, status }
     }
@@ -126,11 +166,41 @@ impl AudioPlayer {
 
 enum Output {
     Device(Player),
-    /// Headless: ends at this instant (or has this much left while paused).
-    Timed {
-        ends_at: Instant,
-        left: Option<Duration>,
-    },
+    /// Headless: timed by the sound's length.
+    Timed(Clock),
+}
+
+/// Play time of a headless sound.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    /// None while a measuring thread works it out.
+    len: Option<Duration>,
+    /// Played before `since`.
+    played: Duration,
+    /// Playing since (None while paused).
+    since: Option<Instant>,
+}
+
+impl Clock {
+    fn played(&self, now: Instant) -> Duration {
+        self.played
+            + self
+                .since
+                .map_or(Duration::ZERO, |s| now.saturating_duration_since(s))
+    }
+    /// When it ends, if it is playing and its length is known.
+    fn ends_at(&self, now: Instant) -> Option<Instant> {
+        let len = self.len?;
+        self.since?;
+        Some(now + len.saturating_sub(self.played(now)))
+    }
+    fn pause(&mut self, now: Instant) {
+        self.played = self.played(now);
+        self.since = None;
+    }
+    fn resume(&mut self, now: Instant) {
+        self.since.get_or_insert(now);
+    }
 }
 
 struct Track {
@@ -155,16 +225,24 @@ struct AudioThread {
     ends: mpsc::UnboundedSender<MediaEnd>,
     tx: std_mpsc::Sender<Request>,
     status: Arc<Mutex<AudioStatus>>,
+    /// Lengths of files measured so far (headless timing).
+    lengths: HashMap<PathBuf, Duration>,
+    measure: Lengths,
 }
 
 impl AudioThread {
-    fn open(&mut self, enabled: bool) {
-        if !enabled {
-            info!(target: "media", "Audio output disabled (media.audio: false); sounds are timed, not heard");
-            self.status.lock().unwrap().device_error = Some("disabled in config".into());
-            return;
-        }
-        match DeviceSinkBuilder::open_default_sink() {
+    fn open(&mut self, opener: Opener) {
+        let opened = match opener {
+            Opener::Disabled => {
+                info!(target: "media", "Audio output disabled (media.audio: false); sounds are timed, not heard");
+                self.status.lock().unwrap().device_error = Some("disabled in config".into());
+                return;
+            }
+            Opener::Default => DeviceSinkBuilder::open_default_sink().map_err(|e| e.to_string()),
+            #[cfg(test)]
+            Opener::Custom(f) => f(),
+        };
+        match opened {
             Ok(mut s) => {
                 s.log_on_drop(false);
                 let c = s.config();
@@ -203,6 +281,7 @@ impl AudioThread {
                 Ok(Request::Command(c)) => self.command(c),
                 Ok(Request::FadeOutAll(d)) => self.fade_all(d),
                 Ok(Request::Ended(id)) => self.ended(id),
+                Ok(Request::Measured(path, len)) => self.measured(path, len),
                 Err(std_mpsc::RecvTimeoutError::Timeout) => {}
             }
             self.tick();
@@ -224,12 +303,9 @@ impl AudioThread {
                 if t.fade.is_some() {
                     return Some(now + FADE_STEP);
                 }
-                match t.output {
-                    Output::Timed {
-                        ends_at,
-                        left: None,
-                    } => Some(ends_at),
-                    _ => None,
+                match &t.output {
+                    Output::Timed(c) => c.ends_at(now),
+                    Output::Device(_) => None,
                 }
             })
             .min()
@@ -294,13 +370,8 @@ impl AudioThread {
             match &mut t.output {
                 Output::Device(p) if paused => p.pause(),
                 Output::Device(p) => p.play(),
-                Output::Timed { ends_at, left } => {
-                    if paused {
-                        left.get_or_insert(ends_at.saturating_duration_since(now));
-                    } else if let Some(l) = left.take() {
-                        *ends_at = now + l;
-                    }
-                }
+                Output::Timed(c) if paused => c.pause(now),
+                Output::Timed(c) => c.resume(now),
             }
         }
         info!(target: "media", "Audio {}", if paused { "paused" } else { "resumed" });
@@ -346,15 +417,12 @@ impl AudioThread {
                 }
             },
             None => {
-                let len = measure(&path).unwrap_or_else(|e| {
-                    warn!(target: "media", "Cannot read length of {}: {e}", path.display());
-                    Duration::ZERO
-                });
                 let now = Instant::now();
-                Output::Timed {
-                    ends_at: now + len,
-                    left: self.paused.then_some(len),
-                }
+                Output::Timed(Clock {
+                    len: self.length(&path),
+                    played: Duration::ZERO,
+                    since: (!self.paused).then_some(now),
+                })
             }
         };
         info!(target: "media", "Audio: playing {name} (volume {volume:.2})");
@@ -425,11 +493,8 @@ impl AudioThread {
                     p.set_volume(t.volume * self.master * (1.0 - f));
                 }
             }
-            if let Output::Timed {
-                ends_at,
-                left: None,
-            } = t.output
-                && ends_at <= now
+            if let Output::Timed(c) = &t.output
+                && c.ends_at(now).is_some_and(|e| e <= now)
                 && t.fade.is_none()
             {
                 done_timed.push(t.id);
@@ -444,13 +509,77 @@ impl AudioThread {
     }
 }
 
+impl AudioThread {
+    /// The length of a file for headless timing: known, read from the
+    /// header, or (None) being measured by a thread of its own, which
+    /// reports back with [`Request::Measured`]. Decoding a long file here
+    /// would hold up every other audio command.
+    fn length(&mut self, path: &Path) -> Option<Duration> {
+        if let Some(l) = self.lengths.get(path) {
+            return Some(*l);
+        }
+        match (self.measure.header)(path) {
+            Ok(Some(l)) => {
+                self.lengths.insert(path.to_path_buf(), l);
+                return Some(l);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                warn!(target: "media", "Cannot read length of {}: {e}", path.display());
+                return Some(Duration::ZERO);
+            }
+        }
+        let (tx, p, decode) = (self.tx.clone(), path.to_path_buf(), self.measure.decode);
+        let spawned = std::thread::Builder::new()
+            .name("roomctl-measure".into())
+            .spawn(move || {
+                let len = decode(&p);
+                let _ = tx.send(Request::Measured(p, len));
+            });
+        if let Err(e) = spawned {
+            warn!(target: "media", "Cannot measure {}: {e}", path.display());
+            return Some(Duration::ZERO);
+        }
+        debug!(target: "media", "Measuring the length of {}", path.display());
+        None
+    }
+
+    /// A measuring thread is done: every sound of that file now has a length.
+    fn measured(&mut self, path: PathBuf, len: Result<Duration, String>) {
+        let len = len.unwrap_or_else(|e| {
+            warn!(target: "media", "Cannot read length of {}: {e}", path.display());
+            Duration::ZERO
+        });
+        let file = path
+            .strip_prefix(&self.dir)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .into_owned();
+        for t in &mut self.tracks {
+            if let Output::Timed(c) = &mut t.output
+                && c.len.is_none()
+                && t.name == file
+            {
+                c.len = Some(len);
+            }
+        }
+        self.lengths.insert(path, len);
+    }
+}
+
 fn open(path: &Path) -> Result<Decoder<std::io::BufReader<std::fs::File>>, String> {
     let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
     Decoder::try_from(f).map_err(|e| e.to_string())
 }
 
-/// The length of a sound, decoding it if the header does not say.
-pub fn measure(path: &Path) -> Result<Duration, String> {
+/// The length the file's header gives, if any (cheap).
+fn header_length(path: &Path) -> Result<Option<Duration>, String> {
+    Ok(open(path)?.total_duration())
+}
+
+/// The length of a sound: from the header, else by decoding it (up to an
+/// hour of audio; slow, so never on the audio thread).
+pub fn decode_length(path: &Path) -> Result<Duration, String> {
     let d = open(path)?;
     if let Some(t) = d.total_duration() {
         return Ok(t);
@@ -496,10 +625,109 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("t.wav");
         std::fs::write(&p, sine_wav(0.5, 440.0, 0.5)).unwrap();
-        let len = measure(&p).unwrap();
+        let len = decode_length(&p).unwrap();
         assert!((len.as_secs_f64() - 0.5).abs() < 0.01, "{len:?}");
         std::fs::write(&p, b"not audio").unwrap();
-        assert!(measure(&p).is_err());
+        assert!(decode_length(&p).is_err());
+    }
+
+    fn wait_end(rx: &mut mpsc::UnboundedReceiver<MediaEnd>, limit: Duration) -> MediaEnd {
+        let t0 = Instant::now();
+        loop {
+            if let Ok(e) = rx.try_recv() {
+                return e;
+            }
+            assert!(t0.elapsed() < limit, "no end within {limit:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Opening the device can take seconds (a busy card); starting the
+    /// player must not wait for it, and what is sent meanwhile is played.
+    #[test]
+    fn starting_never_waits_for_the_device() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("t.wav"), sine_wav(0.2, 440.0, 0.5)).unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let slow = Opener::Custom(Box::new(|| {
+            std::thread::sleep(Duration::from_secs(2));
+            Err("no sound card".into())
+        }));
+        let t0 = Instant::now();
+        let a = AudioPlayer::spawn(
+            d.path().to_path_buf(),
+            slow,
+            REAL_LENGTHS,
+            EventBus::new(16),
+            tx,
+        );
+        assert!(
+            t0.elapsed() < Duration::from_millis(200),
+            "start waited {:?}",
+            t0.elapsed()
+        );
+        a.command(AudioCommand::parse("PLAY:t").unwrap());
+        assert_eq!(
+            wait_end(&mut rx, Duration::from_secs(5)),
+            MediaEnd::Audio("t.wav".into())
+        );
+        assert!(
+            t0.elapsed() >= Duration::from_millis(2200),
+            "played before the device was known"
+        );
+        assert_eq!(a.status().device_error.as_deref(), Some("no sound card"));
+        a.shutdown();
+    }
+
+    /// Without a header length, a file is measured by decoding it, which
+    /// can take long: other audio commands must not wait for that.
+    #[test]
+    fn measuring_a_file_never_holds_up_other_commands() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("long.wav"), sine_wav(0.1, 440.0, 0.5)).unwrap();
+        let slow = Lengths {
+            header: |_| Ok(None),
+            decode: |_| {
+                std::thread::sleep(Duration::from_secs(1));
+                Ok(Duration::from_millis(300))
+            },
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let a = AudioPlayer::spawn(
+            d.path().to_path_buf(),
+            Opener::Disabled,
+            slow,
+            EventBus::new(16),
+            tx,
+        );
+        let t0 = Instant::now();
+        a.command(AudioCommand::parse("PLAY:long").unwrap());
+        a.command(AudioCommand::parse("VOLUME:0.5").unwrap());
+        while a.status().master_volume != 0.5 {
+            assert!(
+                t0.elapsed() < Duration::from_millis(300),
+                "VOLUME waited for the measurement"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            wait_end(&mut rx, Duration::from_secs(5)),
+            MediaEnd::Audio("long.wav".into())
+        );
+        assert!(
+            t0.elapsed() >= Duration::from_secs(1),
+            "ended before its length was known"
+        );
+        // The length is remembered: a second play needs no measuring.
+        let t1 = Instant::now();
+        a.command(AudioCommand::parse("PLAY:long").unwrap());
+        wait_end(&mut rx, Duration::from_secs(5));
+        assert!(
+            t1.elapsed() < Duration::from_millis(800),
+            "{:?}",
+            t1.elapsed()
+        );
+        a.shutdown();
     }
 
     /// With no output device, sounds end after their real length, and a

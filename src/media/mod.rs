@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use audio::{AudioPlayer, AudioStatus};
 pub use command::{AudioCommand, VideoCommand, resolve_media, same_media};
@@ -48,6 +49,7 @@ impl MediaHandle {
         cfg: &MediaConfig,
         events: EventBus,
         cancel: CancellationToken,
+        tasks: &TaskTracker,
     ) -> (MediaHandle, mpsc::UnboundedReceiver<MediaEnd>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let audio = AudioPlayer::start(
@@ -62,13 +64,15 @@ impl MediaHandle {
                 command: cfg.video_player.clone(),
                 idle_image: cfg.idle_image.clone(),
                 enabled: cfg.video_enabled,
+                restart_delay: Duration::from_secs(5),
             },
             events,
             tx,
             cancel.clone(),
+            tasks,
         );
         let a = audio.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             cancel.cancelled().await;
             a.shutdown();
         });

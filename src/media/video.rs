@@ -18,6 +18,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use super::command::{VIDEO_EXTENSIONS, VideoCommand, resolve_media};
@@ -33,6 +34,9 @@ pub struct VideoSettings {
     pub command: Vec<String>,
     pub idle_image: Option<PathBuf>,
     pub enabled: bool,
+    /// After mpv failed to start, the next try waits at least this long
+    /// (a command in between reports its clip as ended at once).
+    pub restart_delay: Duration,
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -58,6 +62,7 @@ impl VideoPlayer {
         events: EventBus,
         ends: mpsc::UnboundedSender<MediaEnd>,
         cancel: CancellationToken,
+        tasks: &TaskTracker,
     ) -> VideoPlayer {
         let (tx, rx) = mpsc::unbounded_channel();
         let status = Arc::new(Mutex::new(VideoStatus::default()));
@@ -69,9 +74,9 @@ impl VideoPlayer {
             mpv: None,
             current: None,
             next_request: 1,
-            failed_start: false,
+            retry_at: None,
         };
-        tokio::spawn(task.run(rx, cancel));
+        tasks.spawn(task.run(rx, cancel));
         VideoPlayer { tx, status }
     }
 
@@ -111,8 +116,9 @@ struct VideoTask {
     mpv: Option<Mpv>,
     current: Option<Current>,
     next_request: u64,
-    /// mpv could not be started; do not retry on every command.
-    failed_start: bool,
+    /// mpv could not be started: no new try before this instant (so a
+    /// broken player is not spawned on every command).
+    retry_at: Option<tokio::time::Instant>,
 }
 
 impl VideoTask {
@@ -171,12 +177,17 @@ impl VideoTask {
             }
             self.mpv = None;
         }
-        if !self.s.enabled || self.failed_start {
+        if !self.s.enabled
+            || self
+                .retry_at
+                .is_some_and(|t| tokio::time::Instant::now() < t)
+        {
             return false;
         }
         match self.spawn().await {
             Ok(m) => {
                 info!(target: "media", "Video player running (IPC {})", m.socket.display());
+                self.retry_at = None;
                 let pid = m.child.id();
                 self.mpv = Some(m);
                 self.set_status(|s| {
@@ -187,8 +198,10 @@ impl VideoTask {
                 true
             }
             Err(e) => {
-                warn!(target: "media", "No video player ({e}); clips are reported as ended at once");
-                self.failed_start = true;
+                warn!(target: "media",
+                    "No video player ({e}); clips are reported as ended at once, next try in {:.0}s or later",
+                    self.s.restart_delay.as_secs_f64());
+                self.retry_at = Some(tokio::time::Instant::now() + self.s.restart_delay);
                 self.set_status(|s| {
                     s.running = false;
                     s.error = Some(e.clone());
