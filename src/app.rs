@@ -28,6 +28,8 @@ use crate::scene::{
 
 /// How long shutdown waits for queued messages to reach the broker.
 pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
+/// How long shutdown waits for the room's tasks once they are told to stop.
+const TASKS_STOP: Duration = Duration::from_secs(2);
 
 /// What this process is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,8 +53,9 @@ pub struct Room {
     pub scenes: SceneController,
     /// Unix time the room started.
     pub started: f64,
+    /// The root of the shutdown tree: every task of the room ends with it.
     cancel: CancellationToken,
-    mqtt_cancel: CancellationToken,
+    /// Every task of the room.
     tasks: TaskTracker,
 }
 
@@ -115,7 +118,6 @@ impl Room {
     pub fn start(config: Config, scenes: SceneSet, role: Role) -> Room {
         let config = Arc::new(config);
         let cancel = CancellationToken::new();
-        let mqtt_cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
         let events = EventBus::new(1024);
         let events_rx = events.subscribe();
@@ -139,7 +141,7 @@ impl Room {
         } else {
             settings.client_id = format!("{}-play-{}", settings.client_id, std::process::id());
         }
-        let (mqtt, incoming) = mqtt::start(settings, mqtt_cancel.clone(), &tasks);
+        let (mqtt, incoming) = mqtt::start(settings, cancel.child_token(), &tasks);
 
         let sink = Arc::new(RoomSink {
             mqtt: mqtt.clone(),
@@ -208,7 +210,6 @@ impl Room {
             scenes,
             started: unix_now(),
             cancel,
-            mqtt_cancel,
             tasks,
         };
         if role == Role::Daemon {
@@ -284,14 +285,30 @@ impl Room {
             warn!(target: "mqtt", "{left} message(s) could not be delivered before shutdown");
         }
         self.cancel.cancel();
-        self.mqtt_cancel.cancel();
         self.tasks.close();
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.tasks.wait()).await;
+        if tokio::time::timeout(TASKS_STOP, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                "{} task(s) did not stop within {TASKS_STOP:?}",
+                self.tasks.len()
+            );
+        }
     }
 
     /// A token that is cancelled when the room shuts down.
     pub fn cancel_token(&self) -> CancellationToken {
         self.cancel.clone()
+    }
+
+    /// Runs `task` as part of the room: it is waited for at shutdown and
+    /// must end when [`Room::cancel_token`] fires.
+    pub fn spawn<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.spawn(task);
     }
 }
 

@@ -8,7 +8,6 @@ use std::path::Path;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::app::{Role, Room};
@@ -50,34 +49,28 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
 }
 
 /// Runs the dashboard beside `room` until `signal` resolves, then shuts
-/// everything down in order.
+/// everything down in order. The dashboard and the watchdog are tasks of
+/// the room: they stop with it.
 pub async fn serve_until(
     room: Room,
     problems: Vec<String>,
     listener: Option<TcpListener>,
     signal: impl Future<Output = ()>,
 ) {
-    let web_stop = CancellationToken::new();
-    let web = listener.map(|l| {
-        let state = AppState::new(room.clone(), problems, web_stop.clone());
-        tokio::spawn(async move {
+    if let Some(l) = listener {
+        let state = AppState::new(room.clone(), problems, room.cancel_token());
+        room.spawn(async move {
             if let Err(e) = web::serve(l, state).await {
                 error!(target: "web", "Dashboard stopped: {e}");
             }
-        })
-    });
-    let watchdog_stop = CancellationToken::new();
-    tokio::spawn(systemd::watchdog(watchdog_stop.clone()));
+        });
+    }
+    room.spawn(systemd::watchdog(room.cancel_token()));
     systemd::ready(&format!("room {} running", room.config.room));
 
     signal.await;
     info!("Shutting down");
     systemd::stopping();
     room.shutdown(Role::Daemon).await;
-    web_stop.cancel();
-    if let Some(w) = web {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), w).await;
-    }
-    watchdog_stop.cancel();
     info!("Stopped");
 }

@@ -131,13 +131,18 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
     println!("  Ctrl-C stops everything.");
 
     // Something to watch straight away.
-    let r = room.clone();
-    tokio::spawn(async move {
-        if r.mqtt.wait_connected(Duration::from_secs(10)).await {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            if let Err(e) = r.scenes.start("intro") {
-                warn!("demo: {e}");
-            }
+    let (r, stop) = (room.clone(), room.cancel_token());
+    room.spawn(async move {
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = async {
+                if r.mqtt.wait_connected(Duration::from_secs(10)).await {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    if let Err(e) = r.scenes.start("intro") {
+                        warn!("demo: {e}");
+                    }
+                }
+            } => {}
         }
     });
     // The brokers outlive the room's orderly shutdown (its last messages

@@ -7,6 +7,9 @@
 //! One test in this binary: ALSA reads `~/.asoundrc` once per process, so
 //! HOME must be set before anything touches audio.
 
+mod common;
+
+use common::wait_until;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -152,8 +155,9 @@ fn audio_plays_for_real_through_an_alsa_file_sink() {
     let before = capture.len();
     audio.command(AudioCommand::parse("PLAY:long:1.0").unwrap());
     audio.command(AudioCommand::parse("short.wav").unwrap());
-    std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(audio.status().playing, ["long.wav", "short.wav"]);
+    wait_until(Duration::from_secs(2), "both sounds playing", || {
+        audio.status().playing == ["long.wav", "short.wav"]
+    });
     assert_eq!(
         next_end(&mut ends, Duration::from_secs(5)),
         Some(MediaEnd::Audio("short.wav".into()))
@@ -175,13 +179,15 @@ fn audio_plays_for_real_through_an_alsa_file_sink() {
 
     // VOLUME:0 makes the next sound silent.
     audio.command(AudioCommand::parse("VOLUME:0").unwrap());
-    // Let what is still in the ALSA and FIFO buffers come out first; after
+    // What is still in the ALSA and FIFO buffers comes out first; after
     // that the output is silence.
-    std::thread::sleep(Duration::from_millis(1500));
-    let last_200ms = capture.len() - (out.bytes_per_second as usize) / 5;
-    assert!(
-        capture.peak_since(last_200ms) < 1e-4,
-        "output not silent with nothing playing"
+    wait_until(
+        Duration::from_secs(5),
+        "silence with nothing playing",
+        || {
+            let last_200ms = capture.len() - (out.bytes_per_second as usize) / 5;
+            capture.peak_since(last_200ms) < 1e-4
+        },
     );
     let before = capture.len();
     audio.command(AudioCommand::parse("PLAY:short.wav").unwrap());
@@ -207,22 +213,25 @@ fn audio_plays_for_real_through_an_alsa_file_sink() {
     // STOP:<file> and the end-of-scene fade stop sounds without an end event.
     audio.command(AudioCommand::parse("PLAY:bed.wav").unwrap());
     audio.command(AudioCommand::parse("PLAY:long.wav").unwrap());
-    std::thread::sleep(Duration::from_millis(100));
+    wait_until(Duration::from_secs(2), "both sounds playing", || {
+        audio.status().playing.len() == 2
+    });
     audio.command(AudioCommand::parse("STOP:bed").unwrap());
-    std::thread::sleep(Duration::from_millis(50));
-    assert_eq!(audio.status().playing, ["long.wav"]);
+    wait_until(Duration::from_secs(2), "only long.wav left", || {
+        audio.status().playing == ["long.wav"]
+    });
     assert_eq!(
         next_end(&mut ends, Duration::from_secs(5)),
         Some(MediaEnd::Audio("long.wav".into()))
     );
     audio.command(AudioCommand::parse("PLAY:bed.wav").unwrap());
-    std::thread::sleep(Duration::from_millis(100));
+    wait_until(Duration::from_secs(2), "the bed playing", || {
+        audio.status().playing == ["bed.wav"]
+    });
     audio.fade_out_all(Duration::from_millis(200));
-    std::thread::sleep(Duration::from_millis(400));
-    assert!(
-        audio.status().playing.is_empty(),
-        "fade did not stop the sound"
-    );
+    wait_until(Duration::from_secs(2), "the fade to stop the sound", || {
+        audio.status().playing.is_empty()
+    });
     assert_eq!(next_end(&mut ends, Duration::from_millis(200)), None);
     let stopped = events_of(&mut events, "stopped");
     assert_eq!(stopped, ["bed.wav", "bed.wav"], "{stopped:?}");

@@ -131,8 +131,8 @@ async fn play_reports_each_cue_and_passes_when_all_confirmed() {
     write_tone(&site);
     let (config, scenes) = site.load();
     let cancel = CancellationToken::new();
-    let _fleet = simulate::start(&config, &scenes, &fleet_opts(0.0), cancel.child_token());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fleet = simulate::start(&config, &scenes, &fleet_opts(0.0), cancel.child_token());
+    fleet_ready(&fleet).await;
 
     let o = roomctl_async(&["play", "show", "-c", site.config.to_str().unwrap()]).await;
     let out = stdout(&o);

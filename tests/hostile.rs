@@ -316,7 +316,10 @@ async fn a_failback_mid_scene_sends_every_cue_exactly_once() {
     assert_eq!(room.mqtt.status().broker_priority_index, Some(2));
 
     room.scenes.start("cues").unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    eventually(Duration::from_secs(5), "15 cues sent", || {
+        room.scenes.status().is_some_and(|s| s.actions_done >= 15)
+    })
+    .await;
     let _proxy = Proxy::start(gate, primary.port()).await;
     room.scenes.wait_idle().await;
     let mut w = room.mqtt.watch();

@@ -28,7 +28,10 @@ async fn publishes_and_receives_through_a_real_broker() {
     assert_eq!(got[0].topic, "room1/light");
     assert_eq!(text(&got[0]), "ON");
     // The PUBACK is counted.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    eventually(Duration::from_secs(2), "the PUBACK", || {
+        h.stats().messages_published == 1
+    })
+    .await;
     let st = h.stats();
     assert_eq!(st.messages_published, 1);
     assert_eq!(st.total_connections, 1);
@@ -101,7 +104,12 @@ async fn last_will_and_birth_are_retained() {
     let client_cancel = CancellationToken::new();
     let (h, _rx) = mqtt_start(s, client_cancel.clone());
     assert!(h.wait_connected(Duration::from_secs(5)).await);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually(
+        Duration::from_secs(2),
+        "the birth message acknowledged",
+        || h.stats().messages_published >= 1,
+    )
+    .await;
 
     let (_o, mut seen) = observer(b.port(), "roomctl/room1/status", &cancel).await;
     let got = collect_until(&mut seen, Duration::from_secs(3), |g| !g.is_empty()).await;
@@ -155,10 +163,25 @@ async fn a_hung_broker_is_declared_dead_after_the_ack_timeout() {
 #[tokio::test]
 async fn stale_cues_are_dropped_while_state_is_delivered_late() {
     init_logs();
-    let port = roomctl::broker::free_port().unwrap();
+    let b = Mosquitto::start().await.unwrap();
     let cancel = CancellationToken::new();
-    let (h, _rx) = mqtt_start(settings("stale", &[port]), cancel.child_token());
-    // No broker yet: both wait in the outbox.
+    // Watching the broker before the client reaches it: a cue sent late
+    // would be seen.
+    let (_o, mut seen) = observer(b.port(), "#", &cancel).await;
+    // The client's first broker accepts TCP and never answers, so the
+    // client reaches the real one only after connection_timeout (600 ms),
+    // when the cue (max age 300 ms) is stale.
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hole_port = hole.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = hole.accept().await {
+            held.push(s);
+        }
+    });
+    let mut s = settings("stale", &[hole_port, b.port()]);
+    s.connection_timeout = Duration::from_millis(600);
+    let (h, _rx) = mqtt_start(s, cancel.child_token());
     h.publish(
         "room1/light",
         "ON",
@@ -172,12 +195,14 @@ async fn stale_cues_are_dropped_while_state_is_delivered_late() {
     )
     .unwrap();
     assert_eq!(h.stats().queue_size, 2);
-    tokio::time::sleep(Duration::from_millis(600)).await;
-
-    let b = Mosquitto::start_on(port).await.unwrap();
     assert!(h.wait_connected(Duration::from_secs(5)).await);
-    let (_o, mut seen) = observer(b.port(), "#", &cancel).await;
-    let got = collect_until(&mut seen, Duration::from_secs(2), |g| !g.is_empty()).await;
+    assert_eq!(h.status().broker_priority_index, Some(2));
+    // Both were queued in this order: had the cue gone out, it would
+    // arrive before the state.
+    let got = collect_until(&mut seen, Duration::from_secs(3), |g| {
+        g.iter().any(|m| m.topic == "roomctl/room1/state")
+    })
+    .await;
     let topics: Vec<_> = got.iter().map(|m| m.topic.as_str()).collect();
     assert_eq!(
         topics,

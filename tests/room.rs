@@ -53,11 +53,14 @@ async fn primary_killed_mid_scene_loses_no_cue() {
     };
     let fleet = simulate::start(&config, &scenes, &fleet_opts, cancel.child_token());
     let room = Room::start(config, scenes, Role::Daemon);
-    assert!(room.mqtt.wait_connected(Duration::from_secs(5)).await);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
+    fleet_ready(&fleet).await;
 
     room.scenes.start("long").unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    eventually(Duration::from_secs(5), "15 cues sent", || {
+        room.scenes.status().is_some_and(|s| s.actions_done >= 15)
+    })
+    .await;
     primary.kill();
     room.scenes.wait_idle().await;
 

@@ -67,6 +67,19 @@ fn media_events(rx: &mut tokio::sync::broadcast::Receiver<Event>) -> Vec<(String
     v
 }
 
+/// Until mpv has loaded the clip it was asked to play.
+async fn loaded(v: &VideoPlayer) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !v.status().loaded {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "mpv did not load the clip: {:?}",
+            v.status()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -135,7 +148,7 @@ async fn mpv_plays_clips_reports_ends_and_is_killed_on_stop() {
 
     // STOP_VIDEO: back to the idle image, no videoEnd.
     v.command(VideoCommand::parse("PLAY_VIDEO:long.wav").unwrap());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    loaded(&v).await;
     assert_eq!(v.status().playing.as_deref(), Some("long.wav"));
     v.command(VideoCommand::Stop);
     assert_eq!(next_end(&mut ends, Duration::from_millis(800)).await, None);
@@ -144,7 +157,7 @@ async fn mpv_plays_clips_reports_ends_and_is_killed_on_stop() {
     // PAUSE holds a clip past its length; RESUME lets it end. (mpv's null
     // audio output buffers ~0.4 s, so the clip must be longer than that.)
     v.command(VideoCommand::parse("PLAY_VIDEO:mid.wav").unwrap());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    loaded(&v).await;
     v.command(VideoCommand::Pause);
     assert_eq!(
         next_end(&mut ends, Duration::from_millis(2500)).await,
@@ -160,7 +173,7 @@ async fn mpv_plays_clips_reports_ends_and_is_killed_on_stop() {
 
     // SEEK near the end of a 3 s clip: it ends long before 3 s.
     v.command(VideoCommand::parse("PLAY_VIDEO:long.wav").unwrap());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    loaded(&v).await;
     let t0 = tokio::time::Instant::now();
     v.command(VideoCommand::parse("SEEK:2.7").unwrap());
     assert_eq!(
@@ -174,7 +187,7 @@ async fn mpv_plays_clips_reports_ends_and_is_killed_on_stop() {
 
     // mpv dies: the clip on screen is reported over; the next command restarts it.
     v.command(VideoCommand::parse("PLAY_VIDEO:long.wav").unwrap());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    loaded(&v).await;
     std::process::Command::new("kill")
         .args(["-KILL", &pid.to_string()])
         .status()

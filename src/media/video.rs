@@ -43,9 +43,15 @@ pub struct VideoSettings {
 pub struct VideoStatus {
     /// mpv is running.
     pub running: bool,
+    /// Its process id.
     pub pid: Option<u32>,
+    /// The clip on screen (none: the idle image).
     pub playing: Option<String>,
+    /// mpv has loaded that clip (it is really playing, not just asked to).
+    pub loaded: bool,
+    /// PAUSE is in effect.
     pub paused: bool,
+    /// Why the player is not running.
     pub error: Option<String>,
 }
 
@@ -154,6 +160,7 @@ impl VideoTask {
             s.running = false;
             s.pid = None;
             s.playing = None;
+            s.loaded = false;
         });
     }
 
@@ -331,6 +338,7 @@ impl VideoTask {
                     self.publish("started", Some(&name), None);
                     self.set_status(|s| {
                         s.playing = Some(name.clone());
+                        s.loaded = false;
                         s.paused = false;
                     });
                     self.current = Some(Current {
@@ -347,7 +355,10 @@ impl VideoTask {
                     info!(target: "media", "Video stopped: {}", c.name);
                     self.publish("stopped", Some(&c.name), None);
                 }
-                self.set_status(|s| s.playing = None);
+                self.set_status(|s| {
+                    s.playing = None;
+                    s.loaded = false;
+                });
                 if self.mpv.is_some() {
                     self.show_idle().await;
                 }
@@ -405,6 +416,7 @@ impl VideoTask {
             Some("file-loaded") => {
                 let seek = self.current.as_mut().and_then(|c| {
                     c.loaded = true;
+                    self.status.lock().unwrap().loaded = true;
                     c.pending_seek.take()
                 });
                 if let Some(s) = seek {
@@ -447,7 +459,10 @@ impl VideoTask {
             None => info!(target: "media", "Video {event}: {name}"),
         }
         self.publish(event, Some(name), detail);
-        self.set_status(|s| s.playing = None);
+        self.set_status(|s| {
+            s.playing = None;
+            s.loaded = false;
+        });
         let _ = self.ends.send(MediaEnd::Video(name.to_string()));
         self.show_idle().await;
     }

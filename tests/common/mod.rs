@@ -52,12 +52,11 @@ pub async fn observer(
     let mut s = settings(&format!("observer-{}", rand_id()), &[port]);
     s.subscriptions = vec![filter.to_string()];
     let (h, rx) = mqtt_start(s, cancel.child_token());
+    // Subscribed (SUBACK) before anything is published.
     assert!(
-        h.wait_connected(Duration::from_secs(5)).await,
-        "observer could not connect"
+        h.wait_subscribed(Duration::from_secs(5)).await,
+        "observer could not subscribe"
     );
-    // Let the SUBACK arrive before anything is published.
-    tokio::time::sleep(Duration::from_millis(100)).await;
     (h, rx)
 }
 
@@ -210,6 +209,28 @@ impl Site {
         let r = roomctl::check::check(&self.config);
         assert!(r.errors.is_empty(), "{}", r.errors);
         (r.config.unwrap(), r.scenes)
+    }
+}
+
+/// Waits (blocking the thread) until `pred` holds, polling every 5 ms.
+pub fn wait_until(timeout: Duration, what: &str, mut pred: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !pred() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Until every simulated device has its subscriptions acknowledged.
+pub async fn fleet_ready(fleet: &roomctl::simulate::Fleet) {
+    for h in fleet.handles() {
+        assert!(
+            h.wait_subscribed(Duration::from_secs(5)).await,
+            "a simulated device could not subscribe"
+        );
     }
 }
 
