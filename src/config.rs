@@ -230,6 +230,28 @@ impl Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dur(pub Duration);
 
+/// Why a duration or a `${VAR}` reference is not usable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// Not seconds, not a number with a unit.
+    #[error(
+        "invalid duration `{0}`: expected seconds (e.g. 1.5) or a number with unit ms, s, m or h (e.g. 500ms)"
+    )]
+    Duration(String),
+    /// Negative, infinite or not a number.
+    #[error("invalid duration {0}: must be a non-negative number")]
+    NegativeDuration(String),
+    /// `${` without `}`.
+    #[error("unterminated `${{` in `{0}`")]
+    Unterminated(String),
+    /// `${1-2}`.
+    #[error("invalid environment variable name `{0}`")]
+    VarName(String),
+    /// Not set and no default.
+    #[error("environment variable `{0}` is not set (write ${{{0}:-}} to make it optional)")]
+    Unset(String),
+}
+
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -246,27 +268,21 @@ impl<'de> Deserialize<'de> for Dur {
     }
 }
 
-fn seconds(n: f64) -> Result<Duration, String> {
+fn seconds(n: f64) -> Result<Duration, ValueError> {
     if !n.is_finite() || n < 0.0 {
-        return Err(format!(
-            "invalid duration {n}: must be a non-negative number"
-        ));
+        return Err(ValueError::NegativeDuration(n.to_string()));
     }
-    Duration::try_from_secs_f64(n).map_err(|e| format!("invalid duration {n}: {e}"))
+    Duration::try_from_secs_f64(n).map_err(|_| ValueError::NegativeDuration(n.to_string()))
 }
 
 /// Parses `1.5`, `500ms`, `5s`, `2m`, `1h` (also with a space before the unit).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
     let t = s.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let bad = || {
-        format!(
-            "invalid duration `{s}`: expected seconds (e.g. 1.5) or a number with unit ms, s, m or h (e.g. 500ms)"
-        )
-    };
+    let bad = || ValueError::Duration(s.to_string());
     let n: f64 = num.parse().map_err(|_| bad())?;
     let factor = match unit.trim() {
         "" | "s" | "sec" | "secs" => 1.0,
@@ -458,8 +474,8 @@ impl Validator<'_> {
     fn expand(&mut self, s: &S) -> String {
         match expand_env(&s.value, self.env) {
             Ok(v) => v,
-            Err(msg) => {
-                self.err(Pos::of(s), msg);
+            Err(e) => {
+                self.err(Pos::of(s), e.to_string());
                 String::new()
             }
         }
@@ -840,7 +856,7 @@ impl Validator<'_> {
 }
 
 /// Replaces `${VAR}` and `${VAR:-default}`; `$${` is a literal `${`.
-pub fn expand_env(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+pub fn expand_env(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ValueError> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find('$') {
@@ -857,7 +873,7 @@ pub fn expand_env(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Strin
             continue;
         };
         let Some(end) = body.find('}') else {
-            return Err(format!("unterminated `${{` in `{s}`"));
+            return Err(ValueError::Unterminated(s.to_string()));
         };
         let inner = &body[..end];
         let (name, default) = match inner.split_once(":-") {
@@ -865,16 +881,12 @@ pub fn expand_env(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Strin
             None => (inner, None),
         };
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("invalid environment variable name `{name}`"));
+            return Err(ValueError::VarName(name.to_string()));
         }
         match (env(name), default) {
             (Some(v), _) => out.push_str(&v),
             (None, Some(d)) => out.push_str(d),
-            (None, None) => {
-                return Err(format!(
-                    "environment variable `{name}` is not set (write ${{{name}:-}} to make it optional)"
-                ));
-            }
+            (None, None) => return Err(ValueError::Unset(name.to_string())),
         }
         rest = &body[end + 1..];
     }

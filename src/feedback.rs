@@ -65,7 +65,21 @@ pub enum Handled {
     /// A valid reply but nothing waiting for it.
     Unmatched,
     /// Not `OK`/`ERROR`/`ACTIVE`/`INACTIVE` or the JSON form.
-    Invalid(String),
+    Invalid(ReplyError),
+}
+
+/// Why a payload on a feedback topic is not a reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    /// Starts like JSON but is not the JSON form.
+    #[error("bad JSON reply: {0}")]
+    BadJson(String),
+    /// The JSON form with a status we do not know.
+    #[error("unknown status {0:?} in JSON reply")]
+    UnknownStatus(String),
+    /// Neither a known word nor JSON (shortened).
+    #[error("unrecognised reply {0:?} (expected OK, ERROR, ACTIVE, INACTIVE or JSON)")]
+    Unrecognised(String),
 }
 
 /// A parsed reply.
@@ -91,7 +105,7 @@ pub enum ReplyStatus {
 impl Reply {
     /// `OK`, `ERROR`, `ACTIVE`, `INACTIVE` (any case) or
     /// `{"status":"OK","topic":"room1/light"}`.
-    pub fn parse(payload: &str) -> Result<Reply, String> {
+    pub fn parse(payload: &str) -> Result<Reply, ReplyError> {
         let p = payload.trim();
         if p.starts_with('{') {
             #[derive(Deserialize)]
@@ -100,9 +114,9 @@ impl Reply {
                 topic: Option<String>,
                 message: Option<String>,
             }
-            let j: J = serde_json::from_str(p).map_err(|e| format!("bad JSON reply: {e}"))?;
+            let j: J = serde_json::from_str(p).map_err(|e| ReplyError::BadJson(e.to_string()))?;
             let status = ReplyStatus::parse(&j.status)
-                .ok_or_else(|| format!("unknown status {:?} in JSON reply", j.status))?;
+                .ok_or_else(|| ReplyError::UnknownStatus(j.status.chars().take(40).collect()))?;
             return Ok(Reply {
                 status,
                 topic: j.topic,
@@ -115,12 +129,7 @@ impl Reply {
                 topic: None,
                 message: None,
             })
-            .ok_or_else(|| {
-                format!(
-                    "unrecognised reply {:?} (expected OK, ERROR, ACTIVE, INACTIVE or JSON)",
-                    p.chars().take(40).collect::<String>()
-                )
-            })
+            .ok_or_else(|| ReplyError::Unrecognised(p.chars().take(40).collect()))
     }
 
     fn accepts(&self, p: &Pending) -> bool {

@@ -158,7 +158,7 @@ impl Router {
                     "feedback payloads",
                     "Ignoring payload on {topic}: {e}"
                 );
-                return Route::Rejected(e);
+                return Route::Rejected(e.to_string());
             }
         }
 

@@ -38,13 +38,18 @@ pub enum ReplyStyle {
     Json,
 }
 
+/// `--reply` was neither `plain` nor `json`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown reply style `{0}` (plain or json)")]
+pub struct ReplyStyleError(String);
+
 impl std::str::FromStr for ReplyStyle {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ReplyStyleError;
+    fn from_str(s: &str) -> Result<Self, ReplyStyleError> {
         match s {
             "plain" => Ok(ReplyStyle::Plain),
             "json" => Ok(ReplyStyle::Json),
-            other => Err(format!("unknown reply style `{other}` (plain or json)")),
+            other => Err(ReplyStyleError(other.to_string())),
         }
     }
 }

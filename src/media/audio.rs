@@ -31,7 +31,7 @@ enum Request {
     /// From the output thread: sound `id` reached its end.
     Ended(u64),
     /// From a measuring thread: how long `path` is.
-    Measured(PathBuf, Result<Duration, String>),
+    Measured(PathBuf, Result<Duration, DecodeError>),
     Shutdown,
 }
 
@@ -51,7 +51,7 @@ enum Opener {
 #[derive(Clone, Copy)]
 struct Lengths {
     header: fn(&Path) -> Result<Option<Duration>, String>,
-    decode: fn(&Path) -> Result<Duration, String>,
+    decode: fn(&Path) -> Result<Duration, DecodeError>,
 }
 
 const REAL_LENGTHS: Lengths = Lengths {
@@ -545,9 +545,9 @@ impl AudioThread {
     }
 
     /// A measuring thread is done: every sound of that file now has a length.
-    fn measured(&mut self, path: PathBuf, len: Result<Duration, String>) {
+    fn measured(&mut self, path: PathBuf, len: Result<Duration, DecodeError>) {
         let len = len.unwrap_or_else(|e| {
-            warn!(target: "media", "Cannot read length of {}: {e}", path.display());
+            warn!(target: "media", "Cannot read the length of a sound: {e}");
             Duration::ZERO
         });
         let file = path
@@ -572,6 +572,16 @@ fn open(path: &Path) -> Result<Decoder<std::io::BufReader<std::fs::File>>, Strin
     Decoder::try_from(f).map_err(|e| e.to_string())
 }
 
+/// Why a sound's length is unknown.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot decode {path}: {reason}")]
+pub struct DecodeError {
+    /// The file.
+    pub path: String,
+    /// What the decoder said.
+    pub reason: String,
+}
+
 /// The length the file's header gives, if any (cheap).
 fn header_length(path: &Path) -> Result<Option<Duration>, String> {
     Ok(open(path)?.total_duration())
@@ -579,8 +589,11 @@ fn header_length(path: &Path) -> Result<Option<Duration>, String> {
 
 /// The length of a sound: from the header, else by decoding it (up to an
 /// hour of audio; slow, so never on the audio thread).
-pub fn decode_length(path: &Path) -> Result<Duration, String> {
-    let d = open(path)?;
+pub fn decode_length(path: &Path) -> Result<Duration, DecodeError> {
+    let d = open(path).map_err(|reason| DecodeError {
+        path: path.display().to_string(),
+        reason,
+    })?;
     if let Some(t) = d.total_duration() {
         return Ok(t);
     }

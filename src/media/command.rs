@@ -47,6 +47,41 @@ pub enum VideoCommand {
     },
 }
 
+/// Why an audio or video command is not understood.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CommandError {
+    /// Nothing to do.
+    #[error("empty {0} command")]
+    Empty(&'static str),
+    /// `VOLUME:loud`.
+    #[error("volume `{0}` is not a number between 0 and 1")]
+    VolumeNotANumber(String),
+    /// `VOLUME:7`.
+    #[error("volume {0} is outside 0..1")]
+    VolumeOutOfRange(f32),
+    /// `PLAY:`.
+    #[error("missing file name")]
+    NoFile,
+    /// `PLAY:../x.mp3`.
+    #[error(
+        "media file `{0}` must be a name inside the media directory (no absolute path, no `..`)"
+    )]
+    NotInMediaDir(String),
+    /// `SEEK:soon`.
+    #[error("SEEK needs a number of seconds, got `{0}`")]
+    BadSeek(String),
+    /// Not an audio command.
+    #[error(
+        "unknown audio command `{0}` (expected PLAY:<file>[:<volume>], STOP, STOP:<file>, PAUSE, RESUME, VOLUME:<0..1> or a file name)"
+    )]
+    UnknownAudio(String),
+    /// Not a video command.
+    #[error(
+        "unknown video command `{0}` (expected PLAY_VIDEO:<file>, STOP_VIDEO, PAUSE, RESUME, SEEK:<seconds> or a file name)"
+    )]
+    UnknownVideo(String),
+}
+
 fn word<'a>(msg: &'a str, w: &str) -> Option<&'a str> {
     let head = msg.get(..w.len())?;
     if head.eq_ignore_ascii_case(w) {
@@ -56,46 +91,44 @@ fn word<'a>(msg: &'a str, w: &str) -> Option<&'a str> {
     }
 }
 
-fn volume(s: &str) -> Result<f32, String> {
+fn volume(s: &str) -> Result<f32, CommandError> {
     let v: f32 = s
         .trim()
         .parse()
-        .map_err(|_| format!("volume `{s}` is not a number between 0 and 1"))?;
+        .map_err(|_| CommandError::VolumeNotANumber(s.to_string()))?;
     if (0.0..=1.0).contains(&v) {
         Ok(v)
     } else {
-        Err(format!("volume {v} is outside 0..1"))
+        Err(CommandError::VolumeOutOfRange(v))
     }
 }
 
-fn file_name(s: &str) -> Result<String, String> {
+fn file_name(s: &str) -> Result<String, CommandError> {
     let f = s.trim();
     if f.is_empty() {
-        return Err("missing file name".into());
+        return Err(CommandError::NoFile);
     }
     check_relative(f)?;
     Ok(f.to_string())
 }
 
 /// Media names are relative to `media.dir`; no absolute paths, no `..`.
-pub fn check_relative(name: &str) -> Result<(), String> {
+pub fn check_relative(name: &str) -> Result<(), CommandError> {
     let p = Path::new(name);
     if p.is_absolute()
         || p.components()
             .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
     {
-        return Err(format!(
-            "media file `{name}` must be a name inside the media directory (no absolute path, no `..`)"
-        ));
+        return Err(CommandError::NotInMediaDir(name.to_string()));
     }
     Ok(())
 }
 
 impl AudioCommand {
-    pub fn parse(msg: &str) -> Result<AudioCommand, String> {
+    pub fn parse(msg: &str) -> Result<AudioCommand, CommandError> {
         let m = msg.trim();
         if m.is_empty() {
-            return Err("empty audio command".into());
+            return Err(CommandError::Empty("audio"));
         }
         if let Some(rest) = word(m, "PLAY:") {
             // PLAY:<file>[:<volume>]: the volume is the part after the last
@@ -133,9 +166,7 @@ impl AudioCommand {
             });
         }
         if m.contains(':') && !m.contains('.') {
-            return Err(format!(
-                "unknown audio command `{m}` (expected PLAY:<file>[:<volume>], STOP, STOP:<file>, PAUSE, RESUME, VOLUME:<0..1> or a file name)"
-            ));
+            return Err(CommandError::UnknownAudio(m.to_string()));
         }
         Ok(AudioCommand::Play {
             file: file_name(m)?,
@@ -153,10 +184,10 @@ impl AudioCommand {
 }
 
 impl VideoCommand {
-    pub fn parse(msg: &str) -> Result<VideoCommand, String> {
+    pub fn parse(msg: &str) -> Result<VideoCommand, CommandError> {
         let m = msg.trim();
         if m.is_empty() {
-            return Err("empty video command".into());
+            return Err(CommandError::Empty("video"));
         }
         if let Some(rest) = word(m, "PLAY_VIDEO:") {
             return Ok(VideoCommand::Play {
@@ -178,13 +209,11 @@ impl VideoCommand {
                 .parse()
                 .ok()
                 .filter(|s: &f64| s.is_finite() && *s >= 0.0)
-                .ok_or_else(|| format!("SEEK needs a number of seconds, got `{rest}`"))?;
+                .ok_or_else(|| CommandError::BadSeek(rest.to_string()))?;
             return Ok(VideoCommand::Seek { seconds });
         }
         if m.contains(':') && !m.contains('.') {
-            return Err(format!(
-                "unknown video command `{m}` (expected PLAY_VIDEO:<file>, STOP_VIDEO, PAUSE, RESUME, SEEK:<seconds> or a file name)"
-            ));
+            return Err(CommandError::UnknownVideo(m.to_string()));
         }
         Ok(VideoCommand::Play {
             file: file_name(m)?,

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use audio::{AudioPlayer, AudioStatus};
-pub use command::{AudioCommand, VideoCommand, resolve_media, same_media};
+pub use command::{AudioCommand, CommandError, VideoCommand, resolve_media, same_media};
 pub use video::{VideoPlayer, VideoSettings, VideoStatus};
 
 use crate::config::MediaConfig;

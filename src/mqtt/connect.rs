@@ -18,6 +18,20 @@ use crate::config::BrokerConfig;
 /// the connection on every subscribe.
 pub const MAX_PACKET_SIZE: u32 = 256 * 1024;
 
+/// Why a connection attempt failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConnectError {
+    /// The network or the broker said no (text from [`describe`]).
+    #[error("{0}")]
+    Failed(String),
+    /// No CONNACK in time.
+    #[error("no answer within {0:.1}s")]
+    NoAnswer(f64),
+    /// Something other than a CONNACK came first.
+    #[error("unexpected first packet: {0}")]
+    Unexpected(String),
+}
+
 /// Options for one connection attempt to `broker`.
 pub fn options(
     broker: &BrokerConfig,

@@ -555,7 +555,7 @@ impl Builder<'_> {
                     topic.unwrap_or_else(|| format!("{}/audio", self.ctx.room)),
                 ),
                 Err(e) => {
-                    self.err(parse_pos, e);
+                    self.err(parse_pos, e.to_string());
                     return None;
                 }
             },
@@ -565,7 +565,7 @@ impl Builder<'_> {
                     topic.unwrap_or_else(|| format!("{}/video", self.ctx.room)),
                 ),
                 Err(e) => {
-                    self.err(parse_pos, e);
+                    self.err(parse_pos, e.to_string());
                     return None;
                 }
             },
