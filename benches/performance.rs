@@ -304,20 +304,11 @@ async fn router(r: &mut Report) {
 /// Idle RSS of `roomctl run` with the example scenes, connected to a broker.
 async fn idle_rss(r: &mut Report) {
     let b = Mosquitto::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let web = roomctl::broker::free_port().unwrap();
-    let path = roomctl::demo::write_demo_files(
-        dir.path(),
-        (b.port(), b.port()),
-        format!("127.0.0.1:{web}").parse().unwrap(),
-    )
-    .unwrap();
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("media:\n", "media:\n  audio: false\n");
-    std::fs::write(&path, text).unwrap();
+    let scenes = roomctl::cmd::demo::EXAMPLE_SCENES;
+    let site = common::site(&[b.port()], scenes, "");
+    roomctl::cmd::demo::write_demo_files(site.dir.path()).unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomctl"))
-        .args(["run", "-c", path.to_str().unwrap()])
+        .args(["run", "-c", site.config.to_str().unwrap()])
         .env("RUST_LOG", "warn")
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)

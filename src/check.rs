@@ -48,18 +48,20 @@ fn invalid_config(path: &Path, errors: &Diagnostics) -> anyhow::Error {
 
 /// Runs every check for the config at `path`.
 pub fn check(path: &Path) -> Report {
-    let config = match Config::load(path) {
-        Ok(c) => c,
-        Err(errors) => {
-            return Report {
-                config: None,
-                scenes: SceneSet::default(),
-                errors,
-                warnings: Diagnostics::default(),
-                media_files: 0,
-            };
-        }
-    };
+    match Config::load(path) {
+        Ok(c) => check_config(c),
+        Err(errors) => Report {
+            config: None,
+            scenes: SceneSet::default(),
+            errors,
+            warnings: Diagnostics::default(),
+            media_files: 0,
+        },
+    }
+}
+
+/// Runs the scene and media checks for a config already loaded (or built).
+pub fn check_config(config: Config) -> Report {
     let Loaded {
         scenes,
         mut errors,

@@ -1,5 +1,5 @@
 //! The `roomctl` binary: everything lives in the library.
 
 fn main() -> std::process::ExitCode {
-    roomctl::cli::main()
+    roomctl::cmd::main()
 }

@@ -1,17 +1,21 @@
-//! The command line (clap): parses arguments, sets up logging, and calls
-//! into the library. Exit codes: 0 success, 1 failure, 2 usage error.
+//! The command line (clap): parses arguments, sets up logging and runs one
+//! subcommand, each in its own module (`run`, `check`, `play`, `simulate`,
+//! `demo`, `doctor`). Exit codes: 0 success, 1 failure, 2 usage error.
+
+pub mod check;
+pub mod demo;
+pub mod doctor;
+pub mod play;
+pub mod run;
+pub mod simulate;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
 
 use crate::config::{default_config_path, parse_duration};
-use crate::simulate::{self, SimOptions, parse_latency};
-use crate::{check, daemon, demo, doctor, play};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -59,7 +63,7 @@ pub enum Command {
         drop: f64,
         /// `plain` (OK) or `json` ({"status":"OK","topic":...}).
         #[arg(long, default_value = "plain")]
-        reply: simulate::ReplyStyle,
+        reply: crate::simulate::ReplyStyle,
     },
     /// Everything on one machine: brokers, simulated ESP32s, daemon, dashboard.
     Demo {
@@ -109,7 +113,7 @@ pub fn main() -> ExitCode {
     // `check` is synchronous: no runtime, no threads (it also runs under
     // user-mode emulation of the Pi, which cannot always create threads).
     if let Command::Check { config } = cli.command {
-        return check(path(config));
+        return check::check(&path(config));
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -131,35 +135,20 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn check(p: PathBuf) -> ExitCode {
-    let r = check::check(&p);
-    for w in r.warnings.iter() {
-        println!("{w}");
-    }
-    for e in r.errors.iter() {
-        println!("{e}");
-    }
-    if r.ok() {
-        println!(
-            "{}: OK ({} scene(s), {} media file(s))",
-            p.display(),
-            r.scenes.len(),
-            r.media_files
-        );
-        ExitCode::SUCCESS
-    } else {
-        println!("{}: {} error(s)", p.display(), r.errors.len());
-        ExitCode::FAILURE
-    }
-}
-
 async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
+    let ok = |yes: bool| {
+        if yes {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    };
     match cmd {
         Command::Run { config } => {
-            daemon::run(&path(config)).await?;
+            run::run(&path(config)).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { config } => Ok(check(path(config))),
+        Command::Check { config } => Ok(check::check(&path(config))),
         Command::Play {
             scene,
             config,
@@ -167,11 +156,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
         } => {
             let mut out = std::io::stdout();
             let tally = play::play(&path(config), &scene, json, &mut out).await?;
-            Ok(if tally.success() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(ok(tally.success()))
         }
         Command::Simulate {
             config,
@@ -180,38 +165,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             drop,
             reply,
         } => {
-            if !(0.0..=1.0).contains(&drop) {
-                anyhow::bail!("--drop must be between 0 and 1");
-            }
-            let p = path(config);
-            let config = check::load_config(&p)?;
-            let loaded = crate::scene::load_scenes(&config);
-            for e in loaded.errors.iter() {
-                eprintln!("{e}");
-            }
-            let opts = SimOptions {
-                devices,
-                latency: parse_latency(&latency)?,
-                drop,
-                heartbeat: (config.devices.stale_after / 3).max(Duration::from_secs(1)),
-                reply,
-            };
-            let cancel = CancellationToken::new();
-            let fleet = simulate::start(&config, &loaded.scenes, &opts, cancel.clone());
-            for (id, topics) in &fleet.devices {
-                println!(
-                    "{id}: {}",
-                    if topics.is_empty() {
-                        "(spare)".to_string()
-                    } else {
-                        topics.join(", ")
-                    }
-                );
-            }
-            crate::systemd::shutdown_signal().await;
-            // Let the brokers see the devices go: the last will says `offline`.
-            cancel.cancel();
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            simulate::simulate(&path(config), devices, &latency, drop, reply).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo {
@@ -219,9 +173,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             devices,
             kill_primary_after,
         } => {
-            let kill = kill_primary_after
-                .map(|s| parse_duration(&s).map_err(anyhow::Error::msg))
-                .transpose()?;
+            let kill = kill_primary_after.map(|s| parse_duration(&s)).transpose()?;
             demo::demo(demo::DemoOptions {
                 listen,
                 devices,
@@ -232,12 +184,8 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Doctor { config } => {
             let mut out = std::io::stdout();
-            let ok = doctor::doctor(&path(config), &mut out).await?;
-            Ok(if ok > 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            let answered = doctor::doctor(&path(config), &mut out).await?;
+            Ok(ok(answered > 0))
         }
     }
 }

@@ -12,61 +12,63 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::run::serve_until;
 use crate::app::{Role, Room};
 use crate::broker::Mosquitto;
 use crate::check;
-use crate::daemon::serve_until;
+use crate::config::{BrokerConfig, Config};
 use crate::simulate::{self, SimOptions};
 use crate::systemd::shutdown_signal;
 
 /// The example config and scenes, as shipped in the repository.
-pub const EXAMPLE_CONFIG: &str = include_str!("../config/roomctl.yaml");
+pub const EXAMPLE_CONFIG: &str = include_str!("../../config/roomctl.yaml");
+/// The example scenes.
 pub const EXAMPLE_SCENES: &[(&str, &str)] = &[
-    ("intro.yaml", include_str!("../scenes/intro.yaml")),
-    ("showcase.json", include_str!("../scenes/showcase.json")),
-    ("outro.yaml", include_str!("../scenes/outro.yaml")),
+    ("intro.yaml", include_str!("../../scenes/intro.yaml")),
+    ("showcase.json", include_str!("../../scenes/showcase.json")),
+    ("outro.yaml", include_str!("../../scenes/outro.yaml")),
 ];
+/// The example sounds.
 pub const EXAMPLE_MEDIA: &[(&str, &[u8])] = &[
-    ("bg.wav", include_bytes!("../media/bg.wav")),
-    ("chime.wav", include_bytes!("../media/chime.wav")),
-    ("welcome.wav", include_bytes!("../media/welcome.wav")),
+    ("bg.wav", include_bytes!("../../media/bg.wav")),
+    ("chime.wav", include_bytes!("../../media/chime.wav")),
+    ("welcome.wav", include_bytes!("../../media/welcome.wav")),
 ];
 
+/// What `roomctl demo` can be asked for.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
+    /// Dashboard address.
     pub listen: SocketAddr,
+    /// Simulated ESP32s.
     pub devices: usize,
     /// Kill the primary broker after this long, to watch the failover.
     pub kill_primary_after: Option<Duration>,
 }
 
-/// The example config rewritten for local brokers on `ports`, a dashboard
-/// on `listen`, and scenes/media next to it.
-pub fn demo_config(ports: (u16, u16), listen: SocketAddr) -> anyhow::Result<String> {
-    let mut text = EXAMPLE_CONFIG.to_string();
-    for (from, to) in [
-        ("port: 1883", format!("port: {}", ports.0)),
-        ("port: 1884", format!("port: {}", ports.1)),
-        ("listen: 0.0.0.0:8080", format!("listen: {listen}")),
-        ("dir: ../scenes", "dir: scenes".to_string()),
-        ("dir: ../media", "dir: media".to_string()),
-    ] {
-        if !text.contains(from) {
-            bail!("example config has no `{from}`");
-        }
-        text = text.replace(from, &to);
+/// The example config, for local brokers on `ports`, a dashboard on
+/// `listen`, and scenes and media in `dir`: read from the shipped file,
+/// then changed as a typed value.
+pub fn demo_config(dir: &Path, ports: (u16, u16), listen: SocketAddr) -> anyhow::Result<Config> {
+    let mut c = Config::parse(EXAMPLE_CONFIG, &dir.join("roomctl.yaml"), &|_| None)
+        .map_err(|e| anyhow::anyhow!("the example config is invalid:\n{e}"))?;
+    if c.mqtt.brokers.len() < 2 {
+        bail!("the example config needs a primary and a backup broker");
     }
+    for (b, port) in c.mqtt.brokers.iter_mut().zip([ports.0, ports.1]) {
+        *b = BrokerConfig::new("127.0.0.1", port, b.priority);
+    }
+    c.mqtt.brokers.truncate(2);
+    c.web.listen = listen;
+    c.scenes.dir = dir.join("scenes");
+    c.media.dir = dir.join("media");
     // A pop-up player window is not what a demo on a laptop wants.
-    text = text.replace("media:\n", "media:\n  video: false\n");
-    Ok(text)
+    c.media.video_enabled = false;
+    Ok(c)
 }
 
-/// Writes config, scenes and media into `dir`; returns the config path.
-pub fn write_demo_files(
-    dir: &Path,
-    ports: (u16, u16),
-    listen: SocketAddr,
-) -> anyhow::Result<std::path::PathBuf> {
+/// Writes the example scenes and media into `dir`.
+pub fn write_demo_files(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir.join("scenes"))?;
     std::fs::create_dir_all(dir.join("media"))?;
     for (name, text) in EXAMPLE_SCENES {
@@ -75,9 +77,7 @@ pub fn write_demo_files(
     for (name, bytes) in EXAMPLE_MEDIA {
         std::fs::write(dir.join("media").join(name), bytes)?;
     }
-    let path = dir.join("roomctl.yaml");
-    std::fs::write(&path, demo_config(ports, listen)?)?;
-    Ok(path)
+    Ok(())
 }
 
 pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
@@ -88,9 +88,10 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
         .await
         .context("cannot start the demo's backup broker")?;
     let dir = std::env::temp_dir().join(format!("roomctl-demo-{}", std::process::id()));
-    let path = write_demo_files(&dir, (primary.port(), backup.port()), opts.listen)?;
-    let mut report = check::check(&path);
-    let config = report.take_config(&path)?;
+    write_demo_files(&dir)?;
+    let config = demo_config(&dir, (primary.port(), backup.port()), opts.listen)?;
+    let mut report = check::check_config(config);
+    let config = report.take_config(&dir)?;
     if !report.errors.is_empty() {
         bail!("demo scenes are invalid:\n{}", report.errors);
     }
@@ -174,16 +175,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn demo_files_pass_check() {
+    fn demo_config_passes_check() {
         let d = tempfile::tempdir().unwrap();
-        let path =
-            write_demo_files(d.path(), (11883, 11884), "127.0.0.1:0".parse().unwrap()).unwrap();
-        let r = check::check(&path);
+        write_demo_files(d.path()).unwrap();
+        let c = demo_config(d.path(), (11883, 11884), "127.0.0.1:0".parse().unwrap()).unwrap();
+        let r = check::check_config(c);
         assert!(r.ok(), "{}", r.errors);
         assert!(r.warnings.is_empty(), "{}", r.warnings);
         let c = r.config.unwrap();
         assert_eq!(c.mqtt.brokers[0].port, 11883);
         assert_eq!(c.mqtt.brokers[1].port, 11884);
+        assert!(c.mqtt.brokers.iter().all(|b| b.username.is_none()));
         assert!(!c.media.video_enabled);
         assert_eq!(r.scenes.len(), EXAMPLE_SCENES.len());
     }
