@@ -33,11 +33,16 @@ pub fn free_port() -> std::io::Result<u16> {
 impl Mosquitto {
     /// Starts a broker on a free port and waits until it accepts connections.
     pub async fn start() -> anyhow::Result<Mosquitto> {
-        Self::start_with("").await
+        Self::start_free("").await
     }
 
     /// Like [`Mosquitto::start`], with extra lines for `mosquitto.conf`.
+    #[cfg(any(test, feature = "testkit"))]
     pub async fn start_with(extra_conf: &str) -> anyhow::Result<Mosquitto> {
+        Self::start_free(extra_conf).await
+    }
+
+    async fn start_free(extra_conf: &str) -> anyhow::Result<Mosquitto> {
         let mut last = None;
         for _ in 0..5 {
             match Self::start_conf(free_port()?, extra_conf).await {
@@ -166,6 +171,8 @@ impl Drop for Mosquitto {
     }
 }
 
+/// Fault injection for tests.
+#[cfg(any(test, feature = "testkit"))]
 impl Mosquitto {
     /// SIGSTOP: the broker keeps its sockets open but answers nothing (a
     /// hung broker, as opposed to a dead one).

@@ -17,5 +17,7 @@ pub mod router;
 pub mod scene;
 pub mod simulate;
 pub mod systemd;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod topic;
 pub mod web;

@@ -307,7 +307,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use crate::scene::testing::RecordingSink as Rec;
+    use crate::testkit::RecordingSink as Rec;
 
     fn router() -> (Router, Arc<Rec>, Registry, FeedbackTracker) {
         let cfg = Config::parse(

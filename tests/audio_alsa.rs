@@ -21,7 +21,7 @@ use roomctl::media::{AudioCommand, AudioPlayer, MediaEnd};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 fn write_tone(path: &Path, secs: f32, freq: f32, amp: f32) {
-    std::fs::write(path, roomctl::media::audio::sine_wav(secs, freq, amp)).unwrap();
+    std::fs::write(path, roomctl::testkit::sine_wav(secs, freq, amp)).unwrap();
 }
 
 /// Everything the device wrote, read at the device's own pace.

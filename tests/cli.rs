@@ -119,7 +119,7 @@ fn fleet_opts(drop: f64) -> SimOptions {
 }
 
 fn write_tone(site: &Site) {
-    let wav = roomctl::media::audio::sine_wav(0.1, 440.0, 0.5);
+    let wav = roomctl::testkit::sine_wav(0.1, 440.0, 0.5);
     std::fs::write(site.dir.path().join("media/tone.wav"), wav).unwrap();
 }
 

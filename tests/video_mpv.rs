@@ -25,11 +25,7 @@ fn mpv_available() -> bool {
 /// A clip mpv can play without a display: audio-only media work the same
 /// way through its playlist and end-file events.
 fn clip(dir: &Path, name: &str, secs: f32) {
-    std::fs::write(
-        dir.join(name),
-        roomctl::media::audio::sine_wav(secs, 330.0, 0.3),
-    )
-    .unwrap();
+    std::fs::write(dir.join(name), roomctl::testkit::sine_wav(secs, 330.0, 0.3)).unwrap();
 }
 
 /// A 2x2 PPM image as the idle picture.

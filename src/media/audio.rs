@@ -604,34 +604,10 @@ pub fn decode_length(path: &Path) -> Result<Duration, DecodeError> {
     Ok(Duration::from_secs_f64(n / rate / channels))
 }
 
-/// A mono 16-bit PCM WAV of a sine tone (for tests, demos and tools).
-pub fn sine_wav(secs: f32, freq: f32, amp: f32) -> Vec<u8> {
-    const RATE: u32 = 16_000;
-    let n = (secs * RATE as f32) as u32;
-    let mut w = Vec::with_capacity(44 + n as usize * 2);
-    w.extend_from_slice(b"RIFF");
-    w.extend_from_slice(&(36 + n * 2).to_le_bytes());
-    w.extend_from_slice(b"WAVEfmt ");
-    w.extend_from_slice(&16u32.to_le_bytes());
-    w.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    w.extend_from_slice(&1u16.to_le_bytes()); // mono
-    w.extend_from_slice(&RATE.to_le_bytes());
-    w.extend_from_slice(&(RATE * 2).to_le_bytes());
-    w.extend_from_slice(&2u16.to_le_bytes());
-    w.extend_from_slice(&16u16.to_le_bytes());
-    w.extend_from_slice(b"data");
-    w.extend_from_slice(&(n * 2).to_le_bytes());
-    for i in 0..n {
-        let t = i as f32 / RATE as f32;
-        let v = (amp * (2.0 * std::f32::consts::PI * freq * t).sin() * 32767.0) as i16;
-        w.extend_from_slice(&v.to_le_bytes());
-    }
-    w
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::sine_wav;
 
     #[test]
     fn measures_wav_length() {

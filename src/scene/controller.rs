@@ -407,7 +407,7 @@ mod tests {
     use std::path::Path;
     use std::time::Duration;
 
-    use crate::scene::testing::RecordingSink as Rec;
+    use crate::testkit::RecordingSink as Rec;
 
     fn ctx() -> SceneContext {
         SceneContext {

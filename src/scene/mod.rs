@@ -7,8 +7,6 @@
 pub mod controller;
 pub mod load;
 pub mod runner;
-#[cfg(test)]
-pub(crate) mod testing;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
