@@ -44,12 +44,19 @@ pub enum Role {
 /// Everything a running room has. Cheap handles; clone freely.
 #[derive(Clone)]
 pub struct Room {
+    /// The validated config.
     pub config: Arc<Config>,
+    /// Every change, for the dashboard and the state topic.
     pub events: EventBus,
+    /// The MQTT client.
     pub mqtt: MqttHandle,
+    /// The devices.
     pub registry: Registry,
+    /// Command confirmations.
     pub feedback: FeedbackTracker,
+    /// Audio and video.
     pub media: MediaHandle,
+    /// The scenes (one at a time).
     pub scenes: SceneController,
     /// Unix time the room started.
     pub started: f64,
@@ -105,11 +112,17 @@ impl ActionSink for RoomSink {
 /// The retained `roomctl/ROOM/state` document.
 #[derive(Debug, Clone, Serialize)]
 pub struct RoomState {
+    /// Room id.
     pub room: String,
+    /// Connection state (seed 002 name).
     pub connection: String,
+    /// `host:port` of the broker in use.
     pub broker: Option<String>,
+    /// The running scene.
     pub scene: Option<SceneStatus>,
+    /// Device counts.
     pub devices: DeviceCounts,
+    /// Unix time of this snapshot.
     pub updated: f64,
 }
 
@@ -221,6 +234,7 @@ impl Room {
         room
     }
 
+    /// A snapshot for the state topic and the dashboard.
     pub fn state(&self) -> RoomState {
         let st = self.mqtt.status();
         RoomState {

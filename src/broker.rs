@@ -137,14 +137,17 @@ impl Mosquitto {
         }
     }
 
+    /// The port it listens on (127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// Its log file.
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("mosquitto.log")
     }
 
+    /// Its scratch directory (config, log).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -157,6 +160,7 @@ impl Mosquitto {
         }
     }
 
+    /// The process is still alive.
     pub fn is_running(&mut self) -> bool {
         self.child
             .as_mut()

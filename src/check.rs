@@ -12,14 +12,20 @@ use crate::scene::{ActionKind, SceneSet};
 
 /// Everything `check` found.
 pub struct Report {
+    /// The config, unless it failed to load.
     pub config: Option<Config>,
+    /// The scenes that loaded.
     pub scenes: SceneSet,
+    /// Problems that break something.
     pub errors: Diagnostics,
+    /// Problems worth knowing (unknown keys, a missing player).
     pub warnings: Diagnostics,
+    /// How many distinct media files the scenes play.
     pub media_files: usize,
 }
 
 impl Report {
+    /// A config and no errors.
     pub fn ok(&self) -> bool {
         self.config.is_some() && self.errors.is_empty()
     }

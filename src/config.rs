@@ -21,6 +21,7 @@ pub use crate::topic::{FeedbackTopic, Topics};
 
 /// Where the daemon looks when `-c` is not given.
 pub const SYSTEM_CONFIG: &str = "/etc/roomctl/config.yaml";
+/// Where the daemon looks when `-c` is not given and the system file is missing.
 pub const LOCAL_CONFIG: &str = "config/roomctl.yaml";
 
 /// `/etc/roomctl/config.yaml` if it exists, else `config/roomctl.yaml`.
@@ -38,48 +39,78 @@ pub fn default_config_path() -> PathBuf {
 // ---------------------------------------------------------------------------
 
 #[derive(Debug, Clone)]
+/// The whole configuration, validated.
 pub struct Config {
     /// The file this was loaded from (for diagnostics).
     pub file: PathBuf,
+    /// The room id (`room1`): prefix of its topics.
     pub room: String,
+    /// The MQTT client.
     pub mqtt: MqttConfig,
+    /// Feedback tracking.
     pub feedback: FeedbackConfig,
+    /// The ESP32 devices.
     pub devices: DevicesConfig,
+    /// Where the scenes are.
     pub scenes: ScenesConfig,
+    /// Audio and video on the Pi.
     pub media: MediaConfig,
+    /// The dashboard.
     pub web: WebConfig,
+    /// Messages that start a scene.
     pub triggers: Vec<TriggerConfig>,
 }
 
 #[derive(Debug, Clone)]
+/// `mqtt:` (seed 002 names and defaults).
 pub struct MqttConfig {
+    /// The MQTT client id (default `rpi_room_<room>`).
     pub client_id: String,
     /// Sorted by priority (lowest number first); ties keep file order.
     pub brokers: Vec<BrokerConfig>,
+    /// PINGREQ interval; also how often a silent broker is probed.
     pub keep_alive: Duration,
+    /// A PUBACK or PINGRESP later than this marks the broker dead.
     pub ack_timeout: Duration,
+    /// Failed rounds before the state is FAILED.
     pub max_retries: u32,
+    /// The first retry delay.
     pub initial_retry_delay: Duration,
+    /// The largest retry delay.
     pub max_retry_delay: Duration,
+    /// Each failed round multiplies the delay by this.
     pub backoff_multiplier: f64,
+    /// Random variance of a delay (0..1).
     pub jitter_factor: f64,
+    /// How long one connection attempt may take.
     pub connection_timeout: Duration,
+    /// How often a connection to a backup probes the brokers before it.
     pub health_check_interval: Duration,
+    /// Messages the outbox holds (oldest dropped when full).
     pub message_queue_size: usize,
+    /// Resends of a message after its first attempt.
     pub message_retry_limit: u32,
+    /// A show cue older than this is dropped, never sent late.
     pub message_max_age: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
+/// One broker (seed 000 format).
 pub struct BrokerConfig {
+    /// Host name or address.
     pub host: String,
+    /// TCP port (1883).
     pub port: u16,
+    /// User name, if the broker wants one.
     pub username: Option<String>,
+    /// Password (never logged).
     pub password: Option<Secret>,
+    /// Lower is tried first.
     pub priority: u32,
 }
 
 impl BrokerConfig {
+    /// A broker without credentials.
     pub fn new(host: impl Into<String>, port: u16, priority: u32) -> Self {
         BrokerConfig {
             host: host.into(),
@@ -89,14 +120,18 @@ impl BrokerConfig {
             priority,
         }
     }
+    /// `host:port`.
     pub fn addr(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
 }
 
 #[derive(Debug, Clone)]
+/// `feedback:`.
 pub struct FeedbackConfig {
+    /// How long a command waits for its confirmation (an action may set its own).
     pub timeout: Duration,
+    /// Where replies arrive.
     pub topic: FeedbackTopic,
     /// Channels (last topic segment) played on the Pi: subset of audio, video.
     pub local_channels: Vec<String>,
@@ -105,7 +140,9 @@ pub struct FeedbackConfig {
 }
 
 #[derive(Debug, Clone)]
+/// `devices:`.
 pub struct DevicesConfig {
+    /// An online device silent for longer than this is stale.
     pub stale_after: Duration,
     /// Devices the room expects, with the command topics each answers
     /// (may be empty). They are listed before they announce themselves,
@@ -126,14 +163,18 @@ impl Default for DevicesConfig {
 }
 
 #[derive(Debug, Clone)]
+/// `scenes:`.
 pub struct ScenesConfig {
+    /// The folder of scene files.
     pub dir: PathBuf,
     /// Started by the compatibility trigger `ROOM/scene = START`.
     pub default: Option<String>,
 }
 
 #[derive(Debug, Clone)]
+/// `media:`.
 pub struct MediaConfig {
+    /// The folder of sounds and clips.
     pub dir: PathBuf,
     /// Player command; `{file}` is replaced by the clip (or idle image).
     pub video_player: Vec<String>,
@@ -148,18 +189,24 @@ pub struct MediaConfig {
 }
 
 #[derive(Debug, Clone)]
+/// `web:`.
 pub struct WebConfig {
+    /// Serve the dashboard at all.
     pub enabled: bool,
+    /// Address and port of the dashboard.
     pub listen: SocketAddr,
     /// Bearer token for control routes; `None` means open.
     pub token: Option<Secret>,
 }
 
 #[derive(Debug, Clone)]
+/// One entry of `triggers:`.
 pub struct TriggerConfig {
+    /// The topic (filter) to watch.
     pub topic: String,
     /// `None` matches any payload.
     pub payload: Option<String>,
+    /// The scene it starts.
     pub scene: String,
     /// Where the scene name was written, for `check`.
     pub pos: Pos,
@@ -170,9 +217,11 @@ pub struct TriggerConfig {
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret.
     pub fn new(s: impl Into<String>) -> Self {
         Secret(s.into())
     }
+    /// The secret itself (for the one place that needs it).
     pub fn expose(&self) -> &str {
         &self.0
     }

@@ -9,14 +9,18 @@ use serde_saphyr::{Location, Spanned};
 /// One problem found in a file the user wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// The file.
     pub file: PathBuf,
     /// 1-based; 0 when the position is unknown.
     pub line: u32,
+    /// 1-based column; 0 when unknown.
     pub col: u32,
+    /// What is wrong, in words.
     pub message: String,
 }
 
 impl Diagnostic {
+    /// A problem at `pos` in `file`.
     pub fn new(file: &Path, pos: Pos, message: impl Into<String>) -> Self {
         Diagnostic {
             file: file.to_path_buf(),
@@ -61,18 +65,23 @@ impl fmt::Display for Diagnostic {
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
 impl Diagnostics {
+    /// Adds one.
     pub fn push(&mut self, d: Diagnostic) {
         self.0.push(d);
     }
+    /// None at all.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// How many.
     pub fn len(&self) -> usize {
         self.0.len()
     }
+    /// Adds all of `other`.
     pub fn extend(&mut self, other: Diagnostics) {
         self.0.extend(other.0);
     }
+    /// Each one, in order.
     pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
         self.0.iter()
     }
@@ -109,13 +118,17 @@ impl From<Diagnostic> for Diagnostics {
 /// A position in a source file (1-based line and column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Pos {
+    /// 1-based line.
     pub line: u32,
+    /// 1-based column.
     pub col: u32,
 }
 
 impl Pos {
+    /// No position known.
     pub const UNKNOWN: Pos = Pos { line: 0, col: 0 };
 
+    /// Where a spanned value was written.
     pub fn of<T>(s: &Spanned<T>) -> Pos {
         Pos::from(s.referenced)
     }

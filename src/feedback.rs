@@ -43,16 +43,23 @@ impl FeedbackRecord {
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
+/// Counters of the tracker.
 pub struct FeedbackStats {
+    /// Confirmed commands.
     pub ok: u64,
+    /// Commands answered ERROR.
     pub error: u64,
+    /// Commands not answered in time.
     pub timeout: u64,
     /// Replies with no pending command to confirm.
     pub unmatched: u64,
     /// Payloads on a feedback topic that are not a reply at all.
     pub invalid: u64,
+    /// Commands waiting now.
     pub pending: usize,
+    /// Mean confirmation latency, seconds.
     pub avg_latency: Option<f64>,
+    /// Largest confirmation latency, seconds.
     pub max_latency: Option<f64>,
 }
 
@@ -61,6 +68,7 @@ pub struct FeedbackStats {
 pub enum Handled {
     /// The topic is not a feedback topic.
     NotFeedback,
+    /// A pending command was confirmed (or failed).
     Confirmed(FeedbackRecord),
     /// A valid reply but nothing waiting for it.
     Unmatched,
@@ -85,6 +93,7 @@ pub enum ReplyError {
 /// A parsed reply.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
+    /// What it says.
     pub status: ReplyStatus,
     /// The command topic it confirms (JSON form only).
     pub topic: Option<String>,
@@ -93,8 +102,11 @@ pub struct Reply {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The status word of a reply.
 pub enum ReplyStatus {
+    /// `OK`.
     Ok,
+    /// `ERROR`.
     Error,
     /// Confirms an `ON` command.
     Active,
@@ -217,12 +229,16 @@ pub struct FeedbackTracker {
 
 /// A tracked command: its id and where its result will arrive.
 pub struct Tracked {
+    /// Unique per tracker.
     pub id: u64,
+    /// Where the reply is expected.
     pub feedback_topic: String,
+    /// Resolves with the result.
     pub result: oneshot::Receiver<FeedbackRecord>,
 }
 
 impl FeedbackTracker {
+    /// A tracker for replies on `topic` (a template) in room `room`, keeping `history_cap` results.
     pub fn new(topic: FeedbackTopic, room: &str, history_cap: usize, events: EventBus) -> Self {
         FeedbackTracker {
             inner: Arc::new(Inner {
@@ -236,6 +252,7 @@ impl FeedbackTracker {
         }
     }
 
+    /// Where replies to `command_topic` arrive.
     pub fn feedback_topic_for(&self, command_topic: &str) -> String {
         self.inner
             .topic
@@ -249,6 +266,7 @@ impl FeedbackTracker {
         t
     }
 
+    /// Replies may arrive on `topic`.
     pub fn is_feedback_topic(&self, topic: &str) -> bool {
         self.inner.state.lock().unwrap().known.contains(topic)
     }
@@ -436,6 +454,7 @@ impl FeedbackTracker {
         }
     }
 
+    /// Commands waiting for a reply.
     pub fn pending_count(&self) -> usize {
         self.inner.state.lock().unwrap().pending_len()
     }
@@ -446,6 +465,7 @@ impl FeedbackTracker {
         st.history.iter().rev().take(limit).cloned().collect()
     }
 
+    /// Counters and latencies.
     pub fn stats(&self) -> FeedbackStats {
         let st = self.inner.state.lock().unwrap();
         let mut s = st.stats.clone();

@@ -1,6 +1,8 @@
 //! roomctl: the controller daemon for one museum room. See DESIGN.md for the
 //! external contract and README.md for the architecture.
 
+#![warn(missing_docs)]
+
 pub mod app;
 pub mod broker;
 pub mod check;

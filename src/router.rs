@@ -32,12 +32,17 @@ fn short(s: &str) -> String {
 /// Where a message went (for tests and debug logs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    /// `devices/<id>/status`: to the registry.
     Device,
+    /// A reply on a feedback topic.
     Feedback,
+    /// A control topic.
     Control,
+    /// A configured trigger started a scene.
     Trigger,
     /// Only offered to the running scene.
     Scene,
+    /// Bad input, and why.
     Rejected(String),
 }
 
@@ -45,10 +50,13 @@ pub enum Route {
 /// tracks devices and feedback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouterMode {
+    /// The room's controller: every duty.
     Daemon,
+    /// `roomctl play`: devices and feedback only.
     Observer,
 }
 
+/// Routes incoming messages (see the module docs).
 pub struct Router {
     /// Warnings caused by what arrives from the network, rate-limited.
     log: Mutex<RateLog>,
@@ -62,6 +70,7 @@ pub struct Router {
 }
 
 impl Router {
+    /// A router for `config` with the given duties and handles.
     pub fn new(
         config: &Config,
         mode: RouterMode,
@@ -81,6 +90,7 @@ impl Router {
         }
     }
 
+    /// Routes messages from `rx` until `cancel` fires or the channel closes.
     pub async fn run(self, mut rx: mpsc::Receiver<InMessage>, cancel: CancellationToken) {
         // Sums up what the rate limit left out, even when the flood stopped.
         let mut summary = tokio::time::interval(LogLimit::default().window);

@@ -19,13 +19,17 @@ use crate::mqtt::{self, MqttHandle, MqttSettings, OwnMessage, PublishOptions};
 use crate::scene::SceneSet;
 
 #[derive(Debug, Clone)]
+/// How the simulated fleet behaves.
 pub struct SimOptions {
+    /// How many boards.
     pub devices: usize,
+    /// Reply latency, between these two.
     pub latency: (Duration, Duration),
     /// Fraction of commands left unanswered (0..1).
     pub drop: f64,
     /// How often each device repeats `online` (keeps it from going stale).
     pub heartbeat: Duration,
+    /// Plain `OK` or the JSON form.
     pub reply: ReplyStyle,
 }
 
@@ -80,14 +84,19 @@ pub fn parse_latency(s: &str) -> anyhow::Result<(Duration, Duration)> {
 /// A command a simulated device received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
+    /// Which device.
     pub device: String,
+    /// On which topic.
     pub topic: String,
+    /// What it said.
     pub payload: String,
+    /// Whether it replied.
     pub answered: bool,
 }
 
 /// The running fleet.
 pub struct Fleet {
+    /// Each device and the command topics it answers.
     pub devices: Vec<(String, Vec<String>)>,
     handles: Vec<MqttHandle>,
     received: Arc<Mutex<Vec<Received>>>,
@@ -115,6 +124,7 @@ impl Fleet {
         self.tasks.wait().await;
     }
 
+    /// Each device's MQTT client.
     pub fn handles(&self) -> &[MqttHandle] {
         &self.handles
     }

@@ -8,14 +8,17 @@ use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
+/// READY=1 with a status line.
 pub fn ready(status: &str) {
     notify(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 
+/// STOPPING=1.
 pub fn stopping() {
     notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
 }
 
+/// A STATUS= line for `systemctl status`.
 pub fn status(s: &str) {
     notify(&[NotifyState::Status(s)]);
 }

@@ -12,6 +12,7 @@ use crate::scene::{Action, ActionSink};
 pub struct RecordingSink(pub Mutex<Vec<String>>);
 
 impl RecordingSink {
+    /// Everything recorded, in order.
     pub fn entries(&self) -> Vec<String> {
         self.0.lock().unwrap().clone()
     }

@@ -80,6 +80,7 @@ pub fn write_demo_files(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs the demo until Ctrl-C or SIGTERM.
 pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
     let primary = Mosquitto::start()
         .await

@@ -23,27 +23,34 @@ use crate::config::{default_config_path, parse_duration};
     version,
     about = "Museum room controller: scenes over MQTT, local audio/video, feedback, failover, dashboard"
 )]
+/// The `roomctl` command line.
 pub struct Cli {
     #[command(subcommand)]
+    /// What to do.
     pub command: Command,
 }
 
 #[derive(Subcommand, Debug)]
+/// The subcommands of DESIGN.md §1.
 pub enum Command {
     /// Run the daemon (what systemd starts).
     Run {
         #[arg(short, long, value_name = "FILE")]
+        /// The config file (default: /etc/roomctl/config.yaml, else config/roomctl.yaml).
         config: Option<PathBuf>,
     },
     /// Validate config, scenes and media files; exit 1 on any error.
     Check {
         #[arg(short, long, value_name = "FILE")]
+        /// The config file (default: /etc/roomctl/config.yaml, else config/roomctl.yaml).
         config: Option<PathBuf>,
     },
     /// Play one scene with feedback tracking and report every action.
     Play {
+        /// The scene to play (its name).
         scene: String,
         #[arg(short, long, value_name = "FILE")]
+        /// The config file (default: /etc/roomctl/config.yaml, else config/roomctl.yaml).
         config: Option<PathBuf>,
         /// One JSON object per line.
         #[arg(long)]
@@ -52,8 +59,10 @@ pub enum Command {
     /// Simulate a fleet of ESP32 boards that answer commands.
     Simulate {
         #[arg(short, long, value_name = "FILE")]
+        /// The config file (default: /etc/roomctl/config.yaml, else config/roomctl.yaml).
         config: Option<PathBuf>,
         #[arg(long, default_value_t = 3)]
+        /// How many boards.
         devices: usize,
         /// Reply latency, a range like 50ms..250ms.
         #[arg(long, default_value = "50ms..250ms")]
@@ -71,6 +80,7 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
         #[arg(long, default_value_t = 4)]
+        /// How many simulated boards.
         devices: usize,
         /// Kill the primary broker after this long (e.g. 30s) to show failover.
         #[arg(long, value_name = "DURATION")]
@@ -79,6 +89,7 @@ pub enum Command {
     /// Try every configured broker and report which answer, how fast.
     Doctor {
         #[arg(short, long, value_name = "FILE")]
+        /// The config file (default: /etc/roomctl/config.yaml, else config/roomctl.yaml).
         config: Option<PathBuf>,
     },
 }
@@ -103,6 +114,7 @@ fn path(p: Option<PathBuf>) -> PathBuf {
     p.unwrap_or_else(default_config_path)
 }
 
+/// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = matches!(

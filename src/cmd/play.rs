@@ -22,14 +22,20 @@ use crate::scene::{EndReason, SceneEvent};
 /// The tally of one run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tally {
+    /// Commands that expect a confirmation.
     pub expected: usize,
+    /// Confirmed.
     pub ok: usize,
+    /// Answered ERROR.
     pub error: usize,
+    /// Not answered in time.
     pub timeout: usize,
+    /// The scene reached its end.
     pub completed: bool,
 }
 
 impl Tally {
+    /// Completed, and every expected confirmation arrived.
     pub fn success(&self) -> bool {
         self.completed && self.ok == self.expected && self.error == 0 && self.timeout == 0
     }

@@ -64,18 +64,26 @@ const REAL_LENGTHS: Lengths = Lengths {
 pub struct AudioStatus {
     /// An output device is open.
     pub device: bool,
+    /// Why there is no device.
     pub device_error: Option<String>,
+    /// Files playing now.
     pub playing: Vec<String>,
+    /// PAUSE is in effect.
     pub paused: bool,
+    /// `VOLUME:` (0..1).
     pub master_volume: f32,
     /// The open output's format.
     pub output: Option<AudioOutput>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
+/// The format of the open output device.
 pub struct AudioOutput {
+    /// Samples per second.
     pub sample_rate: u32,
+    /// Channels.
     pub channels: u16,
+    /// Sample type (`F32`).
     pub sample_format: String,
     /// Bytes per second the device consumes.
     pub bytes_per_second: u64,
@@ -146,6 +154,7 @@ impl AudioPlayer {
         AudioPlayer { tx, status }
     }
 
+    /// Queues a command for the audio thread.
     pub fn command(&self, cmd: AudioCommand) {
         let _ = self.tx.send(Request::Command(cmd));
     }
@@ -155,10 +164,12 @@ impl AudioPlayer {
         let _ = self.tx.send(Request::FadeOutAll(d));
     }
 
+    /// What is playing, the device, the volume.
     pub fn status(&self) -> AudioStatus {
         self.status.lock().unwrap().clone()
     }
 
+    /// Stops every sound and ends the audio thread.
     pub fn shutdown(&self) {
         let _ = self.tx.send(Request::Shutdown);
     }

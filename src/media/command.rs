@@ -7,42 +7,56 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
+/// Tried in this order for an audio file named without extension.
 pub const AUDIO_EXTENSIONS: [&str; 3] = ["mp3", "wav", "ogg"];
+/// Tried in this order for a clip named without extension.
 pub const VIDEO_EXTENSIONS: [&str; 5] = ["mp4", "mkv", "webm", "mov", "avi"];
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
+/// A command for the audio player (DESIGN.md §1).
 pub enum AudioCommand {
     /// `PLAY:<file>[:<volume>]` or a bare file name.
     Play {
+        /// The file, relative to the media folder.
         file: String,
+        /// 0..1; full volume when absent.
         volume: Option<f32>,
     },
     /// `STOP` (everything) or `STOP:<file>`.
     Stop {
+        /// The file to stop; every sound when absent.
         file: Option<String>,
     },
+    /// `PAUSE`: every sound.
     Pause,
+    /// `RESUME`.
     Resume,
     /// `VOLUME:<0..1>`: master volume.
     Volume {
+        /// 0..1.
         volume: f32,
     },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
+/// A command for the video player (DESIGN.md §1).
 pub enum VideoCommand {
     /// `PLAY_VIDEO:<file>` or a bare file name.
     Play {
+        /// The clip, relative to the media folder.
         file: String,
     },
     /// `STOP_VIDEO`: back to the idle image.
     Stop,
+    /// `PAUSE`.
     Pause,
+    /// `RESUME`.
     Resume,
     /// `SEEK:<seconds>`.
     Seek {
+        /// From the start of the clip.
         seconds: f64,
     },
 }
@@ -125,6 +139,7 @@ pub fn check_relative(name: &str) -> Result<(), CommandError> {
 }
 
 impl AudioCommand {
+    /// Reads an audio payload (`PLAY:bg.mp3:0.8`, `STOP`, a file name, ...).
     pub fn parse(msg: &str) -> Result<AudioCommand, CommandError> {
         let m = msg.trim();
         if m.is_empty() {
@@ -184,6 +199,7 @@ impl AudioCommand {
 }
 
 impl VideoCommand {
+    /// Reads a video payload (`PLAY_VIDEO:clip.mp4`, `STOP_VIDEO`, a file name, ...).
     pub fn parse(msg: &str) -> Result<VideoCommand, CommandError> {
         let m = msg.trim();
         if m.is_empty() {
@@ -220,6 +236,7 @@ impl VideoCommand {
         })
     }
 
+    /// The clip this command needs, if any.
     pub fn file(&self) -> Option<&str> {
         match self {
             VideoCommand::Play { file } => Some(file),

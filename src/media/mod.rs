@@ -24,13 +24,18 @@ pub use crate::events::MediaEvent;
 /// A sound or clip reached its end (drives `audioEnd` / `videoEnd`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEnd {
+    /// A sound ended (file as resolved).
     Audio(String),
+    /// A clip ended (file as resolved).
     Video(String),
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
+/// Both players, for the API.
 pub struct MediaStatus {
+    /// The audio player.
     pub audio: AudioStatus,
+    /// The video player.
     pub video: VideoStatus,
 }
 
@@ -86,10 +91,12 @@ impl MediaHandle {
         )
     }
 
+    /// Sends a command to the audio player.
     pub fn audio(&self, c: AudioCommand) {
         self.audio.command(c);
     }
 
+    /// Sends a command to the video player.
     pub fn video(&self, c: VideoCommand) {
         self.video.command(c);
     }
@@ -100,6 +107,7 @@ impl MediaHandle {
         self.video.command(VideoCommand::Stop);
     }
 
+    /// Both players' status.
     pub fn status(&self) -> MediaStatus {
         MediaStatus {
             audio: self.audio.status(),

@@ -28,11 +28,15 @@ use crate::events::{Event, EventBus};
 static SOCKET_SEQ: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Debug, Clone)]
+/// How the video player runs.
 pub struct VideoSettings {
+    /// The folder of clips.
     pub dir: PathBuf,
     /// Player command; `{file}` becomes the idle image (or is dropped).
     pub command: Vec<String>,
+    /// Shown between clips (black when absent).
     pub idle_image: Option<PathBuf>,
+    /// Run the player at all.
     pub enabled: bool,
     /// After mpv failed to start, the next try waits at least this long
     /// (a command in between reports its clip as ended at once).
@@ -40,6 +44,7 @@ pub struct VideoSettings {
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
+/// What the dashboard shows about video.
 pub struct VideoStatus {
     /// mpv is running.
     pub running: bool,
@@ -63,6 +68,7 @@ pub struct VideoPlayer {
 }
 
 impl VideoPlayer {
+    /// Starts the video task on `tasks`; it ends with `cancel`.
     pub fn start(
         settings: VideoSettings,
         events: EventBus,
@@ -86,10 +92,12 @@ impl VideoPlayer {
         VideoPlayer { tx, status }
     }
 
+    /// Queues a command.
     pub fn command(&self, cmd: VideoCommand) {
         let _ = self.tx.send(cmd);
     }
 
+    /// The player's status.
     pub fn status(&self) -> VideoStatus {
         self.status.lock().unwrap().clone()
     }

@@ -7,15 +7,22 @@ use std::time::Duration;
 use crate::config::MqttConfig;
 
 #[derive(Debug, Clone, PartialEq)]
+/// The seed 002 reconnection schedule.
 pub struct Backoff {
+    /// Failed rounds before FAILED.
     pub max_retries: u32,
+    /// The first delay.
     pub initial: Duration,
+    /// The largest delay.
     pub max: Duration,
+    /// Growth per failed round.
     pub multiplier: f64,
+    /// Random variance (0..1).
     pub jitter: f64,
 }
 
 impl Backoff {
+    /// The schedule the config asks for.
     pub fn from_config(c: &MqttConfig) -> Self {
         Backoff {
             max_retries: c.max_retries,

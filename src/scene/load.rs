@@ -27,11 +27,14 @@ pub const SIMPLE_STATE: &str = "main";
 /// What scene loading needs from the config.
 #[derive(Debug, Clone)]
 pub struct SceneContext {
+    /// The room id (default topics of local actions).
     pub room: String,
+    /// Channels played on the Pi (`audio`, `video`).
     pub local_channels: Vec<String>,
 }
 
 impl SceneContext {
+    /// What the config says.
     pub fn from_config(c: &Config) -> Self {
         SceneContext {
             room: c.room.clone(),
@@ -47,6 +50,7 @@ pub struct SceneSet {
 }
 
 impl SceneSet {
+    /// A set of scenes, by name.
     pub fn new(scenes: impl IntoIterator<Item = Scene>) -> Self {
         SceneSet {
             scenes: scenes
@@ -55,18 +59,23 @@ impl SceneSet {
                 .collect(),
         }
     }
+    /// The scene named `name`.
     pub fn get(&self, name: &str) -> Option<SceneRef> {
         self.scenes.get(name).cloned()
     }
+    /// Every name, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.scenes.keys().map(String::as_str)
     }
+    /// Every scene, sorted by name.
     pub fn iter(&self) -> impl Iterator<Item = &SceneRef> {
         self.scenes.values()
     }
+    /// How many.
     pub fn len(&self) -> usize {
         self.scenes.len()
     }
+    /// None at all.
     pub fn is_empty(&self) -> bool {
         self.scenes.is_empty()
     }
@@ -75,8 +84,11 @@ impl SceneSet {
 /// Result of loading a directory: the scenes that loaded, plus problems.
 #[derive(Debug, Default)]
 pub struct Loaded {
+    /// What loaded.
     pub scenes: SceneSet,
+    /// What did not, and why.
     pub errors: Diagnostics,
+    /// Warnings (unknown keys, ...).
     pub warnings: Diagnostics,
 }
 

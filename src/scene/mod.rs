@@ -28,6 +28,7 @@ pub const END: &str = "END";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+/// How a scene was written.
 pub enum SceneForm {
     /// `actions:` list, sugar for one state.
     Simple,
@@ -36,12 +37,19 @@ pub enum SceneForm {
 }
 
 #[derive(Debug, Clone)]
+/// A scene: a small state machine of timed actions.
 pub struct Scene {
+    /// Its name (`name`, `sceneId`, or the file stem).
     pub name: String,
+    /// What it is, for people.
     pub description: String,
+    /// Where it was loaded from.
     pub file: PathBuf,
+    /// Simple list or state machine.
     pub form: SceneForm,
+    /// Where it starts.
     pub initial_state: String,
+    /// Every state by name.
     pub states: BTreeMap<String, State>,
     /// Checked in every state; timeouts count from scene start.
     pub global_events: Vec<Transition>,
@@ -50,10 +58,15 @@ pub struct Scene {
 }
 
 #[derive(Debug, Clone, Default)]
+/// One state of a scene.
 pub struct State {
+    /// Its name.
     pub name: String,
+    /// What it is, for people.
     pub description: String,
+    /// Run when it is entered.
     pub on_enter: Vec<Action>,
+    /// Run when it is left.
     pub on_exit: Vec<Action>,
     /// Sorted by `at` (stable: equal times keep file order).
     pub timeline: Vec<Cue>,
@@ -64,32 +77,42 @@ pub struct State {
 /// Actions due `at` after entering the state.
 #[derive(Debug, Clone)]
 pub struct Cue {
+    /// Seconds after entering the state.
     pub at: Duration,
+    /// What happens then.
     pub actions: Vec<Action>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
+/// What an action does.
 pub enum ActionKind {
     /// Published to an ESP32.
     Mqtt,
     /// Played on the Pi.
     Audio(AudioCommand),
+    /// Played on the Pi.
     Video(VideoCommand),
 }
 
 #[derive(Debug, Clone, PartialEq)]
+/// One thing a scene does.
 pub struct Action {
+    /// MQTT, audio or video.
     pub kind: ActionKind,
+    /// Where (`room1/light`; `room1/audio` for local actions).
     pub topic: String,
+    /// What (`ON`, `PLAY:bg.mp3`).
     pub message: String,
     /// Overrides `feedback.timeout`.
     pub timeout: Option<Duration>,
     /// Whether a confirmation is expected (published, not `ROOM/STOP`).
     pub feedback: bool,
+    /// Where it was written.
     pub pos: Pos,
 }
 
 impl Action {
+    /// `mqtt`, `audio` or `video`.
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
             ActionKind::Mqtt => "mqtt",
@@ -100,44 +123,62 @@ impl Action {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+/// What a transition waits for.
 pub enum Trigger {
+    /// This long after entering the state (global: after the scene started).
     Timeout(Duration),
     /// Any sound ends, or the named one.
     AudioEnd(Option<String>),
+    /// Any clip ends, or the named one.
     VideoEnd(Option<String>),
     /// A message on `topic` (with `message`, or any payload).
     MqttMessage {
+        /// The topic (filter).
         topic: String,
+        /// The payload, or any.
         message: Option<String>,
     },
+    /// At once, after the state's `at: 0` cues.
     Always,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a transition leads.
 pub enum Goto {
+    /// Another state (a state named END runs its onEnter, then the scene ends).
     State(String),
+    /// The end of the scene.
     End,
 }
 
 #[derive(Debug, Clone, PartialEq)]
+/// A way out of a state.
 pub struct Transition {
+    /// When.
     pub trigger: Trigger,
+    /// Where to.
     pub goto: Goto,
 }
 
 /// What `/api/scenes` shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct SceneSummary {
+    /// Scene name.
     pub name: String,
+    /// What it is.
     pub description: String,
+    /// Simple or state machine.
     pub form: SceneForm,
     /// Seconds; none when the end depends on events.
     pub duration: Option<f64>,
+    /// Actions in every state.
     pub action_count: usize,
+    /// How many states.
     pub states: usize,
 }
 
 impl Scene {
+    /// The state named `name`.
     pub fn state(&self, name: &str) -> Option<&State> {
         self.states.get(name)
     }
@@ -189,6 +230,7 @@ impl Scene {
         }
     }
 
+    /// What the API lists.
     pub fn summary(&self) -> SceneSummary {
         SceneSummary {
             name: self.name.clone(),

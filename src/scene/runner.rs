@@ -35,23 +35,36 @@ pub trait ActionSink: Send + Sync + 'static {
 /// Something that happened outside the scene that a transition may wait for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SceneInput {
-    Mqtt { topic: String, payload: String },
+    /// A live MQTT message.
+    Mqtt {
+        /// Its topic.
+        topic: String,
+        /// Its payload (UTF-8).
+        payload: String,
+    },
+    /// A sound ended (file as resolved).
     AudioEnd(String),
+    /// A clip ended (file as resolved).
     VideoEnd(String),
 }
 
 /// How a run ended, from the runner's point of view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunEnd {
+    /// Reached the end.
     Completed,
+    /// Stopped by its cancellation token.
     Cancelled,
+    /// Could not go on; why.
     Error(String),
 }
 
 /// Live progress of the running scene.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Progress {
+    /// The state it is in.
     pub state: String,
+    /// Actions executed so far.
     pub actions_done: usize,
 }
 

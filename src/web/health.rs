@@ -14,21 +14,29 @@ use crate::mqtt::ConnectionState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+/// Seed 001 health levels.
 pub enum HealthStatus {
+    /// All is well.
     Healthy,
+    /// Working, with problems a technician should look at.
     Degraded,
+    /// Not doing its job (503).
     Unhealthy,
 }
 
 #[derive(Debug, Clone, Serialize)]
+/// What `/healthz` answers.
 pub struct Health {
+    /// The level.
     pub status: HealthStatus,
+    /// The reasons, worst first.
     pub issues: Vec<String>,
 }
 
 /// How many recent feedback results are looked at.
 const RECENT_FEEDBACK: usize = 20;
 
+/// Works out the room's health.
 pub fn health(s: &AppState) -> Health {
     let r = &s.room;
     let mut unhealthy = Vec::new();

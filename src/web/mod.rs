@@ -33,7 +33,9 @@ struct Assets;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    /// The room.
     pub room: Room,
+    /// `web.token`.
     pub token: Option<Secret>,
     /// Problems found at start (scene files that did not load, …).
     pub load_errors: Arc<Vec<String>>,
@@ -42,6 +44,7 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// State for `room`; `load_errors` are shown in health; `shutdown` ends SSE streams.
     pub fn new(room: Room, load_errors: Vec<String>, shutdown: CancellationToken) -> Self {
         AppState {
             token: room.config.web.token.clone(),
@@ -123,12 +126,16 @@ async fn not_found(uri: Uri) -> AppError {
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("{0}")]
+    /// 404.
     NotFound(String),
     #[error("{0}")]
+    /// 409 (a scene is running).
     Conflict(String),
     #[error("missing or wrong bearer token")]
+    /// 401.
     Unauthorized,
     #[error("{0}")]
+    /// 400.
     BadRequest(String),
 }
 
