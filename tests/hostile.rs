@@ -140,10 +140,7 @@ async fn a_device_flood_never_hides_a_real_device() {
         .unwrap();
     let site = site(
         &[b.port()],
-        &[(
-            "a.yaml",
-            "actions: [{at: 0, topic: room1/light, message: 'ON'}]\n",
-        )],
+        &[ONE_CUE],
         "devices:\n  known: {esp32_01: [room1/light]}\n",
     );
     let (config, scenes) = site.load();
@@ -151,10 +148,6 @@ async fn a_device_flood_never_hides_a_real_device() {
     assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
     let flood: Vec<(String, Vec<u8>, bool)> = (0..20_000)
         .map(|i| (format!("devices/fake{i}/status"), b"online".to_vec(), false))
-        .collect();
-    let flood: Vec<(&str, Vec<u8>, bool)> = flood
-        .iter()
-        .map(|(t, p, r)| (t.as_str(), p.clone(), *r))
         .collect();
     raw_publish(b.port(), &flood).await;
     // Every fake id is either forgotten to make room, or dropped before the
@@ -195,14 +188,7 @@ async fn log_volume_stays_bounded_under_a_garbage_flood() {
     let b = Mosquitto::start_with("max_queued_messages 0")
         .await
         .unwrap();
-    let site = site(
-        &[b.port()],
-        &[(
-            "a.yaml",
-            "name: a\nactions: [{at: 0, topic: room1/light, message: 'ON'}]\n",
-        )],
-        "",
-    );
+    let site = site(&[b.port()], &[ONE_CUE], "");
     let log_path = site.dir.path().join("stderr.log");
     let mut daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomctl"))
         .args(["run", "-c", site.config.to_str().unwrap()])

@@ -196,14 +196,7 @@ async fn device_last_will_marks_it_offline() {
     init_logs();
     let b = Mosquitto::start().await.unwrap();
     let cancel = CancellationToken::new();
-    let site = site(
-        &[b.port()],
-        &[(
-            "a.yaml",
-            "actions: [{at: 0, topic: room1/light, message: 'ON'}]\n",
-        )],
-        "",
-    );
+    let site = site(&[b.port()], &[ONE_CUE], "");
     let (config, scenes) = site.load();
     let room = Room::start(config.clone(), scenes.clone(), Role::Daemon);
     assert!(room.mqtt.wait_connected(Duration::from_secs(5)).await);

@@ -71,7 +71,7 @@ pub fn mqtt_start(
 /// Publishes like an independent client with broker access would: plain
 /// MQTT 3.1.1, no size limit of ours, optionally retained. Returns once the
 /// broker has acknowledged every message (QoS 1).
-pub async fn raw_publish(port: u16, messages: &[(&str, Vec<u8>, bool)]) {
+pub async fn raw_publish<T: AsRef<str>>(port: u16, messages: &[(T, Vec<u8>, bool)]) {
     use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
     let mut opts = MqttOptions::new(format!("raw-{}", rand_id()), "127.0.0.1", port);
     opts.set_max_packet_size(64 << 20, 64 << 20);
@@ -79,7 +79,7 @@ pub async fn raw_publish(port: u16, messages: &[(&str, Vec<u8>, bool)]) {
     let (client, mut el) = AsyncClient::new(opts, messages.len() + 10);
     for (t, p, retain) in messages {
         client
-            .publish(*t, QoS::AtLeastOnce, *retain, p.clone())
+            .publish(t.as_ref(), QoS::AtLeastOnce, *retain, p.clone())
             .await
             .unwrap();
     }
@@ -159,6 +159,12 @@ pub struct Site {
     pub config: std::path::PathBuf,
     pub web_port: u16,
 }
+
+/// A scene file with one cue: `room1/light = ON` at once.
+pub const ONE_CUE: (&str, &str) = (
+    "a.yaml",
+    "name: a\nactions: [{at: 0, topic: room1/light, message: 'ON'}]\n",
+);
 
 /// Writes a config for brokers on `ports` plus `scenes` (file name, text).
 /// `extra` is appended to the config (e.g. `triggers:`).
