@@ -71,8 +71,10 @@ pub fn check_config(config: Config) -> Report {
     let Loaded {
         scenes,
         mut errors,
-        mut warnings,
+        warnings: scene_warnings,
     } = load_scenes(&config);
+    let mut warnings = config.warnings.clone();
+    warnings.extend(scene_warnings);
     errors.extend(references(&config, &scenes));
     let (media_errors, media_warnings, media_files) = media(&config, &scenes);
     errors.extend(media_errors);
@@ -108,7 +110,7 @@ pub fn references(config: &Config, scenes: &SceneSet) -> Diagnostics {
     {
         out.push(Diagnostic::new(
             &config.file,
-            Pos::UNKNOWN,
+            config.scenes.default_pos,
             format!("scenes.default `{d}` does not exist (scenes: {})", known()),
         ));
     }
@@ -150,7 +152,7 @@ fn media(config: &Config, scenes: &SceneSet) -> (Diagnostics, Diagnostics, usize
     {
         errors.push(Diagnostic::new(
             &config.file,
-            Pos::UNKNOWN,
+            config.media.idle_image_pos,
             format!("media.idle_image {} does not exist", img.display()),
         ));
     }

@@ -19,6 +19,9 @@ use crate::diag::{Diagnostic, Diagnostics, Pos};
 use crate::topic;
 pub use crate::topic::{FeedbackTopic, Topics};
 
+/// The longest client id roomctl accepts.
+pub const MAX_CLIENT_ID: usize = 256;
+
 /// Where the daemon looks when `-c` is not given.
 pub const SYSTEM_CONFIG: &str = "/etc/roomctl/config.yaml";
 /// Where the daemon looks when `-c` is not given and the system file is missing.
@@ -59,6 +62,8 @@ pub struct Config {
     pub web: WebConfig,
     /// Messages that start a scene.
     pub triggers: Vec<TriggerConfig>,
+    /// What loading noticed that does not stop the room (shown by `check`).
+    pub warnings: Diagnostics,
 }
 
 #[derive(Debug, Clone)]
@@ -169,6 +174,8 @@ pub struct ScenesConfig {
     pub dir: PathBuf,
     /// Started by the compatibility trigger `ROOM/scene = START`.
     pub default: Option<String>,
+    /// Where `default` was written.
+    pub default_pos: Pos,
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +187,8 @@ pub struct MediaConfig {
     pub video_player: Vec<String>,
     /// Shown between clips; none means a black screen.
     pub idle_image: Option<PathBuf>,
+    /// Where `idle_image` was written.
+    pub idle_image_pos: Pos,
     /// Fade-out length when a scene ends.
     pub audio_fade: Duration,
     /// Play audio at all (off for `play` on a build server, say).
@@ -255,6 +264,7 @@ impl Config {
             base: path.parent().unwrap_or(Path::new(".")),
             env,
             diags: Diagnostics::default(),
+            warnings: Diagnostics::default(),
         }
         .config(raw)
     }
@@ -343,6 +353,149 @@ pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
     seconds(n * factor).map_err(|_| bad())
 }
 
+/// The range a duration setting may take: values outside break the daemon
+/// (a `1e19` deadline overflows, a `1e-9` interval spins a core), so
+/// `check` rejects them. README.md lists them.
+#[derive(Debug, Clone, Copy)]
+pub struct DurRange {
+    /// The key, for messages (`mqtt.ack_timeout`).
+    pub name: &'static str,
+    /// Used when the key is absent.
+    pub default: Duration,
+    /// Smallest allowed.
+    pub min: Duration,
+    /// Largest allowed.
+    pub max: Duration,
+}
+
+const fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+const fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+const HOUR: u64 = 3600;
+
+/// Every duration setting of the config and the scenes, with its range.
+pub mod ranges {
+    use super::{DurRange, HOUR, ms, secs};
+
+    /// `mqtt.keep_alive`: PINGREQ interval and silent-broker probe.
+    pub const KEEP_ALIVE: DurRange = DurRange {
+        name: "mqtt.keep_alive",
+        default: secs(5),
+        min: secs(1),
+        max: secs(600),
+    };
+    /// `mqtt.ack_timeout`.
+    pub const ACK_TIMEOUT: DurRange = DurRange {
+        name: "mqtt.ack_timeout",
+        default: ms(500),
+        min: ms(50),
+        max: secs(60),
+    };
+    /// `mqtt.initial_retry_delay`.
+    pub const INITIAL_RETRY_DELAY: DurRange = DurRange {
+        name: "mqtt.initial_retry_delay",
+        default: secs(1),
+        min: ms(10),
+        max: secs(HOUR),
+    };
+    /// `mqtt.max_retry_delay`.
+    pub const MAX_RETRY_DELAY: DurRange = DurRange {
+        name: "mqtt.max_retry_delay",
+        default: secs(300),
+        min: ms(10),
+        max: secs(24 * HOUR),
+    };
+    /// `mqtt.connection_timeout`.
+    pub const CONNECTION_TIMEOUT: DurRange = DurRange {
+        name: "mqtt.connection_timeout",
+        default: secs(30),
+        min: ms(100),
+        max: secs(300),
+    };
+    /// `mqtt.health_check_interval`.
+    pub const HEALTH_CHECK_INTERVAL: DurRange = DurRange {
+        name: "mqtt.health_check_interval",
+        default: secs(60),
+        min: secs(1),
+        max: secs(24 * HOUR),
+    };
+    /// `mqtt.message_max_age`.
+    pub const MESSAGE_MAX_AGE: DurRange = DurRange {
+        name: "mqtt.message_max_age",
+        default: secs(5),
+        min: ms(100),
+        max: secs(24 * HOUR),
+    };
+    /// `feedback.timeout` (and an action's `timeout`).
+    pub const FEEDBACK_TIMEOUT: DurRange = DurRange {
+        name: "feedback.timeout",
+        default: secs(1),
+        min: ms(10),
+        max: secs(600),
+    };
+    /// `devices.stale_after`.
+    pub const STALE_AFTER: DurRange = DurRange {
+        name: "devices.stale_after",
+        default: secs(60),
+        min: secs(1),
+        max: secs(24 * HOUR),
+    };
+    /// `media.audio_fade`.
+    pub const AUDIO_FADE: DurRange = DurRange {
+        name: "media.audio_fade",
+        default: secs(1),
+        min: ms(0),
+        max: secs(60),
+    };
+    /// A scene's `at`, `duration`, a transition's `delay`: up to a day.
+    pub const SCENE_TIME: DurRange = DurRange {
+        name: "scene time",
+        default: ms(0),
+        min: ms(0),
+        max: secs(24 * HOUR),
+    };
+}
+
+impl DurRange {
+    /// Whether `d` is allowed.
+    pub fn contains(&self, d: Duration) -> bool {
+        d >= self.min && d <= self.max
+    }
+
+    /// `mqtt.ack_timeout 90s is outside 50ms..60s`.
+    pub fn message(&self, what: &str, d: Duration) -> String {
+        format!(
+            "{what} {} is outside {}..{}",
+            human(d),
+            human(self.min),
+            human(self.max)
+        )
+    }
+}
+
+/// `500ms`, `1.5s`, `2m`, `24h`; huge values in seconds.
+pub fn human(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if d.is_zero() {
+        "0s".into()
+    } else if s < 0.001 {
+        format!("{s:e}s")
+    } else if s < 1.0 {
+        format!("{}ms", d.as_millis())
+    } else if s >= 3600.0 && s % 3600.0 == 0.0 && s < 1e9 {
+        format!("{}h", s / 3600.0)
+    } else if s >= 120.0 && s % 60.0 == 0.0 && s < 1e9 {
+        format!("{}m", s / 60.0)
+    } else if s < 1e9 {
+        format!("{}s", (s * 1000.0).round() / 1000.0)
+    } else {
+        format!("{s:e}s")
+    }
+}
+
 /// Formats like `0.234s`, as in the seed log lines.
 pub fn secs3(d: Duration) -> String {
     format!("{:.3}s", d.as_secs_f64())
@@ -383,7 +536,7 @@ struct RawMqtt {
     brokers_file: Option<S>,
     keep_alive: Option<Spanned<Dur>>,
     ack_timeout: Option<Spanned<Dur>>,
-    max_retries: Option<u32>,
+    max_retries: Option<Spanned<u32>>,
     initial_retry_delay: Option<Spanned<Dur>>,
     max_retry_delay: Option<Spanned<Dur>>,
     backoff_multiplier: Option<Spanned<f64>>,
@@ -391,7 +544,7 @@ struct RawMqtt {
     connection_timeout: Option<Spanned<Dur>>,
     health_check_interval: Option<Spanned<Dur>>,
     message_queue_size: Option<Spanned<usize>>,
-    message_retry_limit: Option<u32>,
+    message_retry_limit: Option<Spanned<u32>>,
     message_max_age: Option<Spanned<Dur>>,
 }
 
@@ -418,7 +571,7 @@ struct RawFeedback {
     timeout: Option<Spanned<Dur>>,
     topic: Option<S>,
     local_channels: Option<Vec<S>>,
-    history: Option<usize>,
+    history: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -512,11 +665,20 @@ struct Validator<'a> {
     base: &'a Path,
     env: &'a dyn Fn(&str) -> Option<String>,
     diags: Diagnostics,
+    warnings: Diagnostics,
 }
 
 impl Validator<'_> {
     fn err(&mut self, pos: Pos, msg: impl Into<String>) {
         self.diags.push(Diagnostic::new(self.file, pos, msg));
+    }
+
+    fn warn(&mut self, pos: Pos, msg: impl Into<String>) {
+        self.warnings.push(Diagnostic::new(
+            self.file,
+            pos,
+            format!("warning: {}", msg.into()),
+        ));
     }
 
     /// `${VAR}` / `${VAR:-default}` from the environment.
@@ -539,14 +701,33 @@ impl Validator<'_> {
         }
     }
 
-    fn positive(&mut self, d: &Option<Spanned<Dur>>, default: Duration, name: &str) -> Duration {
+    /// A duration setting, checked against its documented range.
+    fn dur(&mut self, d: &Option<Spanned<Dur>>, r: DurRange) -> Duration {
         match d {
-            None => default,
-            Some(s) if s.value.0.is_zero() => {
-                self.err(Pos::of(s), format!("{name} must be greater than zero"));
-                default
+            None => r.default,
+            Some(s) if !r.contains(s.value.0) => {
+                self.err(Pos::of(s), r.message(r.name, s.value.0));
+                r.default
             }
             Some(s) => s.value.0,
+        }
+    }
+
+    /// A whole-number setting, checked against its range.
+    fn count<T>(&mut self, v: &Option<Spanned<T>>, name: &str, default: T, lo: T, hi: T) -> T
+    where
+        T: Copy + PartialOrd + fmt::Display,
+    {
+        match v {
+            None => default,
+            Some(s) if s.value < lo || s.value > hi => {
+                self.err(
+                    Pos::of(s),
+                    format!("{name} {} is outside {lo}..{hi}", s.value),
+                );
+                default
+            }
+            Some(s) => s.value,
         }
     }
 
@@ -567,6 +748,7 @@ impl Validator<'_> {
                 None => self.base.join("scenes"),
             },
             default: raw.scenes.default.as_ref().map(|s| self.expand(s)),
+            default_pos: raw.scenes.default.as_ref().map(Pos::of).unwrap_or_default(),
         };
         let media = self.media(raw.media);
         let web = self.web(raw.web);
@@ -582,7 +764,12 @@ impl Validator<'_> {
                 pos: Pos::of(&t.scene),
             });
         }
-        let Validator { file, diags, .. } = self;
+        let Validator {
+            file,
+            diags,
+            warnings,
+            ..
+        } = self;
         diags.into_result(Config {
             file: file.to_path_buf(),
             room,
@@ -593,6 +780,7 @@ impl Validator<'_> {
             media,
             web,
             triggers,
+            warnings,
         })
     }
 
@@ -632,11 +820,7 @@ impl Validator<'_> {
             );
         }
         DevicesConfig {
-            stale_after: self.positive(
-                &d.stale_after,
-                Duration::from_secs(60),
-                "devices.stale_after",
-            ),
+            stale_after: self.dur(&d.stale_after, ranges::STALE_AFTER),
             known,
             known_only,
         }
@@ -644,7 +828,22 @@ impl Validator<'_> {
 
     fn mqtt(&mut self, m: RawMqtt, room: &str) -> MqttConfig {
         let client_id = match &m.client_id {
-            Some(c) => self.expand(c),
+            Some(c) => {
+                let id = self.expand(c);
+                let n = id.chars().count();
+                if n == 0 || n > MAX_CLIENT_ID || id.contains('\0') {
+                    self.err(
+                        Pos::of(c),
+                        format!("mqtt.client_id must be 1..{MAX_CLIENT_ID} characters without NUL (it has {n})"),
+                    );
+                } else if n > 23 {
+                    self.warn(
+                        Pos::of(c),
+                        format!("mqtt.client_id is {n} characters long: brokers need only accept 23 (Mosquitto accepts more)"),
+                    );
+                }
+                id
+            }
             None => format!("rpi_room_{room}"),
         };
         let mut brokers = Vec::new();
@@ -667,12 +866,14 @@ impl Validator<'_> {
                             base: self.base,
                             env: self.env,
                             diags: Diagnostics::default(),
+                            warnings: Diagnostics::default(),
                         };
                         let start = brokers.len();
                         for (i, b) in file.brokers.iter().enumerate() {
                             brokers.push(inner.broker(b, start + i));
                         }
                         self.diags.extend(inner.diags);
+                        self.warnings.extend(inner.warnings);
                     }
                 },
             }
@@ -685,28 +886,11 @@ impl Validator<'_> {
         }
         brokers.sort_by_key(|b| b.priority);
 
-        let keep_alive = match &m.keep_alive {
-            None => Duration::from_secs(5),
-            Some(s) => {
-                let d = s.value.0;
-                // The MQTT keep-alive field is whole seconds; rumqttc rejects
-                // anything between zero and one second.
-                if !d.is_zero() && d < Duration::from_secs(1) {
-                    self.err(Pos::of(s), "mqtt.keep_alive must be 0 (off) or at least 1s");
-                }
-                Duration::from_secs(d.as_secs())
-            }
-        };
-        let initial_retry_delay = self.positive(
-            &m.initial_retry_delay,
-            Duration::from_secs(1),
-            "mqtt.initial_retry_delay",
-        );
-        let max_retry_delay = self.positive(
-            &m.max_retry_delay,
-            Duration::from_secs(300),
-            "mqtt.max_retry_delay",
-        );
+        // Whole seconds (the MQTT field); never off: the PINGREQs it sets
+        // are how a silent broker is found.
+        let keep_alive = Duration::from_secs(self.dur(&m.keep_alive, ranges::KEEP_ALIVE).as_secs());
+        let initial_retry_delay = self.dur(&m.initial_retry_delay, ranges::INITIAL_RETRY_DELAY);
+        let max_retry_delay = self.dur(&m.max_retry_delay, ranges::MAX_RETRY_DELAY);
         if max_retry_delay < initial_retry_delay
             && let Some(s) = &m.max_retry_delay
         {
@@ -734,45 +918,35 @@ impl Validator<'_> {
             }
             Some(s) => s.value,
         };
-        let message_queue_size = match &m.message_queue_size {
-            None => 1000,
-            Some(s) if s.value == 0 => {
-                self.err(Pos::of(s), "mqtt.message_queue_size must be at least 1");
-                1000
-            }
-            Some(s) => s.value,
-        };
+        let message_queue_size = self.count(
+            &m.message_queue_size,
+            "mqtt.message_queue_size",
+            1000,
+            1,
+            100_000,
+        );
         MqttConfig {
             client_id,
             brokers,
             keep_alive,
-            ack_timeout: self.positive(
-                &m.ack_timeout,
-                Duration::from_millis(500),
-                "mqtt.ack_timeout",
-            ),
-            max_retries: m.max_retries.unwrap_or(10),
+            ack_timeout: self.dur(&m.ack_timeout, ranges::ACK_TIMEOUT),
+            max_retries: self.count(&m.max_retries, "mqtt.max_retries", 10, 1, 1_000_000),
             initial_retry_delay,
             max_retry_delay,
             backoff_multiplier,
             jitter_factor,
-            connection_timeout: self.positive(
-                &m.connection_timeout,
-                Duration::from_secs(30),
-                "mqtt.connection_timeout",
-            ),
-            health_check_interval: self.positive(
-                &m.health_check_interval,
-                Duration::from_secs(60),
-                "mqtt.health_check_interval",
-            ),
+            connection_timeout: self.dur(&m.connection_timeout, ranges::CONNECTION_TIMEOUT),
+            health_check_interval: self
+                .dur(&m.health_check_interval, ranges::HEALTH_CHECK_INTERVAL),
             message_queue_size,
-            message_retry_limit: m.message_retry_limit.unwrap_or(3),
-            message_max_age: self.positive(
-                &m.message_max_age,
-                Duration::from_secs(5),
-                "mqtt.message_max_age",
+            message_retry_limit: self.count(
+                &m.message_retry_limit,
+                "mqtt.message_retry_limit",
+                3,
+                0,
+                100,
             ),
+            message_max_age: self.dur(&m.message_max_age, ranges::MESSAGE_MAX_AGE),
         }
     }
 
@@ -839,10 +1013,10 @@ impl Validator<'_> {
             }
         };
         FeedbackConfig {
-            timeout: self.positive(&f.timeout, Duration::from_secs(1), "feedback.timeout"),
+            timeout: self.dur(&f.timeout, ranges::FEEDBACK_TIMEOUT),
             topic,
             local_channels,
-            history: f.history.unwrap_or(200).max(1),
+            history: self.count(&f.history, "feedback.history", 200, 1, 100_000),
         }
     }
 
@@ -864,10 +1038,8 @@ impl Validator<'_> {
             },
             video_player,
             idle_image: m.idle_image.as_ref().map(|p| self.path(p)),
-            audio_fade: m
-                .audio_fade
-                .map(|d| d.value.0)
-                .unwrap_or(Duration::from_secs(1)),
+            idle_image_pos: m.idle_image.as_ref().map(Pos::of).unwrap_or_default(),
+            audio_fade: self.dur(&m.audio_fade, ranges::AUDIO_FADE),
             audio_enabled: m.audio.unwrap_or(true),
             video_enabled: m.video.unwrap_or(true),
         }
@@ -1115,6 +1287,100 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("b.json:1:"), "{text}");
         assert!(text.contains("broker"), "{text}");
+    }
+
+    /// The error text for a config with `extra` lines after one broker.
+    fn error_of(extra: &str) -> String {
+        parse(&format!(
+            "room: r\nmqtt:\n  brokers: [{{broker: h}}]\n{extra}"
+        ))
+        .unwrap_err()
+        .to_string()
+    }
+
+    #[test]
+    fn values_that_break_the_daemon_are_errors_with_positions() {
+        for (yaml, want) in [
+            (
+                "  ack_timeout: 1e19\n",
+                ":4:16: mqtt.ack_timeout 1e19s is outside 50ms..60s",
+            ),
+            (
+                "  ack_timeout: 10ms\n",
+                ":4:16: mqtt.ack_timeout 10ms is outside 50ms..60s",
+            ),
+            (
+                "  health_check_interval: 1e19\n",
+                ":4:26: mqtt.health_check_interval 1e19s is outside 1s..24h",
+            ),
+            (
+                "  health_check_interval: 1e-9\n",
+                ":4:26: mqtt.health_check_interval 1e-9s is outside 1s..24h",
+            ),
+            (
+                "  keep_alive: 0\n",
+                ":4:15: mqtt.keep_alive 0s is outside 1s..10m",
+            ),
+            (
+                "  connection_timeout: 1e19\n",
+                ":4:23: mqtt.connection_timeout",
+            ),
+            (
+                "  initial_retry_delay: 0\n",
+                ":4:24: mqtt.initial_retry_delay 0s is outside 10ms..1h",
+            ),
+            ("  message_max_age: 1e19\n", ":4:20: mqtt.message_max_age"),
+            (
+                "  message_queue_size: 0\n",
+                ":4:23: mqtt.message_queue_size 0 is outside 1..100000",
+            ),
+            (
+                "  message_retry_limit: 1000\n",
+                ":4:24: mqtt.message_retry_limit 1000 is outside 0..100",
+            ),
+            (
+                "  client_id: \"\"\n",
+                ":4:14: mqtt.client_id must be 1..256 characters",
+            ),
+            (
+                "feedback: {timeout: 1e19}\n",
+                ":4:21: feedback.timeout 1e19s is outside 10ms..10m",
+            ),
+            (
+                "feedback: {topic: \"\"}\n",
+                ":4:19: feedback topic ``: topic must not be empty",
+            ),
+            (
+                "feedback: {topic: \"{prefix}/\\0\"}\n",
+                ":4:19: feedback topic `{prefix}/\0`: topic must not contain a NUL",
+            ),
+            (
+                "devices: {stale_after: 1e19}\n",
+                ":4:24: devices.stale_after",
+            ),
+            ("media: {audio_fade: 1e19}\n", ":4:21: media.audio_fade"),
+            (
+                "triggers:\n  - {topic: a/#/b, scene: x}\n",
+                ":5:13: trigger topic: filter `a/#/b`: '#' must be the whole last level",
+            ),
+        ] {
+            let e = error_of(yaml);
+            assert!(e.contains(want), "{yaml:?}: {e}");
+        }
+        let long = "c".repeat(MAX_CLIENT_ID + 1);
+        let e = error_of(&format!("  client_id: {long}\n"));
+        assert!(
+            e.contains("mqtt.client_id must be 1..256 characters without NUL (it has 257)"),
+            "{e}"
+        );
+        let c = parse("room: r\nmqtt:\n  brokers: [{broker: h}]\n  client_id: a-rather-long-client-id-of-40-characters\n").unwrap();
+        assert!(
+            c.warnings
+                .to_string()
+                .contains(":4:14: warning: mqtt.client_id is 40 characters long"),
+            "{}",
+            c.warnings
+        );
     }
 
     #[test]

@@ -298,7 +298,7 @@ impl FeedbackTracker {
                 message: message.to_string(),
                 feedback_topic: feedback_topic.clone(),
                 sent: now,
-                deadline: now + timeout,
+                deadline: crate::clock::after(now, timeout),
                 timeout,
                 scene: scene.map(String::from),
                 done: Some(tx),

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod broker;
 pub mod check;
+pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod diag;

@@ -203,7 +203,9 @@ impl Clock {
     fn ends_at(&self, now: Instant) -> Option<Instant> {
         let len = self.len?;
         self.since?;
-        Some(now + len.saturating_sub(self.played(now)))
+        // A corrupt header can claim any length: such a sound never ends
+        // by itself rather than overflowing the clock.
+        now.checked_add(len.saturating_sub(self.played(now)))
     }
     fn pause(&mut self, now: Instant) {
         self.played = self.played(now);

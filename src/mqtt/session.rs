@@ -23,6 +23,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use crate::clock::after;
+
 /// Identifies one published message for its whole life.
 pub type MessageId = u64;
 
@@ -376,7 +378,10 @@ impl Session {
     pub fn deadline(&self) -> Option<Instant> {
         let asked = self.oldest_question()?.0;
         let silent_since = self.heard.map_or(asked, |h| h.max(asked));
-        Some((silent_since + self.limits.ack_timeout).min(asked + self.limits.answer_limit))
+        Some(
+            after(silent_since, self.limits.ack_timeout)
+                .min(after(asked, self.limits.answer_limit)),
+        )
     }
 
     /// The seed 003 rule, applied to messages and pings alike: an answer

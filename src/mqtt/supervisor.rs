@@ -45,6 +45,7 @@ use super::{
     ConnectionState, ConnectionStatus, Control, InMessage, MqttSettings, Shared, bump, probe,
     unix_now,
 };
+use crate::clock::after;
 use crate::ratelog;
 use crate::topic;
 
@@ -120,7 +121,7 @@ struct Closing {
 impl Closing {
     fn add(closing: &mut Option<Closing>, ctl: Option<Control>) {
         let (deadline, done) = match ctl {
-            Some(Control::Close { flush, done }) => (Instant::now() + flush, Some(done)),
+            Some(Control::Close { flush, done }) => (after(Instant::now(), flush), Some(done)),
             // Every handle is gone: nobody can publish any more.
             None => (Instant::now() + Duration::from_secs(1), None),
         };

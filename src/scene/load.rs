@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
@@ -17,9 +18,10 @@ use serde_saphyr::Spanned;
 use super::{
     Action, ActionKind, Cue, END, Goto, Scene, SceneForm, SceneRef, State, Transition, Trigger,
 };
-use crate::config::{Config, Dur, Topics};
+use crate::config::{Config, Dur, Topics, ranges};
 use crate::diag::{Diagnostic, Diagnostics, Pos};
 use crate::media::{AudioCommand, VideoCommand};
+use crate::mqtt::connect::MAX_PACKET_SIZE;
 
 /// Name of the single state of a simple-form scene.
 pub const SIMPLE_STATE: &str = "main";
@@ -263,6 +265,17 @@ impl Builder<'_> {
         self.errors.push(Diagnostic::new(self.file, pos, msg));
     }
 
+    /// A scene time (`at`, `duration`, `delay`): up to a day.
+    fn time(&mut self, d: &Spanned<Dur>, what: &str) -> Duration {
+        let r = ranges::SCENE_TIME;
+        if r.contains(d.value.0) {
+            d.value.0
+        } else {
+            self.err(Pos::of(d), r.message(what, d.value.0));
+            r.max
+        }
+    }
+
     fn scene(&mut self, raw: RawScene) -> Scene {
         let stem = self
             .file
@@ -354,6 +367,7 @@ impl Builder<'_> {
                         global.push(tr);
                     }
                 }
+                self.instant_loops(&states);
                 (SceneForm::StateMachine, initial, states, global)
             }
         };
@@ -370,6 +384,54 @@ impl Builder<'_> {
         }
     }
 
+    /// States that hand over to each other without time passing (`always`
+    /// or a zero `timeout`, in a cycle) would run their actions in a tight
+    /// loop: an error at load time.
+    fn instant_loops(&mut self, states: &BTreeMap<String, State>) {
+        // The transition a state takes at once, if any: the first listed
+        // with no delay (that is the one the runner takes).
+        fn instant(s: &State) -> Option<&Transition> {
+            s.transitions.iter().find(|t| {
+                matches!(t.trigger, Trigger::Always)
+                    || t.trigger == Trigger::Timeout(Duration::ZERO)
+            })
+        }
+        let mut reported = std::collections::BTreeSet::new();
+        for start in states.keys() {
+            let mut path: Vec<&str> = vec![start];
+            let mut cur = start.as_str();
+            while let Some(t) = states.get(cur).and_then(instant) {
+                let Goto::State(next) = &t.goto else { break };
+                if next == END && states.get(END).and_then(instant).is_none() {
+                    break;
+                }
+                if let Some(i) = path.iter().position(|p| p == next) {
+                    let cycle: Vec<&str> = path[i..].to_vec();
+                    let mut key = cycle.clone();
+                    key.sort();
+                    if reported.insert(key) {
+                        let pos = instant(&states[cycle[0]])
+                            .map(|t| t.pos)
+                            .unwrap_or_default();
+                        let mut names: Vec<String> =
+                            cycle.iter().map(|n| format!("`{n}`")).collect();
+                        names.push(format!("`{}`", cycle[0]));
+                        self.err(
+                            pos,
+                            format!(
+                                "states {} hand over to each other without time passing (always / zero timeout): the scene would loop forever",
+                                names.join(" -> ")
+                            ),
+                        );
+                    }
+                    break;
+                }
+                path.push(next);
+                cur = next;
+            }
+        }
+    }
+
     /// `actions:` → one state whose timeline is the list, ending after
     /// `duration` (default: the last `at`).
     fn simple_state(
@@ -383,19 +445,19 @@ impl Builder<'_> {
             "action needs `at` (seconds from scene start)",
         );
         let last = timeline.last().map(|c| c.at).unwrap_or_default();
-        let end = match duration {
-            Some(d) if d.value.0 < last => {
+        let end = match duration.map(|d| (d, self.time(d, "duration"))) {
+            Some((d, end)) if end < last => {
                 self.err(
                     Pos::of(d),
                     format!(
                         "duration {:.3}s is before the last action at {:.3}s",
-                        d.value.0.as_secs_f64(),
+                        end.as_secs_f64(),
                         last.as_secs_f64()
                     ),
                 );
                 last
             }
-            Some(d) => d.value.0,
+            Some((_, end)) => end,
             None => last,
         };
         State {
@@ -404,6 +466,7 @@ impl Builder<'_> {
             transitions: vec![Transition {
                 trigger: Trigger::Timeout(end),
                 goto: Goto::End,
+                pos: duration.map(Pos::of).unwrap_or_default(),
             }],
             ..State::default()
         }
@@ -419,10 +482,8 @@ impl Builder<'_> {
                 continue;
             };
             if let Some(actions) = self.item_actions(item, what) {
-                timeline.push(Cue {
-                    at: at.value.0,
-                    actions,
-                });
+                let at = self.time(at, "at");
+                timeline.push(Cue { at, actions });
             }
         }
         timeline.sort_by_key(|c| c.at);
@@ -590,10 +651,22 @@ impl Builder<'_> {
                 return None;
             }
         };
+        let range = ranges::FEEDBACK_TIMEOUT;
         if let Some(t) = &r.timeout
-            && t.value.0.is_zero()
+            && !range.contains(t.value.0)
         {
-            self.err(Pos::of(t), "timeout must be greater than zero");
+            self.err(Pos::of(t), range.message("timeout", t.value.0));
+        }
+        if topic.len() + msg.len() + 16 > MAX_PACKET_SIZE as usize {
+            self.err(
+                Pos::of(message),
+                format!(
+                    "message is {} bytes; an MQTT packet may carry at most {} KiB",
+                    msg.len(),
+                    MAX_PACKET_SIZE / 1024
+                ),
+            );
+            return None;
         }
         let feedback = kind == ActionKind::Mqtt && topic != self.topics.all_stop();
         Some(Action {
@@ -639,7 +712,7 @@ impl Builder<'_> {
         };
         let trigger = match kind.value.trim() {
             "timeout" => match &r.delay {
-                Some(d) => Trigger::Timeout(d.value.0),
+                Some(d) => Trigger::Timeout(self.time(d, "delay")),
                 None => {
                     self.err(pos, "timeout transition needs `delay` (seconds)");
                     return None;
@@ -672,7 +745,7 @@ impl Builder<'_> {
                 return None;
             }
         };
-        Some(Transition { trigger, goto })
+        Some(Transition { trigger, goto, pos })
     }
 }
 
@@ -1004,6 +1077,88 @@ on_stop:
         assert!(e.contains("neither `actions`"), "{e}");
         let e = parse("actions: [\n").unwrap_err();
         assert!(e.starts_with("scenes/t.yaml:"), "{e}");
+    }
+
+    #[test]
+    fn values_that_break_the_daemon_are_errors_with_positions() {
+        // Times beyond a day (1e19 s overflows every deadline).
+        let e = parse("actions:\n  - {at: 1e19, topic: r/a, message: X}\n").unwrap_err();
+        assert!(
+            e.contains("t.yaml:2:10: at 1e19s is outside 0s..24h"),
+            "{e}"
+        );
+        let e =
+            parse("actions:\n  - {at: 1, topic: r/a, message: X}\nduration: 1e19\n").unwrap_err();
+        assert!(
+            e.contains("t.yaml:3:11: duration 1e19s is outside 0s..24h"),
+            "{e}"
+        );
+        let e = parse("sceneId: x\ninitialState: a\nstates:\n  a:\n    transitions: [{type: timeout, delay: 1e19, goto: END}]\n").unwrap_err();
+        assert!(
+            e.contains("t.yaml:5:42: delay 1e19s is outside 0s..24h"),
+            "{e}"
+        );
+        let e =
+            parse("actions:\n  - {at: 0, topic: r/a, message: X, timeout: 1e19}\n").unwrap_err();
+        assert!(
+            e.contains("t.yaml:2:46: timeout 1e19s is outside 10ms..10m"),
+            "{e}"
+        );
+        // Topics.
+        let e = parse("actions:\n  - {at: 0, topic: \"r/\\0x\", message: X}\n").unwrap_err();
+        assert!(
+            e.contains("t.yaml:2:20: topic must not contain a NUL character"),
+            "{e}"
+        );
+        let long = "a".repeat(65_536);
+        let e = parse(&format!(
+            "actions:\n  - {{at: 0, topic: {long}, message: X}}\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("t.yaml:2:20: topic is 65536 bytes long; MQTT allows at most 65535"),
+            "{e}"
+        );
+        let e = parse("sceneId: x\ninitialState: a\nstates:\n  a:\n    transitions: [{type: mqttMessage, topic: a/#/b, goto: END}]\n").unwrap_err();
+        assert!(
+            e.contains(
+                ":5:46: mqttMessage topic: filter `a/#/b`: '#' must be the whole last level"
+            ),
+            "{e}"
+        );
+        // A message no broker would take.
+        let big = "x".repeat(300 * 1024);
+        let e = parse(&format!(
+            "actions:\n  - {{at: 0, topic: r/a, message: {big}}}\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains(":2:34: message is 307200 bytes; an MQTT packet may carry at most 256 KiB"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_always_loop_is_an_error_at_load_time() {
+        let e = parse(
+            r#"{"sceneId": "x", "initialState": "a", "states": {
+  "a": {"onEnter": [{"topic": "r/a", "message": "in"}], "transitions": [{"type": "always", "goto": "b"}]},
+  "b": {"transitions": [{"type": "mqttMessage", "topic": "r/x", "goto": "END"}, {"type": "timeout", "delay": 0, "goto": "a"}]}}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains(
+                "t.yaml:2:73: states `a` -> `b` -> `a` hand over to each other without time passing"
+            ),
+            "{e}"
+        );
+        // Handing over at once is fine when it ends somewhere.
+        parse(
+            r#"{"sceneId": "x", "initialState": "a", "states": {
+  "a": {"transitions": [{"type": "always", "goto": "b"}]},
+  "b": {"transitions": [{"type": "timeout", "delay": 1, "goto": "a"}]}}}"#,
+        )
+        .unwrap();
     }
 
     #[test]

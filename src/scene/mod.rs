@@ -158,6 +158,8 @@ pub struct Transition {
     pub trigger: Trigger,
     /// Where to.
     pub goto: Goto,
+    /// Where it was written.
+    pub pos: Pos,
 }
 
 /// What `/api/scenes` shows.

@@ -16,12 +16,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::{Action, END, Goto, SceneEvent, SceneRef, State, Transition, Trigger};
+use crate::clock::after;
 use crate::events::{Event, EventBus};
 use crate::media::same_media;
-
-/// Consecutive transitions that advance no time before the scene is
-/// declared stuck (an `always` loop).
-const MAX_INSTANT_HOPS: usize = 1000;
 
 /// Executes actions. The daemon's sink publishes over MQTT with feedback
 /// tracking and drives the media players; tests record.
@@ -98,7 +95,10 @@ impl Runner {
         let mut globals_fired = vec![false; self.scene.global_events.len()];
         let mut state_name = self.scene.initial_state.clone();
         let mut entered = start;
-        let mut instant_hops = 0usize;
+        // States entered at the current instant: entering one again would
+        // loop without time passing (the loader rejects such scenes; this
+        // is the guard in depth). Nothing of the repeat runs.
+        let mut this_instant: Vec<String> = vec![state_name.clone()];
         let mut inputs_open = true;
 
         'states: loop {
@@ -116,7 +116,7 @@ impl Runner {
                 // is left says when to wake up.
                 let wake = loop {
                     let now = Instant::now();
-                    let cue = state.timeline.get(next_cue).map(|c| entered + c.at);
+                    let cue = state.timeline.get(next_cue).map(|c| after(entered, c.at));
                     let tr = self.next_timed(state, entered, start, &globals_fired);
                     match (cue, tr) {
                         (Some(c), t) if c <= now && t.is_none_or(|(td, _)| c <= td) => {
@@ -129,14 +129,19 @@ impl Runner {
                             if let Which::Global(i) = which {
                                 globals_fired[i] = true;
                             }
-                            instant_hops = if td == entered { instant_hops + 1 } else { 0 };
-                            if instant_hops > MAX_INSTANT_HOPS {
-                                return RunEnd::Error(format!(
-                                    "transitions loop without time passing (last state `{}`)",
-                                    state.name
-                                ));
-                            }
                             let tr = self.transition(state, which);
+                            if td != entered {
+                                this_instant.clear();
+                            }
+                            if let Goto::State(next) = &tr.goto {
+                                if this_instant.contains(next) {
+                                    return RunEnd::Error(format!(
+                                        "transitions loop without time passing (`{}` -> `{next}`)",
+                                        state.name
+                                    ));
+                                }
+                                this_instant.push(next.clone());
+                            }
                             debug!(target: "scene", "{}: {:?} in `{}` -> {:?}", self.scene.name, tr.trigger, state.name, tr.goto);
                             match self.leave(state, &tr.goto, start) {
                                 None => return RunEnd::Completed,
@@ -170,7 +175,7 @@ impl Runner {
                                     Some(next) => {
                                         state_name = next;
                                         entered = now;
-                                        instant_hops = 0;
+                                        this_instant = vec![state_name.clone()];
                                         continue 'states;
                                     }
                                 }
@@ -204,7 +209,7 @@ impl Runner {
             .enumerate()
             .filter_map(|(i, t)| match t.trigger {
                 Trigger::Always => Some((entered, Which::State(i))),
-                Trigger::Timeout(d) => Some((entered + d, Which::State(i))),
+                Trigger::Timeout(d) => Some((after(entered, d), Which::State(i))),
                 _ => None,
             });
         let global = self
@@ -214,7 +219,7 @@ impl Runner {
             .enumerate()
             .filter(|(i, _)| !globals_fired[*i])
             .filter_map(|(i, t)| match t.trigger {
-                Trigger::Timeout(d) => Some((start + d, Which::Global(i))),
+                Trigger::Timeout(d) => Some((after(start, d), Which::Global(i))),
                 _ => None,
             });
         local.chain(global).min_by_key(|(t, _)| *t)
@@ -528,12 +533,22 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn always_loop_is_reported_not_spun_forever() {
-        let r = start(scene(
+    async fn a_loop_without_time_passing_stops_before_repeating_anything() {
+        // The loader refuses such a scene; build one past it.
+        let mut sc = scene(
             r#"{"sceneId": "x", "initialState": "a", "states": {
-                "a": {"transitions": [{"type": "always", "goto": "b"}]},
-                "b": {"transitions": [{"type": "always", "goto": "a"}]}}}"#,
-        ));
+                "a": {"onEnter": [{"topic": "r/a", "message": "in"}], "transitions": [{"type": "always", "goto": "b"}]},
+                "b": {"onEnter": [{"topic": "r/b", "message": "in"}], "transitions": [{"type": "timeout", "delay": 1, "goto": "END"}]}}}"#,
+        );
+        let b = sc.states.get_mut("b").unwrap();
+        b.transitions[0].trigger = Trigger::Always;
+        b.transitions[0].goto = Goto::State("a".into());
+        let r = start(sc);
         assert!(matches!(r.handle.await.unwrap(), RunEnd::Error(e) if e.contains("loop")));
+        assert_eq!(
+            r.rec.entries(),
+            [(0, "r/a=in".into()), (0, "r/b=in".into())],
+            "nothing ran twice"
+        );
     }
 }
