@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::config::{Config, Topics};
-use crate::events::{Event, EventBus};
+use crate::events::{ConnectionState, Event, EventBus};
 use crate::feedback::FeedbackTracker;
 use crate::media::{MediaEnd, MediaHandle};
 use crate::mqtt::{self, MqttHandle, MqttSettings, OwnMessage, PublishOptions, unix_now};
@@ -28,6 +28,8 @@ use crate::scene::{
 
 /// How long shutdown waits for queued messages to reach the broker.
 pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
+/// The retained state is republished at least this often.
+const STATE_REFRESH: Duration = Duration::from_secs(30);
 /// How long shutdown waits for the room's tasks once they are told to stop.
 const TASKS_STOP: Duration = Duration::from_secs(2);
 
@@ -62,6 +64,9 @@ pub struct Room {
     pub started: f64,
     /// The root of the shutdown tree: every task of the room ends with it.
     cancel: CancellationToken,
+    /// Stops the retained-state publisher first at shutdown, so the final
+    /// state is the last one.
+    state_stop: CancellationToken,
     /// Every task of the room.
     tasks: TaskTracker,
 }
@@ -151,6 +156,11 @@ impl Room {
         if role == Role::Daemon {
             settings.will = Some(OwnMessage::retained(topics.daemon_status(), "offline"));
             settings.birth = Some(OwnMessage::retained(topics.daemon_status(), "online"));
+            // Leaving a broker for another: clear what the room said there.
+            settings.farewell = vec![
+                OwnMessage::retained(topics.daemon_status(), ""),
+                OwnMessage::retained(topics.daemon_state(), ""),
+            ];
         } else {
             settings.client_id = format!("{}-play-{}", settings.client_id, std::process::id());
         }
@@ -222,6 +232,7 @@ impl Room {
             media,
             scenes,
             started: unix_now(),
+            state_stop: cancel.child_token(),
             cancel,
             tasks,
         };
@@ -252,15 +263,14 @@ impl Room {
     /// burst becomes one update), and every 30 s.
     async fn publish_state_loop(self, mut rx: tokio::sync::broadcast::Receiver<Event>) {
         const MIN_INTERVAL: Duration = Duration::from_millis(250);
-        let topic = self.config.topics().daemon_state();
-        let mut refresh = tokio::time::interval(Duration::from_secs(30));
+        let mut refresh = tokio::time::interval(STATE_REFRESH);
         let mut last: Option<tokio::time::Instant> = None;
         let mut dirty = true;
         loop {
             let due =
                 dirty.then(|| last.map_or_else(tokio::time::Instant::now, |l| l + MIN_INTERVAL));
             tokio::select! {
-                _ = self.cancel.cancelled() => return,
+                _ = self.state_stop.cancelled() => return,
                 _ = refresh.tick() => dirty = true,
                 e = rx.recv() => match e {
                     Ok(Event::Feedback(_) | Event::Media(_)) => {}
@@ -268,16 +278,28 @@ impl Room {
                     Err(_) => return,
                 },
                 _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
-                    match serde_json::to_string(&self.state()) {
-                        Ok(json) => {
-                            let _ = self.mqtt.publish(topic.clone(), json, PublishOptions::retained_state());
-                        }
-                        Err(e) => warn!(target: "mqtt", "Cannot encode room state: {e}"),
-                    }
+                    self.publish_state(&self.state());
                     last = Some(tokio::time::Instant::now());
                     dirty = false;
                 }
             }
+        }
+    }
+
+    /// Publishes the retained state. It expires (MQTT 5) three refresh
+    /// periods after it was sent: if the room dies without a word, the
+    /// broker drops the stale snapshot instead of showing it forever.
+    fn publish_state(&self, state: &RoomState) {
+        let topic = self.config.topics().daemon_state();
+        match serde_json::to_string(state) {
+            Ok(json) => {
+                let opts = PublishOptions {
+                    expiry: Some(STATE_REFRESH * 3),
+                    ..PublishOptions::retained_state()
+                };
+                let _ = self.mqtt.publish(topic, json, opts);
+            }
+            Err(e) => warn!(target: "mqtt", "Cannot encode room state: {e}"),
         }
     }
 
@@ -288,6 +310,14 @@ impl Room {
         }
         if role == Role::Daemon {
             let topics = self.config.topics();
+            self.state_stop.cancel();
+            // The last word on the state topic: not a stale CONNECTED.
+            self.publish_state(&RoomState {
+                connection: ConnectionState::Disconnected.as_str().to_string(),
+                broker: None,
+                scene: None,
+                ..self.state()
+            });
             let _ = self.mqtt.publish(
                 topics.daemon_status(),
                 "offline",

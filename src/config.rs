@@ -380,11 +380,12 @@ const HOUR: u64 = 3600;
 pub mod ranges {
     use super::{DurRange, HOUR, ms, secs};
 
-    /// `mqtt.keep_alive`: PINGREQ interval and silent-broker probe.
+    /// `mqtt.keep_alive`: PINGREQ interval and silent-broker probe (the
+    /// MQTT client library needs at least 5 s).
     pub const KEEP_ALIVE: DurRange = DurRange {
         name: "mqtt.keep_alive",
         default: secs(5),
-        min: secs(1),
+        min: secs(5),
         max: secs(600),
     };
     /// `mqtt.ack_timeout`.
@@ -1319,7 +1320,11 @@ mod tests {
             ),
             (
                 "  keep_alive: 0\n",
-                ":4:15: mqtt.keep_alive 0s is outside 1s..10m",
+                ":4:15: mqtt.keep_alive 0s is outside 5s..10m",
+            ),
+            (
+                "  keep_alive: 2s\n",
+                ":4:15: mqtt.keep_alive 2s is outside 5s..10m",
             ),
             (
                 "  connection_timeout: 1e19\n",

@@ -5,15 +5,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
 use roomctl::app::{Role, Room};
 use roomctl::broker::Mosquitto;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// `n` cues, 100 ms apart, each with a unique message.
@@ -89,40 +85,17 @@ async fn retained_oversize_messages_cause_no_reconnect_storm_and_cues_stay_exact
     cancel.cancel();
 }
 
-/// A broker that accepts every MQTT 5 client and drops it right after the
-/// CONNACK (what an oversize message used to cause). Counts connections.
-async fn flapping_broker() -> (u16, Arc<AtomicUsize>) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    let count = Arc::new(AtomicUsize::new(0));
-    let c = count.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            c.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                if s.read(&mut buf).await.unwrap_or(0) > 0 {
-                    // CONNACK: no session, success, no properties.
-                    let _ = s.write_all(&[0x20, 0x03, 0x00, 0x00, 0x00]).await;
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            });
-        }
-    });
-    (port, count)
-}
-
 #[tokio::test]
 async fn a_connection_that_dies_right_after_connack_backs_off_like_a_failure() {
     init_logs();
-    let (port, count) = flapping_broker().await;
+    let flapping = FakeBroker::start(Fake::DropAfterConnack).await;
     let cancel = CancellationToken::new();
-    let mut s = settings("flap", &[port]);
+    let mut s = settings("flap", &[flapping.port]);
     s.backoff.initial = Duration::from_millis(200);
     s.backoff.max = Duration::from_secs(5);
     let (h, _rx) = mqtt_start(s, cancel.child_token());
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let n = count.load(Ordering::SeqCst);
+    let n = flapping.connections();
     // 0.2 + 0.4 + 0.8 + 1.6 + 3.2 s of backoff: about six attempts in 5 s.
     assert!(n <= 8, "{n} connections in 5 s: a reconnect storm");
     assert!(n >= 3, "only {n} connections: not retrying at all?");

@@ -40,7 +40,8 @@ pub fn options(
     will: Option<&OwnMessage>,
 ) -> MqttOptions {
     let mut opts = MqttOptions::new(client_id.to_string(), broker.host.clone(), broker.port);
-    opts.set_keep_alive(keep_alive);
+    // rumqttc panics below 5 s; config validation keeps it there already.
+    opts.set_keep_alive(keep_alive.max(Duration::from_secs(5)));
     // Every connection is a clean session: what is resent after a loss is
     // decided by our own session, never by the broker's.
     opts.set_clean_start(true);

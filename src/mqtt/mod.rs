@@ -98,6 +98,10 @@ pub struct MqttSettings {
     pub will: Option<OwnMessage>,
     /// Published first after every (re)connection.
     pub birth: Option<OwnMessage>,
+    /// Published on a broker right before leaving it for another one
+    /// (failback): e.g. empty retained messages that clear what this
+    /// client said there, so nobody on that broker reads a stale truth.
+    pub farewell: Vec<OwnMessage>,
     /// Filters subscribed on every connection.
     pub subscriptions: Vec<String>,
     /// Capacity of the incoming-message channel.
@@ -120,6 +124,7 @@ impl MqttSettings {
             retry_limit: c.message_retry_limit,
             will: None,
             birth: None,
+            farewell: Vec::new(),
             subscriptions: Vec::new(),
             incoming_capacity: 1024,
         }

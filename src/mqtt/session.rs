@@ -49,6 +49,9 @@ pub struct PublishOptions {
     /// A newer queued message on the same topic replaces an unsent older one
     /// (for state snapshots where only the latest matters).
     pub coalesce: bool,
+    /// MQTT 5 Message Expiry Interval: the broker drops it (also as a
+    /// retained message) after this long.
+    pub expiry: Option<Duration>,
 }
 
 impl PublishOptions {
@@ -59,6 +62,7 @@ impl PublishOptions {
             retain: false,
             max_age: Some(max_age),
             coalesce: false,
+            expiry: None,
         }
     }
     /// A retained status/state message: only the newest matters, never expires.
@@ -68,6 +72,7 @@ impl PublishOptions {
             retain: true,
             max_age: None,
             coalesce: true,
+            expiry: None,
         }
     }
     /// QoS 1, never expires.
@@ -77,6 +82,7 @@ impl PublishOptions {
             retain: false,
             max_age: None,
             coalesce: false,
+            expiry: None,
         }
     }
 }

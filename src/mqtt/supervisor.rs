@@ -28,8 +28,8 @@ use bytes::Bytes;
 use rumqttc::Outgoing;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{
-    ConnAck, Filter, Packet, PubAckReason, RetainForwardRule, SubscribeProperties,
-    SubscribeReasonCode,
+    ConnAck, Filter, Packet, PubAckReason, PublishProperties, RetainForwardRule,
+    SubscribeProperties, SubscribeReasonCode,
 };
 use rumqttc::v5::{AsyncClient, Event};
 use tokio::sync::{mpsc, oneshot};
@@ -285,6 +285,15 @@ pub(super) async fn run(
                     idx + 1, n, sup.s.brokers[idx].addr(), conn.addr);
                 let deadline = closing.as_ref().map(|c| c.deadline);
                 let addr = conn.addr.clone();
+                // What this client left retained there must not outlive it.
+                for m in &sup.s.farewell {
+                    let _ = conn.client.try_publish(
+                        m.topic.clone(),
+                        QoS::AtLeastOnce,
+                        m.retain,
+                        m.payload.clone(),
+                    );
+                }
                 sup.disconnect(*conn, deadline).await;
                 debug!(target: "mqtt", "Left {addr} cleanly");
                 sup.requeue_sent();
@@ -472,6 +481,9 @@ impl Supervisor {
             }
         });
 
+        // Should this attempt be abandoned (a close deadline, shutdown), its
+        // poller stops with it instead of waiting out its own timeout.
+        let abandon = poller_stop.clone().drop_guard();
         let first = tokio::time::timeout(timeout, events.recv()).await;
         let fail = |e: String| {
             poller_stop.cancel();
@@ -489,6 +501,7 @@ impl Supervisor {
                 ));
             }
         };
+        abandon.disarm();
         let (max_in_flight, max_packet, sub_ids) = broker_limits(&ack);
         Ok(Conn {
             index: idx,
@@ -666,12 +679,27 @@ impl Supervisor {
                 too_big.push(q);
                 continue;
             }
-            match conn.client.try_publish(
-                q.topic.clone(),
-                qos(q.opts.qos),
-                q.opts.retain,
-                q.payload.clone(),
-            ) {
+            let sent = match q.opts.expiry {
+                None => conn.client.try_publish(
+                    q.topic.clone(),
+                    qos(q.opts.qos),
+                    q.opts.retain,
+                    q.payload.clone(),
+                ),
+                Some(e) => conn.client.try_publish_with_properties(
+                    q.topic.clone(),
+                    qos(q.opts.qos),
+                    q.opts.retain,
+                    q.payload.clone(),
+                    PublishProperties {
+                        message_expiry_interval: Some(
+                            e.as_secs().clamp(1, u64::from(u32::MAX)) as u32
+                        ),
+                        ..PublishProperties::default()
+                    },
+                ),
+            };
+            match sent {
                 Ok(()) => {
                     if q.attempts > 0 {
                         debug!(target: "mqtt", "Resending {} (attempt {})", q.topic, q.attempts + 1);

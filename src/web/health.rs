@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::AppState;
 use crate::feedback::Outcome;
-use crate::mqtt::ConnectionState;
+use crate::mqtt::{ConnectionState, unix_now};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -64,6 +64,35 @@ pub fn health(s: &AppState) -> Health {
         )),
     }
     let stats = r.mqtt.stats();
+    if conn.state == ConnectionState::Connected {
+        // Subscribed to nothing: no feedback, no control, no devices. The
+        // SUBACKs take a moment after connecting.
+        let settled = stats.subscriptions_refused.len() >= stats.subscriptions_wanted
+            || unix_now() - conn.since > 2.0 * r.config.mqtt.ack_timeout.as_secs_f64();
+        if stats.subscriptions_wanted > 0 && stats.subscriptions_active == 0 && settled {
+            unhealthy.push(format!(
+                "subscribed to nothing: the broker accepted none of {} subscription(s){}",
+                stats.subscriptions_wanted,
+                if stats.subscriptions_refused.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (refused: {})", stats.subscriptions_refused.join(", "))
+                }
+            ));
+        } else if !stats.subscriptions_refused.is_empty() {
+            degraded.push(format!(
+                "the broker refused subscription(s) to {}",
+                stats.subscriptions_refused.join(", ")
+            ));
+        }
+        if let Some(d) = r.mqtt.stuck_for() {
+            unhealthy.push(format!(
+                "delivery stuck: {} message(s) waiting, none acknowledged for {:.1}s",
+                stats.queue_size + stats.inflight,
+                d.as_secs_f64()
+            ));
+        }
+    }
     if conn.state == ConnectionState::Connected && stats.queue_size > 100 {
         degraded.push(format!(
             "{} messages waiting in the outbox",

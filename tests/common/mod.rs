@@ -38,6 +38,7 @@ pub fn settings(client_id: &str, ports: &[u16]) -> MqttSettings {
         retry_limit: 3,
         will: None,
         birth: None,
+        farewell: vec![],
         subscriptions: vec![],
         incoming_capacity: 1024,
     }
@@ -258,7 +259,10 @@ pub mod webdriver;
 /// open, nothing passes).
 pub struct Proxy {
     pub port: u16,
-    paused: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    /// Client to broker.
+    up: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    /// Broker to client.
+    down: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
     stop: CancellationToken,
 }
 
@@ -269,10 +273,10 @@ impl Proxy {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .unwrap();
-        let (paused, _) = tokio::sync::watch::channel(false);
-        let paused = std::sync::Arc::new(paused);
+        let up = std::sync::Arc::new(tokio::sync::watch::channel(false).0);
+        let down = std::sync::Arc::new(tokio::sync::watch::channel(false).0);
         let stop = CancellationToken::new();
-        let (p, s) = (paused.clone(), stop.clone());
+        let (u, d, s) = (up.clone(), down.clone(), stop.clone());
         tokio::spawn(async move {
             loop {
                 let (client, _) = tokio::select! {
@@ -287,20 +291,32 @@ impl Proxy {
                 let _ = server.set_nodelay(true);
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
-                tokio::spawn(pipe(cr, sw, p.subscribe(), s.clone()));
-                tokio::spawn(pipe(sr, cw, p.subscribe(), s.clone()));
+                tokio::spawn(pipe(cr, sw, u.subscribe(), s.clone()));
+                tokio::spawn(pipe(sr, cw, d.subscribe(), s.clone()));
             }
         });
-        Proxy { port, paused, stop }
+        Proxy {
+            port,
+            up,
+            down,
+            stop,
+        }
     }
 
     /// A silent partition: connections stay open, nothing gets through.
     pub fn pause(&self) {
-        self.paused.send_replace(true);
+        self.up.send_replace(true);
+        self.down.send_replace(true);
+    }
+
+    /// Only what the client sends is held; the broker still talks to it.
+    pub fn pause_upstream(&self) {
+        self.up.send_replace(true);
     }
 
     pub fn resume(&self) {
-        self.paused.send_replace(false);
+        self.up.send_replace(false);
+        self.down.send_replace(false);
     }
 }
 
@@ -328,6 +344,117 @@ async fn pipe(
             return;
         }
         if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// How a [`FakeBroker`] misbehaves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Fake {
+    /// Accepts the connection, then drops it right after the CONNACK.
+    DropAfterConnack,
+    /// A working MQTT 5 broker (acknowledges publishes, answers pings) that
+    /// refuses every subscription (SUBACK 0x87, not authorized).
+    RefuseSubscriptions,
+}
+
+/// A tiny MQTT 5 peer for broker behaviours a real Mosquitto here does not
+/// show. Counts the connections it accepted.
+pub struct FakeBroker {
+    pub port: u16,
+    pub connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FakeBroker {
+    pub async fn start(mode: Fake) -> FakeBroker {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let c = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(fake_session(s, mode));
+            }
+        });
+        FakeBroker { port, connections }
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+async fn fake_session(mut s: tokio::net::TcpStream, mode: Fake) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        // Fixed header: type and flags, then the remaining length.
+        let Ok(first) = s.read_u8().await else { return };
+        let (mut len, mut shift) = (0usize, 0);
+        loop {
+            let Ok(b) = s.read_u8().await else { return };
+            len |= ((b & 0x7f) as usize) << shift;
+            shift += 7;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        let mut body = vec![0u8; len];
+        if s.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        let reply: Vec<u8> = match first >> 4 {
+            // CONNECT -> CONNACK (no session, success, no properties).
+            1 => {
+                let _ = s.write_all(&[0x20, 0x03, 0x00, 0x00, 0x00]).await;
+                if mode == Fake::DropAfterConnack {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    return;
+                }
+                continue;
+            }
+            // PUBLISH: PUBACK for QoS 1.
+            3 => {
+                let qos = (first >> 1) & 3;
+                let tlen = u16::from_be_bytes([body[0], body[1]]) as usize;
+                if qos == 0 {
+                    continue;
+                }
+                vec![0x40, 0x02, body[2 + tlen], body[3 + tlen]]
+            }
+            // SUBSCRIBE: refuse each filter.
+            8 => {
+                let (pkid, mut i) = ([body[0], body[1]], 2);
+                // Properties: a length (varint) and that many bytes.
+                let (mut plen, mut shift) = (0usize, 0);
+                loop {
+                    let b = body[i];
+                    i += 1;
+                    plen |= ((b & 0x7f) as usize) << shift;
+                    shift += 7;
+                    if b & 0x80 == 0 {
+                        break;
+                    }
+                }
+                i += plen;
+                let mut codes = Vec::new();
+                while i + 2 <= body.len() {
+                    let flen = u16::from_be_bytes([body[i], body[i + 1]]) as usize;
+                    i += 2 + flen + 1;
+                    codes.push(0x87);
+                }
+                let mut r = vec![0x90, (3 + codes.len()) as u8, pkid[0], pkid[1], 0x00];
+                r.extend(codes);
+                r
+            }
+            // PINGREQ -> PINGRESP.
+            12 => vec![0xd0, 0x00],
+            // DISCONNECT.
+            14 => return,
+            _ => continue,
+        };
+        if s.write_all(&reply).await.is_err() {
             return;
         }
     }
