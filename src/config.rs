@@ -206,6 +206,14 @@ pub struct WebConfig {
     pub listen: SocketAddr,
     /// Bearer token for control routes; `None` means open.
     pub token: Option<Secret>,
+    /// Concurrent HTTP connections at most (more are answered `503` and
+    /// closed at once, holding no descriptor).
+    pub max_connections: usize,
+    /// Live event streams (dashboards) at most; the oldest is dropped.
+    pub max_sse_clients: usize,
+    /// A request head must arrive within this time; an idle keep-alive
+    /// connection is closed after it.
+    pub header_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -451,6 +459,13 @@ pub mod ranges {
         min: ms(0),
         max: secs(60),
     };
+    /// `web.header_timeout`.
+    pub const HEADER_TIMEOUT: DurRange = DurRange {
+        name: "web.header_timeout",
+        default: secs(10),
+        min: ms(100),
+        max: secs(300),
+    };
     /// A scene's `at`, `duration`, a transition's `delay`: up to a day.
     pub const SCENE_TIME: DurRange = DurRange {
         name: "scene time",
@@ -647,6 +662,9 @@ struct RawWeb {
     enabled: Option<bool>,
     listen: Option<S>,
     token: Option<S>,
+    max_connections: Option<Spanned<usize>>,
+    max_sse_clients: Option<Spanned<usize>>,
+    header_timeout: Option<Spanned<Dur>>,
 }
 
 #[derive(Deserialize)]
@@ -1073,6 +1091,9 @@ impl Validator<'_> {
             enabled: w.enabled.unwrap_or(true),
             listen,
             token,
+            max_connections: self.count(&w.max_connections, "web.max_connections", 256, 4, 65_536),
+            max_sse_clients: self.count(&w.max_sse_clients, "web.max_sse_clients", 32, 1, 1024),
+            header_timeout: self.dur(&w.header_timeout, ranges::HEADER_TIMEOUT),
         }
     }
 }

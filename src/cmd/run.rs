@@ -18,7 +18,8 @@ use crate::web::{self, AppState};
 /// Loads the config at `path` and runs until a shutdown signal.
 pub async fn run(path: &Path) -> anyhow::Result<()> {
     let mut report = check::check(path);
-    let config = report.take_config(path)?;
+    let mut config = report.take_config(path)?;
+    reserve_descriptors(&mut config);
     for w in report.warnings.iter() {
         warn!("{w}");
     }
@@ -46,6 +47,62 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     let room = Room::start(config, report.scenes, Role::Daemon);
     serve_until(room, problems, listener, systemd::shutdown_signal()).await;
     Ok(())
+}
+
+/// Descriptors kept for everything but the dashboard: MQTT connections and
+/// probes, mpv and its socket, sound files, config and scene reloads,
+/// logs.
+const RESERVED_FDS: u64 = 128;
+
+/// Raises the soft limit on open files to the hard one, and keeps the
+/// dashboard's connections below it with [`RESERVED_FDS`] to spare, so
+/// that web clients can never starve the room (the MQTT client could not
+/// reconnect).
+fn reserve_descriptors(config: &mut crate::config::Config) {
+    let (soft, hard) = match raise_nofile() {
+        Ok(limits) => limits,
+        Err(e) => {
+            warn!(
+                "Cannot read the open-files limit ({e}); web.max_connections stays {}",
+                config.web.max_connections
+            );
+            return;
+        }
+    };
+    tracing::debug!("Open-files limit {soft} (hard {hard})");
+    let room = soft.saturating_sub(RESERVED_FDS).max(4) as usize;
+    if config.web.max_connections > room {
+        warn!(target: "web",
+            "web.max_connections {} does not fit the open-files limit {soft} with {RESERVED_FDS} kept for MQTT and media: using {room}",
+            config.web.max_connections);
+        config.web.max_connections = room;
+    }
+}
+
+/// Sets the soft RLIMIT_NOFILE to the hard one; returns both after.
+fn raise_nofile() -> std::io::Result<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read/write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    // rlim_t is u64 here, narrower on some 32-bit targets.
+    #[allow(clippy::unnecessary_cast)]
+    Ok((lim.rlim_cur as u64, lim.rlim_max as u64))
 }
 
 /// Runs the dashboard beside `room` until `signal` resolves, then shuts

@@ -249,6 +249,12 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         d.unknown_ignored as f64,
     );
     o.one(
+        "web_sse_clients",
+        "gauge",
+        "open event streams (dashboards)",
+        s.sse.len() as f64,
+    );
+    o.one(
         "scene_running",
         "gauge",
         "1 while a scene plays",

@@ -2,6 +2,13 @@
 //! binary), the JSON API, the Server-Sent Events stream, `/healthz` and
 //! `/metrics`. [`app`] builds the router from shared state so tests can
 //! drive it with `oneshot`; [`serve`] runs it until the shutdown token fires.
+//!
+//! The server must never starve the room of file descriptors: at most
+//! `web.max_connections` connections are served at once (more are answered
+//! `503` and closed at once, so they hold no descriptor), a request head must
+//! arrive within `web.header_timeout` (which also closes idle keep-alive
+//! connections), and at most `web.max_sse_clients` event streams stay
+//! open, the oldest dropped for a new one.
 
 mod api;
 mod auth;
@@ -10,19 +17,30 @@ mod metrics;
 mod sse;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use rust_embed::RustEmbed;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tower::Service;
 use tracing::info;
 
 use crate::app::Room;
 use crate::config::Secret;
+use crate::ratelog;
+use crate::ratelog::{LogLimit, RateLog};
 
 pub use health::{Health, HealthStatus, health};
 
@@ -41,6 +59,8 @@ pub struct AppState {
     pub load_errors: Arc<Vec<String>>,
     /// Ends open SSE streams at shutdown.
     pub shutdown: CancellationToken,
+    /// The open event streams.
+    pub(crate) sse: sse::Clients,
 }
 
 impl AppState {
@@ -48,6 +68,7 @@ impl AppState {
     pub fn new(room: Room, load_errors: Vec<String>, shutdown: CancellationToken) -> Self {
         AppState {
             token: room.config.web.token.clone(),
+            sse: sse::Clients::new(room.config.web.max_sse_clients),
             room,
             load_errors: Arc::new(load_errors),
             shutdown,
@@ -79,13 +100,77 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` fires.
+/// How long open connections may take to finish at shutdown.
+const GRACE: Duration = Duration::from_secs(1);
+
+/// The answer to a connection over `web.max_connections`.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 52\r\n\r\n{\"error\": \"too many connections, try again shortly\"}";
+
+/// Serves until `shutdown` fires: at most `web.max_connections` at once
+/// (more get a `503` and are closed at once), each with
+/// `web.header_timeout` for every request head (also the idle keep-alive
+/// limit). Each connection is a task of the room.
 pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
-    info!(target: "web", "Dashboard on http://{}", listener.local_addr()?);
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    let web = &state.room.config.web;
+    let slots = Arc::new(Semaphore::new(web.max_connections));
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Some(web.header_timeout))
+        .keep_alive(true);
+    info!(target: "web", "Dashboard on http://{} (at most {} connections)",
+        listener.local_addr()?, web.max_connections);
+    let app = app(state.clone());
+    let graceful = GracefulShutdown::new();
+    let log = std::sync::Mutex::new(RateLog::new(LogLimit::default()));
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of descriptors, say: back off instead of spinning.
+                    ratelog!(log, warn, "web", "accept", "Dashboard cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        // Over the cap: a short answer and the connection is closed, so the
+        // backlog never fills with connections waiting for a slot.
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            let _ = stream.try_write(BUSY);
+            ratelog!(
+                log,
+                warn,
+                "web",
+                "busy",
+                "Dashboard busy ({} connections, web.max_connections): refused {peer}",
+                web.max_connections
+            );
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let svc = service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().call(req)
+        });
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
+        state.room.spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(target: "web", "Connection from {peer} ended: {e}");
+            }
+            drop(slot);
+        });
+    }
+    if tokio::time::timeout(GRACE, graceful.shutdown())
         .await
+        .is_err()
+    {
+        tracing::debug!(target: "web", "Closed connections still busy at shutdown");
+    }
+    Ok(())
 }
 
 async fn index() -> Response {

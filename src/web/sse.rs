@@ -2,8 +2,14 @@
 //! name is its kind (`device`, `feedback`, `scene`, `connection`, `media`);
 //! the data is JSON. A reader that falls behind gets a `lagged` event and
 //! should reload its state.
+//!
+//! At most `web.max_sse_clients` streams are open at once: a new one ends
+//! the oldest (a kiosk tablet that reconnects in a loop must not hold
+//! connections and descriptors forever).
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -12,8 +18,75 @@ use futures::Stream;
 use futures::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
 
 use super::AppState;
+
+/// The open streams, oldest first.
+#[derive(Clone)]
+pub(crate) struct Clients {
+    inner: Arc<Mutex<ClientList>>,
+}
+
+struct ClientList {
+    cap: usize,
+    next: u64,
+    open: VecDeque<(u64, CancellationToken)>,
+}
+
+impl Clients {
+    pub(crate) fn new(cap: usize) -> Self {
+        Clients {
+            inner: Arc::new(Mutex::new(ClientList {
+                cap: cap.max(1),
+                next: 0,
+                open: VecDeque::new(),
+            })),
+        }
+    }
+
+    /// Registers a new stream, ending the oldest when full. The stream ends
+    /// when the token fires; the guard unregisters it.
+    fn join(&self) -> (CancellationToken, Leave) {
+        let mut l = self.inner.lock().unwrap();
+        while l.open.len() >= l.cap {
+            if let Some((id, old)) = l.open.pop_front() {
+                info!(target: "web", "Too many event streams (web.max_sse_clients {}): closing the oldest (#{id})", l.cap);
+                old.cancel();
+            }
+        }
+        l.next += 1;
+        let id = l.next;
+        let token = CancellationToken::new();
+        l.open.push_back((id, token.clone()));
+        (
+            token,
+            Leave {
+                clients: self.clone(),
+                id,
+            },
+        )
+    }
+
+    /// How many streams are open.
+    pub(crate) fn len(&self) -> usize {
+        self.inner.lock().unwrap().open.len()
+    }
+}
+
+/// Unregisters a stream when it is dropped (client gone or ended).
+struct Leave {
+    clients: Clients,
+    id: u64,
+}
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        let mut l = self.clients.inner.lock().unwrap_or_else(|p| p.into_inner());
+        l.open.retain(|(id, _)| *id != self.id);
+    }
+}
 
 pub async fn events(
     State(s): State<AppState>,
@@ -22,6 +95,7 @@ pub async fn events(
         .event("hello")
         .json_data(s.room.state())
         .unwrap_or_default();
+    let (evicted, leave) = s.sse.join();
     let live = BroadcastStream::new(s.room.events.subscribe()).map(|e| {
         Ok(match e {
             Ok(ev) => SseEvent::default()
@@ -34,8 +108,19 @@ pub async fn events(
         })
     });
     let shutdown = s.shutdown.clone();
+    let stop = async move {
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = evicted.cancelled() => {}
+        }
+    };
     let stream = futures::stream::once(async move { Ok(hello) })
         .chain(live)
-        .take_until(async move { shutdown.cancelled().await });
+        .take_until(stop)
+        .map(move |e| {
+            // Lives as long as the stream.
+            let _ = &leave;
+            e
+        });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

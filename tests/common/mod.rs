@@ -202,14 +202,16 @@ pub fn site(ports: &[u16], scenes: &[(&str, &str)], extra: &str) -> Site {
 impl Site {
     /// Sets `web.token` (control routes then need `Authorization: Bearer`).
     pub fn set_web_token(&self, token: &str) {
+        self.web_options(&format!("token: \"{token}\""));
+    }
+
+    /// Adds keys to `web:` (e.g. `max_connections: 32`).
+    pub fn web_options(&self, options: &str) {
         let text = std::fs::read_to_string(&self.config).unwrap();
         let open = format!("web: {{ listen: 127.0.0.1:{} }}", self.web_port);
-        assert!(text.contains(&open));
-        let locked = format!(
-            "web: {{ listen: 127.0.0.1:{}, token: \"{token}\" }}",
-            self.web_port
-        );
-        std::fs::write(&self.config, text.replace(&open, &locked)).unwrap();
+        assert!(text.contains(&open), "web options set twice");
+        let with = format!("web: {{ listen: 127.0.0.1:{}, {options} }}", self.web_port);
+        std::fs::write(&self.config, text.replace(&open, &with)).unwrap();
     }
 
     pub fn load(&self) -> (roomctl::config::Config, roomctl::scene::SceneSet) {
