@@ -56,6 +56,35 @@ fn check_passes_on_the_shipped_example() {
     );
 }
 
+/// The README's deploy steps, as written, into a scratch /etc/roomctl.
+#[test]
+fn the_readme_deploy_steps_give_a_config_that_checks() {
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let etc = tempfile::tempdir().unwrap();
+    let dest = etc.path().join("roomctl");
+    std::fs::create_dir_all(&dest).unwrap();
+    let cp = |args: &[&str]| {
+        assert!(Command::new("cp").args(args).status().unwrap().success());
+    };
+    cp(&[
+        "-r",
+        &format!("{repo}/config/scenes"),
+        &format!("{repo}/config/media"),
+        dest.to_str().unwrap(),
+    ]);
+    cp(&[
+        &format!("{repo}/config/roomctl.yaml"),
+        dest.join("config.yaml").to_str().unwrap(),
+    ]);
+    let o = roomctl(&["check", "-c", dest.join("config.yaml").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("OK (3 scene(s), 3 media file(s))"),
+        "{}",
+        stdout(&o)
+    );
+}
+
 #[test]
 fn check_reports_every_error_as_file_line_col_and_exits_1() {
     let site = site(

@@ -24,15 +24,21 @@ use crate::systemd::shutdown_signal;
 pub const EXAMPLE_CONFIG: &str = include_str!("../../config/roomctl.yaml");
 /// The example scenes.
 pub const EXAMPLE_SCENES: &[(&str, &str)] = &[
-    ("intro.yaml", include_str!("../../scenes/intro.yaml")),
-    ("showcase.json", include_str!("../../scenes/showcase.json")),
-    ("outro.yaml", include_str!("../../scenes/outro.yaml")),
+    ("intro.yaml", include_str!("../../config/scenes/intro.yaml")),
+    (
+        "showcase.json",
+        include_str!("../../config/scenes/showcase.json"),
+    ),
+    ("outro.yaml", include_str!("../../config/scenes/outro.yaml")),
 ];
 /// The example sounds.
 pub const EXAMPLE_MEDIA: &[(&str, &[u8])] = &[
-    ("bg.wav", include_bytes!("../../media/bg.wav")),
-    ("chime.wav", include_bytes!("../../media/chime.wav")),
-    ("welcome.wav", include_bytes!("../../media/welcome.wav")),
+    ("bg.wav", include_bytes!("../../config/media/bg.wav")),
+    ("chime.wav", include_bytes!("../../config/media/chime.wav")),
+    (
+        "welcome.wav",
+        include_bytes!("../../config/media/welcome.wav"),
+    ),
 ];
 
 /// What `roomctl demo` can be asked for.
