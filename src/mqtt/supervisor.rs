@@ -42,8 +42,8 @@ use tracing::{debug, error, info, warn};
 use super::connect::{self, MAX_PACKET_SIZE};
 use super::session::{Discarded, Qos, Queued, Verdict};
 use super::{
-    ConnectionState, ConnectionStatus, Control, InMessage, MqttSettings, Shared, bump, probe,
-    unix_now,
+    ConnectionState, ConnectionStatus, Control, InMessage, MqttSettings, OwnMessage, Shared, bump,
+    probe, unix_now,
 };
 use crate::clock::after;
 use crate::ratelog;
@@ -271,7 +271,7 @@ pub(super) async fn run(
         match exit {
             Exit::Closed => {
                 let deadline = closing.as_ref().map(|c| c.deadline);
-                sup.disconnect(*conn, deadline).await;
+                sup.disconnect(*conn, deadline, &[]).await;
                 break 'outer;
             }
             // Cancelled: drop the socket without DISCONNECT, as a crash
@@ -286,15 +286,8 @@ pub(super) async fn run(
                 let deadline = closing.as_ref().map(|c| c.deadline);
                 let addr = conn.addr.clone();
                 // What this client left retained there must not outlive it.
-                for m in &sup.s.farewell {
-                    let _ = conn.client.try_publish(
-                        m.topic.clone(),
-                        QoS::AtLeastOnce,
-                        m.retain,
-                        m.payload.clone(),
-                    );
-                }
-                sup.disconnect(*conn, deadline).await;
+                let farewell = sup.s.farewell.clone();
+                sup.disconnect(*conn, deadline, &farewell).await;
                 debug!(target: "mqtt", "Left {addr} cleanly");
                 sup.requeue_sent();
                 start = idx;
@@ -931,11 +924,44 @@ impl Supervisor {
     }
 
     /// Clean DISCONNECT (the broker then does not publish the last will),
-    /// waiting at most until `deadline` for it to go out.
-    async fn disconnect(&mut self, mut conn: Conn, deadline: Option<Instant>) {
+    /// after `farewell` (published and acknowledged first), waiting at most
+    /// until `deadline`.
+    async fn disconnect(
+        &mut self,
+        mut conn: Conn,
+        deadline: Option<Instant>,
+        farewell: &[OwnMessage],
+    ) {
         let mut wait = DISCONNECT_WAIT;
         if let Some(d) = deadline {
             wait = wait.min(d.saturating_duration_since(Instant::now()));
+        }
+        let sent = farewell
+            .iter()
+            .filter(|m| {
+                conn.client
+                    .try_publish(
+                        m.topic.clone(),
+                        QoS::AtLeastOnce,
+                        m.retain,
+                        m.payload.clone(),
+                    )
+                    .is_ok()
+            })
+            .count();
+        if sent > 0 {
+            // Nothing else is in flight now: these are the PUBACKs to wait for.
+            let mut acked = 0;
+            let _ = tokio::time::timeout(self.s.ack_timeout.min(wait), async {
+                while acked < sent {
+                    match conn.events.recv().await {
+                        Some(Ok(Event::Incoming(Packet::PubAck(_)))) => acked += 1,
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    }
+                }
+            })
+            .await;
         }
         if conn.client.try_disconnect().is_ok() {
             let _ = tokio::time::timeout(wait, async {
