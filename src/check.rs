@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::config::Config;
+use crate::config::{Config, EnvPolicy};
 use crate::diag::{Diagnostic, Diagnostics, Pos};
 use crate::media::command::{AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, resolve_media};
 use crate::scene::load::{Loaded, load_scenes};
@@ -52,9 +52,14 @@ fn invalid_config(path: &Path, errors: &Diagnostics) -> anyhow::Error {
     )
 }
 
-/// Runs every check for the config at `path`.
+/// Runs every check for the config at `path` (unset `${VAR}` are errors).
 pub fn check(path: &Path) -> Report {
-    match Config::load(path) {
+    check_with(path, EnvPolicy::Required)
+}
+
+/// [`check`], with a choice about unset `${VAR}`.
+pub fn check_with(path: &Path, env: EnvPolicy) -> Report {
+    match Config::load_with(path, env) {
         Ok(c) => check_config(c),
         Err(errors) => Report {
             config: None,
@@ -70,12 +75,13 @@ pub fn check(path: &Path) -> Report {
 pub fn check_config(config: Config) -> Report {
     let Loaded {
         scenes,
+        failed,
         mut errors,
         warnings: scene_warnings,
     } = load_scenes(&config);
     let mut warnings = config.warnings.clone();
     warnings.extend(scene_warnings);
-    errors.extend(references(&config, &scenes));
+    errors.extend(references(&config, &scenes, &failed));
     let (media_errors, media_warnings, media_files) = media(&config, &scenes);
     errors.extend(media_errors);
     warnings.extend(media_warnings);
@@ -88,12 +94,14 @@ pub fn check_config(config: Config) -> Report {
     }
 }
 
-/// Scene names used by the config must exist.
-pub fn references(config: &Config, scenes: &SceneSet) -> Diagnostics {
+/// Scene names used by the config must exist. A name whose file failed to
+/// load is not reported again (that file's own error says why).
+pub fn references(config: &Config, scenes: &SceneSet, failed: &[String]) -> Diagnostics {
     let mut out = Diagnostics::default();
     let known = || scenes.names().collect::<Vec<_>>().join(", ");
+    let missing = |name: &str| scenes.get(name).is_none() && !failed.iter().any(|f| f == name);
     for t in &config.triggers {
-        if scenes.get(&t.scene).is_none() {
+        if missing(&t.scene) {
             out.push(Diagnostic::new(
                 &config.file,
                 t.pos,
@@ -106,7 +114,7 @@ pub fn references(config: &Config, scenes: &SceneSet) -> Diagnostics {
         }
     }
     if let Some(d) = &config.scenes.default
-        && scenes.get(d).is_none()
+        && missing(d)
     {
         out.push(Diagnostic::new(
             &config.file,
@@ -226,6 +234,100 @@ mod tests {
             "{text}"
         );
         assert_eq!(r.media_files, 1, "bg resolves to bg.ogg");
+    }
+
+    /// A room with `config` and scene files, checked as a technician would.
+    fn check_room(config: &str, scenes: &[(&str, &str)], env: EnvPolicy) -> Report {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "etc/roomctl.yaml", config);
+        std::fs::create_dir_all(d.path().join("scenes")).unwrap();
+        for (name, text) in scenes {
+            write(d.path(), &format!("scenes/{name}"), text);
+        }
+        let r = check_with(&d.path().join("etc/roomctl.yaml"), env);
+        std::mem::forget(d);
+        r
+    }
+
+    const BROKER: &str = "room: room1\nmqtt: {brokers: [{broker: h}]}\nscenes:\n  dir: ../scenes\n";
+
+    #[test]
+    fn broker_mistakes_are_said_in_words() {
+        let r = check_room(
+            "room: room1\nmqtt:\n  brokers:\n    - {broker: \"10.0.0.5:1883\"}\n    - {broker: h, port: 99999}\n",
+            &[],
+            EnvPolicy::Required,
+        );
+        let e = r.errors.to_string();
+        assert!(e.contains("roomctl.yaml:4:16: broker `10.0.0.5:1883` has the port in it: write `broker: 10.0.0.5` and `port: 1883`"), "{e}");
+        assert!(
+            e.contains("roomctl.yaml:5:25: broker port 99999 is outside 1..65535"),
+            "{e}"
+        );
+        assert!(!e.contains("u16"), "{e}");
+        // An IPv6 address is not host:port.
+        let r = check_room(
+            "room: r\nmqtt: {brokers: [{broker: \"fe80::1\"}]}\n",
+            &[],
+            EnvPolicy::Required,
+        );
+        assert!(r.config.is_some(), "{}", r.errors);
+    }
+
+    #[test]
+    fn duplicate_keys_are_said_in_words() {
+        let r = check_room(
+            "room: r\nroom: s\nmqtt: {brokers: [{broker: h}]}\n",
+            &[],
+            EnvPolicy::Required,
+        );
+        let e = r.errors.to_string();
+        assert!(
+            e.contains("roomctl.yaml:2:1: key `room` appears twice in this mapping; keep one"),
+            "{e}"
+        );
+        assert!(!e.contains("DuplicateKeyPolicy"), "{e}");
+    }
+
+    #[test]
+    fn a_broken_scene_does_not_cascade_and_paths_are_normalised() {
+        let r = check_room(
+            &format!(
+                "{BROKER}  default: intro\ntriggers:\n  - {{topic: room1/button, scene: intro}}\n"
+            ),
+            &[(
+                "intro.yaml",
+                "name: intro\nactions:\n  - {at: x, topic: r/a, message: ON}\n",
+            )],
+            EnvPolicy::Required,
+        );
+        let e = r.errors.to_string();
+        assert_eq!(r.errors.len(), 1, "only the scene's own error: {e}");
+        assert!(
+            e.contains("/scenes/intro.yaml:3:10: invalid duration `x`"),
+            "{e}"
+        );
+        assert!(!e.contains(".."), "paths are normalised: {e}");
+    }
+
+    #[test]
+    fn an_unset_secret_is_a_warning_by_hand_and_an_error_for_the_daemon() {
+        let cfg = "room: r\nmqtt: {brokers: [{broker: h, username: u, password: \"${ROOMCTL_TEST_UNSET_PW}\"}]}\nscenes: {dir: ../scenes}\n";
+        let r = check_room(cfg, &[], EnvPolicy::Optional);
+        assert!(r.ok(), "{}", r.errors);
+        assert!(
+            r.warnings.to_string().contains("roomctl.yaml:2:53: warning: environment variable `ROOMCTL_TEST_UNSET_PW` is not set here"),
+            "{}",
+            r.warnings
+        );
+        let r = check_room(cfg, &[], EnvPolicy::Required);
+        assert!(
+            r.errors
+                .to_string()
+                .contains("environment variable `ROOMCTL_TEST_UNSET_PW` is not set"),
+            "{}",
+            r.errors
+        );
     }
 
     #[test]

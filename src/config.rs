@@ -229,6 +229,16 @@ pub struct TriggerConfig {
     pub pos: Pos,
 }
 
+/// What an unset `${VAR}` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvPolicy {
+    /// An error: the daemon needs its secrets.
+    Required,
+    /// A warning, the value empty: `roomctl check` run by hand, without the
+    /// service's environment file.
+    Optional,
+}
+
 /// A value that must never be printed: passwords and tokens.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -253,9 +263,14 @@ impl fmt::Debug for Secret {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+        Self::load_with(path, EnvPolicy::Required)
+    }
+
+    /// Reads and validates a config file, with `${VAR}` handled per `env`.
+    pub fn load_with(path: &Path, env: EnvPolicy) -> Result<Config, Diagnostics> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Diagnostic::file(path, format!("cannot read config: {e}")))?;
-        Self::parse(&text, path, &|k| std::env::var(k).ok())
+        Self::parse_with(&text, path, &|k| std::env::var(k).ok(), env)
     }
 
     /// Parses config text. `env` looks up `${VAR}` references (injected so
@@ -265,12 +280,23 @@ impl Config {
         path: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, Diagnostics> {
+        Self::parse_with(text, path, env, EnvPolicy::Required)
+    }
+
+    /// [`Config::parse`] with a choice about unset variables.
+    pub fn parse_with(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        policy: EnvPolicy,
+    ) -> Result<Config, Diagnostics> {
         let raw: RawConfig =
             serde_saphyr::from_str(text).map_err(|e| Diagnostic::from_yaml(path, &e))?;
         Validator {
             file: path,
             base: path.parent().unwrap_or(Path::new(".")),
             env,
+            policy,
             diags: Diagnostics::default(),
             warnings: Diagnostics::default(),
         }
@@ -569,7 +595,7 @@ struct RawMqtt {
 struct RawBroker {
     broker: S,
     #[serde(default)]
-    port: Option<u16>,
+    port: Option<Spanned<i64>>,
     username: Option<S>,
     password: Option<S>,
     priority: Option<u32>,
@@ -683,6 +709,7 @@ struct Validator<'a> {
     file: &'a Path,
     base: &'a Path,
     env: &'a dyn Fn(&str) -> Option<String>,
+    policy: EnvPolicy,
     diags: Diagnostics,
     warnings: Diagnostics,
 }
@@ -704,6 +731,15 @@ impl Validator<'_> {
     fn expand(&mut self, s: &S) -> String {
         match expand_env(&s.value, self.env) {
             Ok(v) => v,
+            Err(ValueError::Unset(name)) if self.policy == EnvPolicy::Optional => {
+                self.warn(
+                    Pos::of(s),
+                    format!("environment variable `{name}` is not set here; the daemon will not start without it (under systemd it comes from /etc/roomctl/roomctl.env)"),
+                );
+                // The rest of the value still counts (`${A}` alone: empty).
+                let lenient = |k: &str| (self.env)(k).or_else(|| Some(String::new()));
+                expand_env(&s.value, &lenient).unwrap_or_default()
+            }
             Err(e) => {
                 self.err(Pos::of(s), e.to_string());
                 String::new()
@@ -884,6 +920,7 @@ impl Validator<'_> {
                             file: &path,
                             base: self.base,
                             env: self.env,
+                            policy: self.policy,
                             diags: Diagnostics::default(),
                             warnings: Diagnostics::default(),
                         };
@@ -971,13 +1008,30 @@ impl Validator<'_> {
 
     fn broker(&mut self, b: &Spanned<RawBroker>, index: usize) -> BrokerConfig {
         let host = self.expand(&b.value.broker);
+        let host_pos = Pos::of(&b.value.broker);
         if host.is_empty() {
-            self.err(Pos::of(&b.value.broker), "broker host must not be empty");
+            self.err(host_pos, "broker host must not be empty");
+        } else if let Some((h, p)) = host.rsplit_once(':')
+            && !h.contains(':')
+            && p.chars().all(|c| c.is_ascii_digit())
+        {
+            // One colon and digits after it: host:port, not an IPv6 address.
+            self.err(
+                host_pos,
+                format!("broker `{host}` has the port in it: write `broker: {h}` and `port: {p}`"),
+            );
         }
-        let port = b.value.port.unwrap_or(1883);
-        if port == 0 {
-            self.err(Pos::of(b), "broker port must not be 0");
-        }
+        let port = match &b.value.port {
+            None => 1883,
+            Some(p) if (1..=65535).contains(&p.value) => p.value as u16,
+            Some(p) => {
+                self.err(
+                    Pos::of(p),
+                    format!("broker port {} is outside 1..65535", p.value),
+                );
+                1883
+            }
+        };
         let username = b
             .value
             .username

@@ -23,7 +23,7 @@ impl Diagnostic {
     /// A problem at `pos` in `file`.
     pub fn new(file: &Path, pos: Pos, message: impl Into<String>) -> Self {
         Diagnostic {
-            file: file.to_path_buf(),
+            file: normalize(file),
             line: pos.line,
             col: pos.col,
             message: message.into(),
@@ -39,7 +39,7 @@ impl Diagnostic {
     pub fn from_yaml(file: &Path, err: &serde_saphyr::Error) -> Self {
         let pos = err.location().map(Pos::from).unwrap_or(Pos::UNKNOWN);
         let text = err.without_snippet().to_string();
-        Self::new(file, pos, strip_position_suffix(&text))
+        Self::new(file, pos, in_words(&strip_position_suffix(&text)))
     }
 }
 
@@ -141,6 +141,45 @@ impl From<Location> for Pos {
             col: u32::try_from(l.column()).unwrap_or(u32::MAX),
         }
     }
+}
+
+/// A path without `.` and with `..` applied (`/etc/roomctl/../scenes` is
+/// `/etc/scenes`), as a person would write it. Purely textual.
+pub fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        out
+    }
+}
+
+/// The YAML library's messages, said for a person editing the file.
+fn in_words(text: &str) -> String {
+    if let Some(rest) = text.strip_prefix("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest)
+            .trim();
+        return format!("key `{key}` appears twice in this mapping; keep one");
+    }
+    if text == "invalid u16" || text == "invalid u32" || text == "invalid i64" {
+        return "a whole number is needed here".into();
+    }
+    text.to_string()
 }
 
 /// serde-saphyr appends " at line N, column M" to its plain message; the

@@ -2,13 +2,46 @@
 //! errors, as `file:line:col: message`) and a summary; exit 1 on any error.
 //! Synchronous: no runtime, no threads (it also runs under user-mode
 //! emulation of the Pi, which cannot always create threads).
+//!
+//! By hand, an unset `${VAR}` is a warning (the service's environment file
+//! is not loaded in a shell); `--require-env` makes it an error.
+//! `--config-only` checks only what stops the daemon from starting: the
+//! config. A broken scene never does (the room starts with the others), so
+//! the unit's `ExecStartPre` uses it.
 
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::config::{Config, EnvPolicy};
+
 /// Runs the checks for `path` and prints the report.
-pub fn check(path: &Path) -> ExitCode {
-    let r = crate::check::check(path);
+pub fn check(path: &Path, config_only: bool, require_env: bool) -> ExitCode {
+    let env = if require_env {
+        EnvPolicy::Required
+    } else {
+        EnvPolicy::Optional
+    };
+    if config_only {
+        return match Config::load_with(path, env) {
+            Ok(c) => {
+                for w in c.warnings.iter() {
+                    println!("{w}");
+                }
+                println!("{}: config OK", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                println!("{errors}");
+                println!(
+                    "{}: {} error(s) in the config",
+                    path.display(),
+                    errors.len()
+                );
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let r = crate::check::check_with(path, env);
     for w in r.warnings.iter() {
         println!("{w}");
     }

@@ -44,6 +44,13 @@ pub enum Command {
         #[arg(short, long, value_name = "FILE")]
         /// The config file (default: /etc/roomctl/config.yaml, else config/roomctl.yaml).
         config: Option<PathBuf>,
+        /// Only the config file: what stops the daemon from starting
+        /// (a broken scene never does). For the unit's ExecStartPre.
+        #[arg(long)]
+        config_only: bool,
+        /// Unset `${VAR}` are errors (by hand they are warnings).
+        #[arg(long)]
+        require_env: bool,
     },
     /// Play one scene with feedback tracking and report every action.
     Play {
@@ -124,8 +131,13 @@ pub fn main() -> ExitCode {
     init_logging(if quiet { "warn" } else { "info" });
     // `check` is synchronous: no runtime, no threads (it also runs under
     // user-mode emulation of the Pi, which cannot always create threads).
-    if let Command::Check { config } = cli.command {
-        return check::check(&path(config));
+    if let Command::Check {
+        config,
+        config_only,
+        require_env,
+    } = cli.command
+    {
+        return check::check(&path(config), config_only, require_env);
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -160,7 +172,11 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             run::run(&path(config)).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { config } => Ok(check::check(&path(config))),
+        Command::Check {
+            config,
+            config_only,
+            require_env,
+        } => Ok(check::check(&path(config), config_only, require_env)),
         Command::Play {
             scene,
             config,

@@ -88,6 +88,10 @@ impl SceneSet {
 pub struct Loaded {
     /// What loaded.
     pub scenes: SceneSet,
+    /// Names of the files that did not load (file stem, and the name
+    /// written in the file when it could be read): references to them are
+    /// not reported again.
+    pub failed: Vec<String>,
     /// What did not, and why.
     pub errors: Diagnostics,
     /// Warnings (unknown keys, ...).
@@ -142,10 +146,33 @@ pub fn load_scenes(config: &Config) -> Loaded {
             Err((errors, warnings)) => {
                 out.errors.extend(errors);
                 out.warnings.extend(warnings);
+                out.failed.extend(declared_names(&f));
             }
         }
     }
     out.scenes = SceneSet::new(scenes);
+    out
+}
+
+/// The names a scene file goes by, read as loosely as possible.
+fn declared_names(path: &Path) -> Vec<String> {
+    #[derive(Deserialize)]
+    struct Names {
+        name: Option<String>,
+        #[serde(rename = "sceneId")]
+        scene_id: Option<String>,
+    }
+    let mut out: Vec<String> = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .into_iter()
+        .collect();
+    if let Ok(text) = std::fs::read_to_string(path)
+        && let Ok(n) = serde_saphyr::from_str::<Names>(&text)
+    {
+        out.extend(n.name);
+        out.extend(n.scene_id);
+    }
     out
 }
 
@@ -176,16 +203,17 @@ pub fn parse_scene(
         )
     })?;
     let mut warnings = Diagnostics::default();
-    if let Ok(tree) = serde_saphyr::from_str::<Node>(text) {
-        unknown_keys(&tree, Level::Top, path, &mut warnings);
-    }
     let mut b = Builder {
         file: path,
         ctx,
         topics: Topics::new(&ctx.room),
         errors: Diagnostics::default(),
     };
+    if let Ok(tree) = serde_saphyr::from_str::<Node>(text) {
+        unknown_keys(&tree, Level::Top, path, &mut warnings, &mut b.errors);
+    }
     let scene = b.scene(raw);
+    b.media_targets(&scene);
     if b.errors.is_empty() {
         Ok((scene, warnings))
     } else {
@@ -381,6 +409,43 @@ impl Builder<'_> {
             states,
             global_events,
             on_stop,
+        }
+    }
+
+    /// An `audioEnd` / `videoEnd` target must name a file the scene plays,
+    /// or the transition can never fire and the scene hangs there.
+    fn media_targets(&mut self, scene: &Scene) {
+        let mut audio = Vec::new();
+        let mut video = Vec::new();
+        for a in scene.all_actions() {
+            match &a.kind {
+                ActionKind::Audio(c) => audio.extend(c.file()),
+                ActionKind::Video(c) => video.extend(c.file()),
+                ActionKind::Mqtt => {}
+            }
+        }
+        let transitions = scene
+            .states
+            .values()
+            .flat_map(|s| s.transitions.iter())
+            .chain(scene.global_events.iter());
+        for t in transitions {
+            let (target, played, what) = match &t.trigger {
+                Trigger::AudioEnd(Some(target)) => (target, &audio, "audioEnd"),
+                Trigger::VideoEnd(Some(target)) => (target, &video, "videoEnd"),
+                _ => continue,
+            };
+            if !played.iter().any(|f| crate::media::same_media(target, f)) {
+                let plays = if played.is_empty() {
+                    "none".to_string()
+                } else {
+                    played.join(", ")
+                };
+                self.err(
+                    t.pos,
+                    format!("{what} target `{target}` is no file this scene plays (it plays: {plays}); the transition could never fire"),
+                );
+            }
         }
     }
 
@@ -823,6 +888,56 @@ enum Level {
 /// Keys written by scene editors of this format that have no effect here.
 const EDITOR_KEYS: [&str; 1] = ["globalPrefix"];
 
+/// Keys scene editors add for themselves (ids, canvas positions, colours,
+/// notes): unknown to roomctl, reported as warnings, never errors even when
+/// they look like a known key.
+const EDITOR_METADATA: [&str; 14] = [
+    "id", "uid", "uuid", "position", "pos", "x", "y", "ui", "meta", "metadata", "editor", "color",
+    "notes", "comment",
+];
+
+/// Edit distance (insertions, deletions, substitutions) between two keys.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// What an unknown key most likely is.
+enum Unknown {
+    /// Editor metadata or anything else: a warning.
+    Ignored,
+    /// `{ at: 2,5 }` in flow style makes `5` a key: the cue is wrong.
+    Number,
+    /// Within two edits of a known key (`on_stopp`): that part of the
+    /// scene would silently be missing.
+    Misspelt(&'static str),
+}
+
+fn classify(key: &str, level: Level) -> Unknown {
+    if key.parse::<f64>().is_ok() {
+        return Unknown::Number;
+    }
+    if EDITOR_METADATA.iter().any(|m| m.eq_ignore_ascii_case(key)) || key.chars().count() < 4 {
+        return Unknown::Ignored;
+    }
+    known(level)
+        .iter()
+        .map(|k| (distance(key, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map_or(Unknown::Ignored, |(_, k)| Unknown::Misspelt(k))
+}
+
 fn known(level: Level) -> &'static [&'static str] {
     match level {
         Level::Top => &[
@@ -851,7 +966,16 @@ fn known(level: Level) -> &'static [&'static str] {
     }
 }
 
-fn unknown_keys(node: &Node, level: Level, file: &Path, out: &mut Diagnostics) {
+/// Reports keys roomctl does not know: a warning (editor metadata, other
+/// tools' keys), or an error when the key is clearly a mistake that would
+/// silently change the show (a decimal comma, a misspelt known key).
+fn unknown_keys(
+    node: &Node,
+    level: Level,
+    file: &Path,
+    out: &mut Diagnostics,
+    errors: &mut Diagnostics,
+) {
     let child = |key: &str, level: Level| -> Option<Level> {
         match (level, key) {
             (Level::Top, "actions" | "on_stop" | "onStop") => Some(Level::Item),
@@ -870,23 +994,37 @@ fn unknown_keys(node: &Node, level: Level, file: &Path, out: &mut Diagnostics) {
                 let is_known =
                     matches!(level, Level::States) || known(level).contains(&k.value.as_str());
                 if !is_known {
-                    if !EDITOR_KEYS.contains(&k.value.as_str()) {
-                        out.push(Diagnostic::new(
+                    let key = k.value.as_str();
+                    match classify(key, level) {
+                        _ if EDITOR_KEYS.contains(&key) => {}
+                        Unknown::Ignored => out.push(Diagnostic::new(
                             file,
                             Pos::of(k),
-                            format!("warning: unknown key `{}` (ignored)", k.value),
-                        ));
+                            format!("warning: unknown key `{key}` (ignored)"),
+                        )),
+                        Unknown::Number => errors.push(Diagnostic::new(
+                            file,
+                            Pos::of(k),
+                            format!(
+                                "`{key}` is a number where a key belongs: a decimal comma? In flow style `{{ at: 2,5 }}` the comma ends the value (at 2) and `5` becomes a key; write 2.5"
+                            ),
+                        )),
+                        Unknown::Misspelt(known) => errors.push(Diagnostic::new(
+                            file,
+                            Pos::of(k),
+                            format!("unknown key `{key}`: did you mean `{known}`? (as written it is ignored)"),
+                        )),
                     }
                     continue;
                 }
                 if let Some(l) = child(&k.value, level) {
-                    unknown_keys(v, l, file, out);
+                    unknown_keys(v, l, file, out, errors);
                 }
             }
         }
         Node::Seq(items) => {
             for i in items {
-                unknown_keys(i, level, file, out);
+                unknown_keys(i, level, file, out, errors);
             }
         }
         Node::Scalar => {}
@@ -1162,9 +1300,10 @@ on_stop:
     }
 
     #[test]
-    fn unknown_keys_are_warnings_with_positions() {
+    fn unknown_keys_are_warnings_unless_clearly_a_mistake() {
+        // Keys of other tools and editors: warnings.
         let (_, w) = parse_scene(
-            "name: x\ncolour: red\nactions:\n  - {at: 0, topic: r/l, message: ON, mesage: typo}\n",
+            "name: x\ncolour: red\nid: 42\nactions:\n  - {at: 0, topic: r/l, message: ON, position: [3, 4]}\n",
             Path::new("t.yaml"),
             &ctx(),
         )
@@ -1175,9 +1314,51 @@ on_stop:
             "{text}"
         );
         assert!(
-            text.contains("t.yaml:4:38: warning: unknown key `mesage` (ignored)"),
+            text.contains("t.yaml:3:1: warning: unknown key `id` (ignored)"),
             "{text}"
         );
+        assert!(
+            text.contains("t.yaml:5:38: warning: unknown key `position` (ignored)"),
+            "{text}"
+        );
+        // A misspelt known key would silently drop what it holds: an error.
+        let e =
+            parse("actions:\n  - {at: 0, topic: r/l, message: ON, mesage: typo}\n").unwrap_err();
+        assert!(
+            e.contains("t.yaml:2:38: unknown key `mesage`: did you mean `message`?"),
+            "{e}"
+        );
+        let e = parse("actions:\n  - {at: 0, topic: r/l, message: ON}\non_stopp:\n  - {topic: r/l, message: OFF}\n").unwrap_err();
+        assert!(
+            e.contains("t.yaml:3:1: unknown key `on_stopp`: did you mean `on_stop`?"),
+            "{e}"
+        );
+        // A decimal comma in flow style.
+        let e = parse("actions:\n  - { at: 2,5, topic: r/l, message: ON }\n").unwrap_err();
+        assert!(
+            e.contains("t.yaml:2:13: `5` is a number where a key belongs: a decimal comma?"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_media_end_must_wait_for_a_file_the_scene_plays() {
+        let e = parse(
+            r#"{"sceneId": "x", "initialState": "a", "states": {
+  "a": {"onEnter": [{"action": "audio", "message": "PLAY:welcome.wav"}],
+        "transitions": [{"type": "audioEnd", "target": "welcom.wav", "goto": "END"}]}}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("t.yaml:3:25: audioEnd target `welcom.wav` is no file this scene plays (it plays: welcome.wav)"),
+            "{e}"
+        );
+        parse(
+            r#"{"sceneId": "x", "initialState": "a", "states": {
+  "a": {"onEnter": [{"action": "audio", "message": "PLAY:welcome.wav"}],
+        "transitions": [{"type": "audioEnd", "target": "welcome", "goto": "END"}]}}}"#,
+        )
+        .unwrap();
     }
 
     #[test]
