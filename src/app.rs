@@ -7,7 +7,7 @@
 //! `ROOM/STOP` go out), publish `offline`, flush the outbox briefly, and only
 //! then stop the tasks.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -15,13 +15,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::check;
 use crate::config::{Config, Topics};
+use crate::diag::Diagnostics;
 use crate::events::{ConnectionState, Event, EventBus};
 use crate::feedback::FeedbackTracker;
 use crate::media::{MediaEnd, MediaHandle};
 use crate::mqtt::{self, MqttHandle, MqttSettings, OwnMessage, PublishOptions, unix_now};
 use crate::registry::{DeviceCounts, Registry};
-use crate::router::{Router, RouterMode};
+use crate::router::{Router, RouterMode, Rules};
 use crate::scene::{
     Action, ActionKind, ActionSink, EndReason, SceneController, SceneInput, SceneSet, SceneStatus,
 };
@@ -62,6 +64,13 @@ pub struct Room {
     pub scenes: SceneController,
     /// Unix time the room started.
     pub started: f64,
+    /// Scene files that did not load, and why (replaced by a reload).
+    problems: Arc<RwLock<Vec<String>>>,
+    /// What starts scenes (replaced by a reload).
+    rules: Arc<RwLock<Rules>>,
+    /// `feedback.timeout` (replaced by a reload).
+    cue_timeout: Arc<RwLock<Duration>>,
+    role: Role,
     /// The root of the shutdown tree: every task of the room ends with it.
     cancel: CancellationToken,
     /// Stops the retained-state publisher first at shutdown, so the final
@@ -77,7 +86,8 @@ struct RoomSink {
     feedback: FeedbackTracker,
     media: MediaHandle,
     topics: Topics,
-    timeout: Duration,
+    /// `feedback.timeout` (a reload may change it).
+    timeout: Arc<RwLock<Duration>>,
     max_age: Duration,
 }
 
@@ -90,7 +100,7 @@ impl ActionSink for RoomSink {
                     self.feedback.track(
                         &a.topic,
                         &a.message,
-                        a.timeout.unwrap_or(self.timeout),
+                        a.timeout.unwrap_or(*self.timeout.read().unwrap()),
                         Some(scene),
                     );
                 }
@@ -112,6 +122,19 @@ impl ActionSink for RoomSink {
             .publish(self.topics.all_stop(), "STOP", PublishOptions::reliable());
         self.media.all_off();
     }
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ReloadReport {
+    /// The scenes now loaded.
+    pub scenes: Vec<String>,
+    /// Scene files that did not load, and why.
+    pub problems: Vec<String>,
+    /// Warnings (unknown keys, ...).
+    pub warnings: Vec<String>,
+    /// Config sections that changed but need a restart.
+    pub needs_restart: Vec<String>,
 }
 
 /// The retained `roomctl/ROOM/state` document.
@@ -166,12 +189,13 @@ impl Room {
         }
         let (mqtt, incoming) = mqtt::start(settings, cancel.child_token(), &tasks);
 
+        let cue_timeout = Arc::new(RwLock::new(config.feedback.timeout));
         let sink = Arc::new(RoomSink {
             mqtt: mqtt.clone(),
             feedback: feedback.clone(),
             media: media.clone(),
             topics: topics.clone(),
-            timeout: config.feedback.timeout,
+            timeout: cue_timeout.clone(),
             max_age: config.mqtt.message_max_age,
         });
         let scenes = SceneController::new(scenes, sink, events.clone(), tasks.clone());
@@ -187,6 +211,7 @@ impl Room {
             scenes.clone(),
         );
 
+        let rules = router.rules();
         tasks.spawn(router.run(incoming, cancel.clone()));
         tasks.spawn(feedback.clone().run(cancel.clone()));
         tasks.spawn(registry.clone().watch_stale(cancel.clone()));
@@ -232,6 +257,10 @@ impl Room {
             media,
             scenes,
             started: unix_now(),
+            problems: Arc::default(),
+            rules,
+            cue_timeout,
+            role,
             state_stop: cancel.child_token(),
             cancel,
             tasks,
@@ -306,7 +335,7 @@ impl Room {
     /// Graceful stop: scene end sequence, `offline`, flush, tasks.
     pub async fn shutdown(&self, role: Role) {
         if let Some(name) = self.scenes.stop(EndReason::Shutdown).await {
-            info!("Stopped scene {name} for shutdown");
+            info!(target: "daemon", "Stopped scene {name} for shutdown");
         }
         if role == Role::Daemon {
             let topics = self.config.topics();
@@ -335,10 +364,92 @@ impl Room {
             .is_err()
         {
             warn!(
+                target: "daemon",
                 "{} task(s) did not stop within {TASKS_STOP:?}",
                 self.tasks.len()
             );
         }
+    }
+
+    /// Scene files that did not load, and why (for healthz and the
+    /// dashboard).
+    pub fn problems(&self) -> Vec<String> {
+        self.problems.read().unwrap().clone()
+    }
+
+    /// Replaces the list of load problems.
+    pub fn set_problems(&self, problems: Vec<String>) {
+        *self.problems.write().unwrap() = problems;
+    }
+
+    /// Reads the config file and the scenes again and applies what can
+    /// change while running: the scene set (a running scene finishes on its
+    /// old definition), triggers, `scenes.default`, `feedback.timeout`, new
+    /// subscriptions. Other changes are reported as needing a restart. A
+    /// config that does not load changes nothing.
+    pub fn reload(&self) -> Result<ReloadReport, Diagnostics> {
+        let mut report = check::check(&self.config.file);
+        let Some(config) = report.config.take() else {
+            warn!(target: "daemon", "Reload refused, the running config stays:\n{}", report.errors);
+            return Err(report.errors);
+        };
+        let problems: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+        let old = &self.config;
+        let mut needs_restart = Vec::new();
+        for (what, changed) in [
+            ("room", old.room != config.room),
+            (
+                "mqtt",
+                format!("{:?}", old.mqtt) != format!("{:?}", config.mqtt),
+            ),
+            (
+                "web",
+                format!("{:?}", old.web) != format!("{:?}", config.web),
+            ),
+            (
+                "media",
+                format!("{:?}", old.media) != format!("{:?}", config.media),
+            ),
+            (
+                "devices",
+                format!("{:?}", old.devices) != format!("{:?}", config.devices),
+            ),
+            (
+                "feedback.topic",
+                old.feedback.topic != config.feedback.topic,
+            ),
+            (
+                "feedback.local_channels",
+                old.feedback.local_channels != config.feedback.local_channels,
+            ),
+            ("scenes.dir", old.scenes.dir != config.scenes.dir),
+        ] {
+            if changed {
+                needs_restart.push(what.to_string());
+            }
+        }
+        for f in subscriptions(&config, &report.scenes, &self.feedback, self.role) {
+            let _ = self.mqtt.subscribe(f);
+        }
+        *self.rules.write().unwrap() = Rules::of(&config);
+        *self.cue_timeout.write().unwrap() = config.feedback.timeout;
+        let names: Vec<String> = report.scenes.names().map(String::from).collect();
+        self.scenes.replace_scenes(report.scenes);
+        self.set_problems(problems.clone());
+        info!(target: "daemon", "Reloaded {}: {} scene(s){}", old.file.display(), names.len(),
+            if problems.is_empty() { String::new() } else { format!(", {} file(s) with errors", problems.len()) });
+        for p in &problems {
+            warn!(target: "daemon", "{p}");
+        }
+        if !needs_restart.is_empty() {
+            warn!(target: "daemon", "Changes to {} take effect at the next restart", needs_restart.join(", "));
+        }
+        Ok(ReloadReport {
+            scenes: names,
+            problems,
+            warnings: report.warnings.iter().map(ToString::to_string).collect(),
+            needs_restart,
+        })
     }
 
     /// A token that is cancelled when the room shuts down.

@@ -214,6 +214,8 @@ pub struct WebConfig {
     /// A request head must arrive within this time; an idle keep-alive
     /// connection is closed after it.
     pub header_timeout: Duration,
+    /// `Stop — all off` needs no token (a panic button is never locked).
+    pub open_stop: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -691,6 +693,7 @@ struct RawWeb {
     max_connections: Option<Spanned<usize>>,
     max_sse_clients: Option<Spanned<usize>>,
     header_timeout: Option<Spanned<Dur>>,
+    open_stop: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -1148,6 +1151,7 @@ impl Validator<'_> {
             max_connections: self.count(&w.max_connections, "web.max_connections", 256, 4, 65_536),
             max_sse_clients: self.count(&w.max_sse_clients, "web.max_sse_clients", 32, 1, 1024),
             header_timeout: self.dur(&w.header_timeout, ranges::HEADER_TIMEOUT),
+            open_stop: w.open_stop.unwrap_or(true),
         }
     }
 }

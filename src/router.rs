@@ -4,7 +4,7 @@
 //! transitions) or nowhere. Nothing from the network can make it panic: bad
 //! input is logged with the reason and dropped.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -56,14 +56,32 @@ pub enum RouterMode {
     Observer,
 }
 
+/// What starts scenes: replaced as a whole by a reload.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    /// `scenes.default`: started by `ROOM/scene = START`.
+    pub default_scene: Option<String>,
+    /// `triggers:`.
+    pub triggers: Vec<TriggerConfig>,
+}
+
+impl Rules {
+    /// The rules `config` asks for.
+    pub fn of(config: &Config) -> Self {
+        Rules {
+            default_scene: config.scenes.default.clone(),
+            triggers: config.triggers.clone(),
+        }
+    }
+}
+
 /// Routes incoming messages (see the module docs).
 pub struct Router {
     /// Warnings caused by what arrives from the network, rate-limited.
     log: Mutex<RateLog>,
     mode: RouterMode,
     topics: Topics,
-    default_scene: Option<String>,
-    triggers: Vec<TriggerConfig>,
+    rules: Arc<RwLock<Rules>>,
     registry: Registry,
     feedback: FeedbackTracker,
     scenes: SceneController,
@@ -82,12 +100,16 @@ impl Router {
             log: Mutex::new(RateLog::new(LogLimit::default())),
             mode,
             topics: config.topics(),
-            default_scene: config.scenes.default.clone(),
-            triggers: config.triggers.clone(),
+            rules: Arc::new(RwLock::new(Rules::of(config))),
             registry,
             feedback,
             scenes,
         }
+    }
+
+    /// The rules this router follows, to replace them (a reload).
+    pub fn rules(&self) -> Arc<RwLock<Rules>> {
+        self.rules.clone()
     }
 
     /// Routes messages from `rx` until `cancel` fires or the channel closes.
@@ -178,24 +200,31 @@ impl Router {
         if let Some(r) = self.control(topic, payload) {
             return r;
         }
-        for t in &self.triggers {
-            if topic::matches(&t.topic, topic)
-                && t.payload
-                    .as_ref()
-                    .is_none_or(|p| p.trim() == payload.trim())
-            {
-                ratelog!(
-                    self.log,
-                    info,
-                    "mqtt_handler",
-                    "control",
-                    "Trigger {topic} = {} -> scene {}",
-                    short(payload.trim()),
-                    t.scene
-                );
-                self.start(&t.scene);
-                return Route::Trigger;
-            }
+        let fired = self
+            .rules
+            .read()
+            .unwrap()
+            .triggers
+            .iter()
+            .find(|t| {
+                topic::matches(&t.topic, topic)
+                    && t.payload
+                        .as_ref()
+                        .is_none_or(|p| p.trim() == payload.trim())
+            })
+            .cloned();
+        if let Some(t) = fired {
+            ratelog!(
+                self.log,
+                info,
+                "mqtt_handler",
+                "control",
+                "Trigger {topic} = {} -> scene {}",
+                short(payload.trim()),
+                t.scene
+            );
+            self.start(&t.scene);
+            return Route::Trigger;
         }
         debug!(target: "mqtt_handler", "No handler for {topic}");
         Route::Scene
@@ -228,11 +257,9 @@ impl Router {
         }
         if topic == self.topics.compat_scene() {
             if p.eq_ignore_ascii_case("START") {
-                match &self.default_scene {
-                    Some(s) => {
-                        let s = s.clone();
-                        self.start(&s);
-                    }
+                let default = self.rules.read().unwrap().default_scene.clone();
+                match default {
+                    Some(s) => self.start(&s),
                     None => match self.only_scene() {
                         Some(s) => self.start(&s),
                         None => {
@@ -266,7 +293,8 @@ impl Router {
 
     /// With exactly one scene, that is the default.
     fn only_scene(&self) -> Option<String> {
-        let mut names = self.scenes.scenes().names();
+        let scenes = self.scenes.scenes();
+        let mut names = scenes.names();
         match (names.next(), names.next()) {
             (Some(n), None) => Some(n.to_string()),
             _ => None,

@@ -25,7 +25,7 @@ pub fn status(s: &str) {
 
 fn notify(states: &[NotifyState]) {
     if let Err(e) = sd_notify::notify(false, states) {
-        debug!("sd_notify failed: {e}");
+        debug!(target: "daemon", "sd_notify failed: {e}");
     }
 }
 
@@ -36,7 +36,7 @@ pub async fn watchdog(cancel: CancellationToken) {
         return;
     };
     let every = interval / 2;
-    info!("systemd watchdog every {every:?}");
+    info!(target: "daemon", "systemd watchdog every {every:?}");
     let mut tick = tokio::time::interval(every);
     loop {
         tokio::select! {
@@ -57,6 +57,41 @@ pub fn watchdog_interval() -> Option<Duration> {
     (for_us && usec > 0).then(|| Duration::from_micros(usec))
 }
 
+/// RELOADING=1 (a READY=1 follows when done).
+pub fn reloading() {
+    notify(&[NotifyState::Reloading, NotifyState::Status("reloading")]);
+}
+
+/// A stream of SIGHUPs (never yields where they cannot be caught).
+pub fn hangups() -> Hangups {
+    #[cfg(unix)]
+    let s = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    #[cfg(not(unix))]
+    let s = None;
+    Hangups(s)
+}
+
+/// See [`hangups`].
+pub struct Hangups(
+    #[cfg(unix)] Option<tokio::signal::unix::Signal>,
+    #[cfg(not(unix))] Option<()>,
+);
+
+impl Hangups {
+    /// The next SIGHUP.
+    pub async fn recv(&mut self) {
+        match &mut self.0 {
+            #[cfg(unix)]
+            Some(s) => {
+                if s.recv().await.is_none() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+}
+
 /// Resolves on SIGTERM or Ctrl-C (SIGINT).
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -74,7 +109,7 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! {
-        _ = ctrl_c => info!("Ctrl-C received"),
-        _ = term => info!("SIGTERM received"),
+        _ = ctrl_c => info!(target: "daemon", "Ctrl-C received"),
+        _ = term => info!(target: "daemon", "SIGTERM received"),
     }
 }

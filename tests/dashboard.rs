@@ -39,7 +39,7 @@ async fn serve(
 ) {
     let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     let stop = CancellationToken::new();
-    let st = AppState::new(room.clone(), vec![], stop.clone());
+    let st = AppState::new(room.clone(), stop.clone());
     (stop, tokio::spawn(web::serve(listener, st)))
 }
 

@@ -173,7 +173,7 @@ async fn shutdown_ends_in_time_whatever_the_broker_does() {
 }
 
 fn app_state(room: &Room) -> AppState {
-    AppState::new(room.clone(), Vec::new(), room.cancel_token())
+    AppState::new(room.clone(), room.cancel_token())
 }
 
 /// Until healthz says unhealthy; returns how long that took and why.

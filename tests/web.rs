@@ -21,16 +21,21 @@ const INTRO: &str = "name: intro\ndescription: Lights up\nactions:\n  - { at: 0,
 const SHOW: &str = r#"{"sceneId": "show", "initialState": "a", "states": {"a": {"transitions": [{"type": "mqttMessage", "topic": "room1/button", "goto": "END"}]}}}"#;
 
 async fn room(ports: &[u16], token: Option<&str>) -> (Site, Room) {
+    room_with(ports, token.map(|t| format!("token: \"{t}\"")).as_deref()).await
+}
+
+/// A room whose `web:` has `options` too.
+async fn room_with(ports: &[u16], options: Option<&str>) -> (Site, Room) {
     let site = site(ports, &[("intro.yaml", INTRO), ("show.json", SHOW)], "");
-    if let Some(t) = token {
-        site.set_web_token(t);
+    if let Some(o) = options {
+        site.web_options(o);
     }
     let (config, scenes) = site.load();
     (site, Room::start(config, scenes, Role::Daemon))
 }
 
 fn state(room: &Room) -> AppState {
-    AppState::new(room.clone(), vec![], CancellationToken::new())
+    AppState::new(room.clone(), CancellationToken::new())
 }
 
 async fn call(
@@ -100,12 +105,20 @@ async fn control_routes_need_the_bearer_token() {
     let (s, h, body) = call(a(), post("/api/scenes/intro/start", None)).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(h[header::WWW_AUTHENTICATE], "Bearer");
-    assert_eq!(json(&body)["error"], "missing or wrong bearer token");
-    let (s, _, _) = call(a(), post("/api/scenes/intro/start", Some("wrong"))).await;
+    assert_eq!(
+        json(&body)["error"],
+        "a token is needed (web.token): enter it on the dashboard"
+    );
+    let (s, _, body) = call(a(), post("/api/scenes/intro/start", Some("wrong"))).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (s, _, _) = call(a(), post("/api/scenes/stop", None)).await;
+    assert_eq!(json(&body)["error"], "wrong token");
+    let (s, _, _) = call(a(), post("/api/reload", None)).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert!(!room.scenes.is_running());
+    // Stop — all off is a panic button: never locked by default.
+    let (s, _, body) = call(a(), post("/api/scenes/stop", None)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(json(&body)["stopped"], Value::Null);
 
     let (s, _, body) = call(a(), post("/api/scenes/intro/start", Some("s3cret"))).await;
     assert_eq!(s, StatusCode::OK);
@@ -145,6 +158,19 @@ async fn control_routes_need_the_bearer_token() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(json(&body)["stopped"], "intro");
     assert!(!room.scenes.is_running());
+}
+
+#[tokio::test]
+async fn stop_can_be_locked_too() {
+    let (_site, room) = room_with(
+        &[roomctl::broker::free_port().unwrap()],
+        Some("token: \"s3cret\", open_stop: false"),
+    )
+    .await;
+    let (s, _, _) = call(app(state(&room)), post("/api/scenes/stop", None)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _, _) = call(app(state(&room)), post("/api/scenes/stop", Some("s3cret"))).await;
+    assert_eq!(s, StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -277,7 +303,7 @@ async fn server_sent_events_stream_scene_and_feedback() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
-    let st = AppState::new(room.clone(), vec![], stop.clone());
+    let st = AppState::new(room.clone(), stop.clone());
     let server = tokio::spawn(roomctl::web::serve(listener, st));
 
     let resp = reqwest::get(format!("http://{addr}/api/events"))

@@ -113,7 +113,7 @@ async fn the_oldest_event_stream_is_dropped_past_the_cap() {
         .await
         .unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState::new(room.clone(), vec![], room.cancel_token());
+    let state = AppState::new(room.clone(), room.cancel_token());
     tokio::spawn(serve(listener, state));
 
     // Opens an event stream and reads its `hello`.

@@ -147,7 +147,7 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
                 if r.mqtt.wait_connected(Duration::from_secs(10)).await {
                     tokio::time::sleep(Duration::from_secs(2)).await;
                     if let Err(e) = r.scenes.start("intro") {
-                        warn!("demo: {e}");
+                        warn!(target: "daemon", "demo: {e}");
                     }
                 }
             } => {}
@@ -162,14 +162,14 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
             tokio::select! {
                 _ = shutdown_signal() => return,
                 _ = tokio::time::sleep(d) => {
-                    info!("demo: killing the primary broker to show the failover");
+                    info!(target: "daemon", "demo: killing the primary broker to show the failover");
                     primary.lock().unwrap().kill();
                 }
             }
         }
         shutdown_signal().await;
     };
-    serve_until(room, Vec::new(), Some(listener), signal).await;
+    serve_until(room, Some(listener), signal).await;
     fleet_stop.cancel();
     drop(primary);
     drop(backup);

@@ -21,11 +21,11 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     let mut config = report.take_config(path)?;
     reserve_descriptors(&mut config);
     for w in report.warnings.iter() {
-        warn!("{w}");
+        warn!(target: "daemon", "{w}");
     }
     // A broken scene file must not keep the room dark: the others still run.
     for e in report.errors.iter() {
-        error!("{e}");
+        error!(target: "daemon", "{e}");
     }
     let problems: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
     let listener = if config.web.enabled {
@@ -37,7 +37,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     } else {
         None
     };
-    info!(
+    info!(target: "daemon",
         "roomctl {} for room {}: {} scene(s), {} broker(s)",
         env!("CARGO_PKG_VERSION"),
         config.room,
@@ -45,7 +45,8 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         config.mqtt.brokers.len()
     );
     let room = Room::start(config, report.scenes, Role::Daemon);
-    serve_until(room, problems, listener, systemd::shutdown_signal()).await;
+    room.set_problems(problems);
+    serve_until(room, listener, systemd::shutdown_signal()).await;
     Ok(())
 }
 
@@ -63,13 +64,14 @@ fn reserve_descriptors(config: &mut crate::config::Config) {
         Ok(limits) => limits,
         Err(e) => {
             warn!(
+                target: "daemon",
                 "Cannot read the open-files limit ({e}); web.max_connections stays {}",
                 config.web.max_connections
             );
             return;
         }
     };
-    tracing::debug!("Open-files limit {soft} (hard {hard})");
+    tracing::debug!(target: "daemon", "Open-files limit {soft} (hard {hard})");
     let room = soft.saturating_sub(RESERVED_FDS).max(4) as usize;
     if config.web.max_connections > room {
         warn!(target: "web",
@@ -106,16 +108,15 @@ fn raise_nofile() -> std::io::Result<(u64, u64)> {
 }
 
 /// Runs the dashboard beside `room` until `signal` resolves, then shuts
-/// everything down in order. The dashboard and the watchdog are tasks of
-/// the room: they stop with it.
+/// everything down in order. SIGHUP reloads scenes and config. The
+/// dashboard and the watchdog are tasks of the room: they stop with it.
 pub async fn serve_until(
     room: Room,
-    problems: Vec<String>,
     listener: Option<TcpListener>,
     signal: impl Future<Output = ()>,
 ) {
     if let Some(l) = listener {
-        let state = AppState::new(room.clone(), problems, room.cancel_token());
+        let state = AppState::new(room.clone(), room.cancel_token());
         room.spawn(async move {
             if let Err(e) = web::serve(l, state).await {
                 error!(target: "web", "Dashboard stopped: {e}");
@@ -125,9 +126,24 @@ pub async fn serve_until(
     room.spawn(systemd::watchdog(room.cancel_token()));
     systemd::ready(&format!("room {} running", room.config.room));
 
-    signal.await;
-    info!("Shutting down");
+    tokio::pin!(signal);
+    let mut hup = systemd::hangups();
+    loop {
+        tokio::select! {
+            _ = &mut signal => break,
+            _ = hup.recv() => {
+                info!(target: "daemon", "SIGHUP: reloading scenes and config");
+                systemd::reloading();
+                let status = match room.reload() {
+                    Ok(r) => format!("room {} running, {} scene(s)", room.config.room, r.scenes.len()),
+                    Err(_) => format!("room {} running; the last reload failed (see the log)", room.config.room),
+                };
+                systemd::ready(&status);
+            }
+        }
+    }
+    info!(target: "daemon", "Shutting down");
     systemd::stopping();
     room.shutdown(Role::Daemon).await;
-    info!("Stopped");
+    info!(target: "daemon", "Stopped");
 }

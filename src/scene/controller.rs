@@ -111,7 +111,8 @@ struct Running {
 }
 
 struct Inner {
-    scenes: SceneSet,
+    /// Replaced by a reload; a running scene keeps its own definition.
+    scenes: std::sync::RwLock<SceneSet>,
     sink: Arc<dyn ActionSink>,
     events: EventBus,
     tasks: TaskTracker,
@@ -216,7 +217,7 @@ impl SceneController {
     ) -> Self {
         SceneController {
             inner: Arc::new(Inner {
-                scenes,
+                scenes: std::sync::RwLock::new(scenes),
                 sink,
                 events,
                 tasks,
@@ -227,9 +228,15 @@ impl SceneController {
         }
     }
 
-    /// The loaded scenes.
-    pub fn scenes(&self) -> &SceneSet {
-        &self.inner.scenes
+    /// The loaded scenes (a snapshot).
+    pub fn scenes(&self) -> SceneSet {
+        self.inner.scenes.read().unwrap().clone()
+    }
+
+    /// Replaces the scene set (a reload). A running scene finishes on the
+    /// definition it started with.
+    pub fn replace_scenes(&self, scenes: SceneSet) {
+        *self.inner.scenes.write().unwrap() = scenes;
     }
 
     /// Starts `name` unless another scene is running.
@@ -237,6 +244,8 @@ impl SceneController {
         let scene = self
             .inner
             .scenes
+            .read()
+            .unwrap()
             .get(name)
             .ok_or_else(|| StartError::NotFound(name.chars().take(64).collect()))?;
         let mut cur = self.inner.current.lock().unwrap();

@@ -162,6 +162,36 @@ pub struct Transition {
     pub pos: Pos,
 }
 
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Trigger::Timeout(d) => write!(f, "timeout {}", crate::config::human(*d)),
+            Trigger::AudioEnd(None) => f.write_str("end of a sound"),
+            Trigger::AudioEnd(Some(t)) => write!(f, "end of sound {t}"),
+            Trigger::VideoEnd(None) => f.write_str("end of a clip"),
+            Trigger::VideoEnd(Some(t)) => write!(f, "end of clip {t}"),
+            Trigger::MqttMessage {
+                topic,
+                message: Some(m),
+            } => write!(f, "message {topic} = {m}"),
+            Trigger::MqttMessage {
+                topic,
+                message: None,
+            } => write!(f, "any message on {topic}"),
+            Trigger::Always => f.write_str("at once"),
+        }
+    }
+}
+
+impl std::fmt::Display for Goto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Goto::State(s) => write!(f, "state `{s}`"),
+            Goto::End => f.write_str("the end"),
+        }
+    }
+}
+
 /// What `/api/scenes` shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct SceneSummary {

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+use tracing::info;
 
 use super::{Action, END, Goto, SceneEvent, SceneRef, State, Transition, Trigger};
 use crate::clock::after;
@@ -43,6 +43,19 @@ pub enum SceneInput {
     AudioEnd(String),
     /// A clip ended (file as resolved).
     VideoEnd(String),
+}
+
+impl std::fmt::Display for SceneInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SceneInput::Mqtt { topic, payload } => {
+                let p: String = payload.chars().take(40).collect();
+                write!(f, "message {topic} = {p}")
+            }
+            SceneInput::AudioEnd(file) => write!(f, "end of sound {file}"),
+            SceneInput::VideoEnd(file) => write!(f, "end of clip {file}"),
+        }
+    }
 }
 
 /// How a run ended, from the runner's point of view.
@@ -142,7 +155,7 @@ impl Runner {
                                 }
                                 this_instant.push(next.clone());
                             }
-                            debug!(target: "scene", "{}: {:?} in `{}` -> {:?}", self.scene.name, tr.trigger, state.name, tr.goto);
+                            info!(target: "scene", "{}: {} in state `{}` -> {}", self.scene.name, tr.trigger, state.name, tr.goto);
                             match self.leave(state, &tr.goto, start) {
                                 None => return RunEnd::Completed,
                                 Some(next) => {
@@ -168,7 +181,7 @@ impl Runner {
                         Some(input) => {
                             if let Some(which) = self.match_input(state, &input) {
                                 let tr = self.transition(state, which);
-                                info!(target: "scene", "{}: {:?} in `{}` -> {:?}", self.scene.name, input, state.name, tr.goto);
+                                info!(target: "scene", "{}: {} in state `{}` -> {}", self.scene.name, input, state.name, tr.goto);
                                 let now = Instant::now();
                                 match self.leave(state, &tr.goto, start) {
                                     None => return RunEnd::Completed,

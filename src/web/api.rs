@@ -4,6 +4,9 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
 
+use axum::response::IntoResponse;
+use tracing::info;
+
 use super::{AppError, AppState};
 use crate::feedback::{FeedbackRecord, FeedbackStats};
 use crate::media::MediaStatus;
@@ -18,6 +21,8 @@ pub struct Status {
     pub uptime: f64,
     pub connection: ConnectionStatus,
     pub scene: Option<SceneStatus>,
+    /// Scene files that did not load, and why.
+    pub problems: Vec<String>,
     pub stats: StatusStats,
     pub media: MediaStatus,
 }
@@ -37,6 +42,7 @@ pub async fn status(State(s): State<AppState>) -> Json<Status> {
         uptime: unix_now() - r.started,
         connection: r.mqtt.status(),
         scene: r.scenes.status(),
+        problems: r.problems(),
         stats: StatusStats {
             mqtt: r.mqtt.stats(),
             feedback: r.feedback.stats(),
@@ -75,17 +81,49 @@ pub async fn scenes(State(s): State<AppState>) -> Json<Vec<SceneEntry>> {
 pub async fn start_scene(
     State(s): State<AppState>,
     Path(name): Path<String>,
+    parts: axum::http::request::Parts,
 ) -> Result<Json<serde_json::Value>, AppError> {
+    let from = super::peer(&parts.extensions);
     match s.room.scenes.start(&name) {
-        Ok(()) => Ok(Json(serde_json::json!({"started": name}))),
+        Ok(()) => {
+            info!(target: "web", "Scene {name} started from the dashboard ({from})");
+            Ok(Json(serde_json::json!({"started": name})))
+        }
         Err(e @ StartError::NotFound(_)) => Err(AppError::NotFound(e.to_string())),
-        Err(e @ StartError::AlreadyRunning(_)) => Err(AppError::Conflict(e.to_string())),
+        Err(e @ StartError::AlreadyRunning(_)) => {
+            info!(target: "web", "Start of {name} from {from} refused: {e}");
+            Err(AppError::Conflict(e.to_string()))
+        }
     }
 }
 
-pub async fn stop_scene(State(s): State<AppState>) -> Json<serde_json::Value> {
+pub async fn stop_scene(
+    State(s): State<AppState>,
+    parts: axum::http::request::Parts,
+) -> Json<serde_json::Value> {
+    info!(target: "web", "Stop — all off from the dashboard ({})", super::peer(&parts.extensions));
     let stopped = s.room.scenes.stop(EndReason::Stopped).await;
     Json(serde_json::json!({"stopped": stopped}))
+}
+
+/// `POST /api/reload`: scenes and config again, without a restart. A
+/// config that does not load changes nothing (422, with the errors).
+pub async fn reload(
+    State(s): State<AppState>,
+    parts: axum::http::request::Parts,
+) -> axum::response::Response {
+    info!(target: "web", "Reload requested from the dashboard ({})", super::peer(&parts.extensions));
+    match s.room.reload() {
+        Ok(report) => Json(report).into_response(),
+        Err(errors) => (
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            Json(serde_json::json!({
+                "error": "the config does not load; the running config stays",
+                "errors": errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            })),
+        )
+            .into_response(),
+    }
 }
 
 #[derive(Deserialize)]

@@ -1,10 +1,14 @@
-//! Bearer-token check for the control routes (start/stop). Open when no
-//! `web.token` is configured.
+//! Bearer-token check for the control routes (start, reload; stop too when
+//! `web.open_stop` is off). Open when no `web.token` is configured. Every
+//! refusal is logged with its source address, and says whether the token
+//! was missing or wrong.
 
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+
+use tracing::warn;
 
 use super::{AppError, AppState};
 
@@ -16,8 +20,16 @@ pub async fn require_token(State(state): State<AppState>, req: Request, next: Ne
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
-        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.expose().as_bytes())) {
-            return AppError::Unauthorized.into_response();
+        let refused = match given {
+            None => Some("a token is needed (web.token): enter it on the dashboard"),
+            Some(g) if !constant_time_eq(g.as_bytes(), token.expose().as_bytes()) => {
+                Some("wrong token")
+            }
+            Some(_) => None,
+        };
+        if let Some(why) = refused {
+            warn!(target: "web", "Refused {} {} from {}: {why}", req.method(), req.uri().path(), super::peer(req.extensions()));
+            return AppError::Unauthorized(why).into_response();
         }
     }
     next.run(req).await

@@ -132,7 +132,7 @@ pub fn health(s: &AppState) -> Health {
             media.video.error.unwrap_or_else(|| "not started".into())
         ));
     }
-    degraded.extend(s.load_errors.iter().cloned());
+    degraded.extend(r.problems());
 
     let status = if !unhealthy.is_empty() {
         HealthStatus::Unhealthy

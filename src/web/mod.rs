@@ -55,8 +55,6 @@ pub struct AppState {
     pub room: Room,
     /// `web.token`.
     pub token: Option<Secret>,
-    /// Problems found at start (scene files that did not load, …).
-    pub load_errors: Arc<Vec<String>>,
     /// Ends open SSE streams at shutdown.
     pub shutdown: CancellationToken,
     /// The open event streams.
@@ -64,13 +62,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for `room`; `load_errors` are shown in health; `shutdown` ends SSE streams.
-    pub fn new(room: Room, load_errors: Vec<String>, shutdown: CancellationToken) -> Self {
+    /// State for `room`; `shutdown` ends SSE streams.
+    pub fn new(room: Room, shutdown: CancellationToken) -> Self {
         AppState {
             token: room.config.web.token.clone(),
             sse: sse::Clients::new(room.config.web.max_sse_clients),
             room,
-            load_errors: Arc::new(load_errors),
             shutdown,
         }
     }
@@ -78,9 +75,17 @@ impl AppState {
 
 /// The whole HTTP surface.
 pub fn app(state: AppState) -> Router {
+    // Stop — all off is the panic button: by default it needs no token.
+    let stop = Router::new().route("/api/scenes/stop", post(api::stop_scene));
+    let (open, locked) = if state.room.config.web.open_stop {
+        (stop, Router::new())
+    } else {
+        (Router::new(), stop)
+    };
     let control = Router::new()
         .route("/api/scenes/{name}/start", post(api::start_scene))
-        .route("/api/scenes/stop", post(api::stop_scene))
+        .route("/api/reload", post(api::reload))
+        .merge(locked)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -96,6 +101,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::metrics))
         .merge(control)
+        .merge(open)
         .fallback(not_found)
         .with_state(state)
 }
@@ -207,6 +213,13 @@ async fn not_found(uri: Uri) -> AppError {
     AppError::NotFound(format!("no route {}", uri.path()))
 }
 
+/// Who sent a request, for the log (`unknown` when served without a
+/// socket, as in tests).
+pub(crate) fn peer(req: &axum::http::Extensions) -> String {
+    req.get::<ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "unknown".to_string(), |c| c.0.to_string())
+}
+
 /// Errors as JSON responses: `{"error": "..."}`.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -216,9 +229,9 @@ pub enum AppError {
     #[error("{0}")]
     /// 409 (a scene is running).
     Conflict(String),
-    #[error("missing or wrong bearer token")]
-    /// 401.
-    Unauthorized,
+    #[error("{0}")]
+    /// 401: why.
+    Unauthorized(&'static str),
     #[error("{0}")]
     /// 400.
     BadRequest(String),
@@ -229,11 +242,11 @@ impl IntoResponse for AppError {
         let status = match &self {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
-            AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
         };
         let mut r = (status, axum::Json(json!({"error": self.to_string()}))).into_response();
-        if matches!(self, AppError::Unauthorized) {
+        if matches!(self, AppError::Unauthorized(_)) {
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

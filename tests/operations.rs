@@ -1,0 +1,276 @@
+//! What a technician does on site, with the real binary: boot with a
+//! broken scene file, reload after editing scenes (SIGHUP, the dashboard's
+//! reload), press the panic button without a token.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use roomctl::broker::Mosquitto;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+const BIN: &str = env!("CARGO_BIN_EXE_roomctl");
+
+const LONG: &str = "name: long\nactions:\n  - { at: 0, topic: room1/light, message: 'ON' }\n  - { at: 60, topic: room1/light, message: 'OFF' }\non_stop:\n  - { topic: room1/steam, message: OLD }\n";
+
+/// `roomctl run` on `site`, once its status is online on the broker `seen`
+/// watches.
+async fn daemon(
+    site: &Site,
+    seen: &mut tokio::sync::mpsc::Receiver<roomctl::mqtt::InMessage>,
+) -> tokio::process::Child {
+    let child = tokio::process::Command::new(BIN)
+        .args(["run", "-c", site.config.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let got = collect_until(seen, Duration::from_secs(10), |g| {
+        g.iter()
+            .any(|m| m.topic == "roomctl/room1/status" && text(m) == "online")
+    })
+    .await;
+    assert!(!got.is_empty(), "daemon never came online");
+    child
+}
+
+async fn get_json(url: &str) -> (u16, Value) {
+    let r = reqwest::get(url).await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+fn scene_names(v: &Value) -> Vec<String> {
+    let mut n: Vec<String> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    n.sort();
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_scene_file_never_keeps_the_room_dark() {
+    init_logs();
+    let b = Mosquitto::start().await.unwrap();
+    let site = site(
+        &[b.port()],
+        &[
+            ("long.yaml", LONG),
+            (
+                "broken.yaml",
+                "name: broken\nactions:\n  - { at: soon, topic: room1/x, message: ON }\n",
+            ),
+        ],
+        "",
+    );
+    let cfg = site.config.to_str().unwrap();
+    // What the unit runs before starting: only the config counts.
+    let pre = Command::new(BIN)
+        .args(["check", "--config-only", "--require-env", "-c", cfg])
+        .output()
+        .unwrap();
+    assert!(
+        pre.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pre.stdout)
+    );
+    // The full check still reports the broken file.
+    let full = Command::new(BIN)
+        .args(["check", "-c", cfg])
+        .output()
+        .unwrap();
+    assert_eq!(full.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&full.stdout).contains("broken.yaml:3:11: invalid duration `soon`")
+    );
+
+    let cancel = CancellationToken::new();
+    let (_o, mut seen) = observer(b.port(), "#", &cancel).await;
+    let mut child = daemon(&site, &mut seen).await;
+    let base = format!("http://127.0.0.1:{}", site.web_port);
+    let (_, scenes) = get_json(&format!("{base}/api/scenes")).await;
+    assert_eq!(scene_names(&scenes), ["long"]);
+    let (code, health) = get_json(&format!("{base}/healthz")).await;
+    assert_eq!(code, 200);
+    assert_eq!(health["status"], "degraded");
+    assert!(
+        health["issues"]
+            .to_string()
+            .contains("broken.yaml:3:11: invalid duration `soon`"),
+        "{health}"
+    );
+    let (_, status) = get_json(&format!("{base}/api/status")).await;
+    assert!(
+        status["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("broken.yaml")
+    );
+    // And its panic button works.
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/scenes/stop"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let _ = child.start_kill();
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_and_the_dashboard_reload_scenes_without_a_restart() {
+    init_logs();
+    let b = Mosquitto::start().await.unwrap();
+    let site = site(&[b.port()], &[("long.yaml", LONG)], "");
+    site.set_web_token("door-key");
+    let cancel = CancellationToken::new();
+    let (_o, mut seen) = observer(b.port(), "room1/#", &cancel).await;
+    let (_s, mut status) = observer(b.port(), "roomctl/room1/status", &cancel).await;
+    let mut child = daemon(&site, &mut status).await;
+    let base = format!("http://127.0.0.1:{}", site.web_port);
+    let http = reqwest::Client::new();
+
+    // A show is running when the technician edits the scenes.
+    let r = http
+        .post(format!("{base}/api/scenes/long/start"))
+        .bearer_auth("door-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    collect_until(&mut seen, Duration::from_secs(5), |g| {
+        g.iter().any(|m| m.topic == "room1/light")
+    })
+    .await;
+    let scenes = site.dir.path().join("scenes");
+    std::fs::write(scenes.join("long.yaml"), LONG.replace("OLD", "NEW")).unwrap();
+    std::fs::write(
+        scenes.join("extra.yaml"),
+        "name: extra\nactions: [{at: 0, topic: room1/extra, message: 'ON'}]\n",
+    )
+    .unwrap();
+    Command::new("kill")
+        .args(["-HUP", &child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    let mut names = Vec::new();
+    for _ in 0..100 {
+        names = scene_names(&get_json(&format!("{base}/api/scenes")).await.1);
+        if names.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(names, ["extra", "long"]);
+    // The running show finishes on the definition it started with.
+    let (_, st) = get_json(&format!("{base}/api/status")).await;
+    assert_eq!(
+        st["scene"]["name"], "long",
+        "the reload must not stop the show"
+    );
+    http.post(format!("{base}/api/scenes/stop"))
+        .send()
+        .await
+        .unwrap();
+    let got = collect_until(&mut seen, Duration::from_secs(5), |g| {
+        g.iter().any(|m| m.topic == "room1/STOP")
+    })
+    .await;
+    let steam: Vec<String> = got
+        .iter()
+        .filter(|m| m.topic == "room1/steam")
+        .map(text)
+        .collect();
+    assert_eq!(steam, ["OLD"], "on_stop of the old definition");
+
+    // A config that does not load changes nothing and says why.
+    let good = std::fs::read_to_string(&site.config).unwrap();
+    std::fs::write(&site.config, format!("{good}\nbogus_key: 1\n")).unwrap();
+    let r = http
+        .post(format!("{base}/api/reload"))
+        .bearer_auth("door-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["errors"]
+            .to_string()
+            .contains("unknown field `bogus_key`"),
+        "{body}"
+    );
+    let names = scene_names(&get_json(&format!("{base}/api/scenes")).await.1);
+    assert_eq!(names, ["extra", "long"], "the old set stays");
+    // Once fixed, the dashboard's reload applies it.
+    std::fs::write(&site.config, good).unwrap();
+    std::fs::remove_file(scenes.join("extra.yaml")).unwrap();
+    let r = http
+        .post(format!("{base}/api/reload"))
+        .bearer_auth("door-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["scenes"], serde_json::json!(["long"]));
+    let _ = child.start_kill();
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_panic_button_needs_no_token_and_the_rest_does() {
+    init_logs();
+    let b = Mosquitto::start().await.unwrap();
+    let site = site(&[b.port()], &[("long.yaml", LONG)], "");
+    site.set_web_token("door-key");
+    let cancel = CancellationToken::new();
+    let (_o, mut seen) = observer(b.port(), "#", &cancel).await;
+    let mut child = daemon(&site, &mut seen).await;
+    let base = format!("http://127.0.0.1:{}", site.web_port);
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{base}/api/scenes/long/start"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("a token is needed")
+    );
+    let r = http
+        .post(format!("{base}/api/scenes/long/start"))
+        .bearer_auth("guess")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "wrong token");
+    let r = http
+        .post(format!("{base}/api/scenes/stop"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let got = collect_until(&mut seen, Duration::from_secs(5), |g| {
+        g.iter().any(|m| m.topic == "room1/STOP")
+    })
+    .await;
+    assert!(
+        got.iter()
+            .any(|m| m.topic == "room1/STOP" && text(m) == "STOP")
+    );
+    let _ = child.start_kill();
+    cancel.cancel();
+}
