@@ -165,12 +165,14 @@ impl Room {
         let topics = config.topics();
 
         let registry = Registry::from_config(&config.devices, events.clone());
+        let owners = registry.clone();
         let feedback = FeedbackTracker::new(
             config.feedback.topic.clone(),
             &config.room,
             config.feedback.history,
             events.clone(),
         );
+        feedback.set_owner_lookup(Box::new(move |t| owners.owner_of(t)));
         let (media, mut media_ends) =
             MediaHandle::start(&config.media, events.clone(), cancel.child_token(), &tasks);
 
@@ -477,6 +479,7 @@ pub fn subscriptions(
     let topics = config.topics();
     let mut subs = vec![
         Topics::DEVICE_STATUS_FILTER.to_string(),
+        Topics::DEVICE_CHANNELS_FILTER.to_string(),
         Topics::STATUS_FILTER.to_string(),
     ];
     for s in scenes.iter() {

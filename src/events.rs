@@ -172,6 +172,8 @@ pub struct DeviceView {
     pub messages: u64,
     /// Listed in `devices.known`.
     pub known: bool,
+    /// The command topics it answers (announced, or from the config).
+    pub channels: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------
@@ -211,6 +213,9 @@ pub struct FeedbackRecord {
     pub reply: Option<String>,
     /// The scene that sent it, if any.
     pub scene: Option<String>,
+    /// The device that answers this command topic, when known
+    /// (`devices.known`, or its own `devices/<id>/channels` announcement).
+    pub device: Option<String>,
     /// Unix time of the result.
     pub at: f64,
 }

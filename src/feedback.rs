@@ -212,6 +212,9 @@ impl State {
     }
 }
 
+/// Names the device that answers a command topic.
+pub type OwnerLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 struct Inner {
     state: Mutex<State>,
     wake: Notify,
@@ -219,6 +222,7 @@ struct Inner {
     topic: FeedbackTopic,
     room: String,
     history_cap: usize,
+    owners: std::sync::OnceLock<OwnerLookup>,
 }
 
 /// Handle to the tracker. Cheap to clone.
@@ -248,8 +252,15 @@ impl FeedbackTracker {
                 topic,
                 room: room.to_string(),
                 history_cap: history_cap.max(1),
+                owners: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Results name the device that owns the command topic, as `owners`
+    /// tells (set once, by the room).
+    pub fn set_owner_lookup(&self, owners: OwnerLookup) {
+        let _ = self.inner.owners.set(owners);
     }
 
     /// Where replies to `command_topic` arrive.
@@ -374,11 +385,17 @@ impl FeedbackTracker {
             timeout: p.timeout.as_secs_f64(),
             reply,
             scene: p.scene.take(),
+            device: self.inner.owners.get().and_then(|f| f(&p.command_topic)),
             at: unix_now(),
         };
+        let device = rec
+            .device
+            .as_ref()
+            .map(|d| format!(" from device {d}"))
+            .unwrap_or_default();
         match outcome {
             Outcome::Ok => info!(target: "mqtt_feedback", "{}", rec.log_line()),
-            _ => warn!(target: "mqtt_feedback", "{}", rec.log_line()),
+            _ => warn!(target: "mqtt_feedback", "{}{device}", rec.log_line()),
         }
         {
             let mut st = self.inner.state.lock().unwrap();

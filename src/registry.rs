@@ -30,6 +30,9 @@ use crate::ratelog::{LogLimit, RateLog, Verdict};
 /// make room for a new one.
 pub const MAX_UNKNOWN_DEVICES: usize = 1024;
 
+/// Command topics one device may announce.
+pub const MAX_CHANNELS: usize = 64;
+
 /// How long ignored unknown ids keep health degraded.
 const IGNORED_RECENTLY: Duration = Duration::from_secs(600);
 
@@ -66,6 +69,12 @@ pub enum RegistryError {
     /// `devices.known_only` and the id is not in `devices.known`.
     #[error("device {0} is not in devices.known (devices.known_only is set)")]
     NotKnown(String),
+    /// A channel announcement from a device that never said its status.
+    #[error("device {0} announced its channels before its status")]
+    NotListed(String),
+    /// A channel announcement that is not a list of topics.
+    #[error("bad channel list: {0}")]
+    BadChannels(String),
 }
 
 struct Device {
@@ -79,6 +88,8 @@ struct Device {
     seq: u64,
     /// What was last announced on the event bus.
     reported: Option<Presence>,
+    /// Command topics it says it answers.
+    channels: Vec<String>,
 }
 
 struct State {
@@ -136,6 +147,7 @@ impl Registry {
                         known: true,
                         seq: 0,
                         reported: None,
+                        channels: Vec::new(),
                     },
                 )
             })
@@ -213,6 +225,7 @@ impl Registry {
                     known: false,
                     seq,
                     reported: None,
+                    channels: Vec::new(),
                 },
             );
         }
@@ -274,7 +287,24 @@ impl Registry {
             },
             messages: d.messages,
             known: d.known,
+            channels: self.channels_of(id, d),
         }
+    }
+
+    /// The topics a device answers: its announcement, else the config.
+    fn channels_of(&self, id: &str, d: &Device) -> Vec<String> {
+        if !d.channels.is_empty() {
+            return d.channels.clone();
+        }
+        let mut from_config: Vec<String> = self
+            .inner
+            .owners
+            .iter()
+            .filter(|(_, o)| *o == id)
+            .map(|(t, _)| t.clone())
+            .collect();
+        from_config.sort();
+        from_config
     }
 
     /// One device.
@@ -333,9 +363,55 @@ impl Registry {
             .map(|_| st.ignored)
     }
 
-    /// The known device that answers `command_topic` (`devices.known`).
-    pub fn owner_of(&self, command_topic: &str) -> Option<&str> {
-        self.inner.owners.get(command_topic).map(String::as_str)
+    /// The device that answers `command_topic`: from `devices.known`, else
+    /// from the device's own `devices/<id>/channels` announcement.
+    pub fn owner_of(&self, command_topic: &str) -> Option<String> {
+        if let Some(o) = self.inner.owners.get(command_topic) {
+            return Some(o.clone());
+        }
+        let st = self.inner.state.lock().unwrap();
+        st.devices
+            .iter()
+            .find(|(_, d)| d.channels.iter().any(|c| c == command_topic))
+            .map(|(id, _)| id.clone())
+    }
+
+    /// A device says which command topics it answers (`devices/<id>/channels`:
+    /// a JSON list, or topics separated by commas or spaces). Only devices
+    /// already listed are taken, at most [`MAX_CHANNELS`] topics each.
+    pub fn announce_channels(&self, id: &str, payload: &str) -> Result<usize, RegistryError> {
+        let p = payload.trim();
+        let topics: Vec<String> = if p.starts_with('[') {
+            serde_json::from_str(p).map_err(|e| RegistryError::BadChannels(e.to_string()))?
+        } else {
+            p.split([',', ' ', '\n'])
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        if topics.len() > MAX_CHANNELS {
+            return Err(RegistryError::BadChannels(format!(
+                "{} topics (at most {MAX_CHANNELS})",
+                topics.len()
+            )));
+        }
+        if let Some(bad) = topics
+            .iter()
+            .find(|t| crate::topic::validate_name(t).is_err())
+        {
+            return Err(RegistryError::BadChannels(format!(
+                "`{}` is not a topic",
+                bad.chars().take(64).collect::<String>()
+            )));
+        }
+        let mut st = self.inner.state.lock().unwrap();
+        let Some(d) = st.devices.get_mut(id) else {
+            return Err(RegistryError::NotListed(id.chars().take(64).collect()));
+        };
+        d.channels = topics;
+        debug!(target: "mqtt_devices", "Device {id} answers {}", d.channels.join(", "));
+        Ok(d.channels.len())
     }
 
     /// Forgets every unknown device and marks known ones unseen (seed 004
@@ -492,7 +568,10 @@ mod tests {
         assert_eq!(r.update("esp32_01", "online"), Ok(Presence::Online));
         assert!(r.get("esp32_01").unwrap().known);
         assert_eq!(r.ignored_recently(), Some(c.unknown_ignored + 1));
-        assert_eq!(r.owner_of("room1/esp32_01_channel"), Some("esp32_01"));
+        assert_eq!(
+            r.owner_of("room1/esp32_01_channel").as_deref(),
+            Some("esp32_01")
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -507,6 +586,41 @@ mod tests {
             }
         }
         assert!(r.get("real").is_some());
+    }
+
+    #[test]
+    fn devices_announce_the_topics_they_answer() {
+        let r = Registry::from_config(&known(&["esp32_01"], false), EventBus::new(16));
+        assert_eq!(
+            r.announce_channels("esp32_02", "room1/motor"),
+            Err(RegistryError::NotListed("esp32_02".into()))
+        );
+        r.update("esp32_02", "online").unwrap();
+        assert_eq!(
+            r.announce_channels("esp32_02", "room1/motor, room1/fan"),
+            Ok(2)
+        );
+        assert_eq!(r.owner_of("room1/fan").as_deref(), Some("esp32_02"));
+        assert_eq!(r.announce_channels("esp32_02", r#"["room1/motor"]"#), Ok(1));
+        assert_eq!(
+            r.owner_of("room1/fan"),
+            None,
+            "a new announcement replaces the old"
+        );
+        // The config wins over an announcement.
+        r.update("esp32_01", "online").unwrap();
+        r.announce_channels("esp32_02", "room1/esp32_01_channel")
+            .unwrap();
+        assert_eq!(
+            r.owner_of("room1/esp32_01_channel").as_deref(),
+            Some("esp32_01")
+        );
+        assert!(r.announce_channels("esp32_02", "a/#").is_err());
+        assert!(r.announce_channels("esp32_02", &"t,".repeat(100)).is_err());
+        assert_eq!(
+            r.get("esp32_02").unwrap().channels,
+            ["room1/esp32_01_channel"]
+        );
     }
 
     #[test]

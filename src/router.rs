@@ -18,7 +18,7 @@ use crate::feedback::{FeedbackTracker, Handled};
 use crate::mqtt::InMessage;
 use crate::registry::Registry;
 use crate::scene::{EndReason, SceneController, SceneInput, StartError};
-use crate::topic::{self, device_id};
+use crate::topic::{self, device_channels_id, device_id};
 
 /// At most 64 characters of something from the network, for a log line.
 fn short(s: &str) -> String {
@@ -148,6 +148,22 @@ impl Router {
         };
         let topic = m.topic.as_str();
 
+        if let Some(id) = device_channels_id(topic) {
+            return match self.registry.announce_channels(id, payload) {
+                Ok(_) => Route::Device,
+                Err(e) => {
+                    ratelog!(
+                        self.log,
+                        warn,
+                        "mqtt_devices",
+                        "device status",
+                        "Ignoring {}: {e}",
+                        short(topic)
+                    );
+                    Route::Rejected(e.to_string())
+                }
+            };
+        }
         if let Some(id) = device_id(topic) {
             debug!(target: "mqtt_handler", "{topic} -> device registry");
             return match self.registry.update(id, payload) {

@@ -175,6 +175,12 @@ pub fn start(
         s.subscriptions.push(Topics::new(&config.room).all_stop());
         s.backoff.max = s.backoff.max.min(Duration::from_secs(5));
         let (h, mut rx) = mqtt::start(s, cancel.child_token(), &tasks);
+        // What this board answers, for the daemon's TIMEOUT lines.
+        let _ = h.publish(
+            format!("devices/{id}/channels"),
+            mine.join(","),
+            PublishOptions::retained_state(),
+        );
         info!(target: "simulate", "{id}: answers {}", if mine.is_empty() { "nothing (spare)".to_string() } else { mine.join(", ") });
 
         let (h2, c2, rec) = (h.clone(), cancel.clone(), received.clone());

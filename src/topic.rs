@@ -190,6 +190,14 @@ impl Topics {
     pub const DEVICE_STATUS_FILTER: &'static str = "devices/+/status";
     /// Scene feedback of every room (seed 004).
     pub const STATUS_FILTER: &'static str = "+/status";
+    /// Where devices say which command topics they answer (retained).
+    pub const DEVICE_CHANNELS_FILTER: &'static str = "devices/+/channels";
+}
+
+/// `devices/<id>/channels` → `<id>`.
+pub fn device_channels_id(topic: &str) -> Option<&str> {
+    let id = topic.strip_prefix("devices/")?.strip_suffix("/channels")?;
+    (!id.is_empty() && !id.contains('/')).then_some(id)
 }
 
 /// `devices/<id>/status` → `<id>`.

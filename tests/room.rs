@@ -150,6 +150,13 @@ async fn feedback_ok_timeout_and_error_from_real_devices() {
     assert_eq!(light.result, Outcome::Ok);
     assert!(light.latency.unwrap() < 0.5, "{light:?}");
     assert_eq!(light.scene.as_deref(), Some("fb"));
+    assert!(
+        light
+            .device
+            .as_deref()
+            .is_some_and(|d| d.starts_with("esp32_")),
+        "the simulated board announced that it answers room1/light: {light:?}"
+    );
     let ghost = by_topic("attic/ghost");
     assert_eq!(ghost.result, Outcome::Timeout);
     assert_eq!(ghost.timeout, 0.5);

@@ -70,6 +70,8 @@ struct PollError {
     text: String,
     oversize: bool,
     takeover: bool,
+    /// EOF or reset without DISCONNECT (see [`connect::SilentCloses`]).
+    silent: bool,
 }
 
 /// One live connection to one broker.
@@ -180,6 +182,7 @@ pub(super) async fn run(
     // connection: drives the backoff.
     let mut failures: u32 = 0;
     let mut closing: Option<Closing> = None;
+    let mut silent_closes = connect::SilentCloses::default();
 
     'outer: loop {
         if let Some(c) = &closing
@@ -294,7 +297,11 @@ pub(super) async fn run(
                 failures = 0;
                 continue;
             }
-            Exit::Lost(e) => {
+            Exit::Lost(mut e) => {
+                if e.silent && !e.takeover && silent_closes.record(std::time::Instant::now()) {
+                    e.takeover = true;
+                    e.text = connect::SUSPECTED_TAKEOVER.to_string();
+                }
                 warn!(target: "mqtt", "[FAILOVER] Connection to {} lost - {}", conn.addr, e.text);
                 if e.oversize {
                     bump(&sup.shared.counters.oversize_packets, 1);
@@ -466,6 +473,7 @@ impl Supervisor {
                     text: connect::describe(&e),
                     oversize: connect::is_oversize(&e),
                     takeover: connect::is_takeover(&e),
+                    silent: connect::is_closed_by_peer(&e),
                 });
                 let failed = r.is_err();
                 if tx.send(r).await.is_err() || failed {
@@ -985,6 +993,7 @@ fn lost(text: &str) -> PollError {
         text: text.to_string(),
         oversize: false,
         takeover: false,
+        silent: false,
     }
 }
 
