@@ -1,9 +1,26 @@
 // roomctl dashboard: plain JS, no build step. Everything from the network is
 // inserted as text (device ids and payloads come from MQTT).
+//
+// Truth rule: what the page shows is current only while its event stream is
+// alive (the server sends a `tick` every few seconds). When the stream
+// fails or falls silent, every card is marked "last known", Start is
+// disabled and nothing says CONNECTED or online as if it were now.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { devices: new Map(), status: null, scenes: [], linkUp: false };
+const state = {
+  devices: new Map(), // id -> device view + seenAt (local monotonic seconds)
+  status: null,
+  connection: null,
+  health: null,
+  scenes: [],
+  linkUp: false,
+  lastHeard: 0, // performance.now() of the last event
+  tick: 5, // seconds between server ticks
+  es: null,
+};
+
+const mono = () => performance.now() / 1000;
 
 function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
@@ -23,8 +40,8 @@ function secs(s) {
   return `${m} min ${Math.round(s - m * 60)} s`;
 }
 
-function ago(unix) {
-  const d = Math.max(0, Date.now() / 1000 - unix);
+function ago(d) {
+  if (d == null) return "never";
   if (d < 2) return "just now";
   if (d < 90) return `${Math.round(d)} s ago`;
   if (d < 5400) return `${Math.round(d / 60)} min ago`;
@@ -40,17 +57,35 @@ async function getJSON(path) {
 // ---- rendering -----------------------------------------------------------
 
 function renderConnection(c) {
+  if (c) state.connection = c;
+  c = state.connection;
   const badge = $("connection-state");
+  const where = $("connection-broker");
+  const fo = $("failover-banner");
+  if (!c) return;
+  if (!state.linkUp) {
+    badge.textContent = "unknown";
+    badge.className = "badge stale";
+    where.textContent = `last known: ${c.state}${c.broker ? " via " + c.broker : ""}`;
+    fo.hidden = true;
+    return;
+  }
+  const backup = c.state === "CONNECTED" && c.broker_priority_index > 1;
   badge.textContent = c.state;
-  badge.className = "badge " + ({ CONNECTED: "ok", CONNECTING: "warn", RECONNECTING: "warn" }[c.state] || "bad");
-  const where = c.broker
-    ? `${c.broker} (${c.broker_priority_index}/${c.broker_count}${c.broker_priority_index > 1 ? ", backup" : ""})`
-    : (c.last_error ? c.last_error : "");
-  $("connection-broker").textContent = where;
+  badge.className = "badge " + (backup ? "warn" : ({ CONNECTED: "ok", CONNECTING: "warn", RECONNECTING: "warn" }[c.state] || "bad"));
+  where.textContent = c.broker
+    ? `${c.broker} (${c.broker_priority_index}/${c.broker_count}${backup ? ", backup" : ""})`
+    : (c.last_error || "");
+  fo.hidden = !backup;
+  if (backup) {
+    fo.textContent = `Failover: running on backup broker ${c.broker} (${c.broker_priority_index} of ${c.broker_count}); the preferred broker is unreachable.`;
+  }
 }
 
 function renderStatus(s) {
-  state.status = s;
+  if (s) state.status = s;
+  s = state.status;
+  if (!s) return;
   $("room-name").textContent = s.room;
   document.title = `roomctl · ${s.room}`;
   renderConnection(s.connection);
@@ -68,8 +103,7 @@ function renderStatus(s) {
     ["ack timeouts", m.ack_timeouts],
     ["uptime", secs(s.uptime)],
   ];
-  const dl = $("connection-stats");
-  dl.replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  $("connection-stats").replaceChildren(...rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
   $("feedback-counts").textContent =
     `${f.ok} OK · ${f.timeout} timeout · ${f.error} error` + (f.avg_latency != null ? ` · avg ${(f.avg_latency * 1000).toFixed(0)} ms` : "");
   const a = s.media.audio, v = s.media.video;
@@ -78,63 +112,104 @@ function renderStatus(s) {
     el("dt", {}, "playing"), el("dd", {}, a.playing.length ? a.playing.join(", ") : "–"),
     el("dt", {}, "video"), el("dd", {}, v.running ? (v.playing || "idle image") : `not running${v.error ? " (" + v.error + ")" : ""}`),
   );
+  const problems = s.problems || [];
+  $("problems").replaceChildren(...problems.map((p) => el("li", {}, p)));
+  $("problems").hidden = problems.length === 0;
   renderScene(s.scene);
 }
 
 function renderScene(sc) {
   const cur = $("current-scene");
+  const bar = $("progress");
+  const waits = $("scene-waits");
+  const known = state.linkUp ? "" : "last known: ";
   if (sc) {
     cur.className = "current";
-    cur.textContent = `${sc.name} · ${sc.state} · ${secs(sc.elapsed)}${sc.duration ? " / " + secs(sc.duration) : ""}`;
-    $("progress-bar").style.width = sc.duration ? `${Math.min(100, (100 * sc.elapsed) / sc.duration)}%` : "100%";
+    cur.textContent = `${known}${sc.name} · state ${sc.state} · ${secs(sc.elapsed)}${sc.duration ? " / " + secs(sc.duration) : ""}`;
+    // A timeline has a length; a state waiting for an event has none.
+    const w = sc.waiting_for || [];
+    const timed = sc.duration && !w.some((x) => x.remaining == null);
+    bar.hidden = !timed;
+    $("progress-bar").style.width = timed ? `${Math.min(100, (100 * sc.elapsed) / sc.duration)}%` : "0";
+    waits.replaceChildren(...w.map((x) => el("li", { "data-wait": x.what },
+      `waiting for ${x.what} → ${x.goto}`,
+      ...(x.remaining != null ? [" ", el("span", { class: "left" }, `in ${secs(x.remaining)}`)] : []))));
+    waits.hidden = w.length === 0;
   } else {
     cur.className = "current idle";
-    cur.textContent = "idle";
+    cur.textContent = `${known}idle`;
+    bar.hidden = false;
     $("progress-bar").style.width = "0";
+    waits.hidden = true;
   }
   const running = sc ? sc.name : null;
   for (const tr of document.querySelectorAll("#scenes tbody tr")) {
     tr.classList.toggle("running", tr.dataset.scene === running);
-    tr.querySelector("button").disabled = running !== null;
+    const b = tr.querySelector("button");
+    b.disabled = running !== null || !state.linkUp;
+    b.title = state.linkUp ? "" : "No link to the controller";
   }
 }
 
 function renderScenes(list) {
-  state.scenes = list;
+  if (list) state.scenes = list;
   $("scenes").querySelector("tbody").replaceChildren(
-    ...list.map((s) => {
+    ...state.scenes.map((s) => {
       const b = el("button", { class: "start" }, "Start");
       b.addEventListener("click", () => control(`/api/scenes/${encodeURIComponent(s.name)}/start`));
       return el("tr", { "data-scene": s.name },
-        el("td", {}, s.name), el("td", { class: "muted" }, s.description || ""),
-        el("td", {}, s.duration != null ? secs(s.duration) : "event-driven"),
-        el("td", {}, s.action_count), el("td", {}, b));
+        el("td", {}, s.name), el("td", { class: "muted col-desc" }, s.description || ""),
+        el("td", { class: "col-len" }, s.duration != null ? secs(s.duration) : "event-driven"),
+        el("td", { class: "col-count" }, s.action_count), el("td", {}, b));
     }),
   );
-  if (state.status) renderScene(state.status.scene);
+  renderScene(state.status ? state.status.scene : null);
+}
+
+function seenText(d) {
+  return d.seenAt == null ? "never" : ago(mono() - d.seenAt);
+}
+
+function setDevice(d) {
+  // Aged from the controller's own count, not the tablet's clock.
+  d.seenAt = d.seconds_since_seen >= 0 ? mono() - d.seconds_since_seen : null;
+  state.devices.set(d.id, d);
 }
 
 function renderDevices() {
   const list = [...state.devices.values()].sort((a, b) => a.id.localeCompare(b.id));
+  const up = state.linkUp;
   $("devices").replaceChildren(
     ...list.map((d) =>
-      el("li", { "data-device": d.id, "data-presence": d.presence },
-        el("span", { class: `dot ${d.presence}` }), el("span", { class: "grow" }, d.id),
-        el("span", { class: "presence" }, d.presence), el("span", { class: "muted seen", "data-seen": d.last_seen }, ago(d.last_seen))),
+      el("li", { "data-device": d.id, "data-presence": up ? d.presence : "unknown", "data-last-presence": d.presence,
+        title: d.channels && d.channels.length ? `answers ${d.channels.join(", ")}` : "" },
+        el("span", { class: `dot ${up ? d.presence : "unknown"}` }), el("span", { class: "grow" }, d.id),
+        el("span", { class: "presence" }, up ? d.presence : `last known ${d.presence}`),
+        el("span", { class: "muted seen", "data-device-seen": d.id }, seenText(d))),
     ),
   );
   $("no-devices").hidden = list.length > 0;
   const c = { online: 0, offline: 0, stale: 0 };
   for (const d of list) c[d.presence]++;
-  $("device-counts").textContent = list.length ? `${c.online} online · ${c.offline} offline · ${c.stale} stale` : "";
+  $("device-counts").textContent = list.length
+    ? (up ? "" : "last known: ") + `${c.online} online · ${c.offline} offline · ${c.stale} stale`
+    : "";
+}
+
+function ageDevices() {
+  for (const s of document.querySelectorAll("[data-device-seen]")) {
+    const d = state.devices.get(s.dataset.deviceSeen);
+    if (d) s.textContent = seenText(d);
+  }
 }
 
 function feedbackItem(f) {
   const t = new Date(f.at * 1000).toLocaleTimeString();
   const lat = f.result === "TIMEOUT" ? `>${f.timeout.toFixed(3)} s` : `${(f.latency * 1000).toFixed(0)} ms`;
+  const who = f.device ? ` · ${f.result === "TIMEOUT" ? "no answer from " : ""}${f.device}` : "";
   return el("li", { "data-result": f.result },
     el("span", { class: "muted" }, t), el("span", { class: `result ${f.result}` }, f.result),
-    el("span", { class: "grow" }, `${f.command_topic} = ${f.message}`), el("span", { class: "muted" }, lat));
+    el("span", { class: "grow" }, `${f.command_topic} = ${f.message}${who}`), el("span", { class: "muted" }, lat));
 }
 
 function addFeedback(f) {
@@ -143,15 +218,42 @@ function addFeedback(f) {
   while (log.children.length > 100) log.lastChild.remove();
 }
 
+function renderHealth(h) {
+  if (h) state.health = h;
+  h = state.health;
+  const b = $("health");
+  const list = $("health-issues");
+  if (!state.linkUp || !h) {
+    b.textContent = "health unknown";
+    b.className = "badge stale";
+    list.hidden = true;
+    return;
+  }
+  b.textContent = h.status;
+  b.className = "badge " + ({ healthy: "ok", degraded: "warn" }[h.status] || "bad");
+  // Spelt out, not in a tooltip: a tablet has no hover.
+  list.replaceChildren(...h.issues.map((i) => el("li", {}, i)));
+  list.hidden = h.issues.length === 0;
+}
+
+function renderAll() {
+  renderStatus();
+  renderScenes();
+  renderDevices();
+  renderHealth();
+}
+
 // ---- data ----------------------------------------------------------------
 
 async function refreshAll() {
   const [status, scenes, devices, feedback] = await Promise.all([
     getJSON("/api/status"), getJSON("/api/scenes"), getJSON("/api/devices"), getJSON("/api/feedback?limit=50"),
   ]);
+  state.status = status;
   renderScenes(scenes);
   renderStatus(status);
-  state.devices = new Map(devices.map((d) => [d.id, d]));
+  state.devices = new Map();
+  for (const d of devices) setDevice(d);
   renderDevices();
   $("feedback-log").replaceChildren(...feedback.map(feedbackItem));
   refreshHealth();
@@ -163,74 +265,149 @@ async function refreshStatus() {
   } catch (_) { /* the event stream reports the link state */ }
 }
 
+async function refreshDevices() {
+  try {
+    const devices = await getJSON("/api/devices");
+    state.devices = new Map();
+    for (const d of devices) setDevice(d);
+    renderDevices();
+  } catch (_) { /* the event stream reports the link state */ }
+}
+
 async function refreshHealth() {
   try {
     const r = await fetch("/healthz", { cache: "no-store" });
-    const h = await r.json();
-    const b = $("health");
-    b.textContent = h.status;
-    b.className = "badge " + ({ healthy: "ok", degraded: "warn" }[h.status] || "bad");
-    b.title = h.issues.join("\n");
-  } catch (_) { /* ignored: the banner shows the link */ }
+    renderHealth(await r.json());
+  } catch (_) { /* the event stream reports the link state */ }
+}
+
+function showError(text) {
+  $("control-info").hidden = true;
+  $("control-error").textContent = text;
+  $("control-error").hidden = false;
+}
+
+function showInfo(text) {
+  $("control-error").hidden = true;
+  $("control-info").textContent = text;
+  $("control-info").hidden = false;
 }
 
 async function control(path) {
   const token = $("token").value.trim();
   const headers = token ? { Authorization: `Bearer ${token}` } : {};
-  const err = $("control-error");
+  let body = null;
   try {
     const r = await fetch(path, { method: "POST", headers });
+    body = await r.json().catch(() => ({}));
     if (r.status === 401) {
       $("token").parentElement.classList.add("needed");
-      throw new Error("a token is needed (enter web.token at the top right)");
+      throw new Error(body.error === "wrong token"
+        ? "wrong token: check web.token and enter it again at the top right"
+        : "a token is needed (enter web.token at the top right)");
     }
-    $("token").parentElement.classList.remove("needed");
-    const body = await r.json();
-    if (!r.ok) throw new Error(body.error || r.statusText);
-    if (token) localStorage.setItem("roomctl-token", token);
-    err.hidden = true;
+    if (r.ok && token) localStorage.setItem("roomctl-token", token);
+    if (r.ok || r.status !== 401) $("token").parentElement.classList.remove("needed");
+    if (!r.ok) {
+      const more = body.errors ? `: ${body.errors.join("; ")}` : "";
+      throw new Error((body.error || r.statusText) + more);
+    }
+    if (path === "/api/reload") {
+      const extra = [
+        body.problems && body.problems.length ? `${body.problems.length} scene file(s) did not load` : "",
+        body.needs_restart && body.needs_restart.length ? `restart needed for ${body.needs_restart.join(", ")}` : "",
+      ].filter(Boolean);
+      showInfo(`Reloaded: ${body.scenes.length} scene(s)${extra.length ? " · " + extra.join(" · ") : ""}`);
+      refreshAll().catch(() => {});
+    } else {
+      $("control-error").hidden = true;
+      $("control-info").hidden = true;
+    }
   } catch (e) {
-    err.textContent = e.message;
-    err.hidden = false;
+    showError(e.message);
   }
   refreshStatus();
 }
 
 function setLink(up) {
+  const changed = state.linkUp !== up;
   state.linkUp = up;
   $("link-banner").hidden = up;
   document.body.classList.toggle("link-down", !up);
+  if (changed) renderAll();
+}
+
+function heard() {
+  state.lastHeard = performance.now();
+}
+
+// The stream is back: reload everything, then say it is current.
+function recover() {
+  if (state.recovering) return;
+  state.recovering = true;
+  refreshAll().then(() => setLink(true)).catch(() => {}).finally(() => { state.recovering = false; });
 }
 
 function connectEvents() {
+  if (state.es) state.es.close();
   const es = new EventSource("/api/events");
+  state.es = es;
+  heard();
   es.addEventListener("hello", () => {
-    setLink(true);
-    refreshAll().catch(() => {});
+    heard();
+    recover();
+  });
+  es.addEventListener("tick", (e) => {
+    heard();
+    const t = JSON.parse(e.data);
+    if (t.every > 0) state.tick = t.every;
+    if (!state.linkUp) recover();
   });
   es.addEventListener("device", (e) => {
-    const d = JSON.parse(e.data).data;
-    state.devices.set(d.id, d);
+    heard();
+    setDevice(JSON.parse(e.data).data);
     renderDevices();
   });
-  es.addEventListener("feedback", (e) => addFeedback(JSON.parse(e.data).data));
+  es.addEventListener("feedback", (e) => {
+    heard();
+    addFeedback(JSON.parse(e.data).data);
+  });
   es.addEventListener("connection", (e) => {
+    heard();
     renderConnection(JSON.parse(e.data).data);
     refreshHealth();
   });
-  es.addEventListener("scene", () => refreshStatus());
-  es.addEventListener("media", () => refreshStatus());
-  es.addEventListener("lagged", () => refreshAll().catch(() => {}));
-  // EventSource reconnects by itself; a fresh `hello` reloads everything.
-  es.onerror = () => setLink(false);
+  es.addEventListener("scene", () => { heard(); refreshStatus(); });
+  es.addEventListener("media", () => { heard(); refreshStatus(); });
+  es.addEventListener("lagged", () => { heard(); refreshAll().catch(() => {}); });
+  es.onerror = () => {
+    setLink(false);
+    // EventSource retries by itself unless the server refused outright.
+    if (es.readyState === EventSource.CLOSED && state.es === es) setTimeout(connectEvents, 2000);
+  };
 }
 
+// A stream that falls silent (Wi-Fi gone, controller off) is dead even if
+// the socket still looks open: mark everything stale and reconnect.
+setInterval(() => {
+  const silent = (performance.now() - state.lastHeard) / 1000;
+  if (silent > Math.max(3 * state.tick, 2)) {
+    if (state.linkUp) setLink(false);
+    connectEvents();
+  }
+}, 500);
+
 $("stop").addEventListener("click", () => control("/api/scenes/stop"));
+$("reload").addEventListener("click", () => control("/api/reload"));
 $("token").value = localStorage.getItem("roomctl-token") || "";
 setInterval(() => {
-  if (!state.linkUp) return;
-  if (state.status && state.status.scene) refreshStatus();
-  for (const s of document.querySelectorAll("[data-seen]")) s.textContent = ago(Number(s.dataset.seen));
+  ageDevices();
+  if (state.linkUp && state.status && state.status.scene) refreshStatus();
 }, 1000);
-setInterval(() => state.linkUp && refreshHealth(), 5000);
+setInterval(() => {
+  if (!state.linkUp) return;
+  refreshHealth();
+  refreshDevices();
+}, 5000);
 connectEvents();
+renderAll();

@@ -123,6 +123,13 @@ async fn dashboard_shows_the_room_controls_it_and_recovers_alone() {
         T,
     )
     .await;
+    assert_eq!(
+        br.js("return document.querySelector('#scenes tr[data-scene=intro] button').disabled")
+            .await,
+        true,
+        "Start stays disabled while the controller is unreachable"
+    );
+    assert_ne!(br.text("#connection-state").await, "CONNECTED");
     // ...and recovers alone when it is back.
     let (stop_web, server) = serve(&room, site.web_port).await;
     br.wait_for(
@@ -220,6 +227,308 @@ async fn dashboard_asks_for_the_token_and_uses_it() {
         T,
     )
     .await;
+
+    br.quit().await;
+    stop_web.cancel();
+    let _ = server.await;
+    room.shutdown(Role::Daemon).await;
+}
+
+/// A state machine: waits for the visitor's button (or gives up after 30 s).
+const QUIZ: &str = r#"{"sceneId": "quiz", "initialState": "wait",
+  "states": {
+    "wait": {"onEnter": [{"topic": "room1/light", "message": "ON"}],
+             "transitions": [
+               {"type": "mqttMessage", "topic": "room1/button", "message": "pressed", "goto": "END"},
+               {"type": "timeout", "delay": 30, "goto": "END"}]}}}"#;
+
+/// Counts the cards whose "last known" tag is visible.
+const STALE_TAGS: &str = "return [...document.querySelectorAll('main .card')].filter(c => { const t = c.querySelector('.stale-tag'); return t && t.offsetParent !== null; }).length";
+const CARDS: &str = "return document.querySelectorAll('main .card').length";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_never_shows_stale_truth_and_fits_a_phone() {
+    if !browser_ok() {
+        return;
+    }
+    init_logs();
+    let primary = Mosquitto::start().await.unwrap();
+    let backup = Mosquitto::start().await.unwrap();
+    let site = site(
+        &[primary.port(), backup.port()],
+        &[
+            ("intro.yaml", SHOW),
+            ("quiz.json", QUIZ),
+            (
+                "broken.yaml",
+                "name: broken\nactions: [{at: 1, topic: room1/x}]\n",
+            ),
+        ],
+        "",
+    );
+    let text = std::fs::read_to_string(&site.config).unwrap();
+    let r = roomctl::check::check(&site.config);
+    let config = r.config.expect("the config loads");
+    assert!(r.errors.to_string().contains("broken.yaml"), "{}", r.errors);
+    assert!(text.contains("priority: 2"));
+    let cancel = CancellationToken::new();
+    let _fleet = simulate::start(&config, &r.scenes, &fast_fleet(), cancel.child_token());
+    let room = Room::start(config, r.scenes, Role::Daemon);
+    room.set_problems(r.errors.iter().map(ToString::to_string).collect());
+    assert!(room.mqtt.wait_connected(Duration::from_secs(5)).await);
+
+    // The tablet reaches the controller over a link the test can cut.
+    let web_port = site.web_port;
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+    let inner_port = listener.local_addr().unwrap().port();
+    let stop_web = CancellationToken::new();
+    let st = AppState::new(room.clone(), stop_web.clone()).tick_every(Duration::from_millis(500));
+    let server = tokio::spawn(web::serve(listener, st));
+    let link = Proxy::start(web_port, inner_port).await;
+
+    let br = Browser::start().await;
+    br.resize(390, 844).await;
+    br.goto(&format!("http://127.0.0.1:{web_port}/")).await;
+    br.wait_for(
+        "connected",
+        "document.getElementById('connection-state').textContent === 'CONNECTED'",
+        T,
+    )
+    .await;
+    br.wait_for(
+        "two devices online",
+        "document.querySelectorAll('#devices li[data-presence=online]').length === 2",
+        T,
+    )
+    .await;
+    assert_eq!(br.js(STALE_TAGS).await, 0);
+    let width = br.js("return window.innerWidth").await.as_u64().unwrap();
+    assert!(width <= 400, "the window is {width} px wide");
+
+    // Phone width: nothing sticks out, every Start button is whole.
+    let overflow = br
+        .js("return document.documentElement.scrollWidth - window.innerWidth")
+        .await;
+    assert!(overflow.as_i64().unwrap() <= 0, "overflow {overflow} px");
+    let cut = br
+        .js("return [...document.querySelectorAll('button.start')].filter(b => { const r = b.getBoundingClientRect(); return r.width === 0 || r.left < 0 || r.right > window.innerWidth; }).length")
+        .await;
+    assert_eq!(cut, 0, "Start buttons cut off at 390 px");
+    assert_eq!(
+        br.js("return document.querySelectorAll('button.start').length")
+            .await,
+        2
+    );
+
+    // Health reasons and the broken scene are spelt out, not in a tooltip.
+    br.wait_for(
+        "health issues listed",
+        "!document.getElementById('health-issues').hidden && document.getElementById('health-issues').textContent.includes('broken.yaml')",
+        T,
+    )
+    .await;
+    assert!(br.text("#problems").await.contains("broken.yaml"));
+
+    // A state machine shows its state and what it waits for, with the
+    // time left, not a full progress bar.
+    br.click("#scenes tr[data-scene=quiz] button.start").await;
+    br.wait_for(
+        "the quiz waits for the button",
+        "document.getElementById('scene-waits').textContent.includes('room1/button')",
+        T,
+    )
+    .await;
+    let waits = br.text("#scene-waits").await;
+    assert!(
+        waits.contains("timeout 30s") && waits.contains("in "),
+        "{waits}"
+    );
+    assert!(br.text("#current-scene").await.contains("state wait"));
+    assert_eq!(
+        br.js("return document.getElementById('progress').hidden")
+            .await,
+        true
+    );
+    let left = |w: &str| -> f64 {
+        let s = w.rsplit("in ").next().unwrap();
+        s.split(' ').next().unwrap().parse().unwrap()
+    };
+    let first = left(&waits);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let later = left(&br.text("#scene-waits").await);
+    assert!(later < first, "the countdown moves: {first} then {later}");
+
+    // The link to the controller goes silent (the socket stays open): the
+    // page notices from the missing ticks and shows only "last known".
+    link.pause();
+    br.wait_for(
+        "stale marking",
+        "document.body.classList.contains('link-down')",
+        T,
+    )
+    .await;
+    assert_eq!(br.js(STALE_TAGS).await, br.js(CARDS).await);
+    assert!(
+        !br.js("return document.getElementById('link-banner').hidden")
+            .await
+            .as_bool()
+            .unwrap()
+    );
+    assert_ne!(br.text("#connection-state").await, "CONNECTED");
+    assert!(
+        br.text("#connection-broker")
+            .await
+            .starts_with("last known: CONNECTED")
+    );
+    assert_eq!(
+        br.js("return document.querySelectorAll('[data-presence=online]').length")
+            .await,
+        0,
+        "a device shown online while nothing is known"
+    );
+    assert!(br.text("#devices").await.contains("last known online"));
+    assert!(
+        br.text("#current-scene")
+            .await
+            .starts_with("last known: quiz")
+    );
+    assert_eq!(
+        br.js("return [...document.querySelectorAll('button.start')].every(b => b.disabled)")
+            .await,
+        true,
+        "Start must be disabled without a link"
+    );
+    assert_ne!(br.text("#health").await, "healthy");
+    assert_eq!(
+        br.js("return document.documentElement.scrollWidth - window.innerWidth")
+            .await
+            .as_i64()
+            .unwrap()
+            .max(0),
+        0
+    );
+    if let Some(dir) = std::env::var_os("ROOMCTL_SCREENSHOT_DIR") {
+        br.screenshot(&std::path::Path::new(&dir).join("dashboard-stale-390.png"))
+            .await;
+    }
+
+    // The link comes back: current again, by itself.
+    link.resume();
+    br.wait_for(
+        "link back",
+        "!document.body.classList.contains('link-down')",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(br.js(STALE_TAGS).await, 0);
+    assert_eq!(br.text("#connection-state").await, "CONNECTED");
+
+    // The visitor presses the button: the scene ends.
+    raw_publish(
+        primary.port(),
+        &[("room1/button", b"pressed".to_vec(), false)],
+    )
+    .await;
+    br.wait_for(
+        "idle",
+        "document.getElementById('current-scene').textContent === 'idle'",
+        T,
+    )
+    .await;
+
+    // The primary broker dies: a failover is a visible change.
+    assert!(
+        br.js("return document.getElementById('failover-banner').hidden")
+            .await
+            .as_bool()
+            .unwrap()
+    );
+    drop(primary);
+    br.wait_for(
+        "failover banner",
+        "!document.getElementById('failover-banner').hidden",
+        Duration::from_secs(20),
+    )
+    .await;
+    let banner = br.text("#failover-banner").await;
+    assert!(
+        banner.contains("backup broker") && banner.contains(&backup.port().to_string()),
+        "{banner}"
+    );
+    assert_eq!(
+        br.js("return document.getElementById('connection-state').className")
+            .await,
+        "badge warn"
+    );
+    if let Some(dir) = std::env::var_os("ROOMCTL_SCREENSHOT_DIR") {
+        br.screenshot(&std::path::Path::new(&dir).join("dashboard-failover-390.png"))
+            .await;
+    }
+
+    br.quit().await;
+    drop(link);
+    stop_web.cancel();
+    let _ = server.await;
+    room.shutdown(Role::Daemon).await;
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_says_wrong_token_and_stop_needs_none() {
+    if !browser_ok() {
+        return;
+    }
+    init_logs();
+    let port = roomctl::broker::free_port().unwrap();
+    let site = site(&[port], &[("intro.yaml", SHOW)], "");
+    site.set_web_token("door-key");
+    let (config, scenes) = site.load();
+    let room = Room::start(config, scenes, Role::Daemon);
+    let (stop_web, server) = serve(&room, site.web_port).await;
+
+    let br = Browser::start().await;
+    br.goto(&format!("http://127.0.0.1:{}/", site.web_port))
+        .await;
+    br.wait_for(
+        "scene list",
+        "document.querySelectorAll('#scenes tbody tr').length === 1 && !document.body.classList.contains('link-down')",
+        T,
+    )
+    .await;
+    br.js("document.getElementById('token').value = 'not-the-key'; return true;")
+        .await;
+    br.click("#scenes tr[data-scene=intro] button.start").await;
+    br.wait_for(
+        "refusal",
+        "!document.getElementById('control-error').hidden",
+        T,
+    )
+    .await;
+    assert!(br.text("#control-error").await.contains("wrong token"));
+    assert!(!room.scenes.is_running());
+
+    // The panic button works whatever the token field says.
+    room.scenes.start("intro").unwrap();
+    br.click("#stop").await;
+    br.wait_for(
+        "idle",
+        "document.getElementById('current-scene').textContent === 'idle'",
+        T,
+    )
+    .await;
+    assert!(!room.scenes.is_running());
+
+    // Reload with the right token reports what it loaded.
+    br.js("document.getElementById('token').value = 'door-key'; return true;")
+        .await;
+    br.click("#reload").await;
+    br.wait_for(
+        "reload report",
+        "!document.getElementById('control-info').hidden",
+        T,
+    )
+    .await;
+    assert!(br.text("#control-info").await.contains("Reloaded: 1 scene"));
 
     br.quit().await;
     stop_web.cancel();

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use super::runner::{Progress, RunEnd, Runner};
+use super::runner::{Progress, RunEnd, Runner, Waiting};
 use super::{ActionSink, EndReason, SceneEvent, SceneInput, SceneRef, SceneSet, Trigger};
 use crate::events::{Event, EventBus};
 use crate::mqtt::unix_now;
@@ -58,6 +58,11 @@ pub struct SceneStatus {
     pub actions_done: usize,
     /// Actions in the scene (every state).
     pub actions_total: usize,
+    /// Seconds in the current state.
+    pub state_elapsed: f64,
+    /// What the current state waits for (buttons, sounds, timeouts with
+    /// the seconds left); empty for a plain timeline.
+    pub waiting_for: Vec<Waiting>,
 }
 
 /// What a scene's transitions can react to: only such inputs are passed on.
@@ -374,7 +379,12 @@ impl SceneController {
         let cur = self.inner.current.lock().unwrap();
         cur.as_ref().map(|r| {
             let p = r.progress.lock().unwrap().clone();
+            let now = Instant::now();
             SceneStatus {
+                state_elapsed: p
+                    .entered
+                    .map_or(0.0, |e| now.saturating_duration_since(e).as_secs_f64()),
+                waiting_for: p.waits.iter().map(|w| w.view(now)).collect(),
                 name: r.scene.name.clone(),
                 state: p.state,
                 started: r.started,

@@ -21,7 +21,7 @@ use crate::media::{AudioCommand, VideoCommand};
 pub use crate::events::{EndReason, SceneEvent};
 pub use controller::{SceneController, SceneStatus, StartError};
 pub use load::{SceneSet, load_scenes};
-pub use runner::{ActionSink, SceneInput};
+pub use runner::{ActionSink, SceneInput, Waiting};
 
 /// The name `goto` uses to end a scene.
 pub const END: &str = "END";

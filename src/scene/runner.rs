@@ -70,12 +70,51 @@ pub enum RunEnd {
 }
 
 /// Live progress of the running scene.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Progress {
     /// The state it is in.
     pub state: String,
+    /// When it entered that state (the anchor of its timeline).
+    pub entered: Option<Instant>,
+    /// What the state waits for, in the order the scene lists it.
+    pub waits: Vec<Wait>,
     /// Actions executed so far.
     pub actions_done: usize,
+}
+
+/// One thing the current state waits for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wait {
+    /// The trigger in words ("message room1/button = PRESSED").
+    pub what: String,
+    /// Where it leads ("state `finale`", "the end").
+    pub goto: String,
+    /// When a timeout fires; none for events.
+    pub deadline: Option<Instant>,
+}
+
+/// What `/api/status` says a state waits for.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Waiting {
+    /// The trigger in words.
+    pub what: String,
+    /// Where it leads.
+    pub goto: String,
+    /// Seconds until a timeout fires; none for events.
+    pub remaining: Option<f64>,
+}
+
+impl Wait {
+    /// As shown at `now`.
+    pub fn view(&self, now: Instant) -> Waiting {
+        Waiting {
+            what: self.what.clone(),
+            goto: self.goto.clone(),
+            remaining: self
+                .deadline
+                .map(|d| d.saturating_duration_since(now).as_secs_f64()),
+        }
+    }
 }
 
 /// Plays one scene; owns what it needs so it can run as its own task.
@@ -118,7 +157,7 @@ impl Runner {
             let Some(state) = self.scene.state(&state_name) else {
                 return RunEnd::Error(format!("state `{state_name}` does not exist"));
             };
-            self.enter(state, start);
+            self.enter(state, entered, start, &globals_fired);
             if state.name == END {
                 return RunEnd::Completed;
             }
@@ -271,9 +310,36 @@ impl Runner {
             })
     }
 
-    fn enter(&self, state: &State, start: Instant) {
+    fn enter(&self, state: &State, entered: Instant, start: Instant, globals_fired: &[bool]) {
         info!(target: "scene", "{}: entering state `{}`", self.scene.name, state.name);
-        self.progress.lock().unwrap().state = state.name.clone();
+        let wait = |t: &Transition, anchor: Instant| Wait {
+            what: t.trigger.to_string(),
+            goto: t.goto.to_string(),
+            deadline: match t.trigger {
+                Trigger::Timeout(d) => Some(after(anchor, d)),
+                _ => None,
+            },
+        };
+        let waits = state
+            .transitions
+            .iter()
+            .filter(|t| t.trigger != Trigger::Always)
+            .map(|t| wait(t, entered))
+            .chain(
+                self.scene
+                    .global_events
+                    .iter()
+                    .zip(globals_fired)
+                    .filter(|(_, fired)| !**fired)
+                    .map(|(t, _)| wait(t, start)),
+            )
+            .collect();
+        {
+            let mut p = self.progress.lock().unwrap();
+            p.state = state.name.clone();
+            p.entered = Some(entered);
+            p.waits = waits;
+        }
         self.events.publish(Event::Scene(SceneEvent::State {
             scene: self.scene.name.clone(),
             state: state.name.clone(),
@@ -371,6 +437,7 @@ mod tests {
         tx: mpsc::Sender<SceneInput>,
         cancel: CancellationToken,
         handle: tokio::task::JoinHandle<RunEnd>,
+        progress: Arc<Mutex<Progress>>,
     }
 
     fn start(s: Scene) -> Run {
@@ -379,12 +446,13 @@ mod tests {
         let (tx, rx) = mpsc::channel(16);
         let cancel = CancellationToken::new();
         let (r2, c2) = (rec.clone(), cancel.clone());
+        let progress: Arc<Mutex<Progress>> = Arc::default();
         let handle = tokio::spawn(
             Runner {
                 scene: Arc::new(s),
                 sink: r2,
                 events: EventBus::new(64),
-                progress: Arc::default(),
+                progress: progress.clone(),
             }
             .run(rx, c2),
         );
@@ -393,6 +461,7 @@ mod tests {
             tx,
             cancel,
             handle,
+            progress,
         }
     }
 
@@ -518,6 +587,65 @@ mod tests {
                 (3000, "room1/video=PLAY_VIDEO:clip".into())
             ]
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn progress_says_what_the_state_waits_for_and_how_long_is_left() {
+        let r = start(scene(
+            r#"{"sceneId": "x", "initialState": "wait",
+                "globalEvents": [{"type": "timeout", "delay": 600, "goto": "END"}],
+                "states": {
+                  "wait": {"transitions": [
+                    {"type": "mqttMessage", "topic": "room1/button", "message": "pressed", "goto": "show"},
+                    {"type": "timeout", "delay": 30, "goto": "END"}]},
+                  "show": {"transitions": [{"type": "timeout", "delay": 5, "goto": "END"}]}}}"#,
+        ));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let now = Instant::now();
+        let view = |p: &Progress| -> Vec<(String, String, Option<u64>)> {
+            p.waits
+                .iter()
+                .map(|w| {
+                    let v = w.view(now);
+                    (v.what, v.goto, v.remaining.map(|s| s.round() as u64))
+                })
+                .collect()
+        };
+        {
+            let p = r.progress.lock().unwrap();
+            assert_eq!(p.state, "wait");
+            assert_eq!(
+                view(&p),
+                [
+                    (
+                        "message room1/button = pressed".into(),
+                        "state `show`".into(),
+                        None
+                    ),
+                    ("timeout 30s".into(), "the end".into(), Some(20)),
+                    ("timeout 10m".into(), "the end".into(), Some(590)),
+                ]
+            );
+        }
+        r.tx.send(SceneInput::Mqtt {
+            topic: "room1/button".into(),
+            payload: "pressed".into(),
+        })
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = Instant::now();
+        {
+            let p = r.progress.lock().unwrap();
+            assert_eq!(p.state, "show");
+            let left: Vec<_> = p
+                .waits
+                .iter()
+                .map(|w| w.view(now).remaining.unwrap().round() as u64)
+                .collect();
+            assert_eq!(left, [4, 589]);
+        }
+        assert_eq!(r.handle.await.unwrap(), RunEnd::Completed);
     }
 
     #[tokio::test(start_paused = true)]

@@ -19,6 +19,8 @@ pub struct Status {
     pub room: String,
     pub version: &'static str,
     pub uptime: f64,
+    /// The controller's clock (unix seconds), to age timestamps by.
+    pub now: f64,
     pub connection: ConnectionStatus,
     pub scene: Option<SceneStatus>,
     /// Scene files that did not load, and why.
@@ -40,6 +42,7 @@ pub async fn status(State(s): State<AppState>) -> Json<Status> {
         room: r.config.room.clone(),
         version: env!("CARGO_PKG_VERSION"),
         uptime: unix_now() - r.started,
+        now: unix_now(),
         connection: r.mqtt.status(),
         scene: r.scenes.status(),
         problems: r.problems(),

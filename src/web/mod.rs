@@ -59,6 +59,9 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The open event streams.
     pub(crate) sse: sse::Clients,
+    /// How often every event stream gets a `tick` (the page's proof that
+    /// its link is alive).
+    pub tick: Duration,
 }
 
 impl AppState {
@@ -69,7 +72,14 @@ impl AppState {
             sse: sse::Clients::new(room.config.web.max_sse_clients),
             room,
             shutdown,
+            tick: sse::TICK,
         }
+    }
+
+    /// Ticks every `every` instead of [`sse::TICK`] (tests).
+    pub fn tick_every(mut self, every: Duration) -> Self {
+        self.tick = every.max(Duration::from_millis(100));
+        self
     }
 }
 

@@ -3,6 +3,12 @@
 //! the data is JSON. A reader that falls behind gets a `lagged` event and
 //! should reload its state.
 //!
+//! Every stream also gets a `tick` at once and then every [`TICK`]
+//! (`{"now": unix time, "every": seconds}`): a page that hears nothing for
+//! a few ticks knows its link is dead even when the TCP connection still
+//! looks open (Wi-Fi gone, controller powered off), and marks what it shows
+//! as stale.
+//!
 //! At most `web.max_sse_clients` streams are open at once: a new one ends
 //! the oldest (a kiosk tablet that reconnects in a loop must not hold
 //! connections and descriptors forever).
@@ -88,6 +94,9 @@ impl Drop for Leave {
     }
 }
 
+/// How often a stream gets a `tick`.
+pub const TICK: Duration = Duration::from_secs(5);
+
 pub async fn events(
     State(s): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
@@ -107,6 +116,19 @@ pub async fn events(
             }
         })
     });
+    let every = s.tick;
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let ticks = tokio_stream::wrappers::IntervalStream::new(interval).map(move |_| {
+        Ok(SseEvent::default()
+            .event("tick")
+            .json_data(serde_json::json!({
+                "now": crate::mqtt::unix_now(),
+                "every": every.as_secs_f64(),
+            }))
+            .unwrap_or_default())
+    });
+    let live = futures::stream::select(live, ticks);
     let shutdown = s.shutdown.clone();
     let stop = async move {
         tokio::select! {
@@ -122,5 +144,5 @@ pub async fn events(
             let _ = &leave;
             e
         });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(every * 3))
 }

@@ -156,6 +156,16 @@ impl Browser {
         }
     }
 
+    /// Sets the window size (CSS pixels in headless Chromium).
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.cmd(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await;
+    }
+
     pub async fn screenshot(&self, path: &std::path::Path) {
         use base64::Engine;
         let v = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
