@@ -254,15 +254,30 @@ async fn router(r: &mut Report) {
     )
     .unwrap()
     .0;
+    let sink = Arc::new(Stamp {
+        t: Mutex::new(vec![]),
+    });
     let scenes = SceneController::new(
         SceneSet::new([scene]),
-        Arc::new(Stamp {
-            t: Mutex::new(vec![]),
-        }),
-        bus,
+        sink.clone(),
+        bus.clone(),
         tokio_util::task::TaskTracker::new(),
     );
-    let router = Router::new(&cfg, RouterMode::Daemon, registry, feedback, scenes);
+    let commands = roomctl::scene::CommandRunner::new(
+        scenes.clone(),
+        sink,
+        bus,
+        tokio_util::task::TaskTracker::new(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let router = Router::new(
+        &cfg,
+        RouterMode::Daemon,
+        registry,
+        feedback,
+        scenes,
+        commands,
+    );
     let msgs: Vec<InMessage> = (0..1000)
         .map(|i| match i % 4 {
             0 => InMessage {

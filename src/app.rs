@@ -25,7 +25,8 @@ use crate::mqtt::{self, MqttHandle, MqttSettings, OwnMessage, PublishOptions, un
 use crate::registry::{DeviceCounts, Registry};
 use crate::router::{Router, RouterMode, Rules};
 use crate::scene::{
-    Action, ActionKind, ActionSink, EndReason, SceneController, SceneInput, SceneSet, SceneStatus,
+    Action, ActionKind, ActionSink, CommandRunner, EndReason, SceneController, SceneInput,
+    SceneSet, SceneStatus,
 };
 
 /// How long shutdown waits for queued messages to reach the broker.
@@ -62,6 +63,8 @@ pub struct Room {
     pub media: MediaHandle,
     /// The scenes (one at a time).
     pub scenes: SceneController,
+    /// Command files, fired by hand.
+    pub commands: CommandRunner,
     /// Unix time the room started.
     pub started: f64,
     /// Scene files that did not load, and why (replaced by a reload).
@@ -129,6 +132,8 @@ impl ActionSink for RoomSink {
 pub struct ReloadReport {
     /// The scenes now loaded.
     pub scenes: Vec<String>,
+    /// The command files now loaded.
+    pub commands: Vec<String>,
     /// Scene files that did not load, and why.
     pub problems: Vec<String>,
     /// Warnings (unknown keys, ...).
@@ -200,7 +205,14 @@ impl Room {
             timeout: cue_timeout.clone(),
             max_age: config.mqtt.message_max_age,
         });
-        let scenes = SceneController::new(scenes, sink, events.clone(), tasks.clone());
+        let scenes = SceneController::new(scenes, sink.clone(), events.clone(), tasks.clone());
+        let commands = CommandRunner::new(
+            scenes.clone(),
+            sink,
+            events.clone(),
+            tasks.clone(),
+            cancel.child_token(),
+        );
         let mode = match role {
             Role::Daemon => RouterMode::Daemon,
             Role::Player => RouterMode::Observer,
@@ -211,6 +223,7 @@ impl Room {
             registry.clone(),
             feedback.clone(),
             scenes.clone(),
+            commands.clone(),
         );
 
         let rules = router.rules();
@@ -258,6 +271,7 @@ impl Room {
             feedback,
             media,
             scenes,
+            commands,
             started: unix_now(),
             problems: Arc::default(),
             rules,
@@ -336,6 +350,8 @@ impl Room {
 
     /// Graceful stop: scene end sequence, `offline`, flush, tasks.
     pub async fn shutdown(&self, role: Role) {
+        // No command step goes out after the farewell.
+        self.commands.cancel_all();
         if let Some(name) = self.scenes.stop(EndReason::Shutdown).await {
             info!(target: "daemon", "Stopped scene {name} for shutdown");
         }
@@ -436,6 +452,7 @@ impl Room {
         *self.rules.write().unwrap() = Rules::of(&config);
         *self.cue_timeout.write().unwrap() = config.feedback.timeout;
         let names: Vec<String> = report.scenes.names().map(String::from).collect();
+        let commands: Vec<String> = report.scenes.commands().map(|c| c.name.clone()).collect();
         self.scenes.replace_scenes(report.scenes);
         self.set_problems(problems.clone());
         info!(target: "daemon", "Reloaded {}: {} scene(s){}", old.file.display(), names.len(),
@@ -448,6 +465,7 @@ impl Room {
         }
         Ok(ReloadReport {
             scenes: names,
+            commands,
             problems,
             warnings: report.warnings.iter().map(ToString::to_string).collect(),
             needs_restart,
@@ -482,12 +500,12 @@ pub fn subscriptions(
         Topics::DEVICE_CHANNELS_FILTER.to_string(),
         Topics::STATUS_FILTER.to_string(),
     ];
-    for s in scenes.iter() {
-        for a in s.all_actions() {
-            if a.feedback {
-                subs.push(feedback.register(&a.topic));
-            }
+    for (_, a) in scenes.every_action() {
+        if a.feedback {
+            subs.push(feedback.register(&a.topic));
         }
+    }
+    for s in scenes.iter() {
         subs.extend(s.event_topics());
     }
     if role == Role::Daemon {
@@ -495,6 +513,7 @@ pub fn subscriptions(
         subs.push(topics.scene_stop());
         subs.push(topics.compat_scene());
         subs.push(topics.compat_start_scene());
+        subs.push(topics.command_run());
         subs.extend(config.triggers.iter().map(|t| t.topic.clone()));
     }
     crate::topic::without_overlaps(subs)

@@ -132,8 +132,8 @@ fn media(config: &Config, scenes: &SceneSet) -> (Diagnostics, Diagnostics, usize
     let dir = &config.media.dir;
     let mut found = std::collections::BTreeSet::new();
     let mut any_video = false;
-    for s in scenes.iter() {
-        for a in s.all_actions() {
+    for (source, a) in scenes.every_action() {
+        {
             let (file, exts, what) = match &a.kind {
                 ActionKind::Audio(c) => (c.file(), &AUDIO_EXTENSIONS[..], "audio"),
                 ActionKind::Video(c) => {
@@ -148,7 +148,7 @@ fn media(config: &Config, scenes: &SceneSet) -> (Diagnostics, Diagnostics, usize
                     found.insert(p);
                 }
                 None => errors.push(Diagnostic::new(
-                    &s.file,
+                    source,
                     a.pos,
                     format!("{what} file `{file}` not found in {}", dir.display()),
                 )),

@@ -24,6 +24,8 @@ pub enum Event {
     Connection(ConnectionStatus),
     /// A sound or clip started, ended or failed.
     Media(MediaEvent),
+    /// A command file started or ended.
+    Command(CommandEvent),
 }
 
 impl Event {
@@ -35,6 +37,7 @@ impl Event {
             Event::Scene(_) => "scene",
             Event::Connection(_) => "connection",
             Event::Media(_) => "media",
+            Event::Command(_) => "command",
         }
     }
 }
@@ -308,4 +311,32 @@ pub struct MediaEvent {
     pub file: Option<String>,
     /// Why, for errors.
     pub detail: Option<String>,
+}
+
+// ---------------------------------------------------------------------------
+// Command files
+// ---------------------------------------------------------------------------
+
+/// A command file run (see `scene::commands`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum CommandEvent {
+    /// It started.
+    Started {
+        /// The command's name.
+        name: String,
+        /// Who asked (`dashboard (1.2.3.4)`, `MQTT`).
+        source: String,
+        /// How many steps it has.
+        steps: usize,
+    },
+    /// It ended: all steps sent, or cancelled by Stop / shutdown.
+    Ended {
+        /// The command's name.
+        name: String,
+        /// Steps sent.
+        sent: usize,
+        /// Stopped before the last step.
+        cancelled: bool,
+    },
 }

@@ -17,7 +17,7 @@ use crate::config::{Config, Topics, TriggerConfig};
 use crate::feedback::{FeedbackTracker, Handled};
 use crate::mqtt::InMessage;
 use crate::registry::Registry;
-use crate::scene::{EndReason, SceneController, SceneInput, StartError};
+use crate::scene::{CommandRunner, EndReason, SceneController, SceneInput, StartError};
 use crate::topic::{self, device_channels_id, device_id};
 
 /// At most 64 characters of something from the network, for a log line.
@@ -85,6 +85,7 @@ pub struct Router {
     registry: Registry,
     feedback: FeedbackTracker,
     scenes: SceneController,
+    commands: CommandRunner,
 }
 
 impl Router {
@@ -95,6 +96,7 @@ impl Router {
         registry: Registry,
         feedback: FeedbackTracker,
         scenes: SceneController,
+        commands: CommandRunner,
     ) -> Self {
         Router {
             log: Mutex::new(RateLog::new(LogLimit::default())),
@@ -104,6 +106,7 @@ impl Router {
             registry,
             feedback,
             scenes,
+            commands,
         }
     }
 
@@ -260,6 +263,28 @@ impl Router {
             self.start(p);
             return Some(Route::Control);
         }
+        if topic == self.topics.command_run() {
+            ratelog!(
+                self.log,
+                info,
+                "mqtt_handler",
+                "control",
+                "Control: run command {:?} ({topic})",
+                short(p)
+            );
+            if let Err(e) = self.commands.run(p, "MQTT") {
+                ratelog!(
+                    self.log,
+                    warn,
+                    "mqtt_handler",
+                    "control",
+                    "Not running command {:?}: {e}",
+                    short(p)
+                );
+                return Some(Route::Rejected(e.to_string()));
+            }
+            return Some(Route::Control);
+        }
         if topic == self.topics.scene_stop() {
             ratelog!(
                 self.log,
@@ -346,6 +371,7 @@ impl Router {
     fn stop(&self) {
         // The end sequence runs in the scene's own task.
         self.scenes.request_stop(EndReason::Stopped);
+        self.commands.cancel_all();
     }
 }
 
@@ -388,6 +414,13 @@ mod tests {
             bus.clone(),
             tokio_util::task::TaskTracker::new(),
         );
+        let commands = CommandRunner::new(
+            scenes.clone(),
+            rec.clone(),
+            bus.clone(),
+            tokio_util::task::TaskTracker::new(),
+            tokio_util::sync::CancellationToken::new(),
+        );
         let registry = Registry::new(Duration::from_secs(60), bus.clone());
         let feedback = FeedbackTracker::new(
             FeedbackTopic::new("{prefix}/status").unwrap(),
@@ -402,6 +435,7 @@ mod tests {
                 registry.clone(),
                 feedback.clone(),
                 scenes,
+                commands,
             ),
             rec,
             registry,

@@ -134,13 +134,9 @@ impl Fleet {
 /// topic in the scenes.
 pub fn command_topics(scenes: &SceneSet) -> Vec<String> {
     let set: BTreeSet<String> = scenes
-        .iter()
-        .flat_map(|s| {
-            s.all_actions()
-                .filter(|a| a.feedback)
-                .map(|a| a.topic.clone())
-                .collect::<Vec<_>>()
-        })
+        .every_action()
+        .filter(|(_, a)| a.feedback)
+        .map(|(_, a)| a.topic.clone())
         .collect();
     set.into_iter().collect()
 }

@@ -174,6 +174,10 @@ impl Topics {
     pub fn scene_stop(&self) -> String {
         format!("roomctl/{}/scene/stop", self.room)
     }
+    /// `roomctl/ROOM/command/run` = command file name.
+    pub fn command_run(&self) -> String {
+        format!("roomctl/{}/command/run", self.room)
+    }
     /// Compatibility trigger: `ROOM/scene = START` starts the default scene.
     pub fn compat_scene(&self) -> String {
         format!("{}/scene", self.room)

@@ -14,6 +14,7 @@ const state = {
   connection: null,
   health: null,
   scenes: [],
+  commands: [],
   linkUp: false,
   lastHeard: 0, // performance.now() of the last event
   tick: 5, // seconds between server ticks
@@ -157,13 +158,38 @@ function renderScenes(list) {
     ...state.scenes.map((s) => {
       const b = el("button", { class: "start" }, "Start");
       b.addEventListener("click", () => control(`/api/scenes/${encodeURIComponent(s.name)}/start`));
+      const warnings = s.warnings || [];
+      const name = warnings.length
+        ? el("td", {}, s.name, el("ul", { class: "scene-warnings" }, ...warnings.map((w) => el("li", {}, w))))
+        : el("td", {}, s.name);
       return el("tr", { "data-scene": s.name },
-        el("td", {}, s.name), el("td", { class: "muted col-desc" }, s.description || ""),
+        name, el("td", { class: "muted col-desc" }, s.description || ""),
         el("td", { class: "col-len" }, s.duration != null ? secs(s.duration) : "event-driven"),
         el("td", { class: "col-count" }, s.action_count), el("td", {}, b));
     }),
   );
   renderScene(state.status ? state.status.scene : null);
+}
+
+function renderCommands(list) {
+  if (list) state.commands = list;
+  $("commands").querySelector("tbody").replaceChildren(
+    ...state.commands.map((c) => {
+      const b = el("button", { class: "run" }, c.running ? "Running…" : "Run");
+      b.disabled = c.running || !state.linkUp;
+      b.addEventListener("click", () => control(`/api/commands/${encodeURIComponent(c.name)}/run`));
+      const what = `${c.topics.join(", ")}${c.duration > 0 ? ` · over ${secs(c.duration)}` : ""}`;
+      return el("tr", { "data-command": c.name, class: c.running ? "running-cmd" : "" },
+        el("td", {}, c.name), el("td", { class: "muted col-desc" }, what), el("td", {}, b));
+    }),
+  );
+  $("no-commands").hidden = state.commands.length > 0;
+}
+
+async function refreshCommands() {
+  try {
+    renderCommands(await getJSON("/api/commands"));
+  } catch (_) { /* the event stream reports the link state */ }
 }
 
 function seenText(d) {
@@ -239,6 +265,7 @@ function renderHealth(h) {
 function renderAll() {
   renderStatus();
   renderScenes();
+  renderCommands();
   renderDevices();
   renderHealth();
 }
@@ -246,11 +273,13 @@ function renderAll() {
 // ---- data ----------------------------------------------------------------
 
 async function refreshAll() {
-  const [status, scenes, devices, feedback] = await Promise.all([
+  const [status, scenes, devices, feedback, commands] = await Promise.all([
     getJSON("/api/status"), getJSON("/api/scenes"), getJSON("/api/devices"), getJSON("/api/feedback?limit=50"),
+    getJSON("/api/commands"),
   ]);
   state.status = status;
   renderScenes(scenes);
+  renderCommands(commands);
   renderStatus(status);
   state.devices = new Map();
   for (const d of devices) setDevice(d);
@@ -317,7 +346,7 @@ async function control(path) {
         body.problems && body.problems.length ? `${body.problems.length} scene file(s) did not load` : "",
         body.needs_restart && body.needs_restart.length ? `restart needed for ${body.needs_restart.join(", ")}` : "",
       ].filter(Boolean);
-      showInfo(`Reloaded: ${body.scenes.length} scene(s)${extra.length ? " · " + extra.join(" · ") : ""}`);
+      showInfo(`Reloaded: ${body.scenes.length} scene(s), ${(body.commands || []).length} command file(s)${extra.length ? " · " + extra.join(" · ") : ""}`);
       refreshAll().catch(() => {});
     } else {
       $("control-error").hidden = true;
@@ -379,6 +408,7 @@ function connectEvents() {
   });
   es.addEventListener("scene", () => { heard(); refreshStatus(); });
   es.addEventListener("media", () => { heard(); refreshStatus(); });
+  es.addEventListener("command", () => { heard(); refreshCommands(); });
   es.addEventListener("lagged", () => { heard(); refreshAll().catch(() => {}); });
   es.onerror = () => {
     setLink(false);

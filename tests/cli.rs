@@ -50,7 +50,7 @@ fn check_passes_on_the_shipped_example() {
     let o = roomctl(&["check", "-c", cfg]);
     assert!(o.status.success(), "{}", stdout(&o));
     assert!(
-        stdout(&o).contains("OK (3 scene(s), 3 media file(s))"),
+        stdout(&o).contains("OK (3 scene(s), 2 command file(s), 3 media file(s))"),
         "{}",
         stdout(&o)
     );
@@ -79,7 +79,7 @@ fn the_readme_deploy_steps_give_a_config_that_checks() {
     let o = roomctl(&["check", "-c", dest.join("config.yaml").to_str().unwrap()]);
     assert!(o.status.success(), "{}", stdout(&o));
     assert!(
-        stdout(&o).contains("OK (3 scene(s), 3 media file(s))"),
+        stdout(&o).contains("OK (3 scene(s), 2 command file(s), 3 media file(s))"),
         "{}",
         stdout(&o)
     );

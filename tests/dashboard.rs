@@ -234,6 +234,10 @@ async fn dashboard_asks_for_the_token_and_uses_it() {
     room.shutdown(Role::Daemon).await;
 }
 
+/// A scene an editor left a stub transition in.
+const STUB: &str = r#"{"sceneId": "stub", "initialState": "a", "states": {
+  "a": {"transitions": [{"goto": "a"}, {"type": "timeout", "delay": 5, "goto": "END"}]}}}"#;
+
 /// A state machine: waits for the visitor's button (or gives up after 30 s).
 const QUIZ: &str = r#"{"sceneId": "quiz", "initialState": "wait",
   "states": {
@@ -480,10 +484,18 @@ async fn dashboard_says_wrong_token_and_stop_needs_none() {
     }
     init_logs();
     let port = roomctl::broker::free_port().unwrap();
-    let site = site(&[port], &[("intro.yaml", SHOW)], "");
+    let site = site(&[port], &[("intro.yaml", SHOW), ("stub.json", STUB)], "");
     site.set_web_token("door-key");
+    let commands = site.dir.path().join("scenes").join("commands");
+    std::fs::create_dir_all(&commands).unwrap();
+    std::fs::write(
+        commands.join("light_off.json"),
+        r#"[{"topic": "room1/light", "message": "OFF", "timestamp": 0}]"#,
+    )
+    .unwrap();
     let (config, scenes) = site.load();
     let room = Room::start(config, scenes, Role::Daemon);
+    let mut events = room.events.subscribe();
     let (stop_web, server) = serve(&room, site.web_port).await;
 
     let br = Browser::start().await;
@@ -491,10 +503,15 @@ async fn dashboard_says_wrong_token_and_stop_needs_none() {
         .await;
     br.wait_for(
         "scene list",
-        "document.querySelectorAll('#scenes tbody tr').length === 1 && !document.body.classList.contains('link-down')",
+        "document.querySelectorAll('#scenes tbody tr').length === 2 && !document.body.classList.contains('link-down')",
         T,
     )
     .await;
+    // A transition without `type` is listed beside its scene.
+    let warn = br.text("#scenes tr[data-scene=stub] .scene-warnings").await;
+    assert!(warn.contains("transition without `type`"), "{warn}");
+    // The manual-control panel lists the command files.
+    assert!(br.text("#commands").await.contains("light_off"));
     br.js("document.getElementById('token').value = 'not-the-key'; return true;")
         .await;
     br.click("#scenes tr[data-scene=intro] button.start").await;
@@ -528,7 +545,29 @@ async fn dashboard_says_wrong_token_and_stop_needs_none() {
         T,
     )
     .await;
-    assert!(br.text("#control-info").await.contains("Reloaded: 1 scene"));
+    assert!(
+        br.text("#control-info")
+            .await
+            .contains("Reloaded: 2 scene(s), 1 command file(s)")
+    );
+
+    // Run a command file from the panel.
+    br.click("#commands tr[data-command=light_off] button.run")
+        .await;
+    let started = tokio::time::timeout(T, async {
+        loop {
+            if let Ok(roomctl::events::Event::Command(e)) = events.recv().await {
+                break e;
+            }
+        }
+    })
+    .await
+    .expect("the command ran");
+    assert!(
+        matches!(&started, roomctl::events::CommandEvent::Started { name, source, .. }
+            if name == "light_off" && source.starts_with("the dashboard")),
+        "{started:?}"
+    );
 
     br.quit().await;
     stop_web.cancel();

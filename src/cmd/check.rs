@@ -50,9 +50,10 @@ pub fn check(path: &Path, config_only: bool, require_env: bool) -> ExitCode {
     }
     if r.ok() {
         println!(
-            "{}: OK ({} scene(s), {} media file(s))",
+            "{}: OK ({} scene(s), {} command file(s), {} media file(s))",
             path.display(),
             r.scenes.len(),
+            r.scenes.commands().count(),
             r.media_files
         );
         ExitCode::SUCCESS

@@ -31,6 +31,17 @@ pub const EXAMPLE_SCENES: &[(&str, &str)] = &[
     ),
     ("outro.yaml", include_str!("../../config/scenes/outro.yaml")),
 ];
+/// The example command files (`scenes/commands/`).
+pub const EXAMPLE_COMMANDS: &[(&str, &str)] = &[
+    (
+        "light_off.json",
+        include_str!("../../config/scenes/commands/light_off.json"),
+    ),
+    (
+        "STOPALL.json",
+        include_str!("../../config/scenes/commands/STOPALL.json"),
+    ),
+];
 /// The example sounds.
 pub const EXAMPLE_MEDIA: &[(&str, &[u8])] = &[
     ("bg.wav", include_bytes!("../../config/media/bg.wav")),
@@ -79,6 +90,10 @@ pub fn write_demo_files(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir.join("media"))?;
     for (name, text) in EXAMPLE_SCENES {
         std::fs::write(dir.join("scenes").join(name), text)?;
+    }
+    std::fs::create_dir_all(dir.join("scenes").join("commands"))?;
+    for (name, text) in EXAMPLE_COMMANDS {
+        std::fs::write(dir.join("scenes").join("commands").join(name), text)?;
     }
     for (name, bytes) in EXAMPLE_MEDIA {
         std::fs::write(dir.join("media").join(name), bytes)?;

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
+use super::commands::{COMMANDS_DIR, CommandFile, is_command_text, parse_command};
 use super::{
     Action, ActionKind, Cue, END, Goto, Scene, SceneForm, SceneRef, State, Transition, Trigger,
 };
@@ -45,10 +46,11 @@ impl SceneContext {
     }
 }
 
-/// The loaded scenes, by name.
+/// The loaded scenes and command files, by name.
 #[derive(Debug, Clone, Default)]
 pub struct SceneSet {
     scenes: BTreeMap<String, SceneRef>,
+    commands: BTreeMap<String, Arc<CommandFile>>,
 }
 
 impl SceneSet {
@@ -59,7 +61,36 @@ impl SceneSet {
                 .into_iter()
                 .map(|s| (s.name.clone(), Arc::new(s)))
                 .collect(),
+            commands: BTreeMap::new(),
         }
+    }
+    /// The same scenes with these command files.
+    pub fn with_commands(mut self, commands: impl IntoIterator<Item = CommandFile>) -> Self {
+        self.commands = commands
+            .into_iter()
+            .map(|c| (c.name.clone(), Arc::new(c)))
+            .collect();
+        self
+    }
+    /// The command file named `name`.
+    pub fn command(&self, name: &str) -> Option<Arc<CommandFile>> {
+        self.commands.get(name).cloned()
+    }
+    /// Every command file, sorted by name.
+    pub fn commands(&self) -> impl Iterator<Item = &Arc<CommandFile>> {
+        self.commands.values()
+    }
+    /// Every action of every scene (`on_stop` included) and command file,
+    /// with the file it was written in.
+    pub fn every_action(&self) -> impl Iterator<Item = (&Path, &Action)> {
+        self.scenes
+            .values()
+            .flat_map(|s| s.all_actions().map(|a| (s.file.as_path(), a)))
+            .chain(
+                self.commands
+                    .values()
+                    .flat_map(|c| c.steps.iter().map(|s| (c.file.as_path(), &s.action))),
+            )
     }
     /// The scene named `name`.
     pub fn get(&self, name: &str) -> Option<SceneRef> {
@@ -98,22 +129,9 @@ pub struct Loaded {
     pub warnings: Diagnostics,
 }
 
-/// Loads every scene file in `config.scenes.dir` (sorted by file name).
-pub fn load_scenes(config: &Config) -> Loaded {
-    let ctx = SceneContext::from_config(config);
-    let dir = &config.scenes.dir;
-    let mut out = Loaded::default();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => {
-            out.errors.push(Diagnostic::file(
-                dir,
-                format!("cannot read scenes directory: {e}"),
-            ));
-            return out;
-        }
-    };
-    let mut files: Vec<PathBuf> = entries
+/// Scene and command files in `dir` (`.yaml`, `.yml`, `.json`), sorted.
+fn files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.is_file()
@@ -123,10 +141,45 @@ pub fn load_scenes(config: &Config) -> Loaded {
         })
         .collect();
     files.sort();
+    Ok(files)
+}
+
+/// Loads every scene file in `config.scenes.dir` (sorted by file name) and
+/// every command file: those in `scenes.dir/commands/`,
+/// `scenes.dir/<room>/commands/`, and any file in `scenes.dir` whose top is
+/// a list.
+pub fn load_scenes(config: &Config) -> Loaded {
+    let ctx = SceneContext::from_config(config);
+    let dir = &config.scenes.dir;
+    let mut out = Loaded::default();
+    let files = match files_in(dir) {
+        Ok(f) => f,
+        Err(e) => {
+            out.errors.push(Diagnostic::file(
+                dir,
+                format!("cannot read scenes directory: {e}"),
+            ));
+            return out;
+        }
+    };
+    let mut command_files: Vec<(PathBuf, String)> = Vec::new();
     let mut scenes: Vec<Scene> = Vec::new();
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     for f in files {
-        match load_file(&f, &ctx) {
+        let text = match std::fs::read_to_string(&f) {
+            Ok(t) => t,
+            Err(e) => {
+                out.errors
+                    .push(Diagnostic::file(&f, format!("cannot read scene: {e}")));
+                out.failed.extend(declared_names(&f));
+                continue;
+            }
+        };
+        if is_command_text(&text) {
+            command_files.push((f, text));
+            continue;
+        }
+        match parse_scene(&text, &f, &ctx) {
             Ok((scene, warnings)) => {
                 out.warnings.extend(warnings);
                 if let Some(first) = seen.get(&scene.name) {
@@ -150,8 +203,119 @@ pub fn load_scenes(config: &Config) -> Loaded {
             }
         }
     }
-    out.scenes = SceneSet::new(scenes);
+    for sub in [
+        dir.join(COMMANDS_DIR),
+        dir.join(&config.room).join(COMMANDS_DIR),
+    ] {
+        if !sub.is_dir() {
+            continue;
+        }
+        match files_in(&sub) {
+            Ok(files) => {
+                for f in files {
+                    match std::fs::read_to_string(&f) {
+                        Ok(t) => command_files.push((f, t)),
+                        Err(e) => out.errors.push(Diagnostic::file(
+                            &f,
+                            format!("cannot read command file: {e}"),
+                        )),
+                    }
+                }
+            }
+            Err(e) => out.errors.push(Diagnostic::file(
+                &sub,
+                format!("cannot read commands directory: {e}"),
+            )),
+        }
+    }
+    let mut commands: Vec<CommandFile> = Vec::new();
+    let mut seen: HashMap<String, PathBuf> = HashMap::new();
+    for (f, text) in command_files {
+        match parse_command(&text, &f, &ctx) {
+            Ok((cmd, warnings)) => {
+                out.warnings.extend(warnings);
+                if let Some(first) = seen.get(&cmd.name) {
+                    out.errors.push(Diagnostic::file(
+                        &f,
+                        format!(
+                            "command name `{}` is already used by {}",
+                            cmd.name,
+                            crate::diag::normalize(first).display()
+                        ),
+                    ));
+                    continue;
+                }
+                seen.insert(cmd.name.clone(), f.clone());
+                commands.push(cmd);
+            }
+            Err((errors, warnings)) => {
+                out.errors.extend(errors);
+                out.warnings.extend(warnings);
+            }
+        }
+    }
+    out.scenes = SceneSet::new(scenes).with_commands(commands);
     out
+}
+
+/// Whether a document's top is a list (a command file) or anything else.
+pub(super) enum Shape {
+    /// A list.
+    Seq,
+    /// A mapping or a scalar.
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Shape {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Shape;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Shape, A::Error> {
+                while s.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(Shape::Seq)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Shape, A::Error> {
+                while m.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
+                Ok(Shape::Other)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Unknown keys of a command file's steps: warnings, or errors when they
+/// look like a misspelt known key.
+pub(super) fn unknown_step_keys(
+    text: &str,
+    path: &Path,
+    warnings: &mut Diagnostics,
+    errors: &mut Diagnostics,
+) {
+    if let Ok(tree @ Node::Seq(_)) = serde_saphyr::from_str::<Node>(text) {
+        unknown_keys(&tree, Level::Step, path, warnings, errors);
+    }
 }
 
 /// The names a scene file goes by, read as loosely as possible.
@@ -203,17 +367,18 @@ pub fn parse_scene(
         )
     })?;
     let mut warnings = Diagnostics::default();
-    let mut b = Builder {
-        file: path,
-        ctx,
-        topics: Topics::new(&ctx.room),
-        errors: Diagnostics::default(),
-    };
+    let mut b = Builder::new(path, ctx);
     if let Ok(tree) = serde_saphyr::from_str::<Node>(text) {
         unknown_keys(&tree, Level::Top, path, &mut warnings, &mut b.errors);
     }
-    let scene = b.scene(raw);
+    let mut scene = b.scene(raw);
     b.media_targets(&scene);
+    scene.warnings = b
+        .warnings
+        .iter()
+        .map(|d| format!("{}:{}: {}", d.line, d.col, d.message))
+        .collect();
+    warnings.extend(std::mem::take(&mut b.warnings));
     if b.errors.is_empty() {
         Ok((scene, warnings))
     } else {
@@ -256,14 +421,14 @@ struct RawState {
 }
 
 /// An action, a timed action, or a timed group (`actions: [...]`).
-#[derive(Deserialize)]
-struct RawItem {
-    at: Option<Spanned<Dur>>,
-    action: Option<S>,
-    topic: Option<S>,
-    message: Option<S>,
-    timeout: Option<Spanned<Dur>>,
-    actions: Option<Vec<Spanned<RawItem>>>,
+#[derive(Deserialize, Default)]
+pub(super) struct RawItem {
+    pub(super) at: Option<Spanned<Dur>>,
+    pub(super) action: Option<S>,
+    pub(super) topic: Option<S>,
+    pub(super) message: Option<S>,
+    pub(super) timeout: Option<Spanned<Dur>>,
+    pub(super) actions: Option<Vec<Spanned<RawItem>>>,
 }
 
 #[derive(Deserialize)]
@@ -281,20 +446,40 @@ struct RawTransition {
 // Building the model
 // ---------------------------------------------------------------------------
 
-struct Builder<'a> {
+pub(super) struct Builder<'a> {
     file: &'a Path,
     ctx: &'a SceneContext,
     topics: Topics,
-    errors: Diagnostics,
+    pub(super) errors: Diagnostics,
+    /// What loads but does not act (also kept on the scene).
+    pub(super) warnings: Diagnostics,
 }
 
-impl Builder<'_> {
-    fn err(&mut self, pos: Pos, msg: impl Into<String>) {
+impl<'a> Builder<'a> {
+    pub(super) fn new(file: &'a Path, ctx: &'a SceneContext) -> Self {
+        Builder {
+            file,
+            ctx,
+            topics: Topics::new(&ctx.room),
+            errors: Diagnostics::default(),
+            warnings: Diagnostics::default(),
+        }
+    }
+
+    pub(super) fn err(&mut self, pos: Pos, msg: impl Into<String>) {
         self.errors.push(Diagnostic::new(self.file, pos, msg));
     }
 
+    pub(super) fn warn(&mut self, pos: Pos, msg: impl Into<String>) {
+        self.warnings.push(Diagnostic::new(
+            self.file,
+            pos,
+            format!("warning: {}", msg.into()),
+        ));
+    }
+
     /// A scene time (`at`, `duration`, `delay`): up to a day.
-    fn time(&mut self, d: &Spanned<Dur>, what: &str) -> Duration {
+    pub(super) fn time(&mut self, d: &Spanned<Dur>, what: &str) -> Duration {
         let r = ranges::SCENE_TIME;
         if r.contains(d.value.0) {
             d.value.0
@@ -409,6 +594,7 @@ impl Builder<'_> {
             states,
             global_events,
             on_stop,
+            warnings: Vec::new(),
         }
     }
 
@@ -557,12 +743,6 @@ impl Builder<'_> {
 
     fn state(&mut self, name: &str, rs: &Spanned<RawState>, names: &[String]) -> State {
         let r = &rs.value;
-        if name == END && (r.timeline.is_some() || r.transitions.is_some()) {
-            self.err(
-                Pos::of(rs),
-                "state `END` only runs its `onEnter`; timeline and transitions are not allowed",
-            );
-        }
         let on_enter = r
             .on_enter
             .as_ref()
@@ -637,7 +817,7 @@ impl Builder<'_> {
         self.action(item, what).map(|a| vec![a])
     }
 
-    fn action(&mut self, item: &Spanned<RawItem>, what: &str) -> Option<Action> {
+    pub(super) fn action(&mut self, item: &Spanned<RawItem>, what: &str) -> Option<Action> {
         let r = &item.value;
         let pos = Pos::of(item);
         let Some(message) = &r.message else {
@@ -748,9 +928,16 @@ impl Builder<'_> {
         let r = &t.value;
         let pos = Pos::of(t);
         let Some(kind) = &r.kind else {
-            self.err(
+            // Editors of the existing format leave such stubs behind: the
+            // scene loads, the transition can never fire.
+            let to = r
+                .goto
+                .as_ref()
+                .map(|g| format!(" (goto `{}`)", g.value.trim()))
+                .unwrap_or_default();
+            self.warn(
                 pos,
-                "transition needs `type` (timeout, audioEnd, videoEnd, mqttMessage or always)",
+                format!("transition without `type`{to} never fires (types: timeout, audioEnd, videoEnd, mqttMessage, always)"),
             );
             return None;
         };
@@ -883,6 +1070,8 @@ enum Level {
     State,
     Item,
     Transition,
+    /// A step of a command file.
+    Step,
 }
 
 /// Keys written by scene editors of this format that have no effect here.
@@ -891,10 +1080,46 @@ const EDITOR_KEYS: [&str; 1] = ["globalPrefix"];
 /// Keys scene editors add for themselves (ids, canvas positions, colours,
 /// notes): unknown to roomctl, reported as warnings, never errors even when
 /// they look like a known key.
-const EDITOR_METADATA: [&str; 14] = [
-    "id", "uid", "uuid", "position", "pos", "x", "y", "ui", "meta", "metadata", "editor", "color",
-    "notes", "comment",
+const EDITOR_METADATA: [&str; 27] = [
+    "id",
+    "uid",
+    "uuid",
+    "position",
+    "pos",
+    "x",
+    "y",
+    "ui",
+    "meta",
+    "metadata",
+    "editor",
+    "color",
+    "colour",
+    "notes",
+    "note",
+    "comment",
+    "label",
+    "layout",
+    "width",
+    "height",
+    "created",
+    "modified",
+    "updated",
+    "author",
+    "tags",
+    "icon",
+    "collapsed",
 ];
+
+/// Editor bookkeeping by its shape: `_private`, `x-vendor`, `stateId`,
+/// `node_id`, `canvasPosition`.
+fn looks_like_metadata(key: &str) -> bool {
+    key.starts_with('_')
+        || key.starts_with("x-")
+        || key.ends_with("Id")
+        || key.ends_with("_id")
+        || key.ends_with("Position")
+        || key.ends_with("_position")
+}
 
 /// Edit distance (insertions, deletions, substitutions) between two keys.
 fn distance(a: &str, b: &str) -> usize {
@@ -927,7 +1152,10 @@ fn classify(key: &str, level: Level) -> Unknown {
     if key.parse::<f64>().is_ok() {
         return Unknown::Number;
     }
-    if EDITOR_METADATA.iter().any(|m| m.eq_ignore_ascii_case(key)) || key.chars().count() < 4 {
+    if EDITOR_METADATA.iter().any(|m| m.eq_ignore_ascii_case(key))
+        || looks_like_metadata(key)
+        || key.chars().count() < 4
+    {
         return Unknown::Ignored;
     }
     known(level)
@@ -963,6 +1191,7 @@ fn known(level: Level) -> &'static [&'static str] {
         ],
         Level::Item => &["at", "action", "topic", "message", "timeout", "actions"],
         Level::Transition => &["type", "goto", "delay", "target", "topic", "message"],
+        Level::Step => &["timestamp", "at", "action", "topic", "message", "timeout"],
     }
 }
 
@@ -1342,6 +1571,92 @@ on_stop:
     }
 
     #[test]
+    fn a_transition_without_type_loads_with_a_warning_and_never_fires() {
+        let text = r#"{"sceneId": "x", "initialState": "a", "states": {
+  "a": {"transitions": [
+    {"goto": "b"},
+    {"type": "timeout", "delay": 2, "goto": "b"}]},
+  "b": {"onEnter": [{"topic": "room1/light", "message": "ON"}],
+        "transitions": [{"type": "timeout", "delay": 1, "goto": "END"}]}}}"#;
+        let (s, w) = parse_scene(text, Path::new("scenes/x.json"), &ctx()).unwrap();
+        let w = w.to_string();
+        assert!(
+            w.contains(
+                "scenes/x.json:3:5: warning: transition without `type` (goto `b`) never fires"
+            ),
+            "{w}"
+        );
+        assert_eq!(
+            s.state("a").unwrap().transitions.len(),
+            1,
+            "only the typed one"
+        );
+        assert_eq!(s.duration(), Some(Duration::from_secs(3)));
+        assert_eq!(s.warnings.len(), 1);
+        assert!(s.warnings[0].starts_with("3:5: warning: transition without `type`"));
+        assert_eq!(s.summary().warnings, s.warnings);
+    }
+
+    #[test]
+    fn an_end_state_may_carry_a_timeline_and_transitions() {
+        let s = parse(
+            r#"{"sceneId": "x", "initialState": "a", "states": {
+  "a": {"transitions": [{"type": "timeout", "delay": 1, "goto": "END"}]},
+  "END": {"onEnter": [{"topic": "room1/light", "message": "OFF"}],
+          "timeline": [{"at": 2, "topic": "room1/smoke", "message": "OFF"}],
+          "transitions": []}}}"#,
+        )
+        .unwrap();
+        let end = s.state(END).unwrap();
+        assert_eq!(end.timeline.len(), 1);
+        assert_eq!(
+            s.duration(),
+            Some(Duration::from_secs(3)),
+            "1 s + END's 2 s"
+        );
+
+        let s = parse(
+            r#"{"sceneId": "x", "initialState": "a", "states": {
+  "a": {"transitions": [{"type": "always", "goto": "END"}]},
+  "END": {"transitions": [{"type": "timeout", "delay": 4, "goto": "a"},
+                          {"type": "mqttMessage", "topic": "room1/b", "goto": "a"}]}}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.state(END).unwrap().transitions.len(), 2);
+        assert_eq!(s.duration(), None, "END hands back to `a`: it loops");
+    }
+
+    #[test]
+    fn editor_metadata_anywhere_never_stops_a_load() {
+        let text = r##"{
+  "id": "6f1c", "version": "2.0", "sceneId": "x", "initialState": "a",
+  "position": {"x": 10, "y": 20}, "ui": {"zoom": 1.5}, "_rev": 7, "canvasPosition": [1, 2],
+  "states": {
+    "a": {"id": "n1", "stateId": "s-a", "position": {"x": 1, "y": 2}, "color": "#f00",
+          "label": "Intro", "onEnter": [{"id": "a1", "topic": "room1/light", "message": "ON"}],
+          "transitions": [{"id": "t1", "label": "later", "type": "timeout", "delay": 1, "goto": "END"}]}}}"##;
+        let (s, w) = parse_scene(text, Path::new("x.json"), &ctx()).unwrap();
+        assert_eq!(s.name, "x");
+        let w = w.to_string();
+        for key in [
+            "`id`",
+            "`position`",
+            "`ui`",
+            "`_rev`",
+            "`canvasPosition`",
+            "`stateId`",
+            "`color`",
+            "`label`",
+        ] {
+            assert!(
+                w.contains(&format!("warning: unknown key {key}")),
+                "{key}: {w}"
+            );
+        }
+        assert!(!w.contains("`version`"), "version is known: {w}");
+    }
+
+    #[test]
     fn a_media_end_must_wait_for_a_file_the_scene_plays() {
         let e = parse(
             r#"{"sceneId": "x", "initialState": "a", "states": {
@@ -1402,5 +1717,69 @@ on_stop:
                 .to_string()
                 .contains("b.json: scene name `same` is already used by")
         );
+    }
+
+    #[test]
+    fn command_files_load_from_every_place_the_format_keeps_them() {
+        let d = tempfile::tempdir().unwrap();
+        let scenes = d.path().join("scenes");
+        std::fs::create_dir_all(scenes.join("commands")).unwrap();
+        std::fs::create_dir_all(scenes.join("r").join("commands")).unwrap();
+        let one = |t: &str| format!(r#"[{{"topic": "{t}", "message": "OFF", "timestamp": 0}}]"#);
+        std::fs::write(
+            scenes.join("show.json"),
+            r#"{"sceneId": "show", "initialState": "a", "states": {"a": {"transitions": [{"type": "timeout", "delay": 1, "goto": "END"}]}}}"#,
+        )
+        .unwrap();
+        // An array in scenes.dir itself is a command file, not a broken scene.
+        std::fs::write(scenes.join("STOPALL.json"), one("r/all")).unwrap();
+        std::fs::write(
+            scenes.join("commands").join("light_off.json"),
+            one("r/light"),
+        )
+        .unwrap();
+        std::fs::write(
+            scenes.join("r").join("commands").join("smoke_off.json"),
+            one("r/smoke"),
+        )
+        .unwrap();
+        // The same name twice: the second is an error, the first stays.
+        std::fs::write(
+            scenes.join("r").join("commands").join("light_off.json"),
+            one("r/light2"),
+        )
+        .unwrap();
+        std::fs::write(
+            scenes.join("commands").join("broken.json"),
+            r#"[{"topic": "r/x"}]"#,
+        )
+        .unwrap();
+        let cfg = Config::parse(
+            "room: r\nmqtt: {brokers: [{broker: h}]}\n",
+            &d.path().join("c.yaml"),
+            &|_| None,
+        )
+        .unwrap();
+        let l = load_scenes(&cfg);
+        assert_eq!(l.scenes.names().collect::<Vec<_>>(), ["show"]);
+        let names: Vec<&str> = l.scenes.commands().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["STOPALL", "light_off", "smoke_off"]);
+        assert_eq!(
+            l.scenes.command("light_off").unwrap().steps[0].action.topic,
+            "r/light"
+        );
+        let e = l.errors.to_string();
+        assert_eq!(l.errors.len(), 2, "{e}");
+        assert!(
+            e.contains("broken.json:1:2: action in a command file needs `message`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("r/commands/light_off.json: command name `light_off` is already used by"),
+            "{e}"
+        );
+        assert!(!e.contains("expected"), "{e}");
+        // Command steps count as actions (feedback topics, media checks).
+        assert_eq!(l.scenes.every_action().count(), 3);
     }
 }

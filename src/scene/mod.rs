@@ -4,6 +4,7 @@
 //! deadlines, `controller` keeps it to one scene at a time and runs the
 //! end-of-scene sequence.
 
+pub mod commands;
 pub mod controller;
 pub mod load;
 pub mod runner;
@@ -19,6 +20,7 @@ use crate::diag::Pos;
 use crate::media::{AudioCommand, VideoCommand};
 
 pub use crate::events::{EndReason, SceneEvent};
+pub use commands::{CommandFile, CommandRunner, CommandSummary, RunError};
 pub use controller::{SceneController, SceneStatus, StartError};
 pub use load::{SceneSet, load_scenes};
 pub use runner::{ActionSink, SceneInput, Waiting};
@@ -55,6 +57,10 @@ pub struct Scene {
     pub global_events: Vec<Transition>,
     /// Safe state, run when the scene ends for any reason.
     pub on_stop: Vec<Action>,
+    /// What loads but does not do what it seems to (`line:col: text`),
+    /// e.g. a transition without `type` that never fires; shown beside the
+    /// scene on the dashboard.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -207,6 +213,8 @@ pub struct SceneSummary {
     pub action_count: usize,
     /// How many states.
     pub states: usize,
+    /// Parts of the file that load but never act (see [`Scene::warnings`]).
+    pub warnings: Vec<String>,
 }
 
 impl Scene {
@@ -243,7 +251,7 @@ impl Scene {
             }
             let st = self.states.get(cur)?;
             // The earliest `always`/`timeout` wins; ties go to the first listed.
-            let (d, goto) = st
+            let timed = st
                 .transitions
                 .iter()
                 .filter_map(|tr| match tr.trigger {
@@ -251,12 +259,18 @@ impl Scene {
                     Trigger::Timeout(d) => Some((d, &tr.goto)),
                     _ => None,
                 })
-                .min_by_key(|(d, _)| *d)?;
+                .min_by_key(|(d, _)| *d);
+            let (d, goto) = match timed {
+                // A state named END ends the scene after its timeline.
+                None if cur == END => {
+                    return Some(t + st.timeline.last().map(|c| c.at).unwrap_or_default());
+                }
+                None => return None,
+                Some(x) => x,
+            };
             t += d;
             match goto {
                 Goto::End => return Some(t),
-                // A state named END only runs its onEnter.
-                Goto::State(s) if s == END => return Some(t),
                 Goto::State(s) => cur = s,
             }
         }
@@ -271,6 +285,7 @@ impl Scene {
             duration: self.duration().map(|d| d.as_secs_f64()),
             action_count: self.actions().count(),
             states: self.states.len(),
+            warnings: self.warnings.clone(),
         }
     }
 

@@ -158,9 +158,15 @@ impl Runner {
                 return RunEnd::Error(format!("state `{state_name}` does not exist"));
             };
             self.enter(state, entered, start, &globals_fired);
-            if state.name == END {
-                return RunEnd::Completed;
-            }
+            // `END` runs like any state, and ends the scene once its
+            // timeline has run, unless a timed transition of its own is
+            // still due (that one is honoured). Its event transitions count
+            // only while it is still running.
+            let end_state = state.name == END
+                && !state
+                    .transitions
+                    .iter()
+                    .any(|t| matches!(t.trigger, Trigger::Always | Trigger::Timeout(_)));
             let mut next_cue = 0usize;
             loop {
                 // Do everything that is due, earliest deadline first; a cue
@@ -204,6 +210,7 @@ impl Runner {
                                 }
                             }
                         }
+                        (None, _) if end_state => return RunEnd::Completed,
                         (cue, tr) => {
                             break match (cue, tr.map(|(t, _)| t)) {
                                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -646,6 +653,91 @@ mod tests {
             assert_eq!(left, [4, 589]);
         }
         assert_eq!(r.handle.await.unwrap(), RunEnd::Completed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_end_state_runs_its_timeline_then_the_scene_ends() {
+        let r = start(scene(
+            r#"{"sceneId": "x", "initialState": "a",
+                "globalEvents": [{"type": "timeout", "delay": 600, "goto": "END"}],
+                "states": {
+                  "a": {"transitions": [{"type": "timeout", "delay": 1, "goto": "END"}]},
+                  "END": {"onEnter": [{"topic": "r/light", "message": "OFF"}],
+                          "timeline": [{"at": 0.5, "topic": "r/smoke", "message": "OFF"},
+                                       {"at": 2, "topic": "r/door", "message": "OPEN"}],
+                          "transitions": [{"type": "mqttMessage", "topic": "r/button", "goto": "a"}]}}}"#,
+        ));
+        assert_eq!(r.handle.await.unwrap(), RunEnd::Completed);
+        assert_eq!(
+            r.rec.entries(),
+            [
+                (1000, "r/light=OFF".into()),
+                (1500, "r/smoke=OFF".into()),
+                (3000, "r/door=OPEN".into())
+            ]
+        );
+        // Ends when END's timeline has run, not at the global timeout.
+        assert_eq!(r.rec.at(), Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transition_out_of_end_is_honoured() {
+        let r = start(scene(
+            r#"{"sceneId": "x", "initialState": "a",
+                "states": {
+                  "a": {"onEnter": [{"topic": "r/a", "message": "IN"}],
+                        "transitions": [{"type": "mqttMessage", "topic": "r/go", "goto": "END"}]},
+                  "END": {"timeline": [{"at": 1, "topic": "r/end", "message": "1"}],
+                          "transitions": [{"type": "mqttMessage", "topic": "r/again", "goto": "a"},
+                                          {"type": "timeout", "delay": 5, "goto": "b"}]},
+                  "b": {"onEnter": [{"topic": "r/b", "message": "IN"}],
+                        "transitions": [{"type": "timeout", "delay": 1, "goto": "END"}]}}}"#,
+        ));
+        let send = |t: &str| SceneInput::Mqtt {
+            topic: t.into(),
+            payload: "x".into(),
+        };
+        r.tx.send(send("r/go")).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Still in END (its timeout is due at 5 s): an event takes it back.
+        r.tx.send(send("r/again")).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        r.tx.send(send("r/go")).await.unwrap();
+        // This time END's timeout fires and leads to `b`, which ends there.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        r.cancel.cancel();
+        let end = r.handle.await.unwrap();
+        assert_eq!(
+            r.rec.entries(),
+            [
+                (0, "r/a=IN".into()),
+                (1000, "r/end=1".into()),
+                (2000, "r/a=IN".into()),
+                (4000, "r/end=1".into()),
+                (8000, "r/b=IN".into()),
+                (10000, "r/end=1".into()),
+                (14000, "r/b=IN".into()),
+                (16000, "r/end=1".into()),
+                (20000, "r/b=IN".into()),
+                (22000, "r/end=1".into()),
+                (26000, "r/b=IN".into()),
+                (28000, "r/end=1".into()),
+                (32000, "r/b=IN".into()),
+            ]
+        );
+        assert_eq!(end, RunEnd::Cancelled);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transition_without_type_never_fires() {
+        let r = start(scene(
+            r#"{"sceneId": "x", "initialState": "a", "states": {
+                "a": {"transitions": [{"goto": "b"}, {"type": "timeout", "delay": 3, "goto": "END"}]},
+                "b": {"onEnter": [{"topic": "r/b", "message": "IN"}]}}}"#,
+        ));
+        assert_eq!(r.handle.await.unwrap(), RunEnd::Completed);
+        assert!(r.rec.entries().is_empty());
+        assert_eq!(r.rec.at(), Duration::from_secs(3));
     }
 
     #[tokio::test(start_paused = true)]

@@ -12,7 +12,8 @@ use crate::feedback::{FeedbackRecord, FeedbackStats};
 use crate::media::MediaStatus;
 use crate::mqtt::{ConnectionStatus, Stats, unix_now};
 use crate::registry::{DeviceCounts, DeviceView};
-use crate::scene::{EndReason, SceneStatus, SceneSummary, StartError};
+use crate::scene::{CommandSummary, EndReason, RunError, SceneStatus, SceneSummary, StartError};
+use axum::http::StatusCode;
 
 #[derive(Serialize)]
 pub struct Status {
@@ -105,8 +106,34 @@ pub async fn stop_scene(
     parts: axum::http::request::Parts,
 ) -> Json<serde_json::Value> {
     info!(target: "web", "Stop — all off from the dashboard ({})", super::peer(&parts.extensions));
+    let commands = s.room.commands.cancel_all();
     let stopped = s.room.scenes.stop(EndReason::Stopped).await;
-    Json(serde_json::json!({"stopped": stopped}))
+    Json(serde_json::json!({"stopped": stopped, "commands_cancelled": commands}))
+}
+
+/// `GET /api/commands`: the command files.
+pub async fn commands(State(s): State<AppState>) -> Json<Vec<CommandSummary>> {
+    Json(s.room.commands.list())
+}
+
+/// `POST /api/commands/{name}/run`.
+pub async fn run_command(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    parts: axum::http::request::Parts,
+) -> Result<(StatusCode, Json<serde_json::Value>), AppError> {
+    let from = format!("the dashboard ({})", super::peer(&parts.extensions));
+    match s.room.commands.run(&name, &from) {
+        Ok(()) => Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({"started": name})),
+        )),
+        Err(e @ RunError::NotFound(_)) => Err(AppError::NotFound(e.to_string())),
+        Err(e) => {
+            info!(target: "web", "Command {name} from {from} refused: {e}");
+            Err(AppError::Conflict(e.to_string()))
+        }
+    }
 }
 
 /// `POST /api/reload`: scenes and config again, without a restart. A

@@ -95,6 +95,7 @@ pub fn app(state: AppState) -> Router {
     let control = Router::new()
         .route("/api/scenes/{name}/start", post(api::start_scene))
         .route("/api/reload", post(api::reload))
+        .route("/api/commands/{name}/run", post(api::run_command))
         .merge(locked)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -106,6 +107,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/status", get(api::status))
         .route("/api/devices", get(api::devices))
         .route("/api/scenes", get(api::scenes))
+        .route("/api/commands", get(api::commands))
         .route("/api/feedback", get(api::feedback))
         .route("/api/events", get(sse::events))
         .route("/healthz", get(health::healthz))
