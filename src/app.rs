@@ -69,6 +69,8 @@ pub struct Room {
     pub started: f64,
     /// Scene files that did not load, and why (replaced by a reload).
     problems: Arc<RwLock<Vec<String>>>,
+    /// A likely feedback misconfiguration seen in the last scene.
+    feedback_hint: Arc<RwLock<Option<String>>>,
     /// What starts scenes (replaced by a reload).
     rules: Arc<RwLock<Rules>>,
     /// `feedback.timeout` (replaced by a reload).
@@ -110,7 +112,10 @@ impl ActionSink for RoomSink {
                 let _ = self.mqtt.publish(
                     a.topic.clone(),
                     a.message.clone(),
-                    PublishOptions::cue(self.max_age),
+                    PublishOptions {
+                        retain: a.retain,
+                        ..PublishOptions::cue(self.max_age)
+                    },
                 );
             }
             ActionKind::Audio(c) => self.media.audio(c.clone()),
@@ -274,6 +279,7 @@ impl Room {
             commands,
             started: unix_now(),
             problems: Arc::default(),
+            feedback_hint: Arc::default(),
             rules,
             cue_timeout,
             role,
@@ -287,6 +293,9 @@ impl Room {
             let rx = events_rx;
             room.tasks.spawn(r.publish_state_loop(rx));
         }
+        let r = room.clone();
+        let rx = room.events.subscribe();
+        room.tasks.spawn(r.feedback_doctor(rx));
         room
     }
 
@@ -329,6 +338,65 @@ impl Room {
                 }
             }
         }
+    }
+
+    /// After each scene (once its last commands had time to be answered):
+    /// when every command timed out while replies arrived on the other
+    /// feedback topic form, says which `feedback.topic` to use (log,
+    /// healthz, dashboard); a scene with a confirmed command clears it.
+    async fn feedback_doctor(self, mut rx: tokio::sync::broadcast::Receiver<Event>) {
+        use crate::scene::SceneEvent;
+        let mut started: std::collections::HashMap<String, f64> = Default::default();
+        let mut due: Option<(tokio::time::Instant, String, f64)> = None;
+        loop {
+            let at = due.as_ref().map(|d| d.0);
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                e = rx.recv() => match e {
+                    Ok(Event::Scene(SceneEvent::Started { scene })) => {
+                        started.insert(scene, unix_now());
+                    }
+                    Ok(Event::Scene(SceneEvent::Ended { scene, .. })) => {
+                        let since = started.remove(&scene).unwrap_or(self.started);
+                        let wait = self
+                            .scenes
+                            .scenes()
+                            .get(&scene)
+                            .into_iter()
+                            .flat_map(|s| s.all_actions().filter_map(|a| a.timeout).collect::<Vec<_>>())
+                            .chain([*self.cue_timeout.read().unwrap()])
+                            .max()
+                            .unwrap_or_default();
+                        let when = crate::clock::after(tokio::time::Instant::now(), wait + Duration::from_millis(250));
+                        due = Some((when, scene, since));
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => return,
+                },
+                _ = tokio::time::sleep_until(at.unwrap_or_else(tokio::time::Instant::now)), if at.is_some() => {
+                    let Some((_, scene, since)) = due.take() else { continue };
+                    let hint = self.feedback.diagnose(&scene, since);
+                    if let Some(h) = &hint {
+                        warn!(target: "mqtt_feedback", "{h}");
+                    }
+                    let confirmed = self
+                        .feedback
+                        .history(self.config.feedback.history)
+                        .iter()
+                        .any(|r| r.scene.as_deref() == Some(scene.as_str()) && r.at >= since && r.result != crate::events::Outcome::Timeout);
+                    let mut cur = self.feedback_hint.write().unwrap();
+                    if hint.is_some() || confirmed {
+                        *cur = hint;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A likely feedback misconfiguration seen in the last scene (for
+    /// healthz and `play`).
+    pub fn feedback_hint(&self) -> Option<String> {
+        self.feedback_hint.read().unwrap().clone()
     }
 
     /// Publishes the retained state. It expires (MQTT 5) three refresh
@@ -503,6 +571,7 @@ pub fn subscriptions(
     for (_, a) in scenes.every_action() {
         if a.feedback {
             subs.push(feedback.register(&a.topic));
+            subs.extend(feedback.register_elsewhere(&a.topic));
         }
     }
     for s in scenes.iter() {

@@ -125,34 +125,55 @@ pub fn references(config: &Config, scenes: &SceneSet, failed: &[String]) -> Diag
     out
 }
 
-/// Every file a scene plays must be in `media.dir`.
+/// Every file a scene plays must be in its folder (`media.audio_dir` /
+/// `media.video_dir`, both defaulting to `media.dir`).
 fn media(config: &Config, scenes: &SceneSet) -> (Diagnostics, Diagnostics, usize) {
     let mut errors = Diagnostics::default();
     let mut warnings = Diagnostics::default();
-    let dir = &config.media.dir;
+    for (what, dir) in [
+        ("media.audio_dir", config.media.audio_dir.as_deref()),
+        ("media.video_dir", config.media.video_dir.as_deref()),
+    ] {
+        if let Some(d) = dir
+            && !d.is_dir()
+        {
+            errors.push(Diagnostic::file(
+                &config.file,
+                format!("{what} {} is not a directory", d.display()),
+            ));
+        }
+    }
     let mut found = std::collections::BTreeSet::new();
     let mut any_video = false;
     for (source, a) in scenes.every_action() {
-        {
-            let (file, exts, what) = match &a.kind {
-                ActionKind::Audio(c) => (c.file(), &AUDIO_EXTENSIONS[..], "audio"),
-                ActionKind::Video(c) => {
-                    any_video = true;
-                    (c.file(), &VIDEO_EXTENSIONS[..], "video")
-                }
-                ActionKind::Mqtt => (None, &[][..], ""),
-            };
-            let Some(file) = file else { continue };
-            match resolve_media(dir, file, exts) {
-                Some(p) => {
-                    found.insert(p);
-                }
-                None => errors.push(Diagnostic::new(
-                    source,
-                    a.pos,
-                    format!("{what} file `{file}` not found in {}", dir.display()),
-                )),
+        let (file, exts, what, dir) = match &a.kind {
+            ActionKind::Audio(c) => (
+                c.file(),
+                &AUDIO_EXTENSIONS[..],
+                "audio",
+                config.media.audio_dir(),
+            ),
+            ActionKind::Video(c) => {
+                any_video = true;
+                (
+                    c.file(),
+                    &VIDEO_EXTENSIONS[..],
+                    "video",
+                    config.media.video_dir(),
+                )
             }
+            ActionKind::Mqtt => continue,
+        };
+        let Some(file) = file else { continue };
+        match resolve_media(dir, file, exts) {
+            Some(p) => {
+                found.insert(p);
+            }
+            None => errors.push(Diagnostic::new(
+                source,
+                a.pos,
+                format!("{what} file `{file}` not found in {}", dir.display()),
+            )),
         }
     }
     if let Some(img) = &config.media.idle_image
@@ -234,6 +255,52 @@ mod tests {
             "{text}"
         );
         assert_eq!(r.media_files, 1, "bg resolves to bg.ogg");
+    }
+
+    #[test]
+    fn sounds_and_clips_may_live_in_their_own_folders() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "roomctl.yaml",
+            "room: room1\nmqtt: {brokers: [{broker: h}]}\nmedia: {audio_dir: audio, video_dir: videos, video: false}\n",
+        );
+        write(
+            d.path(),
+            "scenes/intro.yaml",
+            "name: intro\nactions:\n  - {at: 0, topic: room1/audio, message: 'PLAY:bg'}\n  - {at: 0, topic: room1/video, message: 'PLAY_VIDEO:clip'}\n  - {at: 1, topic: room1/audio, message: 'PLAY:clip'}\n",
+        );
+        write(d.path(), "audio/bg.wav", "x");
+        write(d.path(), "videos/clip.mp4", "x");
+        let r = check(&d.path().join("roomctl.yaml"));
+        let c = r.config.as_ref().unwrap();
+        assert_eq!(c.media.audio_dir(), d.path().join("audio"));
+        assert_eq!(c.media.video_dir(), d.path().join("videos"));
+        assert_eq!(c.media.dir, d.path().join("media"), "media.dir unchanged");
+        let e = r.errors.to_string();
+        // A clip is not a sound: each kind is looked up in its own folder.
+        assert_eq!(r.errors.len(), 1, "{e}");
+        assert!(
+            e.contains("intro.yaml:5:5: audio file `clip` not found in") && e.contains("audio"),
+            "{e}"
+        );
+        assert_eq!(r.media_files, 2);
+
+        // Without them, both default to media.dir; a missing folder is said.
+        write(
+            d.path(),
+            "roomctl.yaml",
+            "room: room1\nmqtt: {brokers: [{broker: h}]}\nmedia: {audio_dir: sounds}\n",
+        );
+        let r = check(&d.path().join("roomctl.yaml"));
+        let c = r.config.as_ref().unwrap();
+        assert_eq!(c.media.video_dir(), d.path().join("media"));
+        assert!(
+            r.errors.to_string().contains("media.audio_dir")
+                && r.errors.to_string().contains("is not a directory"),
+            "{}",
+            r.errors
+        );
     }
 
     /// A room with `config` and scene files, checked as a technician would.

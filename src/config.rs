@@ -183,6 +183,12 @@ pub struct ScenesConfig {
 pub struct MediaConfig {
     /// The folder of sounds and clips.
     pub dir: PathBuf,
+    /// `media.audio_dir`: sounds, when they have their own folder (an
+    /// existing room's `audio/`); `dir` otherwise.
+    pub audio_dir: Option<PathBuf>,
+    /// `media.video_dir`: clips, when they have their own folder
+    /// (`videos/`); `dir` otherwise.
+    pub video_dir: Option<PathBuf>,
     /// Player command; `{file}` is replaced by the clip (or idle image).
     pub video_player: Vec<String>,
     /// Shown between clips; none means a black screen.
@@ -195,6 +201,18 @@ pub struct MediaConfig {
     pub audio_enabled: bool,
     /// Run the video player at all.
     pub video_enabled: bool,
+}
+
+impl MediaConfig {
+    /// Where sounds are: `media.audio_dir`, else `media.dir`.
+    pub fn audio_dir(&self) -> &Path {
+        self.audio_dir.as_deref().unwrap_or(&self.dir)
+    }
+
+    /// Where clips are: `media.video_dir`, else `media.dir`.
+    pub fn video_dir(&self) -> &Path {
+        self.video_dir.as_deref().unwrap_or(&self.dir)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -677,6 +695,8 @@ struct RawScenes {
 #[serde(deny_unknown_fields)]
 struct RawMedia {
     dir: Option<S>,
+    audio_dir: Option<S>,
+    video_dir: Option<S>,
     video_player: Option<Spanned<Vec<String>>>,
     idle_image: Option<S>,
     audio_fade: Option<Spanned<Dur>>,
@@ -1112,6 +1132,8 @@ impl Validator<'_> {
                 Some(d) => self.path(d),
                 None => self.base.join("media"),
             },
+            audio_dir: m.audio_dir.as_ref().map(|d| self.path(d)),
+            video_dir: m.video_dir.as_ref().map(|d| self.path(d)),
             video_player,
             idle_image: m.idle_image.as_ref().map(|p| self.path(p)),
             idle_image_pos: m.idle_image.as_ref().map(Pos::of).unwrap_or_default(),

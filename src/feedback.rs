@@ -55,6 +55,10 @@ pub struct FeedbackStats {
     pub unmatched: u64,
     /// Payloads on a feedback topic that are not a reply at all.
     pub invalid: u64,
+    /// Replies on the other feedback topic form (`room1/light/feedback`
+    /// while `feedback.topic` says `room1/status`, or the reverse): a
+    /// likely misconfiguration.
+    pub elsewhere: u64,
     /// Commands waiting now.
     pub pending: usize,
     /// Mean confirmation latency, seconds.
@@ -74,6 +78,14 @@ pub enum Handled {
     Unmatched,
     /// Not `OK`/`ERROR`/`ACTIVE`/`INACTIVE` or the JSON form.
     Invalid(ReplyError),
+    /// A reply on the feedback topic form `feedback.topic` does not use
+    /// (counted; it confirms nothing).
+    Elsewhere {
+        /// The command topic it answers.
+        command_topic: String,
+        /// Where `feedback.topic` expects the reply.
+        expected: String,
+    },
 }
 
 /// Why a payload on a feedback topic is not a reply.
@@ -199,6 +211,11 @@ struct State {
     /// Keyed by feedback topic; oldest first.
     pending: HashMap<String, VecDeque<Pending>>,
     known: HashSet<String>,
+    /// The other feedback topic form of each command topic → the command
+    /// topic.
+    elsewhere: HashMap<String, String>,
+    /// Recent replies there (unix time, topic), oldest first.
+    misdirected: VecDeque<(f64, String)>,
     history: VecDeque<FeedbackRecord>,
     next_id: u64,
     stats: FeedbackStats,
@@ -277,6 +294,67 @@ impl FeedbackTracker {
         t
     }
 
+    /// The standard feedback topic forms (`{prefix}/status`,
+    /// `{topic}/feedback`) that `feedback.topic` does not use for
+    /// `command_topic`: replies there are counted, to tell a firmware that
+    /// answers on the other form. Returns them (to subscribe to).
+    pub fn register_elsewhere(&self, command_topic: &str) -> Vec<String> {
+        let mine = self.feedback_topic_for(command_topic);
+        let mut out = Vec::new();
+        let mut st = self.inner.state.lock().unwrap();
+        for form in [FeedbackTopic::DEFAULT, FeedbackTopic::PER_TOPIC] {
+            let t = FeedbackTopic::new(form)
+                .expect("standard forms are valid")
+                .for_command(command_topic, &self.inner.room);
+            if t != mine && !st.known.contains(&t) {
+                st.elsewhere.insert(t.clone(), command_topic.to_string());
+                out.push(t);
+            }
+        }
+        out
+    }
+
+    /// When every command of `scene` since `since` (unix time) timed out
+    /// while replies arrived on the other feedback topic form, what to
+    /// change, in words.
+    pub fn diagnose(&self, scene: &str, since: f64) -> Option<String> {
+        let st = self.inner.state.lock().unwrap();
+        let ran: Vec<&FeedbackRecord> = st
+            .history
+            .iter()
+            .filter(|r| r.scene.as_deref() == Some(scene) && r.at >= since)
+            .collect();
+        if ran.is_empty() || ran.iter().any(|r| r.result != Outcome::Timeout) {
+            return None;
+        }
+        let mut topics: Vec<&str> = st
+            .misdirected
+            .iter()
+            .filter(|(at, _)| *at >= since)
+            .map(|(_, t)| t.as_str())
+            .collect();
+        if topics.is_empty() {
+            return None;
+        }
+        let replies = topics.len();
+        topics.sort_unstable();
+        topics.dedup();
+        let form = if topics.iter().all(|t| t.ends_with("/feedback")) {
+            FeedbackTopic::PER_TOPIC
+        } else {
+            FeedbackTopic::DEFAULT
+        };
+        let shown: Vec<&str> = topics.iter().take(3).copied().collect();
+        Some(format!(
+            "every command of scene {scene} timed out ({n}), but {replies} repl{ies} arrived on {where_}{more}: the devices answer on another feedback topic; set feedback.topic: \"{form}\" (it is \"{now}\")",
+            n = ran.len(),
+            ies = if replies == 1 { "y" } else { "ies" },
+            where_ = shown.join(", "),
+            more = if topics.len() > 3 { ", ..." } else { "" },
+            now = self.inner.topic.template(),
+        ))
+    }
+
     /// Replies may arrive on `topic`.
     pub fn is_feedback_topic(&self, topic: &str) -> bool {
         self.inner.state.lock().unwrap().known.contains(topic)
@@ -331,7 +409,7 @@ impl FeedbackTracker {
     /// Processes a message on `topic`; confirms the oldest matching pending command.
     pub fn handle(&self, topic: &str, payload: &str) -> Handled {
         if !self.is_feedback_topic(topic) {
-            return Handled::NotFeedback;
+            return self.elsewhere(topic, payload);
         }
         let reply = match Reply::parse(payload) {
             Ok(r) => r,
@@ -364,6 +442,29 @@ impl FeedbackTracker {
             _ => Outcome::Ok,
         };
         Handled::Confirmed(self.finish(p, outcome, Some(payload.trim().to_string()), now))
+    }
+
+    /// A message on a topic that is not a feedback topic: a reply on the
+    /// other form is counted.
+    fn elsewhere(&self, topic: &str, payload: &str) -> Handled {
+        let mut st = self.inner.state.lock().unwrap();
+        let Some(command_topic) = st.elsewhere.get(topic).cloned() else {
+            return Handled::NotFeedback;
+        };
+        if Reply::parse(payload).is_err() {
+            return Handled::NotFeedback;
+        }
+        st.stats.elsewhere += 1;
+        if st.misdirected.len() >= 64 {
+            st.misdirected.pop_front();
+        }
+        st.misdirected
+            .push_back((crate::mqtt::unix_now(), topic.to_string()));
+        drop(st);
+        Handled::Elsewhere {
+            expected: self.feedback_topic_for(&command_topic),
+            command_topic,
+        }
     }
 
     fn finish(
@@ -530,6 +631,48 @@ mod tests {
         assert_eq!(tr.result.await.unwrap().id, rec.id);
         assert!(matches!(bus.recv().await.unwrap(), Event::Feedback(r) if r.result == Outcome::Ok));
         assert_eq!(t.stats().ok, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn replies_on_the_other_form_are_counted_and_explained() {
+        let (t, _bus) = tracker();
+        let _c = spawn(&t);
+        assert_eq!(t.register("room1/light"), "room1/status");
+        assert_eq!(
+            t.register_elsewhere("room1/light"),
+            ["room1/light/feedback"]
+        );
+        let since = crate::mqtt::unix_now() - 0.001;
+        let tr = t.track("room1/light", "ON", Duration::from_secs(1), Some("intro"));
+        // The firmware answers on `{topic}/feedback`: nothing is confirmed.
+        assert_eq!(
+            t.handle("room1/light/feedback", "OK"),
+            Handled::Elsewhere {
+                command_topic: "room1/light".into(),
+                expected: "room1/status".into()
+            }
+        );
+        assert_eq!(
+            t.handle("room1/light/feedback", "hello"),
+            Handled::NotFeedback,
+            "not a reply at all"
+        );
+        assert_eq!(tr.result.await.unwrap().result, Outcome::Timeout);
+        assert_eq!(t.stats().elsewhere, 1);
+        let hint = t.diagnose("intro", since).expect("a hint");
+        assert!(
+            hint.contains("every command of scene intro timed out (1), but 1 reply arrived on room1/light/feedback")
+                && hint.contains("set feedback.topic: \"{topic}/feedback\" (it is \"{prefix}/status\")"),
+            "{hint}"
+        );
+        assert_eq!(t.diagnose("other", since), None);
+
+        // One confirmed command: no hint.
+        let since = crate::mqtt::unix_now();
+        t.track("room1/light", "OFF", Duration::from_secs(1), Some("intro"));
+        t.handle("room1/light/feedback", "OK");
+        t.handle("room1/status", "OK");
+        assert_eq!(t.diagnose("intro", since), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -201,6 +201,19 @@ impl Router {
         match self.feedback.handle(topic, payload) {
             Handled::NotFeedback => {}
             Handled::Confirmed(_) | Handled::Unmatched => return Route::Feedback,
+            Handled::Elsewhere {
+                command_topic,
+                expected,
+            } => {
+                ratelog!(
+                    self.log,
+                    warn,
+                    "mqtt_feedback",
+                    "feedback elsewhere",
+                    "Reply to {command_topic} arrived on {topic}, but feedback.topic expects it on {expected}: it confirms nothing"
+                );
+                return Route::Feedback;
+            }
             Handled::Invalid(e) => {
                 ratelog!(
                     self.log,

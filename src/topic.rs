@@ -242,6 +242,8 @@ pub enum FeedbackTopicError {
 impl FeedbackTopic {
     /// The seed 004 convention.
     pub const DEFAULT: &'static str = "{prefix}/status";
+    /// What existing firmware of this kind answers on.
+    pub const PER_TOPIC: &'static str = "{topic}/feedback";
     const PLACEHOLDERS: [&'static str; 4] = ["{prefix}", "{topic}", "{channel}", "{room}"];
 
     /// Validates a template.

@@ -50,14 +50,15 @@ pub async fn play(
 ) -> anyhow::Result<Tally> {
     let mut report = check::check(path);
     let config = report.take_config(path)?;
-    if report.scenes.get(scene).is_none() {
+    // A file name (`SceneV01.json`) names its scene too.
+    let Some(scene) = report.scenes.resolve(scene).map(String::from) else {
         let names: Vec<_> = report.scenes.names().collect();
         let mut msg = format!("no scene named `{scene}` (scenes: {})", names.join(", "));
         if !report.errors.is_empty() {
             msg.push_str(&format!("\nproblems found:\n{}", report.errors));
         }
         bail!(msg);
-    }
+    };
     for e in report.errors.iter().chain(report.warnings.iter()) {
         eprintln!("{e}");
     }
@@ -73,7 +74,7 @@ pub async fn play(
             st.last_error.unwrap_or_else(|| "no answer".into())
         );
     }
-    let result = report_run(&room, scene, &stop_topic, json_lines, out).await;
+    let result = report_run(&room, &scene, &stop_topic, json_lines, out).await;
     room.shutdown(Role::Player).await;
     result
 }
@@ -87,6 +88,7 @@ async fn report_run(
 ) -> anyhow::Result<Tally> {
     let mut events = room.events.subscribe();
     let t0 = Instant::now();
+    let since = crate::mqtt::unix_now();
     room.scenes.start(scene).context("cannot start scene")?;
     let mut tally = Tally::default();
     let mut ended = false;
@@ -172,6 +174,16 @@ async fn report_run(
         }
     }
     let t = t0.elapsed();
+    if tally.expected > 0
+        && tally.timeout == tally.expected
+        && let Some(hint) = room.feedback.diagnose(scene, since)
+    {
+        line(
+            t,
+            format!("{:<8} {hint}", "hint"),
+            json!({"event": "hint", "text": hint}),
+        )?;
+    }
     line(
         t,
         format!(

@@ -58,14 +58,14 @@ impl MediaHandle {
     ) -> (MediaHandle, mpsc::UnboundedReceiver<MediaEnd>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let audio = AudioPlayer::start(
-            cfg.dir.clone(),
+            cfg.audio_dir().to_path_buf(),
             cfg.audio_enabled,
             events.clone(),
             tx.clone(),
         );
         let video = VideoPlayer::start(
             VideoSettings {
-                dir: cfg.dir.clone(),
+                dir: cfg.video_dir().to_path_buf(),
                 command: cfg.video_player.clone(),
                 idle_image: cfg.idle_image.clone(),
                 enabled: cfg.video_enabled,

@@ -104,6 +104,7 @@ struct RawStep {
     topic: Option<Spanned<String>>,
     message: Option<Spanned<String>>,
     timeout: Option<Spanned<Dur>>,
+    retain: Option<Spanned<bool>>,
 }
 
 /// Whether `text` is an array at its top (a command file rather than a
@@ -160,6 +161,7 @@ pub fn parse_command(
             topic,
             message,
             timeout,
+            retain,
             ..
         } = item.value;
         let as_item = Spanned::new(
@@ -168,6 +170,7 @@ pub fn parse_command(
                 topic,
                 message,
                 timeout,
+                retain,
                 ..RawItem::default()
             },
             item.referenced,

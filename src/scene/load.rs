@@ -50,19 +50,75 @@ impl SceneContext {
 #[derive(Debug, Clone, Default)]
 pub struct SceneSet {
     scenes: BTreeMap<String, SceneRef>,
+    /// A scene's file name, with and without extension, when it differs
+    /// from its name (the existing system names scenes by file).
+    aliases: BTreeMap<String, String>,
+    /// File names that could mean more than one scene: not used as names.
+    ambiguous: Vec<String>,
     commands: BTreeMap<String, Arc<CommandFile>>,
 }
 
 impl SceneSet {
-    /// A set of scenes, by name.
+    /// A set of scenes, by name; each is also known by its file name (with
+    /// and without extension) unless that would be ambiguous.
     pub fn new(scenes: impl IntoIterator<Item = Scene>) -> Self {
+        let scenes: BTreeMap<String, SceneRef> = scenes
+            .into_iter()
+            .map(|s| (s.name.clone(), Arc::new(s)))
+            .collect();
+        let mut wanted: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+        for s in scenes.values() {
+            let file_name = s.file.file_name().map(|f| f.to_string_lossy().into_owned());
+            let stem = s.file.file_stem().map(|f| f.to_string_lossy().into_owned());
+            for alias in file_name.into_iter().chain(stem) {
+                if alias != s.name && !alias.is_empty() {
+                    wanted.entry(alias).or_default().insert(s.name.clone());
+                }
+            }
+        }
+        let mut aliases = BTreeMap::new();
+        let mut ambiguous = Vec::new();
+        for (alias, names) in wanted {
+            let mut all: Vec<String> = names.into_iter().collect();
+            if scenes.contains_key(&alias) {
+                all.insert(0, alias.clone());
+            }
+            if all.len() == 1 {
+                aliases.insert(alias, all.remove(0));
+            } else {
+                ambiguous.push(format!(
+                    "`{alias}` could mean scene {}: give the files and scenes distinct names",
+                    all.iter()
+                        .map(|n| {
+                            let f = scenes[n].file.file_name().unwrap_or_default();
+                            format!("`{n}` ({})", f.to_string_lossy())
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ));
+            }
+        }
         SceneSet {
-            scenes: scenes
-                .into_iter()
-                .map(|s| (s.name.clone(), Arc::new(s)))
-                .collect(),
+            scenes,
+            aliases,
+            ambiguous,
             commands: BTreeMap::new(),
         }
+    }
+
+    /// The scene's own name for `name` (its name, or its file name with or
+    /// without extension).
+    pub fn resolve<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+        if self.scenes.contains_key(name) {
+            Some(name)
+        } else {
+            self.aliases.get(name).map(String::as_str)
+        }
+    }
+
+    /// File names that could mean more than one scene, in words.
+    pub fn ambiguities(&self) -> &[String] {
+        &self.ambiguous
     }
     /// The same scenes with these command files.
     pub fn with_commands(mut self, commands: impl IntoIterator<Item = CommandFile>) -> Self {
@@ -92,9 +148,9 @@ impl SceneSet {
                     .flat_map(|c| c.steps.iter().map(|s| (c.file.as_path(), &s.action))),
             )
     }
-    /// The scene named `name`.
+    /// The scene named `name` (or whose file is named `name`).
     pub fn get(&self, name: &str) -> Option<SceneRef> {
-        self.scenes.get(name).cloned()
+        self.resolve(name).and_then(|n| self.scenes.get(n)).cloned()
     }
     /// Every name, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -255,6 +311,9 @@ pub fn load_scenes(config: &Config) -> Loaded {
         }
     }
     out.scenes = SceneSet::new(scenes).with_commands(commands);
+    for a in out.scenes.ambiguities() {
+        out.errors.push(Diagnostic::file(dir, a.clone()));
+    }
     out
 }
 
@@ -428,6 +487,7 @@ pub(super) struct RawItem {
     pub(super) topic: Option<S>,
     pub(super) message: Option<S>,
     pub(super) timeout: Option<Spanned<Dur>>,
+    pub(super) retain: Option<Spanned<bool>>,
     pub(super) actions: Option<Vec<Spanned<RawItem>>>,
 }
 
@@ -914,12 +974,21 @@ impl<'a> Builder<'a> {
             return None;
         }
         let feedback = kind == ActionKind::Mqtt && topic != self.topics.all_stop();
+        let mut retain = r.retain.as_ref().is_some_and(|x| x.value);
+        if retain && kind != ActionKind::Mqtt {
+            retain = false;
+            self.warn(
+                r.retain.as_ref().map(Pos::of).unwrap_or(pos),
+                "`retain` has no meaning for audio/video played on the Pi (ignored)",
+            );
+        }
         Some(Action {
             kind,
             topic,
             message: msg,
             timeout: r.timeout.as_ref().map(|t| t.value.0),
             feedback,
+            retain,
             pos,
         })
     }
@@ -1189,9 +1258,19 @@ fn known(level: Level) -> &'static [&'static str] {
             "timeline",
             "transitions",
         ],
-        Level::Item => &["at", "action", "topic", "message", "timeout", "actions"],
+        Level::Item => &[
+            "at", "action", "topic", "message", "timeout", "retain", "actions",
+        ],
         Level::Transition => &["type", "goto", "delay", "target", "topic", "message"],
-        Level::Step => &["timestamp", "at", "action", "topic", "message", "timeout"],
+        Level::Step => &[
+            "timestamp",
+            "at",
+            "action",
+            "topic",
+            "message",
+            "timeout",
+            "retain",
+        ],
     }
 }
 
@@ -1627,6 +1706,20 @@ on_stop:
     }
 
     #[test]
+    fn empty_lists_in_the_end_state_mean_nothing() {
+        let s = parse(
+            r#"{"sceneId": "x", "initialState": "a", "states": {
+  "a": {"transitions": [{"type": "timeout", "delay": 2, "goto": "END"}]},
+  "END": {"onEnter": [{"topic": "room1/light", "message": "OFF"}], "timeline": [], "transitions": []}}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.duration(), Some(Duration::from_secs(2)));
+        let end = s.state(END).unwrap();
+        assert!(end.timeline.is_empty() && end.transitions.is_empty());
+        assert_eq!(end.on_enter.len(), 1);
+    }
+
+    #[test]
     fn editor_metadata_anywhere_never_stops_a_load() {
         let text = r##"{
   "id": "6f1c", "version": "2.0", "sceneId": "x", "initialState": "a",
@@ -1716,6 +1809,66 @@ on_stop:
             l.errors
                 .to_string()
                 .contains("b.json: scene name `same` is already used by")
+        );
+    }
+
+    #[test]
+    fn a_scene_is_also_named_by_its_file_name_unless_ambiguous() {
+        let mk = |file: &str, name: &str| {
+            parse_scene(
+                &format!("name: {name}\nactions: [{{at: 0, topic: r/x, message: ON}}]\n"),
+                Path::new(file),
+                &ctx(),
+            )
+            .unwrap()
+            .0
+        };
+        let set = SceneSet::new([
+            mk("scenes/SceneV01.json", "room1_intro"),
+            mk("scenes/test.json", "room1_test"),
+            mk("scenes/plain.yaml", "plain"),
+        ]);
+        assert!(set.ambiguities().is_empty());
+        for alias in ["SceneV01.json", "SceneV01", "room1_intro"] {
+            assert_eq!(set.get(alias).unwrap().name, "room1_intro", "{alias}");
+        }
+        assert_eq!(set.resolve("test.json"), Some("room1_test"));
+        assert_eq!(set.resolve("plain.yaml"), Some("plain"));
+        assert_eq!(set.resolve("scenes/test.json"), None, "names, never paths");
+        assert_eq!(
+            set.names().collect::<Vec<_>>(),
+            ["plain", "room1_intro", "room1_test"]
+        );
+
+        // Swapped names: `a` is a scene's name and another scene's file.
+        let set = SceneSet::new([mk("a.yaml", "b"), mk("b.yaml", "a")]);
+        assert_eq!(set.ambiguities().len(), 2, "{:?}", set.ambiguities());
+        assert!(set.ambiguities()[0].contains("`a` could mean scene `a` (b.yaml) or `b` (a.yaml)"));
+        assert_eq!(set.get("a").unwrap().name, "a", "a name always wins");
+        assert!(set.get("a.yaml").is_some_and(|s| s.name == "b"));
+        // Two files with one stem.
+        let set = SceneSet::new([mk("x.yaml", "one"), mk("x.json", "two")]);
+        assert_eq!(set.resolve("x"), None);
+        assert_eq!(set.resolve("x.json"), Some("two"));
+        assert_eq!(set.ambiguities().len(), 1);
+    }
+
+    #[test]
+    fn an_action_may_ask_to_be_retained() {
+        let s = parse("actions:\n  - {at: 0, topic: room1/sign, message: OPEN, retain: true}\n  - {at: 1, topic: room1/light, message: 'ON'}\n").unwrap();
+        let st = s.state(SIMPLE_STATE).unwrap();
+        assert!(st.timeline[0].actions[0].retain);
+        assert!(!st.timeline[1].actions[0].retain);
+        let (_, w) = parse_scene(
+            "actions:\n  - {at: 0, action: audio, message: 'PLAY:a.wav', retain: true}\n",
+            Path::new("t.yaml"),
+            &ctx(),
+        )
+        .unwrap();
+        assert!(
+            w.to_string()
+                .contains("`retain` has no meaning for audio/video"),
+            "{w}"
         );
     }
 

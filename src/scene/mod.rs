@@ -113,6 +113,8 @@ pub struct Action {
     pub timeout: Option<Duration>,
     /// Whether a confirmation is expected (published, not `ROOM/STOP`).
     pub feedback: bool,
+    /// Published retained (`retain: true`, as the existing format allows).
+    pub retain: bool,
     /// Where it was written.
     pub pos: Pos,
 }
@@ -215,6 +217,8 @@ pub struct SceneSummary {
     pub states: usize,
     /// Parts of the file that load but never act (see [`Scene::warnings`]).
     pub warnings: Vec<String>,
+    /// Its file name (also accepted wherever a scene is named).
+    pub file: String,
 }
 
 impl Scene {
@@ -286,6 +290,11 @@ impl Scene {
             action_count: self.actions().count(),
             states: self.states.len(),
             warnings: self.warnings.clone(),
+            file: self
+                .file
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
         }
     }
 

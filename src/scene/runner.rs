@@ -254,7 +254,8 @@ impl Runner {
     }
 
     /// The earliest timed transition (timeout, always, global timeout);
-    /// equal deadlines go to the one listed first, state before global.
+    /// equal deadlines go to `globalEvents` first (the existing format's
+    /// order), then to the one listed first.
     fn next_timed(
         &self,
         state: &State,
@@ -281,10 +282,12 @@ impl Runner {
                 Trigger::Timeout(d) => Some((after(start, d), Which::Global(i))),
                 _ => None,
             });
-        local.chain(global).min_by_key(|(t, _)| *t)
+        // `min_by_key` keeps the first of equal keys: globals go first.
+        global.chain(local).min_by_key(|(t, _)| *t)
     }
 
-    /// The first transition (state, then global) an input fires.
+    /// The first transition an input fires: `globalEvents` first, then the
+    /// state's own (the existing format's order).
     fn match_input(&self, state: &State, input: &SceneInput) -> Option<Which> {
         let hit = |t: &Transition| match (&t.trigger, input) {
             (
@@ -303,18 +306,12 @@ impl Runner {
             }
             _ => false,
         };
-        state
-            .transitions
+        self.scene
+            .global_events
             .iter()
             .position(hit)
-            .map(Which::State)
-            .or_else(|| {
-                self.scene
-                    .global_events
-                    .iter()
-                    .position(hit)
-                    .map(Which::Global)
-            })
+            .map(Which::Global)
+            .or_else(|| state.transitions.iter().position(hit).map(Which::State))
     }
 
     fn enter(&self, state: &State, entered: Instant, start: Instant, globals_fired: &[bool]) {
@@ -738,6 +735,43 @@ mod tests {
         assert_eq!(r.handle.await.unwrap(), RunEnd::Completed);
         assert!(r.rec.entries().is_empty());
         assert_eq!(r.rec.at(), Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn global_events_win_over_the_states_own_when_both_match_at_once() {
+        // The same message matches a global event and the state's own
+        // transition: the existing format checks globalEvents first.
+        let r = start(scene(
+            r#"{"sceneId": "x", "initialState": "a",
+                "globalEvents": [{"type": "mqttMessage", "topic": "r/emergency", "goto": "safe"}],
+                "states": {
+                  "a": {"transitions": [{"type": "mqttMessage", "topic": "r/+", "goto": "next"}]},
+                  "next": {"onEnter": [{"topic": "r/next", "message": "IN"}]},
+                  "safe": {"onEnter": [{"topic": "r/safe", "message": "IN"}],
+                           "transitions": [{"type": "timeout", "delay": 1, "goto": "END"}]}}}"#,
+        ));
+        r.tx.send(SceneInput::Mqtt {
+            topic: "r/emergency".into(),
+            payload: "1".into(),
+        })
+        .await
+        .unwrap();
+        assert_eq!(r.handle.await.unwrap(), RunEnd::Completed);
+        assert_eq!(r.rec.entries(), [(0, "r/safe=IN".into())]);
+
+        // A global timeout and the state's timeout due at the same instant.
+        let r = start(scene(
+            r#"{"sceneId": "x", "initialState": "a",
+                "globalEvents": [{"type": "timeout", "delay": 3, "goto": "safe"}],
+                "states": {
+                  "a": {"transitions": [{"type": "timeout", "delay": 3, "goto": "next"}]},
+                  "next": {"onEnter": [{"topic": "r/next", "message": "IN"}]},
+                  "safe": {"onEnter": [{"topic": "r/safe", "message": "IN"}]}}}"#,
+        ));
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        r.cancel.cancel();
+        r.handle.await.unwrap();
+        assert_eq!(r.rec.entries(), [(3000, "r/safe=IN".into())]);
     }
 
     #[tokio::test(start_paused = true)]

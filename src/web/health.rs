@@ -133,6 +133,7 @@ pub fn health(s: &AppState) -> Health {
         ));
     }
     degraded.extend(r.problems());
+    degraded.extend(r.feedback_hint());
 
     let status = if !unhealthy.is_empty() {
         HealthStatus::Unhealthy

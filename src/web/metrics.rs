@@ -213,6 +213,12 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         c(f.invalid),
     );
     o.one(
+        "feedback_elsewhere_total",
+        "counter",
+        "replies on the feedback topic form feedback.topic does not use",
+        c(f.elsewhere),
+    );
+    o.one(
         "feedback_pending",
         "gauge",
         "commands waiting for confirmation",
