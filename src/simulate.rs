@@ -170,6 +170,7 @@ pub fn start(
         s.subscriptions = mine.clone();
         s.subscriptions.push(Topics::new(&config.room).all_stop());
         s.backoff.max = s.backoff.max.min(Duration::from_secs(5));
+        s.quiet_publishes = true;
         let (h, mut rx) = mqtt::start(s, cancel.child_token(), &tasks);
         // What this board answers, for the daemon's TIMEOUT lines.
         let _ = h.publish(

@@ -444,3 +444,72 @@ async fn systemd_notify_ready_watchdog_and_stopping() {
         .unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journald_lines_are_plain_name_their_client_and_alsa_stays_quiet() {
+    init_logs();
+    let b = Mosquitto::start().await.unwrap();
+    let site = site(&[b.port()], &[ONE_CUE], "");
+    // Audio on, with a default device that cannot open: ALSA would print
+    // its own `ALSA lib ...` lines to stderr.
+    let config = std::fs::read_to_string(&site.config).unwrap();
+    std::fs::write(&site.config, config.replace("audio: false", "audio: true")).unwrap();
+    let asound = site.dir.path().join("asound.conf");
+    std::fs::write(
+        &asound,
+        "pcm.!default { type hw card 97 }\nctl.!default { type hw card 97 }\n",
+    )
+    .unwrap();
+    let cancel = CancellationToken::new();
+    let (_o, mut seen) = observer(b.port(), "roomctl/#", &cancel).await;
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["run", "-c", site.config.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .env("JOURNAL_STREAM", "8:12345")
+        .env("ALSA_CONFIG_PATH", &asound)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let got = collect_until(&mut seen, Duration::from_secs(10), |g| {
+        g.iter()
+            .any(|m| m.topic == "roomctl/room1/status" && text(m) == "online")
+    })
+    .await;
+    assert!(!got.is_empty(), "never online");
+    Command::new("kill")
+        .args(["-TERM", &child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(10), async {
+        use tokio::io::AsyncReadExt;
+        let mut s = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut s)
+            .await
+            .unwrap();
+        s
+    })
+    .await
+    .unwrap();
+    assert!(!out.contains("ALSA lib"), "{out}");
+    assert!(out.contains("No audio output device"), "{out}");
+    assert!(!out.contains('\u{1b}'), "colours under journald:\n{out}");
+    for line in out.lines() {
+        assert!(
+            !line.starts_with("20"),
+            "a timestamp under journald: {line}"
+        );
+    }
+    assert!(
+        out.lines()
+            .any(|l| l.contains("mqtt{client=rpi_room_room1}")
+                && l.contains("Successfully connected")),
+        "{out}"
+    );
+    cancel.cancel();
+}

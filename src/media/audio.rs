@@ -251,7 +251,10 @@ impl AudioThread {
                 self.status.lock().unwrap().device_error = Some("disabled in config".into());
                 return;
             }
-            Opener::Default => DeviceSinkBuilder::open_default_sink().map_err(|e| e.to_string()),
+            Opener::Default => {
+                super::alsa_quiet::silence();
+                DeviceSinkBuilder::open_default_sink().map_err(|e| e.to_string())
+            }
             #[cfg(test)]
             Opener::Custom(f) => f(),
         };

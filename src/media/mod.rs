@@ -2,6 +2,7 @@
 //! rodio thread, `audio`) and the video player (mpv over IPC, `video`).
 //! [`MediaHandle`] is what scenes talk to.
 
+pub mod alsa_quiet;
 pub mod audio;
 pub mod command;
 pub mod video;

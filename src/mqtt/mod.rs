@@ -27,7 +27,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{Instrument, error, info, warn};
 
 use crate::config::{BrokerConfig, MqttConfig};
 pub use crate::events::{ConnectionState, ConnectionStatus};
@@ -106,6 +106,9 @@ pub struct MqttSettings {
     pub subscriptions: Vec<String>,
     /// Capacity of the incoming-message channel.
     pub incoming_capacity: usize,
+    /// Log this client's own publishes at debug, not info (the simulated
+    /// devices: their chatter would bury the daemon's lines).
+    pub quiet_publishes: bool,
 }
 
 impl MqttSettings {
@@ -127,6 +130,7 @@ impl MqttSettings {
             farewell: Vec::new(),
             subscriptions: Vec::new(),
             incoming_capacity: 1024,
+            quiet_publishes: false,
         }
     }
 }
@@ -276,6 +280,12 @@ struct Shared {
     /// Network-caused warnings, rate-limited.
     log: Mutex<RateLog>,
     ack_timeout: Duration,
+    /// Every line of this client carries its client id (`mqtt{client=..}`):
+    /// with several clients in one process (the demo's daemon and
+    /// simulated devices) the lines stay apart.
+    span: tracing::Span,
+    /// See [`MqttSettings::quiet_publishes`].
+    quiet_publishes: bool,
 }
 
 enum Control {
@@ -347,6 +357,8 @@ pub fn start(
         counters: Counters::default(),
         log: Mutex::new(RateLog::new(LogLimit::default())),
         ack_timeout: settings.ack_timeout,
+        span: tracing::info_span!(target: "mqtt", "mqtt", client = %settings.client_id),
+        quiet_publishes: settings.quiet_publishes,
     });
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let (in_tx, in_rx) = mpsc::channel(settings.incoming_capacity.max(1));
@@ -358,14 +370,11 @@ pub fn start(
         // An invalid one is logged and left out; the rest still work.
         let _ = handle.subscribe(f.clone());
     }
-    tasks.spawn(supervisor::run(
-        shared,
-        settings,
-        in_tx,
-        control_rx,
-        cancel,
-        tasks.clone(),
-    ));
+    let span = shared.span.clone();
+    tasks.spawn(
+        supervisor::run(shared, settings, in_tx, control_rx, cancel, tasks.clone())
+            .instrument(span),
+    );
     (handle, in_rx)
 }
 
@@ -379,6 +388,7 @@ impl MqttHandle {
         payload: impl Into<Bytes>,
         opts: PublishOptions,
     ) -> Result<MessageId, PublishError> {
+        let _in = self.shared.span.enter();
         let topic = topic.into();
         let payload = payload.into();
         let c = &self.shared.counters;
@@ -406,7 +416,7 @@ impl MqttHandle {
         }
         let connected = self.shared.status.borrow().state == ConnectionState::Connected;
         let text = String::from_utf8_lossy(&payload);
-        if opts.retain {
+        if opts.retain || self.shared.quiet_publishes {
             tracing::debug!(target: "mqtt", "Publishing to {topic}: {text}");
         } else if connected {
             info!(target: "mqtt", "Publishing to {topic}: {text}");
@@ -434,6 +444,7 @@ impl MqttHandle {
     /// invalid filter is refused with an error and never reaches the
     /// broker, so it cannot take the other subscriptions down with it.
     pub fn subscribe(&self, filter: impl Into<String>) -> Result<(), TopicError> {
+        let _in = self.shared.span.enter();
         let filter = filter.into();
         if let Err(e) = topic::validate_filter(&filter) {
             error!(target: "mqtt", "Not subscribing to `{}`: {e}", filter.chars().take(80).collect::<String>());

@@ -463,24 +463,26 @@ impl Supervisor {
         let stop = CancellationToken::new();
         let poller_stop = stop.clone();
         // The poller owns the EventLoop and only polls it.
-        let poller = self.tasks.spawn(async move {
-            loop {
-                let r = tokio::select! {
-                    _ = stop.cancelled() => break,
-                    r = eventloop.poll() => r,
-                };
-                let r = r.map_err(|e| PollError {
-                    text: connect::describe(&e),
-                    oversize: connect::is_oversize(&e),
-                    takeover: connect::is_takeover(&e),
-                    silent: connect::is_closed_by_peer(&e),
-                });
-                let failed = r.is_err();
-                if tx.send(r).await.is_err() || failed {
-                    break;
+        let poller = self
+            .tasks
+            .spawn(tracing::Instrument::in_current_span(async move {
+                loop {
+                    let r = tokio::select! {
+                        _ = stop.cancelled() => break,
+                        r = eventloop.poll() => r,
+                    };
+                    let r = r.map_err(|e| PollError {
+                        text: connect::describe(&e),
+                        oversize: connect::is_oversize(&e),
+                        takeover: connect::is_takeover(&e),
+                        silent: connect::is_closed_by_peer(&e),
+                    });
+                    let failed = r.is_err();
+                    if tx.send(r).await.is_err() || failed {
+                        break;
+                    }
                 }
-            }
-        });
+            }));
 
         // Should this attempt be abandoned (a close deadline, shutdown), its
         // poller stops with it instead of waiting out its own timeout.
@@ -921,14 +923,15 @@ impl Supervisor {
         let brokers = self.s.brokers[..current].to_vec();
         let id = format!("{}-probe", self.s.client_id);
         let timeout = self.s.connection_timeout.min(Duration::from_secs(5));
-        self.tasks.spawn(async move {
-            for (i, b) in brokers.iter().enumerate() {
-                if probe::probe(b, &id, timeout).await.is_ok() {
-                    return Some(i);
+        self.tasks
+            .spawn(tracing::Instrument::in_current_span(async move {
+                for (i, b) in brokers.iter().enumerate() {
+                    if probe::probe(b, &id, timeout).await.is_ok() {
+                        return Some(i);
+                    }
                 }
-            }
-            None
-        })
+                None
+            }))
     }
 
     /// Clean DISCONNECT (the broker then does not publish the last will),

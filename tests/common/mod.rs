@@ -41,6 +41,7 @@ pub fn settings(client_id: &str, ports: &[u16]) -> MqttSettings {
         farewell: vec![],
         subscriptions: vec![],
         incoming_capacity: 1024,
+        quiet_publishes: false,
     }
 }
 
