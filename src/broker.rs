@@ -53,6 +53,12 @@ impl Mosquitto {
         Err(last.expect("at least one attempt"))
     }
 
+    /// [`Mosquitto::start_with`] on a given port (a killed one coming back).
+    #[cfg(any(test, feature = "testkit"))]
+    pub async fn start_with_on(port: u16, extra_conf: &str) -> anyhow::Result<Mosquitto> {
+        Self::start_conf(port, extra_conf).await
+    }
+
     /// Starts a broker on `port` (e.g. to bring a killed one back).
     pub async fn start_on(port: u16) -> anyhow::Result<Mosquitto> {
         Self::start_conf(port, "").await

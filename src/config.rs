@@ -112,6 +112,8 @@ pub struct BrokerConfig {
     pub password: Option<Secret>,
     /// Lower is tried first.
     pub priority: u32,
+    /// MQTT over TLS (`tls:` or `broker: mqtts://...`).
+    pub tls: Option<crate::tls::TlsSettings>,
 }
 
 impl BrokerConfig {
@@ -123,11 +125,16 @@ impl BrokerConfig {
             username: None,
             password: None,
             priority,
+            tls: None,
         }
     }
-    /// `host:port`.
+    /// `host:port`, with `mqtts://` in front for TLS.
     pub fn addr(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        if self.tls.is_some() {
+            format!("mqtts://{}:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
     }
 }
 
@@ -619,6 +626,51 @@ struct RawBroker {
     username: Option<S>,
     password: Option<S>,
     priority: Option<u32>,
+    tls: Option<Spanned<RawTls>>,
+}
+
+/// `tls: true` (the system's CA certificates) or the files (read by hand:
+/// an untagged enum would lose the source positions).
+enum RawTls {
+    On(bool),
+    Files(Box<RawTlsFiles>),
+}
+
+#[derive(Default)]
+struct RawTlsFiles {
+    ca_file: Option<S>,
+    client_cert: Option<S>,
+    client_key: Option<S>,
+}
+
+impl<'de> Deserialize<'de> for RawTls {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = RawTls;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false, or { ca_file, client_cert, client_key }")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<RawTls, E> {
+                Ok(RawTls::On(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<RawTls, A::Error> {
+                const FIELDS: &[&str] = &["ca_file", "client_cert", "client_key"];
+                let mut f = RawTlsFiles::default();
+                while let Some(k) = m.next_key::<String>()? {
+                    let slot = match k.as_str() {
+                        "ca_file" => &mut f.ca_file,
+                        "client_cert" => &mut f.client_cert,
+                        "client_key" => &mut f.client_key,
+                        other => return Err(serde::de::Error::unknown_field(other, FIELDS)),
+                    };
+                    *slot = Some(m.next_value::<S>()?);
+                }
+                Ok(RawTls::Files(Box::new(f)))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 /// A seed-000 broker file: `{"brokers": [...], "game_config": {...}}`.
@@ -1030,8 +1082,16 @@ impl Validator<'_> {
     }
 
     fn broker(&mut self, b: &Spanned<RawBroker>, index: usize) -> BrokerConfig {
-        let host = self.expand(&b.value.broker);
+        let written = self.expand(&b.value.broker);
         let host_pos = Pos::of(&b.value.broker);
+        // `mqtts://host` (the URL style): TLS, port 8883 unless given.
+        let (host, url_tls) = match written.strip_prefix("mqtts://") {
+            Some(h) => (h.trim_end_matches('/').to_string(), true),
+            None => match written.strip_prefix("mqtt://") {
+                Some(h) => (h.trim_end_matches('/').to_string(), false),
+                None => (written, false),
+            },
+        };
         if host.is_empty() {
             self.err(host_pos, "broker host must not be empty");
         } else if let Some((h, p)) = host.rsplit_once(':')
@@ -1044,7 +1104,9 @@ impl Validator<'_> {
                 format!("broker `{host}` has the port in it: write `broker: {h}` and `port: {p}`"),
             );
         }
+        let tls = self.tls(b.value.tls.as_ref(), url_tls);
         let port = match &b.value.port {
+            None if tls.is_some() => 8883,
             None => 1883,
             Some(p) if (1..=65535).contains(&p.value) => p.value as u16,
             Some(p) => {
@@ -1074,6 +1136,60 @@ impl Validator<'_> {
             username,
             password,
             priority: b.value.priority.unwrap_or(index as u32 + 1),
+            tls,
+        }
+    }
+
+    /// A broker's `tls:` (or `mqtts://`), with its files read and checked.
+    fn tls(
+        &mut self,
+        raw: Option<&Spanned<RawTls>>,
+        url_tls: bool,
+    ) -> Option<crate::tls::TlsSettings> {
+        let (pos, files) = match raw {
+            None if url_tls => (Pos::UNKNOWN, None),
+            None => return None,
+            Some(t) => match &t.value {
+                RawTls::On(false) if url_tls => {
+                    self.err(Pos::of(t), "`tls: false` with a `mqtts://` broker");
+                    return None;
+                }
+                RawTls::On(false) => return None,
+                RawTls::On(true) => (Pos::of(t), None),
+                RawTls::Files(f) => (Pos::of(t), Some(f)),
+            },
+        };
+        let path = |s: &Option<S>, me: &mut Self| s.as_ref().map(|p| me.path(p));
+        let (ca, cert, key) = match files {
+            None => (None, None, None),
+            Some(f) => (
+                path(&f.ca_file, self),
+                path(&f.client_cert, self),
+                path(&f.client_key, self),
+            ),
+        };
+        match crate::tls::TlsSettings::load(ca.as_deref(), cert.as_deref(), key.as_deref()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let at = files
+                    .and_then(|f| match &e {
+                        crate::tls::TlsError::Read { what, .. }
+                        | crate::tls::TlsError::Empty { what, .. }
+                        | crate::tls::TlsError::Invalid { what, .. } => match *what {
+                            "tls.ca_file" => f.ca_file.as_ref().map(Pos::of),
+                            "tls.client_cert" => f.client_cert.as_ref().map(Pos::of),
+                            "tls.client_key" => f.client_key.as_ref().map(Pos::of),
+                            _ => None,
+                        },
+                        _ => None,
+                    })
+                    // (inside `tls: {...}` positions can be lost; then the
+                    // `tls:` value's own)
+                    .filter(|p| p.line > 0)
+                    .unwrap_or(pos);
+                self.err(at, e.to_string());
+                None
+            }
         }
     }
 
@@ -1236,6 +1352,51 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, Diagnostics> {
         Config::parse(text, Path::new("/etc/roomctl/config.yaml"), &no_env)
+    }
+
+    #[test]
+    fn tls_settings_are_read_and_checked_at_load() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = |brokers: &str| {
+            Config::parse(
+                &format!("room: r\nmqtt:\n  brokers:\n{brokers}"),
+                &d.path().join("c.yaml"),
+                &no_env,
+            )
+        };
+        // A missing CA file is an error at its position, in words.
+        let e = cfg("    - { broker: b, tls: { ca_file: ca.pem } }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c.yaml:4:36: cannot read tls.ca_file"), "{e}");
+        // A file without a certificate.
+        std::fs::write(d.path().join("ca.pem"), "not a certificate").unwrap();
+        let e = cfg("    - { broker: b, tls: { ca_file: ca.pem } }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("holds no CERTIFICATE"), "{e}");
+        // Half a client identity.
+        let e = cfg("    - { broker: b, tls: { client_cert: c.pem } }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("go together") || e.contains("cannot read"),
+            "{e}"
+        );
+        // An unknown key under tls.
+        let e = cfg("    - { broker: b, tls: { cafile: ca.pem } }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c.yaml:4"), "{e}");
+        // `mqtt://` is plain; `tls: false` is plain.
+        let c = cfg("    - { broker: \"mqtt://h\" }\n    - { broker: h2, tls: false }\n").unwrap();
+        assert_eq!(c.mqtt.brokers[0].host, "h");
+        assert_eq!(c.mqtt.brokers[0].port, 1883);
+        assert!(c.mqtt.brokers.iter().all(|b| b.tls.is_none()));
+        let e = cfg("    - { broker: \"mqtts://h\", tls: false }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`tls: false` with a `mqtts://` broker"), "{e}");
     }
 
     #[test]

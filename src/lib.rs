@@ -22,5 +22,6 @@ pub mod simulate;
 pub mod systemd;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+pub mod tls;
 pub mod topic;
 pub mod web;

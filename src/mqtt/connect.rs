@@ -46,6 +46,11 @@ pub fn options(
     // decided by our own session, never by the broker's.
     opts.set_clean_start(true);
     opts.set_max_packet_size(Some(MAX_PACKET_SIZE));
+    if let Some(tls) = &broker.tls {
+        opts.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(tls.client_config.clone()),
+        ));
+    }
     if let Some(user) = &broker.username {
         let pw = broker.password.as_ref().map(|p| p.expose()).unwrap_or("");
         opts.set_credentials(user.clone(), pw);
@@ -158,6 +163,18 @@ impl SilentCloses {
 /// A short, human reason for a connection error (seed 000: "Connection
 /// refused").
 pub fn describe(e: &ConnectionError) -> String {
+    // After a TLS 1.3 handshake, the broker's refusal of a client
+    // certificate arrives as an I/O error while reading MQTT.
+    let io = match e {
+        ConnectionError::Io(io)
+        | ConnectionError::MqttState(
+            StateError::Io(io) | StateError::Deserialization(rumqttc::v5::mqttbytes::Error::Io(io)),
+        ) => Some(io),
+        _ => None,
+    };
+    if let Some(tls) = io.and_then(|io| crate::tls::find_in(io)) {
+        return tls;
+    }
     match e {
         ConnectionError::Io(io) => match io.kind() {
             std::io::ErrorKind::ConnectionRefused => "Connection refused".into(),
@@ -168,6 +185,7 @@ pub fn describe(e: &ConnectionError) -> String {
         ConnectionError::ConnectionRefused(code) => refused(*code),
         ConnectionError::MqttState(StateError::ConnFail { reason }) => refused(*reason),
         ConnectionError::Timeout(_) => "Network timeout".into(),
+        ConnectionError::Tls(t) => crate::tls::describe(t),
         e if is_takeover(e) => {
             "another client connected with the same client id (session taken over)".into()
         }
@@ -193,7 +211,10 @@ pub fn describe(e: &ConnectionError) -> String {
 fn refused(code: ConnectReturnCode) -> String {
     let why = match code {
         ConnectReturnCode::BadUserNamePassword => "bad user name or password",
-        ConnectReturnCode::NotAuthorized => "not authorized",
+        // Mosquitto answers a wrong password with this one.
+        ConnectReturnCode::NotAuthorized => {
+            "not authorized (check the broker's username and password)"
+        }
         ConnectReturnCode::ClientIdentifierNotValid => "client id not accepted",
         ConnectReturnCode::ServerUnavailable | ConnectReturnCode::ServerBusy => {
             "broker unavailable"

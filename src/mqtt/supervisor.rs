@@ -442,7 +442,9 @@ impl Supervisor {
                 Err(e) => {
                     bump(&self.shared.counters.failed_connections, 1);
                     warn!(target: "mqtt", "[FAILOVER] Failed to connect to {addr} - {e}");
-                    self.shared.status.send_modify(|st| st.last_error = Some(e));
+                    self.shared
+                        .status
+                        .send_modify(|st| st.last_error = Some(format!("{addr}: {e}")));
                 }
             }
         }

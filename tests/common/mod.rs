@@ -462,3 +462,98 @@ async fn fake_session(mut s: tokio::net::TcpStream, mode: Fake) {
         }
     }
 }
+
+/// A test PKI: a CA, a broker certificate for 127.0.0.1 and localhost, a
+/// client certificate, and a second CA that signed none of them. PEM files
+/// in a temporary directory.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        use rcgen::{
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        // Mosquitto drops to its own user: it must be able to read these.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let write = |name: &str, text: String| std::fs::write(dir.path().join(name), text).unwrap();
+        let ca = |cn: &str| {
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.distinguished_name.push(DnType::CommonName, cn);
+            CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
+        };
+        let good = ca("roomctl test CA");
+        let wrong = ca("some other CA");
+        write("ca.pem", good.pem());
+        write("wrong-ca.pem", wrong.pem());
+        let mut sp = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        sp.subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        sp.distinguished_name.push(DnType::CommonName, "broker");
+        let server_key = KeyPair::generate().unwrap();
+        let server = sp.signed_by(&server_key, &good).unwrap();
+        write("server.pem", server.pem());
+        write("server.key", server_key.serialize_pem());
+        let mut cp = CertificateParams::new(Vec::<String>::new()).unwrap();
+        cp.distinguished_name.push(DnType::CommonName, "rpi-room1");
+        let client_key = KeyPair::generate().unwrap();
+        let client = cp.signed_by(&client_key, &good).unwrap();
+        write("client.pem", client.pem());
+        write("client.key", client_key.serialize_pem());
+        Pki { dir }
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// mosquitto.conf lines making the main listener TLS, requiring a
+    /// client certificate from this CA.
+    pub fn listener(&self) -> String {
+        format!(
+            "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
+            self.path("ca.pem"),
+            self.path("server.pem"),
+            self.path("server.key")
+        )
+    }
+
+    /// `tls:` for a broker entry, with `ca` as the CA file.
+    pub fn broker_tls(&self, ca: &str) -> String {
+        format!(
+            "{{ ca_file: {}, client_cert: {}, client_key: {} }}",
+            self.path(ca),
+            self.path("client.pem"),
+            self.path("client.key")
+        )
+    }
+
+    /// The same, loaded (for test clients).
+    pub fn settings(&self) -> roomctl::tls::TlsSettings {
+        roomctl::tls::TlsSettings::load(
+            Some(std::path::Path::new(&self.path("ca.pem"))),
+            Some(std::path::Path::new(&self.path("client.pem"))),
+            Some(std::path::Path::new(&self.path("client.key"))),
+        )
+        .unwrap()
+    }
+}
+
+/// A password file for Mosquitto with one user.
+pub fn password_file(dir: &std::path::Path, user: &str, password: &str) -> std::path::PathBuf {
+    let path = dir.join("passwd");
+    let st = std::process::Command::new("mosquitto_passwd")
+        .args(["-b", "-c", path.to_str().unwrap(), user, password])
+        .status()
+        .expect("mosquitto_passwd (package mosquitto)");
+    assert!(st.success());
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    path
+}
