@@ -56,27 +56,48 @@ fn check_passes_on_the_shipped_example() {
     );
 }
 
-/// The README's deploy steps, as written, into a scratch /etc/roomctl.
+/// The Debian package's config, laid out as its postinst lays it out
+/// (scenes in /etc/roomctl/scenes, media in /var/lib/roomctl/media), checks
+/// OK, and differs from the commented example only in those paths: the two
+/// cannot drift apart. (CI installs the real .deb and checks it too.)
 #[test]
-fn the_readme_deploy_steps_give_a_config_that_checks() {
+fn the_packaged_config_checks_and_matches_the_example() {
     let repo = env!("CARGO_MANIFEST_DIR");
-    let etc = tempfile::tempdir().unwrap();
-    let dest = etc.path().join("roomctl");
-    std::fs::create_dir_all(&dest).unwrap();
+    let packaged = std::fs::read_to_string(format!("{repo}/debian/config.yaml")).unwrap();
+    let example = std::fs::read_to_string(format!("{repo}/config/roomctl.yaml")).unwrap();
+    let settings = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| l.split(" #").next().unwrap().trim_end().to_string())
+            .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+            .map(|l| l.replace("/var/lib/roomctl/media", "media"))
+            .collect()
+    };
+    assert_eq!(settings(&packaged), settings(&example));
+
+    let root = tempfile::tempdir().unwrap();
+    let etc = root.path().join("etc/roomctl");
+    let media = root.path().join("var/lib/roomctl/media");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::create_dir_all(media.parent().unwrap()).unwrap();
     let cp = |args: &[&str]| {
         assert!(Command::new("cp").args(args).status().unwrap().success());
     };
     cp(&[
         "-r",
         &format!("{repo}/config/scenes"),
-        &format!("{repo}/config/media"),
-        dest.to_str().unwrap(),
+        etc.to_str().unwrap(),
     ]);
     cp(&[
-        &format!("{repo}/config/roomctl.yaml"),
-        dest.join("config.yaml").to_str().unwrap(),
+        "-r",
+        &format!("{repo}/config/media"),
+        media.to_str().unwrap(),
     ]);
-    let o = roomctl(&["check", "-c", dest.join("config.yaml").to_str().unwrap()]);
+    std::fs::write(
+        etc.join("config.yaml"),
+        packaged.replace("/var/lib/roomctl/media", media.to_str().unwrap()),
+    )
+    .unwrap();
+    let o = roomctl(&["check", "-c", etc.join("config.yaml").to_str().unwrap()]);
     assert!(o.status.success(), "{}", stdout(&o));
     assert!(
         stdout(&o).contains("OK (3 scene(s), 2 command file(s), 3 media file(s))"),
