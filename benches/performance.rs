@@ -218,7 +218,9 @@ async fn failover(r: &mut Report) {
                 i += 1;
             }
         });
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Past the first second: a connection that dies sooner counts as a
+        // failed attempt and backs off (storm protection), not a failover.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
         let killed = Instant::now();
         a.kill();
         let _: Option<InMessage> = seen.recv().await;
@@ -316,34 +318,341 @@ async fn router(r: &mut Report) {
     );
 }
 
-/// Idle RSS of `roomctl run` with the example scenes, connected to a broker.
-async fn idle_rss(r: &mut Report) {
-    let b = Mosquitto::start().await.unwrap();
-    let scenes = roomctl::cmd::demo::EXAMPLE_SCENES;
-    let site = common::site(&[b.port()], scenes, "");
-    roomctl::cmd::demo::write_demo_files(site.dir.path()).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomctl"))
+/// What the independent subscriber saw: every message with its arrival.
+#[derive(Default)]
+struct Seen {
+    msgs: Vec<(std::time::Instant, u16, String, String)>,
+}
+
+/// An independent MQTT 3.1.1 subscriber (plain rumqttc, none of roomctl's
+/// code) on `port`, recording (arrival, port, topic, payload).
+async fn outside_subscriber(
+    port: u16,
+    filters: &[&str],
+    seen: Arc<Mutex<Seen>>,
+    cancel: CancellationToken,
+) -> rumqttc::AsyncClient {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let mut opts = MqttOptions::new(format!("outside-{}", common::rand_id()), "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(5));
+    let (client, mut el) = AsyncClient::new(opts, 100);
+    for f in filters {
+        client.subscribe(*f, QoS::AtLeastOnce).await.unwrap();
+    }
+    let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
+    let mut subscribed_tx = Some(subscribed_tx);
+    let mut subacks = 0;
+    let n = filters.len();
+    tokio::spawn(async move {
+        loop {
+            let ev = tokio::select! {
+                _ = cancel.cancelled() => return,
+                ev = el.poll() => ev,
+            };
+            match ev {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let at = std::time::Instant::now();
+                    seen.lock().unwrap().msgs.push((
+                        at,
+                        port,
+                        p.topic.clone(),
+                        String::from_utf8_lossy(&p.payload).into_owned(),
+                    ));
+                }
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    subacks += 1;
+                    if subacks == n {
+                        if let Some(tx) = subscribed_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                }
+                Ok(_) => {}
+                // The broker was killed: this subscriber's job on it is done.
+                Err(_) => return,
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(5), subscribed_rx)
+        .await
+        .expect("outside subscriber: no SUBACK")
+        .unwrap();
+    client
+}
+
+/// `roomctl run` (the real binary) on a site; returns the child and the
+/// time from spawn to systemd's `READY=1` on a notify socket.
+async fn daemon_until_ready(site: &common::Site) -> (tokio::process::Child, Duration) {
+    let sock_path = site.dir.path().join("notify.sock");
+    let sock = tokio::net::UnixDatagram::bind(&sock_path).unwrap();
+    let spawned = Instant::now();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomctl"))
         .args(["run", "-c", site.config.to_str().unwrap()])
-        .env("RUST_LOG", "warn")
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id().unwrap())).unwrap();
-    let rss_kb: f64 = status
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), sock.recv(&mut buf))
+            .await
+            .expect("no READY=1 within 10 s")
+            .unwrap();
+        if String::from_utf8_lossy(&buf[..n]).contains("READY=1") {
+            return (child, spawned.elapsed());
+        }
+    }
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 = status
         .lines()
         .find(|l| l.starts_with("VmRSS:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap();
-    let _ = child.kill().await;
-    let mb = rss_kb / 1024.0;
+    kb / 1024.0
+}
+
+/// A scene of `n` cues at 10 Hz on `bench/cue`, payload = cue number.
+fn cue_scene(name: &str, n: usize) -> String {
+    let mut s = format!("name: {name}\nactions:\n");
+    for i in 0..n {
+        s.push_str(&format!(
+            "  - {{ at: {:.1}, topic: bench/cue, message: \"{i}\" }}\n",
+            i as f64 * 0.1
+        ));
+    }
+    s
+}
+
+/// Per cue number: the arrivals (over both brokers).
+fn arrivals(seen: &Seen) -> std::collections::BTreeMap<usize, Vec<std::time::Instant>> {
+    let mut by = std::collections::BTreeMap::<usize, Vec<std::time::Instant>>::new();
+    for (at, _, topic, payload) in &seen.msgs {
+        if topic == "bench/cue" {
+            if let Ok(i) = payload.parse() {
+                by.entry(i).or_default().push(*at);
+            }
+        }
+    }
+    by
+}
+
+/// The daemon on two brokers, outside subscribers on both, a scene of `n`
+/// cues started over MQTT. Returns (daemon, brokers, seen, start time).
+struct E2e {
+    daemon: tokio::process::Child,
+    primary: Mosquitto,
+    _backup: Mosquitto,
+    seen: Arc<Mutex<Seen>>,
+    cancel: CancellationToken,
+    ready: Duration,
+    starter: rumqttc::AsyncClient,
+    _site: common::Site,
+}
+
+async fn e2e_setup(n: usize) -> E2e {
+    let primary = Mosquitto::start().await.unwrap();
+    let backup = Mosquitto::start().await.unwrap();
+    let cancel = CancellationToken::new();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let filters = ["bench/#", "roomctl/room1/status"];
+    let starter =
+        outside_subscriber(primary.port(), &filters, seen.clone(), cancel.child_token()).await;
+    let _ = outside_subscriber(backup.port(), &filters, seen.clone(), cancel.child_token()).await;
+    let site = common::site(
+        &[primary.port(), backup.port()],
+        &[("show.yaml", &cue_scene("show", n))],
+        "",
+    );
+    let (daemon, ready) = daemon_until_ready(&site).await;
+    // Connected: its `online` birth message reached the outside.
+    let t = Instant::now();
+    while !seen
+        .lock()
+        .unwrap()
+        .msgs
+        .iter()
+        .any(|m| m.2 == "roomctl/room1/status" && m.3 == "online")
+    {
+        assert!(t.elapsed() < Duration::from_secs(10), "daemon never online");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    E2e {
+        daemon,
+        primary,
+        _backup: backup,
+        seen,
+        cancel,
+        ready,
+        starter,
+        _site: site,
+    }
+}
+
+impl E2e {
+    async fn start_scene(&self) {
+        self.starter
+            .publish(
+                "roomctl/room1/scene/start",
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                "show",
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn wait_cue(&self, i: usize, within: Duration) {
+        let t = Instant::now();
+        while !arrivals(&self.seen.lock().unwrap()).contains_key(&i) {
+            if t.elapsed() > within {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// End to end, from outside the process: the real `roomctl run` binary,
+/// two real Mosquittos, an independent subscriber on both.
+async fn e2e(r: &mut Report) {
+    // 1. Cue timing over 600 cues at 10 Hz, no fault; idle RSS before.
+    let n = 600;
+    let mut run = e2e_setup(n).await;
+    let mut ready = vec![run.ready.as_secs_f64() * 1000.0];
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss = rss_mb(run.daemon.id().unwrap());
+    run.start_scene().await;
+    run.wait_cue(n - 1, Duration::from_secs(n as u64 / 10 + 10))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let by = arrivals(&run.seen.lock().unwrap());
+    let lost = (0..n).filter(|i| !by.contains_key(i)).count();
+    let dup: usize = by.values().map(|v| v.len() - 1).sum();
+    let mut err = Vec::new();
+    if let Some(t0) = by.get(&0).map(|v| v[0]) {
+        for (i, v) in &by {
+            let due = t0 + Duration::from_millis(*i as u64 * 100);
+            let e = if v[0] >= due { v[0] - due } else { due - v[0] };
+            err.push(e.as_secs_f64() * 1000.0);
+        }
+    }
+    if err.is_empty() {
+        r.line(
+            "e2e: cue error at subscriber",
+            "no cue arrived".into(),
+            false,
+            "p99 <= 2 ms",
+        );
+        return;
+    }
+    let p50 = percentile(&mut err, 0.5);
+    let p99 = percentile(&mut err, 0.99);
+    let max = err.iter().cloned().fold(0.0, f64::max);
     r.line(
-        "idle RSS (roomctl run)",
-        format!("{mb:.1} MB"),
-        mb < 40.0,
-        "< 40 MB",
+        "e2e: cue error at subscriber",
+        format!("p50 {p50:.2} p99 {p99:.2} max {max:.2} ms"),
+        p99 <= 2.0,
+        "p99 <= 2 ms",
+    );
+    r.line(
+        &format!("e2e: lost / duplicated of {n}"),
+        format!("{lost} / {dup}"),
+        lost == 0 && dup == 0,
+        "0 / 0",
+    );
+    r.line(
+        "e2e: idle RSS (roomctl run)",
+        format!("{rss:.1} MB"),
+        rss <= 15.0,
+        "<= 15 MB",
+    );
+    run.cancel.cancel();
+    let _ = run.daemon.kill().await;
+
+    // 2. and 3. A show at 10 Hz with the primary SIGKILLed, then one with
+    // it SIGSTOPped (a silent partition), at cue 30 of 100.
+    for stop in [false, true] {
+        let n = 100;
+        let mut run = e2e_setup(n).await;
+        ready.push(run.ready.as_secs_f64() * 1000.0);
+        run.start_scene().await;
+        run.wait_cue(30, Duration::from_secs(10)).await;
+        let fault = std::time::Instant::now();
+        if stop {
+            run.primary.freeze();
+        } else {
+            run.primary.kill();
+        }
+        run.wait_cue(n - 1, Duration::from_secs(20)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (backup_online, by) = {
+            let seen = run.seen.lock().unwrap();
+            let backup_online = seen
+                .msgs
+                .iter()
+                .find(|m| {
+                    m.0 > fault
+                        && m.1 != run.primary.port()
+                        && m.2 == "roomctl/room1/status"
+                        && m.3 == "online"
+                })
+                .map(|m| (m.0 - fault).as_secs_f64() * 1000.0);
+            (backup_online, arrivals(&seen))
+        };
+        let lost = (0..n).filter(|i| !by.contains_key(i)).count();
+        let dup: usize = by.values().map(|v| v.len() - 1).sum();
+        // The gap: how late the latest cue was against the schedule.
+        let mut late = 0.0f64;
+        if let Some(t0) = by.get(&0).map(|v| v[0]) {
+            for (i, v) in &by {
+                let due = t0 + Duration::from_millis(*i as u64 * 100);
+                late = late.max(v[0].saturating_duration_since(due).as_secs_f64() * 1000.0);
+            }
+        }
+        let gap = backup_online.unwrap_or(f64::INFINITY);
+        if stop {
+            r.line(
+                "e2e: SIGSTOP → on backup",
+                format!("{gap:.0} ms (cue late {late:.0} ms)"),
+                gap <= 1500.0,
+                "<= 1.5 s",
+            );
+        } else {
+            r.line(
+                "e2e: SIGKILL → on backup",
+                format!("{gap:.0} ms (cue late {late:.0} ms)"),
+                gap <= 300.0,
+                "<= 300 ms",
+            );
+        }
+        r.line(
+            &format!(
+                "e2e: {} lost / dup of {n}",
+                if stop { "SIGSTOP" } else { "SIGKILL" }
+            ),
+            format!("{lost} / {dup}"),
+            lost == 0,
+            "0 lost",
+        );
+        if stop {
+            run.primary.thaw();
+        }
+        run.cancel.cancel();
+        let _ = run.daemon.kill().await;
+    }
+    let max_ready = ready.iter().cloned().fold(0.0, f64::max);
+    r.line(
+        "e2e: startup to READY",
+        format!("max {max_ready:.0} ms of {}", ready.len()),
+        max_ready <= 1000.0,
+        "<= 1 s",
     );
 }
 
@@ -381,8 +690,10 @@ fn main() {
         if want("router") {
             router(&mut r).await;
         }
-        if want("rss") {
-            idle_rss(&mut r).await;
+        // The real binary from outside: cue timing, loss, failover gaps,
+        // idle RSS, startup (`cargo bench -- e2e`, or `rss`).
+        if want("e2e") || want("rss") {
+            e2e(&mut r).await;
         }
     });
     if !r.failed.is_empty() {

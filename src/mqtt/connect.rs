@@ -46,6 +46,10 @@ pub fn options(
     // decided by our own session, never by the broker's.
     opts.set_clean_start(true);
     opts.set_max_packet_size(Some(MAX_PACKET_SIZE));
+    // Our own outbox never has more than this in flight; without the limit
+    // rumqttc preallocates a slot for all 65,535 packet ids (13 MB per
+    // client, most of the daemon's memory).
+    opts.set_outgoing_inflight_upper_limit(super::supervisor::MAX_INFLIGHT as u16);
     if let Some(tls) = &broker.tls {
         opts.set_transport(rumqttc::Transport::tls_with_config(
             rumqttc::TlsConfiguration::Rustls(tls.client_config.clone()),

@@ -51,7 +51,7 @@ use crate::topic;
 
 /// At most this many of our messages are in flight at once (less when the
 /// broker's Receive Maximum is lower).
-const MAX_INFLIGHT: usize = 64;
+pub(crate) const MAX_INFLIGHT: usize = 64;
 const REQUEST_CAPACITY: usize = 128;
 /// How long a clean DISCONNECT may take to go out.
 const DISCONNECT_WAIT: Duration = Duration::from_millis(500);

@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep_until};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::{Action, END, Goto, SceneEvent, SceneRef, State, Transition, Trigger};
-use crate::clock::after;
+use crate::clock::{after, sleep_until_precise};
 use crate::events::{Event, EventBus};
 use crate::media::same_media;
 
@@ -221,7 +221,7 @@ impl Runner {
                 };
                 tokio::select! {
                     _ = cancel.cancelled() => return RunEnd::Cancelled,
-                    _ = sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {}
+                    _ = sleep_until_precise(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {}
                     input = inputs.recv(), if inputs_open => match input {
                         None => inputs_open = false,
                         Some(input) => {
