@@ -28,6 +28,7 @@ use crate::scene::{
     Action, ActionKind, ActionSink, CommandRunner, EndReason, SceneController, SceneInput,
     SceneSet, SceneStatus,
 };
+use crate::schedule::{ScheduleHandle, Wall};
 
 /// How long shutdown waits for queued messages to reach the broker.
 pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
@@ -65,6 +66,8 @@ pub struct Room {
     pub scenes: SceneController,
     /// Command files, fired by hand.
     pub commands: CommandRunner,
+    /// The opening-hours schedule (daemon only, when configured).
+    pub schedule: Option<ScheduleHandle>,
     /// Unix time the room started.
     pub started: f64,
     /// Scene files that did not load, and why (replaced by a reload).
@@ -222,6 +225,14 @@ impl Room {
             Role::Daemon => RouterMode::Daemon,
             Role::Player => RouterMode::Observer,
         };
+        let schedule = match (&config.schedule, role) {
+            (Some(plan), Role::Daemon) => Some(ScheduleHandle::new(
+                plan.clone(),
+                Wall::system(),
+                Some(config.state_dir.join("schedule.json")),
+            )),
+            _ => None,
+        };
         let router = Router::new(
             &config,
             mode,
@@ -229,7 +240,11 @@ impl Room {
             feedback.clone(),
             scenes.clone(),
             commands.clone(),
-        );
+        )
+        .with_schedule(schedule.clone());
+        if let Some(s) = &schedule {
+            tasks.spawn(s.clone().run(scenes.clone(), cancel.clone()));
+        }
 
         let rules = router.rules();
         tasks.spawn(router.run(incoming, cancel.clone()));
@@ -277,6 +292,7 @@ impl Room {
             media,
             scenes,
             commands,
+            schedule,
             started: unix_now(),
             problems: Arc::default(),
             feedback_hint: Arc::default(),
@@ -583,6 +599,7 @@ pub fn subscriptions(
         subs.push(topics.compat_scene());
         subs.push(topics.compat_start_scene());
         subs.push(topics.command_run());
+        subs.push(topics.schedule_control());
         subs.extend(config.triggers.iter().map(|t| t.topic.clone()));
     }
     crate::topic::without_overlaps(subs)

@@ -113,6 +113,18 @@ pub fn references(config: &Config, scenes: &SceneSet, failed: &[String]) -> Diag
             ));
         }
     }
+    for (scene, pos) in config.schedule.iter().flat_map(|s| s.scene_refs()) {
+        if missing(scene) {
+            out.push(Diagnostic::new(
+                &config.file,
+                pos,
+                format!(
+                    "schedule scene `{scene}` does not exist (scenes: {})",
+                    known()
+                ),
+            ));
+        }
+    }
     if let Some(d) = &config.scenes.default
         && missing(d)
     {

@@ -62,6 +62,12 @@ pub struct Config {
     pub web: WebConfig,
     /// Messages that start a scene.
     pub triggers: Vec<TriggerConfig>,
+    /// Opening hours and scheduled shows (`schedule:`).
+    pub schedule: Option<crate::schedule::Schedule>,
+    /// Where the daemon keeps what must survive a restart (the schedule's
+    /// pause switch, the show log): `state_dir`, else `$STATE_DIRECTORY`
+    /// (systemd's `StateDirectory=`), else `state/` beside the config.
+    pub state_dir: PathBuf,
     /// What loading noticed that does not stop the room (shown by `check`).
     pub warnings: Diagnostics,
 }
@@ -594,6 +600,46 @@ struct RawConfig {
     web: RawWeb,
     #[serde(default)]
     triggers: Vec<RawTrigger>,
+    schedule: Option<Spanned<RawSchedule>>,
+    state_dir: Option<S>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    timezone: S,
+    #[serde(default)]
+    hours: RawHours,
+    #[serde(default)]
+    closed: Vec<S>,
+    at_opening: Option<S>,
+    at_closing: Option<S>,
+    #[serde(default)]
+    shows: Vec<Spanned<RawShow>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHours {
+    default: Option<S>,
+    mon: Option<S>,
+    tue: Option<S>,
+    wed: Option<S>,
+    thu: Option<S>,
+    fri: Option<S>,
+    sat: Option<S>,
+    sun: Option<S>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShow {
+    scene: S,
+    at: Option<S>,
+    every: Option<Spanned<Dur>>,
+    from: Option<S>,
+    until: Option<S>,
+    days: Option<Vec<S>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -894,6 +940,15 @@ impl Validator<'_> {
                 pos: Pos::of(&t.scene),
             });
         }
+        let schedule = raw.schedule.map(|r| self.schedule(r));
+        let state_dir = match &raw.state_dir {
+            Some(d) => self.path(d),
+            None => std::env::var_os("STATE_DIRECTORY")
+                .filter(|v| !v.is_empty())
+                // systemd may list several, separated by ':'.
+                .and_then(|v| std::env::split_paths(&v).next())
+                .unwrap_or_else(|| self.base.join("state")),
+        };
         let Validator {
             file,
             diags,
@@ -901,6 +956,8 @@ impl Validator<'_> {
             ..
         } = self;
         diags.into_result(Config {
+            schedule,
+            state_dir,
             file: file.to_path_buf(),
             room,
             mqtt,
@@ -912,6 +969,183 @@ impl Validator<'_> {
             triggers,
             warnings,
         })
+    }
+
+    fn schedule(&mut self, raw: Spanned<RawSchedule>) -> crate::schedule::Schedule {
+        use crate::schedule::{self as sch, Hours, Named, Show, When};
+        let r = raw.value;
+        let tz = match sch::parse_timezone(&r.timezone.value) {
+            Ok(tz) => tz,
+            Err(e) => {
+                self.err(Pos::of(&r.timezone), format!("schedule.timezone: {e}"));
+                jiff::tz::TimeZone::UTC
+            }
+        };
+        let h = &r.hours;
+        let mut hours: [Option<Hours>; 7] = [None; 7];
+        let mut any_open = false;
+        let days = [&h.mon, &h.tue, &h.wed, &h.thu, &h.fri, &h.sat, &h.sun];
+        for (i, d) in days.iter().enumerate() {
+            let Some(v) = d.as_ref().or(h.default.as_ref()) else {
+                continue;
+            };
+            match sch::parse_hours(&v.value) {
+                Ok(x) => {
+                    any_open |= x.is_some();
+                    hours[i] = x;
+                }
+                Err(e) => self.err(
+                    Pos::of(v),
+                    format!("schedule.hours.{}: {e}", sch::WEEKDAYS[i]),
+                ),
+            }
+        }
+        if !any_open {
+            self.warn(
+                Pos::of(&r.timezone),
+                "schedule: no opening hours (schedule.hours), so nothing is ever started",
+            );
+        }
+        let mut closed = std::collections::BTreeSet::new();
+        for c in &r.closed {
+            match sch::parse_date(&c.value) {
+                Ok(d) => {
+                    closed.insert(d);
+                }
+                Err(e) => self.err(Pos::of(c), format!("schedule.closed: {e}")),
+            }
+        }
+        let named = |n: &Option<S>| {
+            n.as_ref().map(|s| Named {
+                scene: s.value.trim().to_string(),
+                pos: Pos::of(s),
+            })
+        };
+        let mut shows = Vec::new();
+        for rs in &r.shows {
+            let s = &rs.value;
+            let at_pos = Pos::of(rs);
+            let time = |v: &mut Self, t: &Option<S>, key: &str| -> Option<jiff::civil::Time> {
+                let t = t.as_ref()?;
+                match sch::parse_time(&t.value) {
+                    Ok(x) => Some(x),
+                    Err(e) => {
+                        v.err(Pos::of(t), format!("schedule.shows.{key}: {e}"));
+                        None
+                    }
+                }
+            };
+            let at = time(self, &s.at, "at");
+            let from = time(self, &s.from, "from");
+            let until = time(self, &s.until, "until");
+            let when = match (&s.at, &s.every) {
+                (Some(_), None) => {
+                    if s.from.is_some() || s.until.is_some() {
+                        self.err(
+                            at_pos,
+                            "schedule.shows: `from`/`until` go with `every`, not with `at`",
+                        );
+                    }
+                    at.map(When::At)
+                }
+                (None, Some(every)) => {
+                    let d = every.value.0;
+                    if d < Duration::from_secs(60)
+                        || d > Duration::from_secs(24 * 3600)
+                        || d.as_secs() % 60 != 0
+                        || d.subsec_nanos() != 0
+                    {
+                        self.err(
+                            Pos::of(every),
+                            format!(
+                                "schedule.shows.every: {} must be whole minutes between 1m and 24h",
+                                human(d)
+                            ),
+                        );
+                        None
+                    } else if s.from.is_none() || s.until.is_none() {
+                        self.err(at_pos, "schedule.shows: `every` needs `from` and `until` (e.g. every: 15m, from: \"10:00\", until: \"17:30\")");
+                        None
+                    } else {
+                        match (from, until) {
+                            (Some(f), Some(u)) if u < f => {
+                                self.err(
+                                    Pos::of(s.until.as_ref().unwrap()),
+                                    "schedule.shows.until: before `from`",
+                                );
+                                None
+                            }
+                            (Some(f), Some(u)) => Some(When::Every {
+                                every: d,
+                                from: f,
+                                until: u,
+                            }),
+                            _ => None,
+                        }
+                    }
+                }
+                (Some(_), Some(every)) => {
+                    self.err(
+                        Pos::of(every),
+                        "schedule.shows: either `at` or `every`, not both",
+                    );
+                    None
+                }
+                (None, None) => {
+                    self.err(
+                        at_pos,
+                        "schedule.shows: needs `at: \"HH:MM\"` or `every` with `from` and `until`",
+                    );
+                    None
+                }
+            };
+            let mut day_set = None;
+            if let Some(ds) = &s.days {
+                let mut set = [false; 7];
+                for d in ds {
+                    match sch::parse_weekday(&d.value) {
+                        Ok(i) => set[i] = true,
+                        Err(e) => self.err(Pos::of(d), format!("schedule.shows.days: {e}")),
+                    }
+                }
+                day_set = Some(set);
+            }
+            if let Some(when) = when {
+                // A show that can never run while open is a mistake.
+                let times: Vec<jiff::civil::Time> = match &when {
+                    When::At(t) => vec![*t],
+                    When::Every { from, until, .. } => vec![*from, *until],
+                };
+                let runs = (0..7).any(|i| {
+                    day_set.is_none_or(|d| d[i])
+                        && hours[i].is_some_and(|h| match &when {
+                            When::At(_) => times[0] >= h.open && times[0] < h.close,
+                            When::Every { .. } => times[0] < h.close && times[1] >= h.open,
+                        })
+                });
+                if any_open && !runs {
+                    self.warn(
+                        Pos::of(&s.scene),
+                        format!("schedule: the show `{}` falls outside the opening hours of its days, so it never runs", s.scene.value),
+                    );
+                }
+                shows.push(Show {
+                    scene: s.scene.value.trim().to_string(),
+                    when,
+                    days: day_set,
+                    pos: Pos::of(&s.scene),
+                });
+            }
+        }
+        sch::Schedule {
+            timezone: r.timezone.value.trim().to_string(),
+            tz,
+            hours,
+            closed,
+            at_opening: named(&r.at_opening),
+            at_closing: named(&r.at_closing),
+            shows,
+        }
     }
 
     fn devices(&mut self, d: &RawDevices) -> DevicesConfig {
@@ -1397,6 +1631,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("`tls: false` with a `mqtts://` broker"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_schedule_is_refused_with_positions() {
+        let e = parse(concat!(
+            "room: r\nmqtt: {brokers: [{broker: h}]}\n",
+            "schedule:\n",
+            "  timezone: Europe/Bratislav\n",
+            "  hours: { default: \"10:00-18:00\", mon: closed, sat: \"18:00-10:00\" }\n",
+            "  closed: [2026-02-30]\n",
+            "  shows:\n",
+            "    - { every: 15m, from: \"10:00\", scene: a }\n",
+            "    - { at: \"25:00\", scene: b }\n",
+            "    - { every: 90s, from: \"10:00\", until: \"11:00\", scene: c }\n",
+            "    - { at: \"11:00\", scene: d, days: [fun] }\n",
+        ))
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "config.yaml:4:13: schedule.timezone: unknown time zone `Europe/Bratislav`",
+            "config.yaml:5:54: schedule.hours.sat: `18:00-10:00`: closing time must be after opening time",
+            "config.yaml:6:12: schedule.closed: `2026-02-30` is not a date",
+            "config.yaml:8:7: schedule.shows: `every` needs `from` and `until`",
+            "config.yaml:9:13: schedule.shows.at: `25:00` is not a time of day",
+            "config.yaml:10:16: schedule.shows.every: 90s must be whole minutes",
+            "config.yaml:11:39: schedule.shows.days: `fun` is not a weekday",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in:\n{e}");
+        }
+        let c = parse(concat!(
+            "room: r\nmqtt: {brokers: [{broker: h}]}\nstate_dir: st\n",
+            "schedule:\n  timezone: Europe/Bratislava\n  hours: { default: \"10:00-18:00\", mon: closed }\n",
+            "  at_closing: outro\n  shows: [{ every: 15m, from: \"10:00\", until: \"17:30\", scene: loop }]\n",
+        ))
+        .unwrap();
+        let s = c.schedule.unwrap();
+        assert!(s.hours[0].is_none() && s.hours[6].is_some());
+        assert_eq!(s.at_closing.unwrap().scene, "outro");
+        assert!(c.state_dir.ends_with("st"));
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod ratelog;
 pub mod registry;
 pub mod router;
 pub mod scene;
+pub mod schedule;
 pub mod simulate;
 pub mod systemd;
 #[cfg(any(test, feature = "testkit"))]

@@ -18,6 +18,7 @@ use crate::feedback::{FeedbackTracker, Handled};
 use crate::mqtt::InMessage;
 use crate::registry::Registry;
 use crate::scene::{CommandRunner, EndReason, SceneController, SceneInput, StartError};
+use crate::schedule::ScheduleHandle;
 use crate::topic::{self, device_channels_id, device_id};
 
 /// At most 64 characters of something from the network, for a log line.
@@ -86,6 +87,7 @@ pub struct Router {
     feedback: FeedbackTracker,
     scenes: SceneController,
     commands: CommandRunner,
+    schedule: Option<ScheduleHandle>,
 }
 
 impl Router {
@@ -107,7 +109,14 @@ impl Router {
             feedback,
             scenes,
             commands,
+            schedule: None,
         }
+    }
+
+    /// Also obeys `roomctl/ROOM/schedule` = `pause` / `resume`.
+    pub fn with_schedule(mut self, schedule: Option<ScheduleHandle>) -> Self {
+        self.schedule = schedule;
+        self
     }
 
     /// The rules this router follows, to replace them (a reload).
@@ -295,6 +304,37 @@ impl Router {
                     short(p)
                 );
                 return Some(Route::Rejected(e.to_string()));
+            }
+            return Some(Route::Control);
+        }
+        if topic == self.topics.schedule_control() {
+            let pause = match p.to_ascii_lowercase().as_str() {
+                "pause" => true,
+                "resume" => false,
+                _ => {
+                    ratelog!(
+                        self.log,
+                        warn,
+                        "mqtt_handler",
+                        "control",
+                        "Ignoring {topic} = {:?}: expected pause or resume",
+                        short(p)
+                    );
+                    return Some(Route::Rejected("expected pause or resume".into()));
+                }
+            };
+            let Some(s) = &self.schedule else {
+                ratelog!(
+                    self.log,
+                    warn,
+                    "mqtt_handler",
+                    "control",
+                    "Ignoring {topic}: no schedule is configured"
+                );
+                return Some(Route::Rejected("no schedule".into()));
+            };
+            if let Err(e) = s.set_paused(pause) {
+                ratelog!(self.log, warn, "mqtt_handler", "control", "{e}");
             }
             return Some(Route::Control);
         }

@@ -178,6 +178,10 @@ impl Topics {
     pub fn command_run(&self) -> String {
         format!("roomctl/{}/command/run", self.room)
     }
+    /// `roomctl/ROOM/schedule` = `pause` / `resume`.
+    pub fn schedule_control(&self) -> String {
+        format!("roomctl/{}/schedule", self.room)
+    }
     /// Compatibility trigger: `ROOM/scene = START` starts the default scene.
     pub fn compat_scene(&self) -> String {
         format!("{}/scene", self.room)

@@ -192,6 +192,42 @@ async function refreshCommands() {
   } catch (_) { /* the event stream reports the link state */ }
 }
 
+function clock(p) {
+  // "2026-11-24T10:15:00+01:00[Europe/Bratislava]" -> "Tue 10:15"
+  const d = new Date(p.unix * 1000);
+  const day = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"][new Date(p.at.slice(0, 10) + "T12:00:00").getDay()];
+  return `${day} ${p.at.slice(11, 16)}` + (Math.abs(d - Date.now()) < 86400e3 ? ` (in ${secs(Math.max(0, (d - Date.now()) / 1000))})` : "");
+}
+
+function renderSchedule(v) {
+  if (v !== undefined) state.schedule = v;
+  const s = state.schedule;
+  $("schedule-card").hidden = !s;
+  if (!s) return;
+  $("schedule-today").textContent = `today ${s.today}${s.open_now ? " · open" : " · closed now"} · ${s.timezone}`;
+  $("schedule-paused").hidden = !s.paused;
+  const t = $("schedule-toggle");
+  t.textContent = s.paused ? "Resume" : "Pause";
+  t.disabled = !state.linkUp;
+  const kinds = { opening: "opening", closing: "closing (safe state)", show: "show" };
+  $("schedule-next").replaceChildren(
+    ...(s.next.length ? s.next.slice(0, 6).map((p) => el("li", { "data-planned": p.at },
+      el("b", {}, clock(p)), ` ${p.scene} `, el("span", { class: "muted" }, kinds[p.kind] || p.kind)))
+      : [el("li", { class: "muted" }, "nothing planned in the next two weeks")]),
+  );
+  $("schedule-recent").replaceChildren(
+    ...s.recent.slice(-5).reverse().map((o) => el("li", { class: `outcome-${o.result}` },
+      `${o.planned.at.slice(11, 16)} ${o.planned.scene}: ${o.result}${o.detail ? ` (${o.detail})` : ""}`)),
+  );
+}
+
+async function refreshSchedule() {
+  try {
+    const r = await fetch("/api/schedule", { cache: "no-store" });
+    renderSchedule(r.status === 404 ? null : await r.json());
+  } catch (_) { /* the event stream reports the link state */ }
+}
+
 function seenText(d) {
   return d.seenAt == null ? "never" : ago(mono() - d.seenAt);
 }
@@ -266,6 +302,7 @@ function renderAll() {
   renderStatus();
   renderScenes();
   renderCommands();
+  renderSchedule();
   renderDevices();
   renderHealth();
 }
@@ -286,6 +323,7 @@ async function refreshAll() {
   renderDevices();
   $("feedback-log").replaceChildren(...feedback.map(feedbackItem));
   refreshHealth();
+  refreshSchedule();
 }
 
 async function refreshStatus() {
@@ -341,7 +379,10 @@ async function control(path) {
       const more = body.errors ? `: ${body.errors.join("; ")}` : "";
       throw new Error((body.error || r.statusText) + more);
     }
-    if (path === "/api/reload") {
+    if (path.startsWith("/api/schedule/")) {
+      renderSchedule(body);
+      $("control-error").hidden = true;
+    } else if (path === "/api/reload") {
       const extra = [
         body.problems && body.problems.length ? `${body.problems.length} scene file(s) did not load` : "",
         body.needs_restart && body.needs_restart.length ? `restart needed for ${body.needs_restart.join(", ")}` : "",
@@ -429,6 +470,8 @@ setInterval(() => {
 
 $("stop").addEventListener("click", () => control("/api/scenes/stop"));
 $("reload").addEventListener("click", () => control("/api/reload"));
+$("schedule-toggle").addEventListener("click", () =>
+  control(state.schedule && state.schedule.paused ? "/api/schedule/resume" : "/api/schedule/pause"));
 $("token").value = localStorage.getItem("roomctl-token") || "";
 setInterval(() => {
   ageDevices();
@@ -438,6 +481,7 @@ setInterval(() => {
   if (!state.linkUp) return;
   refreshHealth();
   refreshDevices();
+  refreshSchedule();
 }, 5000);
 connectEvents();
 renderAll();

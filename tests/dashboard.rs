@@ -248,7 +248,7 @@ const QUIZ: &str = r#"{"sceneId": "quiz", "initialState": "wait",
 
 /// Counts the cards whose "last known" tag is visible.
 const STALE_TAGS: &str = "return [...document.querySelectorAll('main .card')].filter(c => { const t = c.querySelector('.stale-tag'); return t && t.offsetParent !== null; }).length";
-const CARDS: &str = "return document.querySelectorAll('main .card').length";
+const CARDS: &str = "return [...document.querySelectorAll('main .card')].filter(c => c.offsetParent !== null).length";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_never_shows_stale_truth_and_fits_a_phone() {
@@ -568,6 +568,82 @@ async fn dashboard_says_wrong_token_and_stop_needs_none() {
             if name == "light_off" && source.starts_with("the dashboard")),
         "{started:?}"
     );
+
+    br.quit().await;
+    stop_web.cancel();
+    let _ = server.await;
+    room.shutdown(Role::Daemon).await;
+}
+
+/// The schedule card: the next starts, pause and resume with the token, the
+/// paused banner; it fits a phone (390 px) and a tablet (screenshots in
+/// ROOMCTL_SCREENSHOTS when set).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_schedule_card_pauses_and_resumes_and_fits_a_phone() {
+    if !browser_ok() {
+        return;
+    }
+    init_logs();
+    let port = roomctl::broker::free_port().unwrap();
+    let schedule = "state_dir: state\nschedule:\n  timezone: Europe/Bratislava\n  hours: { default: \"00:00-23:59\" }\n  shows:\n    - { every: 10m, from: \"00:00\", until: \"23:50\", scene: intro }\n";
+    let site = site(&[port], &[("intro.yaml", SHOW)], schedule);
+    site.set_web_token("door-key");
+    let (config, scenes) = site.load();
+    let room = Room::start(config, scenes, Role::Daemon);
+    let (stop_web, server) = serve(&room, site.web_port).await;
+
+    let br = Browser::start().await;
+    for (w, h, name) in [(390, 844, "phone"), (820, 1180, "tablet")] {
+        br.resize(w, h).await;
+        br.goto(&format!("http://127.0.0.1:{}/", site.web_port))
+            .await;
+        br.wait_for(
+            "schedule card",
+            "!document.getElementById('schedule-card').hidden && document.querySelectorAll('#schedule-next li[data-planned]').length === 6",
+            T,
+        )
+        .await;
+        let first = br.text("#schedule-next li").await;
+        assert!(first.contains("intro") && first.contains("show"), "{first}");
+        assert!(
+            br.text("#schedule-today")
+                .await
+                .contains("Europe/Bratislava")
+        );
+        // Nothing sticks out sideways.
+        let overflow = br
+            .js("return document.documentElement.scrollWidth - window.innerWidth;")
+            .await;
+        assert!(
+            overflow.as_i64().unwrap() <= 0,
+            "{name}: {overflow} px too wide"
+        );
+        if let Ok(dir) = std::env::var("ROOMCTL_SCREENSHOTS") {
+            br.screenshot(
+                &std::path::Path::new(&dir).join(format!("dashboard-schedule-{name}.png")),
+            )
+            .await;
+        }
+    }
+
+    br.js("document.getElementById('token').value = 'door-key'; return true;")
+        .await;
+    br.click("#schedule-toggle").await;
+    br.wait_for(
+        "paused banner",
+        "!document.getElementById('schedule-paused').hidden && document.getElementById('schedule-toggle').textContent === 'Resume'",
+        T,
+    )
+    .await;
+    assert!(room.schedule.as_ref().unwrap().paused());
+    br.click("#schedule-toggle").await;
+    br.wait_for(
+        "resumed",
+        "document.getElementById('schedule-paused').hidden && document.getElementById('schedule-toggle').textContent === 'Pause'",
+        T,
+    )
+    .await;
+    assert!(!room.schedule.as_ref().unwrap().paused());
 
     br.quit().await;
     stop_web.cancel();

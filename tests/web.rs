@@ -347,3 +347,73 @@ async fn server_sent_events_stream_scene_and_feedback() {
         .unwrap();
     room.shutdown(Role::Daemon).await;
 }
+
+/// `/api/schedule` shows the plan; pause and resume need the token, work
+/// from the dashboard and over MQTT, and are kept in the state directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_view_pause_and_resume_over_http_and_mqtt() {
+    init_logs();
+    let b = Mosquitto::start().await.unwrap();
+    let schedule = "state_dir: state\nschedule:\n  timezone: Europe/Bratislava\n  hours: { default: \"00:00-23:59\" }\n  shows:\n    - { every: 30m, from: \"00:00\", until: \"23:30\", scene: intro }\n";
+    let site = site(&[b.port()], &[("intro.yaml", INTRO)], schedule);
+    site.set_web_token("s3cret");
+    let (config, scenes) = site.load();
+    let daemon = Room::start(config, scenes, Role::Daemon);
+    assert!(daemon.mqtt.wait_subscribed(Duration::from_secs(5)).await);
+    let app = app(state(&daemon));
+
+    let (st, _, body) = call(app.clone(), get("/api/schedule")).await;
+    assert_eq!(st, StatusCode::OK);
+    let v = json(&body);
+    assert_eq!(v["timezone"], "Europe/Bratislava");
+    assert_eq!(v["paused"], false);
+    let next = v["next"].as_array().unwrap();
+    assert_eq!(next.len(), 10);
+    assert!(
+        next.iter()
+            .all(|p| p["scene"] == "intro" && p["kind"] == "show")
+    );
+    let gap = next[1]["unix"].as_f64().unwrap() - next[0]["unix"].as_f64().unwrap();
+    assert!(
+        (gap - 1800.0).abs() < 1.0 || (gap - 1860.0).abs() < 1.0,
+        "{gap}"
+    );
+
+    let (st, _, _) = call(app.clone(), post("/api/schedule/pause", None)).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _, body) = call(app.clone(), post("/api/schedule/pause", Some("s3cret"))).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(json(&body)["paused"], true);
+    let saved = std::fs::read_to_string(site.dir.path().join("state/schedule.json")).unwrap();
+    assert_eq!(saved, r#"{"paused":true}"#);
+    let (st, _, _) = call(app.clone(), post("/api/schedule/later", Some("s3cret"))).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
+    // Over MQTT.
+    let cancel = CancellationToken::new();
+    let (probe, _rx) = mqtt_start(settings("sched-probe", &[b.port()]), cancel.child_token());
+    assert!(probe.wait_connected(Duration::from_secs(5)).await);
+    probe
+        .publish(
+            "roomctl/room1/schedule",
+            "resume",
+            roomctl::mqtt::PublishOptions::reliable(),
+        )
+        .unwrap();
+    let h = daemon.schedule.clone().unwrap();
+    eventually(Duration::from_secs(3), "resumed over MQTT", || !h.paused()).await;
+    let saved = std::fs::read_to_string(site.dir.path().join("state/schedule.json")).unwrap();
+    assert_eq!(saved, r#"{"paused":false}"#);
+
+    // A room without a schedule says so.
+    let (_s2, plain) = room(&[b.port()], None).await;
+    let (st, _, _) = call(app_for(&plain), get("/api/schedule")).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    plain.shutdown(Role::Daemon).await;
+    daemon.shutdown(Role::Daemon).await;
+    cancel.cancel();
+}
+
+fn app_for(room: &Room) -> axum::Router {
+    app(state(room))
+}

@@ -81,6 +81,26 @@ pub fn demo_config(dir: &Path, ports: (u16, u16), listen: SocketAddr) -> anyhow:
     c.media.dir = dir.join("media");
     // A pop-up player window is not what a demo on a laptop wants.
     c.media.video_enabled = false;
+    c.state_dir = dir.join("state");
+    // Open now, whatever the time: the showcase every 5 minutes, so the
+    // schedule card has something to show (and, while another scene runs,
+    // a skipped start to explain).
+    if let Some(s) = &mut c.schedule {
+        let all_day = crate::schedule::parse_hours("00:00-23:59").map_err(anyhow::Error::msg)?;
+        s.hours = [all_day; 7];
+        s.closed.clear();
+        s.at_opening = None;
+        s.at_closing = None;
+        s.shows
+            .retain(|x| matches!(x.when, crate::schedule::When::Every { .. }));
+        for show in &mut s.shows {
+            if let crate::schedule::When::Every { every, from, until } = &mut show.when {
+                *every = Duration::from_secs(300);
+                *from = jiff::civil::Time::midnight();
+                *until = jiff::civil::Time::constant(23, 55, 0, 0);
+            }
+        }
+    }
     Ok(c)
 }
 
@@ -210,5 +230,10 @@ mod tests {
         assert!(c.mqtt.brokers.iter().all(|b| b.username.is_none()));
         assert!(!c.media.video_enabled);
         assert_eq!(r.scenes.len(), EXAMPLE_SCENES.len());
+        let s = c.schedule.as_ref().expect("the demo has a schedule");
+        let next = s.upcoming(jiff::Timestamp::now(), 3);
+        assert_eq!(next.len(), 3);
+        assert!(next.iter().all(|p| p.scene == "showcase"), "{next:?}");
+        assert!(c.state_dir.starts_with(d.path()));
     }
 }

@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
 
 use axum::response::IntoResponse;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{AppError, AppState};
 use crate::feedback::{FeedbackRecord, FeedbackStats};
@@ -13,6 +13,7 @@ use crate::media::MediaStatus;
 use crate::mqtt::{ConnectionStatus, Stats, unix_now};
 use crate::registry::{DeviceCounts, DeviceView};
 use crate::scene::{CommandSummary, EndReason, RunError, SceneStatus, SceneSummary, StartError};
+use crate::schedule::ScheduleView;
 use axum::http::StatusCode;
 
 #[derive(Serialize)]
@@ -134,6 +135,46 @@ pub async fn run_command(
             Err(AppError::Conflict(e.to_string()))
         }
     }
+}
+
+/// `GET /api/schedule`: the zone, today's hours, open now, paused, the next
+/// starts and what the schedule did lately. 404 without a schedule.
+pub async fn schedule(State(s): State<AppState>) -> Result<Json<ScheduleView>, AppError> {
+    let h = s
+        .room
+        .schedule
+        .as_ref()
+        .ok_or_else(|| AppError::NotFound("no schedule is configured".into()))?;
+    Ok(Json(h.view(10)))
+}
+
+/// `POST /api/schedule/pause` and `/resume` (token): kept across restarts.
+pub async fn schedule_control(
+    State(s): State<AppState>,
+    Path(action): Path<String>,
+    parts: axum::http::request::Parts,
+) -> Result<Json<ScheduleView>, AppError> {
+    let h = s
+        .room
+        .schedule
+        .as_ref()
+        .ok_or_else(|| AppError::NotFound("no schedule is configured".into()))?;
+    let pause = match action.as_str() {
+        "pause" => true,
+        "resume" => false,
+        _ => {
+            return Err(AppError::NotFound(format!(
+                "no schedule action `{}` (pause or resume)",
+                action.chars().take(32).collect::<String>()
+            )));
+        }
+    };
+    info!(target: "web", "Schedule {action} from the dashboard ({})", super::peer(&parts.extensions));
+    // Paused or resumed now even when it could not be saved; say so.
+    if let Err(e) = h.set_paused(pause) {
+        warn!(target: "web", "{e}");
+    }
+    Ok(Json(h.view(10)))
 }
 
 /// `POST /api/reload`: scenes and config again, without a restart. A

@@ -96,6 +96,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/scenes/{name}/start", post(api::start_scene))
         .route("/api/reload", post(api::reload))
         .route("/api/commands/{name}/run", post(api::run_command))
+        .route("/api/schedule/{action}", post(api::schedule_control))
         .merge(locked)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -108,6 +109,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/devices", get(api::devices))
         .route("/api/scenes", get(api::scenes))
         .route("/api/commands", get(api::commands))
+        .route("/api/schedule", get(api::schedule))
         .route("/api/feedback", get(api::feedback))
         .route("/api/events", get(sse::events))
         .route("/healthz", get(health::healthz))

@@ -1,0 +1,1084 @@
+//! The opening-hours schedule (`schedule:` in the config): opening hours per
+//! weekday, closed dates, a scene at opening and at closing, shows at a time
+//! of day or looped every N minutes, all in the museum's IANA time zone
+//! (zone rules from jiff, never hand-written). It owns the plan (pure: which
+//! scene starts at which instant of a day), the scheduler task that starts
+//! them, and the persisted pause switch.
+//!
+//! Rules: never two shows at once (a start while a scene runs is skipped
+//! and logged; the closing scene stops a running show first, it is the
+//! safe state); a start missed while the daemon was down or the clock
+//! jumped is never made up late; after a restart the plan continues from
+//! the current time.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::civil::{Date, Time, Weekday};
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan, Zoned};
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::diag::Pos;
+use crate::scene::{EndReason, SceneController, StartError};
+
+/// A start this much after its time is a missed one (never made up late).
+pub const GRACE: Duration = Duration::from_secs(5);
+/// The scheduler looks at the wall clock at least this often, so a clock
+/// that jumps (NTP on a Pi without a real-time clock) is noticed.
+const RECHECK: Duration = Duration::from_secs(30);
+/// How far ahead [`Schedule::upcoming`] looks.
+const LOOKAHEAD_DAYS: i64 = 14;
+
+/// Opening hours of one day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hours {
+    /// Opening time.
+    pub open: Time,
+    /// Closing time (after `open`).
+    pub close: Time,
+}
+
+/// When a show starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum When {
+    /// Once, at this time of day.
+    At(Time),
+    /// Every `every`, from `from` up to and including `until`.
+    Every {
+        /// The period (whole minutes).
+        every: Duration,
+        /// First start.
+        from: Time,
+        /// No start after this.
+        until: Time,
+    },
+}
+
+/// One `shows:` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Show {
+    /// The scene it starts.
+    pub scene: String,
+    /// When.
+    pub when: When,
+    /// Only on these weekdays (Monday = 0); none: every open day.
+    pub days: Option<[bool; 7]>,
+    /// Where the scene name was written, for `check`.
+    pub pos: Pos,
+}
+
+/// A scene named by the schedule, with its position for `check`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named {
+    /// The scene.
+    pub scene: String,
+    /// Where it was written.
+    pub pos: Pos,
+}
+
+/// `schedule:`, validated.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// The IANA name (`Europe/Bratislava`).
+    pub timezone: String,
+    /// The zone's rules.
+    pub tz: TimeZone,
+    /// Opening hours, Monday first; none = closed that weekday.
+    pub hours: [Option<Hours>; 7],
+    /// Closed dates (holidays).
+    pub closed: BTreeSet<Date>,
+    /// Started at opening time.
+    pub at_opening: Option<Named>,
+    /// Started at closing time (the safe state; stops a running show).
+    pub at_closing: Option<Named>,
+    /// The shows.
+    pub shows: Vec<Show>,
+}
+
+/// Why a start is planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// `at_opening`.
+    Opening,
+    /// A `shows:` entry.
+    Show,
+    /// `at_closing`.
+    Closing,
+}
+
+/// One planned start.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Planned {
+    /// The instant, in the museum's zone (`2026-11-23T10:15:00+01:00[Europe/Bratislava]`).
+    pub at: String,
+    /// Unix time of it.
+    pub unix: f64,
+    /// The scene.
+    pub scene: String,
+    /// Opening, show or closing.
+    pub kind: Kind,
+    #[serde(skip)]
+    instant: Timestamp,
+}
+
+impl Planned {
+    /// When, as a timestamp.
+    pub fn instant(&self) -> Timestamp {
+        self.instant
+    }
+}
+
+/// Monday = 0.
+fn day_index(w: Weekday) -> usize {
+    w.to_monday_zero_offset() as usize
+}
+
+/// The weekday names the config uses, Monday first.
+pub const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+/// `HH:MM` (or `H:MM`, `HH:MM:SS`).
+pub fn parse_time(s: &str) -> Result<Time, String> {
+    let bad = || format!("`{s}` is not a time of day (HH:MM, e.g. 10:00 or 17:30)");
+    let parts: Vec<&str> = s.trim().split(':').collect();
+    if !(2..=3).contains(&parts.len()) {
+        return Err(bad());
+    }
+    let num = |p: &str, max: i8| -> Result<i8, String> {
+        if p.is_empty() || p.len() > 2 || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let n: i8 = p.parse().map_err(|_| bad())?;
+        if n > max { Err(bad()) } else { Ok(n) }
+    };
+    let h = num(parts[0], 23)?;
+    let m = num(parts[1], 59)?;
+    let sec = if parts.len() == 3 {
+        num(parts[2], 59)?
+    } else {
+        0
+    };
+    Time::new(h, m, sec, 0).map_err(|_| bad())
+}
+
+/// `HH:MM-HH:MM`, or `closed`.
+pub fn parse_hours(s: &str) -> Result<Option<Hours>, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("closed") {
+        return Ok(None);
+    }
+    let Some((a, b)) = t.split_once('-') else {
+        return Err(format!(
+            "`{s}` is not opening hours (HH:MM-HH:MM, e.g. 10:00-18:00, or `closed`)"
+        ));
+    };
+    let (open, close) = (parse_time(a)?, parse_time(b)?);
+    if close <= open {
+        return Err(format!("`{s}`: closing time must be after opening time"));
+    }
+    Ok(Some(Hours { open, close }))
+}
+
+/// `YYYY-MM-DD`.
+pub fn parse_date(s: &str) -> Result<Date, String> {
+    s.trim()
+        .parse::<Date>()
+        .map_err(|_| format!("`{s}` is not a date (YYYY-MM-DD, e.g. 2026-12-24)"))
+}
+
+/// A weekday name (`mon`..`sun`, or the full English name).
+pub fn parse_weekday(s: &str) -> Result<usize, String> {
+    const FULL: [&str; 7] = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
+    let l = s.trim().to_ascii_lowercase();
+    (0..7)
+        .find(|&i| l == WEEKDAYS[i] || l == FULL[i])
+        .ok_or_else(|| format!("`{s}` is not a weekday (mon, tue, wed, thu, fri, sat, sun)"))
+}
+
+/// An IANA time zone name.
+pub fn parse_timezone(s: &str) -> Result<TimeZone, String> {
+    TimeZone::get(s.trim())
+        .map_err(|_| format!("unknown time zone `{s}` (an IANA name such as Europe/Bratislava)"))
+}
+
+impl Schedule {
+    /// Opening hours on `date`: none when closed (weekday or holiday).
+    pub fn hours_on(&self, date: Date) -> Option<Hours> {
+        if self.closed.contains(&date) {
+            return None;
+        }
+        self.hours[day_index(date.weekday())]
+    }
+
+    /// Open at `t`.
+    pub fn is_open(&self, t: Timestamp) -> bool {
+        let z = t.to_zoned(self.tz.clone());
+        self.hours_on(z.date())
+            .is_some_and(|h| z.time() >= h.open && z.time() < h.close)
+    }
+
+    /// The instant of `time` on `date` in the museum's zone. In a DST gap
+    /// (a time that does not exist that day) it is the instant just after
+    /// the gap; in a fold (a time that happens twice) the first one.
+    fn instant(&self, date: Date, time: Time) -> Option<Zoned> {
+        date.to_datetime(time).to_zoned(self.tz.clone()).ok()
+    }
+
+    /// Everything planned on `date` (local), in time order; one start per
+    /// instant (a DST gap can map two wall times onto one instant). Shows
+    /// run only while the museum is open.
+    pub fn day(&self, date: Date) -> Vec<Planned> {
+        let Some(h) = self.hours_on(date) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(Zoned, &str, Kind)> = Vec::new();
+        if let Some(o) = &self.at_opening
+            && let Some(z) = self.instant(date, h.open)
+        {
+            out.push((z, &o.scene, Kind::Opening));
+        }
+        let weekday = day_index(date.weekday());
+        for s in &self.shows {
+            if s.days.is_some_and(|d| !d[weekday]) {
+                continue;
+            }
+            let mut times = Vec::new();
+            match &s.when {
+                When::At(t) => times.push(*t),
+                When::Every { every, from, until } => {
+                    let step = every.as_secs().max(60) as i64;
+                    let mut t = *from;
+                    loop {
+                        times.push(t);
+                        match t.checked_add((step).seconds()) {
+                            // Wrapping past midnight ends the day's loop.
+                            Ok(n) if n > t && n <= *until => t = n,
+                            _ => break,
+                        }
+                    }
+                }
+            }
+            for t in times {
+                // The opening scene has the opening instant; a show at the
+                // closing time would be cut at once.
+                if t < h.open || t >= h.close {
+                    continue;
+                }
+                if let Some(z) = self.instant(date, t) {
+                    out.push((z, &s.scene, Kind::Show));
+                }
+            }
+        }
+        if let Some(c) = &self.at_closing
+            && let Some(z) = self.instant(date, h.close)
+        {
+            out.push((z, &c.scene, Kind::Closing));
+        }
+        // Time order; at one instant opening first, closing wins over a
+        // show (it is the safe state), then the first listed.
+        out.sort_by(|a, b| {
+            a.0.timestamp().cmp(&b.0.timestamp()).then_with(|| {
+                let rank = |k: Kind| match k {
+                    Kind::Opening => 0,
+                    Kind::Closing => 1,
+                    Kind::Show => 2,
+                };
+                rank(a.2).cmp(&rank(b.2))
+            })
+        });
+        out.dedup_by(|b, a| a.0.timestamp() == b.0.timestamp());
+        out.into_iter()
+            .map(|(z, scene, kind)| Planned {
+                at: z.to_string(),
+                unix: z.timestamp().as_millisecond() as f64 / 1000.0,
+                scene: scene.to_string(),
+                kind,
+                instant: z.timestamp(),
+            })
+            .collect()
+    }
+
+    /// The next `n` starts strictly after `after`.
+    pub fn upcoming(&self, after: Timestamp, n: usize) -> Vec<Planned> {
+        let mut out = Vec::new();
+        let today = after.to_zoned(self.tz.clone()).date();
+        for d in 0..LOOKAHEAD_DAYS {
+            let Ok(date) = today.checked_add(d.days()) else {
+                break;
+            };
+            for p in self.day(date) {
+                if p.instant > after {
+                    out.push(p);
+                    if out.len() == n {
+                        return out;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Starts in `(from, to]`.
+    pub fn between(&self, from: Timestamp, to: Timestamp) -> Vec<Planned> {
+        if to <= from {
+            return Vec::new();
+        }
+        let first = from.to_zoned(self.tz.clone()).date();
+        let last = to.to_zoned(self.tz.clone()).date();
+        let mut out = Vec::new();
+        let mut date = first;
+        // A clock that jumped years: only the last days matter (all of
+        // those starts are missed anyway); keep the work bounded.
+        if let Ok(d) = last.checked_sub(LOOKAHEAD_DAYS.days())
+            && d > date
+        {
+            date = d;
+        }
+        while date <= last {
+            out.extend(
+                self.day(date)
+                    .into_iter()
+                    .filter(|p| p.instant > from && p.instant <= to),
+            );
+            match date.tomorrow() {
+                Ok(d) => date = d,
+                Err(_) => break,
+            }
+        }
+        out
+    }
+
+    /// Every scene name the schedule uses, with its position.
+    pub fn scene_refs(&self) -> Vec<(&str, Pos)> {
+        let mut v: Vec<(&str, Pos)> = self
+            .shows
+            .iter()
+            .map(|s| (s.scene.as_str(), s.pos))
+            .collect();
+        for n in [&self.at_opening, &self.at_closing].into_iter().flatten() {
+            v.push((&n.scene, n.pos));
+        }
+        v
+    }
+}
+
+/// The wall clock the scheduler reads. The real one, or (tests) one that
+/// starts at a given instant and follows tokio's clock, so paused tokio
+/// time drives a whole simulated day; its `jump` moves it like NTP would.
+#[derive(Clone)]
+pub struct Wall {
+    fake: Option<Arc<Mutex<(Timestamp, tokio::time::Instant)>>>,
+}
+
+impl Wall {
+    /// The system clock.
+    pub fn system() -> Wall {
+        Wall { fake: None }
+    }
+
+    /// A clock at `start` now, advancing with tokio's clock.
+    pub fn starting_at(start: Timestamp) -> Wall {
+        Wall {
+            fake: Some(Arc::new(Mutex::new((start, tokio::time::Instant::now())))),
+        }
+    }
+
+    /// Now.
+    pub fn now(&self) -> Timestamp {
+        match &self.fake {
+            None => Timestamp::now(),
+            Some(f) => {
+                let (t, i) = *f.lock().unwrap();
+                let d = tokio::time::Instant::now() - i;
+                t.checked_add(d).unwrap_or(t)
+            }
+        }
+    }
+
+    /// Moves a test clock by `by` seconds (negative: back).
+    pub fn jump(&self, by: i64) {
+        if let Some(f) = &self.fake {
+            let mut g = f.lock().unwrap();
+            g.0 = g.0.checked_add(by.seconds()).unwrap_or(g.0);
+        }
+    }
+}
+
+/// What the scheduler did with a planned start.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Outcome {
+    /// The start.
+    pub planned: Planned,
+    /// `started`, `skipped` (a scene was running), `missed` (too late),
+    /// `paused`, or `failed`.
+    pub result: String,
+    /// Why, in words.
+    pub detail: String,
+}
+
+/// What `/api/schedule` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleView {
+    /// The IANA zone.
+    pub timezone: String,
+    /// Paused from the dashboard or over MQTT.
+    pub paused: bool,
+    /// Open right now.
+    pub open_now: bool,
+    /// Local time now.
+    pub now: String,
+    /// Today's opening hours (`10:00-18:00`) or `closed`.
+    pub today: String,
+    /// The next starts.
+    pub next: Vec<Planned>,
+    /// The last few outcomes (newest last).
+    pub recent: Vec<Outcome>,
+}
+
+struct Inner {
+    schedule: Schedule,
+    wall: Wall,
+    paused: AtomicBool,
+    state_file: Option<PathBuf>,
+    changed: Notify,
+    recent: Mutex<std::collections::VecDeque<Outcome>>,
+}
+
+/// The running schedule: its plan, pause switch and recent outcomes.
+#[derive(Clone)]
+pub struct ScheduleHandle {
+    inner: Arc<Inner>,
+}
+
+const RECENT: usize = 20;
+
+/// Why pausing or resuming could not be kept across a restart.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot save the schedule's pause state to {path}: {why}")]
+pub struct SaveError {
+    path: String,
+    why: String,
+}
+
+impl ScheduleHandle {
+    /// A handle for `schedule`; the pause switch is read from `state_file`
+    /// (`{"paused": true}`) when there is one.
+    pub fn new(schedule: Schedule, wall: Wall, state_file: Option<PathBuf>) -> ScheduleHandle {
+        let paused = state_file
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v.get("paused").and_then(|p| p.as_bool()))
+            .unwrap_or(false);
+        ScheduleHandle {
+            inner: Arc::new(Inner {
+                schedule,
+                wall,
+                paused: AtomicBool::new(paused),
+                state_file,
+                changed: Notify::new(),
+                recent: Mutex::new(Default::default()),
+            }),
+        }
+    }
+
+    /// The plan.
+    pub fn schedule(&self) -> &Schedule {
+        &self.inner.schedule
+    }
+
+    /// Paused.
+    pub fn paused(&self) -> bool {
+        self.inner.paused.load(Ordering::SeqCst)
+    }
+
+    /// Pauses or resumes; kept across restarts (written then renamed, so a
+    /// power loss leaves the old or the new file, never half of one).
+    pub fn set_paused(&self, paused: bool) -> Result<(), SaveError> {
+        let was = self.inner.paused.swap(paused, Ordering::SeqCst);
+        if was != paused {
+            info!(target: "schedule", "Schedule {}", if paused { "paused" } else { "resumed" });
+        }
+        self.inner.changed.notify_one();
+        if let Some(path) = &self.inner.state_file {
+            let err = |e: std::io::Error| SaveError {
+                path: path.display().to_string(),
+                why: e.to_string(),
+            };
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(err)?;
+            }
+            let tmp = path.with_extension("tmp");
+            let body = serde_json::json!({ "paused": paused }).to_string();
+            {
+                use std::io::Write;
+                let mut f = std::fs::File::create(&tmp).map_err(err)?;
+                f.write_all(body.as_bytes()).map_err(err)?;
+                f.sync_all().map_err(err)?;
+            }
+            std::fs::rename(&tmp, path).map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// The next `n` starts from now.
+    pub fn upcoming(&self, n: usize) -> Vec<Planned> {
+        self.inner.schedule.upcoming(self.inner.wall.now(), n)
+    }
+
+    /// For `/api/schedule` and the dashboard.
+    pub fn view(&self, n: usize) -> ScheduleView {
+        let s = &self.inner.schedule;
+        let now = self.inner.wall.now();
+        let z = now.to_zoned(s.tz.clone());
+        let today = match s.hours_on(z.date()) {
+            Some(h) => format!("{}-{}", h.open.strftime("%H:%M"), h.close.strftime("%H:%M")),
+            None => "closed".into(),
+        };
+        ScheduleView {
+            timezone: s.timezone.clone(),
+            paused: self.paused(),
+            open_now: s.is_open(now),
+            now: z.strftime("%Y-%m-%d %H:%M:%S %Z").to_string(),
+            today,
+            next: s.upcoming(now, n),
+            recent: self.inner.recent.lock().unwrap().iter().cloned().collect(),
+        }
+    }
+
+    /// The outcomes so far (newest last, at most 20).
+    pub fn recent(&self) -> Vec<Outcome> {
+        self.inner.recent.lock().unwrap().iter().cloned().collect()
+    }
+
+    fn record(&self, planned: Planned, result: &str, detail: String) {
+        let mut r = self.inner.recent.lock().unwrap();
+        if r.len() == RECENT {
+            r.pop_front();
+        }
+        r.push_back(Outcome {
+            planned,
+            result: result.into(),
+            detail,
+        });
+    }
+
+    /// Starts what is due until `cancel`. Only starts planned after this
+    /// call are made: what was due while the daemon was down stays missed.
+    pub async fn run(self, scenes: SceneController, cancel: CancellationToken) {
+        let wall = self.inner.wall.clone();
+        let s = &self.inner.schedule;
+        let mut last = wall.now();
+        if let Some(n) = s.upcoming(last, 1).first() {
+            info!(target: "schedule", "Schedule ({}): next {} `{}` at {}", s.timezone, kind_word(n.kind), n.scene, n.at);
+        }
+        loop {
+            let now = wall.now();
+            for p in s.between(last, now) {
+                self.fire(&scenes, p, now).await;
+            }
+            // A clock set back does not replay what already ran.
+            if now > last {
+                last = now;
+            }
+            let wait = s
+                .upcoming(last, 1)
+                .first()
+                .map(|p| p.instant.duration_since(now).unsigned_abs())
+                .unwrap_or(RECHECK)
+                .min(RECHECK);
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = crate::clock::sleep_until_precise(tokio::time::Instant::now() + wait) => {}
+                _ = self.inner.changed.notified() => {}
+            }
+        }
+    }
+
+    async fn fire(&self, scenes: &SceneController, p: Planned, now: Timestamp) {
+        let late = now.duration_since(p.instant).unsigned_abs();
+        let what = format!("{} `{}` at {}", kind_word(p.kind), p.scene, p.at);
+        if late > GRACE {
+            let detail = format!(
+                "{:.0} s late (daemon down or clock jumped): not started late",
+                late.as_secs_f64()
+            );
+            warn!(target: "schedule", "Schedule: missed {what}: {detail}");
+            self.record(p, "missed", detail);
+            return;
+        }
+        if self.paused() {
+            info!(target: "schedule", "Schedule paused: not starting {what}");
+            self.record(p, "paused", "the schedule is paused".into());
+            return;
+        }
+        if p.kind == Kind::Closing
+            && let Some(running) = scenes.status()
+        {
+            info!(target: "schedule", "Schedule: closing time: stopping `{}`", running.name);
+            scenes.request_stop(EndReason::Stopped);
+            let _ = tokio::time::timeout(Duration::from_secs(30), scenes.wait_idle()).await;
+        }
+        match scenes.start(&p.scene) {
+            Ok(()) => {
+                info!(target: "schedule", "Schedule: started {what}");
+                self.record(p, "started", String::new());
+            }
+            Err(StartError::AlreadyRunning(r)) => {
+                let detail = format!("scene `{r}` is running (never two shows at once)");
+                warn!(target: "schedule", "Schedule: skipped {what}: {detail}");
+                self.record(p, "skipped", detail);
+            }
+            Err(e) => {
+                warn!(target: "schedule", "Schedule: cannot start {what}: {e}");
+                self.record(p, "failed", e.to_string());
+            }
+        }
+    }
+}
+
+fn kind_word(k: Kind) -> &'static str {
+    match k {
+        Kind::Opening => "opening scene",
+        Kind::Show => "show",
+        Kind::Closing => "closing scene",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Time {
+        parse_time(s).unwrap()
+    }
+
+    pub(crate) fn museum() -> Schedule {
+        let open = Some(Hours {
+            open: t("10:00"),
+            close: t("18:00"),
+        });
+        Schedule {
+            timezone: "Europe/Bratislava".into(),
+            tz: parse_timezone("Europe/Bratislava").unwrap(),
+            hours: [None, open, open, open, open, open, open],
+            closed: [parse_date("2026-12-24").unwrap()].into(),
+            at_opening: Some(Named {
+                scene: "intro".into(),
+                pos: Pos::default(),
+            }),
+            at_closing: Some(Named {
+                scene: "outro".into(),
+                pos: Pos::default(),
+            }),
+            shows: vec![
+                Show {
+                    scene: "loop".into(),
+                    when: When::Every {
+                        every: Duration::from_secs(15 * 60),
+                        from: t("10:00"),
+                        until: t("17:30"),
+                    },
+                    days: None,
+                    pos: Pos::default(),
+                },
+                Show {
+                    scene: "noon".into(),
+                    when: When::At(t("12:05")),
+                    days: Some([false, false, false, false, false, true, true]),
+                    pos: Pos::default(),
+                },
+            ],
+        }
+    }
+
+    // --- the scheduler, on paused tokio time driving a fake wall clock ---
+
+    use crate::events::EventBus;
+    use crate::scene::SceneSet;
+    use crate::scene::load::{SceneContext, parse_scene};
+    use crate::testkit::RecordingSink;
+    use tokio_util::task::TaskTracker;
+
+    fn scene(name: &str, secs: u32) -> crate::scene::Scene {
+        parse_scene(
+            &format!(
+                "name: {name}\nactions: [{{at: 0, topic: room1/light, message: {name}}}]\nduration: {secs}\n"
+            ),
+            std::path::Path::new("s.yaml"),
+            &SceneContext {
+                room: "room1".into(),
+                local_channels: vec![],
+            },
+        )
+        .unwrap()
+        .0
+    }
+
+    fn controller() -> SceneController {
+        SceneController::new(
+            SceneSet::new(vec![
+                scene("intro", 60),
+                scene("loop", 600),
+                scene("noon", 60),
+                scene("outro", 10),
+            ]),
+            Arc::new(RecordingSink::default()),
+            EventBus::new(256),
+            TaskTracker::new(),
+        )
+    }
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    /// Runs the scheduler from `from` for `hours` (paused time).
+    async fn run_for(h: &ScheduleHandle, c: &SceneController, secs: u64) {
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(h.clone().run(c.clone(), cancel.clone()));
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        cancel.cancel();
+        task.await.unwrap();
+    }
+
+    fn outcomes(h: &ScheduleHandle) -> Vec<String> {
+        h.recent()
+            .iter()
+            .map(|o| {
+                let t = o.planned.instant.to_zoned(h.schedule().tz.clone());
+                format!(
+                    "{} {} {}",
+                    t.strftime("%a %H:%M"),
+                    o.planned.scene,
+                    o.result
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_saturday_with_loops_never_runs_two_shows_at_once() {
+        let wall = Wall::starting_at(at("2026-11-28T09:59:00+01:00"));
+        let h = ScheduleHandle::new(museum(), wall, None);
+        let c = controller();
+        run_for(&h, &c, 2 * 3600 + 10 * 60).await; // to 12:09
+        let o = outcomes(&h);
+        assert_eq!(
+            o,
+            [
+                "Sat 10:00 intro started",
+                "Sat 10:15 loop started",
+                "Sat 10:30 loop started",
+                "Sat 10:45 loop started",
+                "Sat 11:00 loop started",
+                "Sat 11:15 loop started",
+                "Sat 11:30 loop started",
+                "Sat 11:45 loop started",
+                "Sat 12:00 loop started",
+                // The 12:00 loop runs 10 minutes: the noon show is skipped.
+                "Sat 12:05 noon skipped",
+            ]
+        );
+        assert!(h.recent()[9].detail.contains("scene `loop` is running"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn closing_stops_the_show_and_starts_the_safe_state() {
+        let mut plan = museum();
+        plan.shows = vec![Show {
+            scene: "long".into(),
+            when: When::At(t("17:45")),
+            days: None,
+            pos: Pos::default(),
+        }];
+        let wall = Wall::starting_at(at("2026-11-24T17:44:00+01:00"));
+        let h = ScheduleHandle::new(plan, wall, None);
+        let c = SceneController::new(
+            SceneSet::new(vec![scene("long", 3600), scene("outro", 10)]),
+            Arc::new(RecordingSink::default()),
+            EventBus::new(256),
+            TaskTracker::new(),
+        );
+        run_for(&h, &c, 15 * 60 + 30).await; // 17:59:30: `long` runs
+        assert_eq!(c.status().unwrap().name, "long");
+        run_for(&h, &c, 35).await; // 18:00:05: outro runs (10 s)
+        assert_eq!(
+            outcomes(&h),
+            ["Tue 17:45 long started", "Tue 18:00 outro started"]
+        );
+        assert_eq!(c.status().unwrap().name, "outro");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_day_and_a_holiday_start_nothing() {
+        // Monday (closed weekday), all day.
+        let h = ScheduleHandle::new(
+            museum(),
+            Wall::starting_at(at("2026-11-23T00:00:00+01:00")),
+            None,
+        );
+        run_for(&h, &controller(), 24 * 3600 - 60).await;
+        assert!(h.recent().is_empty(), "{:?}", outcomes(&h));
+        // Thursday 24 December (a closed date).
+        let h = ScheduleHandle::new(
+            museum(),
+            Wall::starting_at(at("2026-12-24T00:00:00+01:00")),
+            None,
+        );
+        run_for(&h, &controller(), 24 * 3600 - 60).await;
+        assert!(h.recent().is_empty(), "{:?}", outcomes(&h));
+        assert_eq!(
+            h.upcoming(1)[0].at,
+            "2026-12-25T10:00:00+01:00[Europe/Bratislava]"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn across_the_dst_change_in_bratislava_opening_stays_at_ten_local() {
+        // Saturday 28 March 2026 before closing; the clocks go forward in
+        // the night (02:00 CET -> 03:00 CEST).
+        let wall = Wall::starting_at(at("2026-03-28T17:59:00+01:00"));
+        let h = ScheduleHandle::new(museum(), wall.clone(), None);
+        let c = controller();
+        // 17:59 CET to 10:16 CEST is 15 h 17 min of real time.
+        run_for(&h, &c, 15 * 3600 + 17 * 60).await;
+        let at_: Vec<String> = h.recent().iter().map(|o| o.planned.at.clone()).collect();
+        assert_eq!(
+            at_,
+            [
+                "2026-03-28T18:00:00+01:00[Europe/Bratislava]",
+                "2026-03-29T10:00:00+02:00[Europe/Bratislava]",
+                "2026-03-29T10:15:00+02:00[Europe/Bratislava]",
+            ]
+        );
+        assert!(
+            h.recent().iter().all(|o| o.result == "started"),
+            "{:?}",
+            h.recent()
+        );
+        assert_eq!(
+            wall.now()
+                .to_zoned(h.schedule().tz.clone())
+                .strftime("%H:%M %Z")
+                .to_string(),
+            "10:16 CEST"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_mid_day_continues_from_now_and_keeps_the_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("schedule.json");
+        let wall = Wall::starting_at(at("2026-11-24T09:59:00+01:00"));
+        let h = ScheduleHandle::new(museum(), wall.clone(), Some(state.clone()));
+        let c = controller();
+        run_for(&h, &c, 17 * 60).await; // 10:16
+        assert_eq!(
+            outcomes(&h),
+            ["Tue 10:00 intro started", "Tue 10:15 loop started"]
+        );
+        h.set_paused(true).unwrap();
+        // Power loss at 10:16; back at 13:31.
+        c.request_stop(EndReason::Shutdown);
+        wall.jump(3 * 3600 + 15 * 60);
+        let h2 = ScheduleHandle::new(museum(), wall.clone(), Some(state.clone()));
+        assert!(h2.paused(), "the pause survives the restart");
+        run_for(&h2, &c, 15 * 60).await; // 13:46
+        assert_eq!(outcomes(&h2), ["Tue 13:45 loop paused"]);
+        h2.set_paused(false).unwrap();
+        run_for(&h2, &c, 15 * 60).await; // 14:01
+        // Nothing between 10:30 and 13:30 was made up.
+        assert_eq!(
+            outcomes(&h2),
+            ["Tue 13:45 loop paused", "Tue 14:00 loop started"]
+        );
+        let h3 = ScheduleHandle::new(museum(), wall.clone(), Some(state));
+        assert!(!h3.paused());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_clock_that_jumps_forward_misses_starts_instead_of_making_them_up() {
+        let wall = Wall::starting_at(at("2026-11-24T10:01:00+01:00"));
+        let h = ScheduleHandle::new(museum(), wall.clone(), None);
+        let c = controller();
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(h.clone().run(c.clone(), cancel.clone()));
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        // NTP corrects the clock by an hour (10:02 -> 11:02).
+        wall.jump(3600);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        cancel.cancel();
+        task.await.unwrap();
+        let o = outcomes(&h);
+        assert_eq!(
+            o,
+            [
+                "Tue 10:15 loop missed",
+                "Tue 10:30 loop missed",
+                "Tue 10:45 loop missed",
+                "Tue 11:00 loop missed",
+            ]
+        );
+        assert!(c.status().is_none(), "nothing was started late");
+    }
+
+    fn local(s: &Schedule, p: &Planned) -> String {
+        p.instant
+            .to_zoned(s.tz.clone())
+            .strftime("%H:%M %Z")
+            .to_string()
+    }
+
+    #[test]
+    fn times_hours_dates_weekdays_and_zones_are_parsed_or_refused_in_words() {
+        assert_eq!(parse_time("9:05").unwrap(), Time::new(9, 5, 0, 0).unwrap());
+        assert!(
+            parse_time("24:00")
+                .unwrap_err()
+                .contains("not a time of day")
+        );
+        assert!(parse_time("10.00").is_err());
+        assert!(parse_hours("closed").unwrap().is_none());
+        assert!(
+            parse_hours("18:00-10:00")
+                .unwrap_err()
+                .contains("after opening")
+        );
+        assert!(parse_hours("10-18").is_err());
+        assert!(parse_date("2026-02-30").unwrap_err().contains("not a date"));
+        assert_eq!(parse_weekday("Saturday").unwrap(), 5);
+        assert!(parse_weekday("sunday-ish").is_err());
+        assert!(
+            parse_timezone("Europe/Bratislav")
+                .unwrap_err()
+                .contains("IANA")
+        );
+    }
+
+    #[test]
+    fn a_day_with_loops_opening_and_closing() {
+        let s = museum();
+        // Tuesday 2026-11-24 (CET).
+        let d = s.day(parse_date("2026-11-24").unwrap());
+        let first: Vec<String> = d
+            .iter()
+            .take(3)
+            .map(|p| format!("{} {}", local(&s, p), p.scene))
+            .collect();
+        assert_eq!(
+            first,
+            ["10:00 CET intro", "10:15 CET loop", "10:30 CET loop"]
+        );
+        // The 10:00 loop start gives way to the opening scene.
+        assert_eq!(d.iter().filter(|p| p.scene == "loop").count(), 30);
+        let last = d.last().unwrap();
+        assert_eq!(
+            (local(&s, last).as_str(), last.kind),
+            ("18:00 CET", Kind::Closing)
+        );
+        assert!(d.iter().all(|p| p.scene != "noon"), "weekend only");
+        // Saturday has the noon show.
+        let sat = s.day(parse_date("2026-11-28").unwrap());
+        assert!(
+            sat.iter()
+                .any(|p| p.scene == "noon" && local(&s, p) == "12:05 CET")
+        );
+    }
+
+    #[test]
+    fn closed_weekday_and_holiday_have_nothing() {
+        let s = museum();
+        assert!(
+            s.day(parse_date("2026-11-23").unwrap()).is_empty(),
+            "Monday"
+        );
+        assert!(
+            s.day(parse_date("2026-12-24").unwrap()).is_empty(),
+            "holiday"
+        );
+        // After a closed day the next start is the next opening.
+        let sunday_night = "2026-11-22T20:00:00+01:00".parse::<Timestamp>().unwrap();
+        let n = s.upcoming(sunday_night, 1);
+        assert_eq!(n[0].at, "2026-11-24T10:00:00+01:00[Europe/Bratislava]");
+    }
+
+    #[test]
+    fn dst_days_in_bratislava_keep_wall_times_and_never_double_a_start() {
+        let mut s = museum();
+        // A loop across the night, to hit the changes themselves.
+        s.hours = [Some(Hours {
+            open: t("00:00"),
+            close: t("23:59"),
+        }); 7];
+        s.at_opening = None;
+        s.at_closing = None;
+        s.shows = vec![Show {
+            scene: "night".into(),
+            when: When::Every {
+                every: Duration::from_secs(30 * 60),
+                from: t("01:00"),
+                until: t("04:00"),
+            },
+            days: None,
+            pos: Pos::default(),
+        }];
+        // 2026-03-29: 02:00 CET -> 03:00 CEST. 02:00 and 02:30 do not
+        // exist; 02:00 maps onto 03:00, 02:30 onto 03:30: one start each.
+        let spring: Vec<String> = s
+            .day(parse_date("2026-03-29").unwrap())
+            .iter()
+            .map(|p| local(&s, p))
+            .collect();
+        assert_eq!(
+            spring,
+            [
+                "01:00 CET",
+                "01:30 CET",
+                "03:00 CEST",
+                "03:30 CEST",
+                "04:00 CEST"
+            ]
+        );
+        // 2026-10-25: 03:00 CEST -> 02:00 CET; 02:00 and 02:30 happen twice,
+        // the show runs once, at the first.
+        let autumn: Vec<String> = s
+            .day(parse_date("2026-10-25").unwrap())
+            .iter()
+            .map(|p| local(&s, p))
+            .collect();
+        assert_eq!(
+            autumn,
+            [
+                "01:00 CEST",
+                "01:30 CEST",
+                "02:00 CEST",
+                "02:30 CEST",
+                "03:00 CET",
+                "03:30 CET",
+                "04:00 CET"
+            ]
+        );
+        // The museum's 10:00 opening stays 10:00 local on both days.
+        let m = museum();
+        for d in ["2026-03-29", "2026-10-25"] {
+            let p = &m.day(parse_date(d).unwrap())[0];
+            assert!(local(&m, p).starts_with("10:00"), "{d}: {}", p.at);
+        }
+    }
+}
