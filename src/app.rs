@@ -29,6 +29,7 @@ use crate::scene::{
     SceneSet, SceneStatus,
 };
 use crate::schedule::{ScheduleHandle, Wall};
+use crate::showlog::{self, ShowLog};
 
 /// How long shutdown waits for queued messages to reach the broker.
 pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
@@ -68,6 +69,8 @@ pub struct Room {
     pub commands: CommandRunner,
     /// The opening-hours schedule (daemon only, when configured).
     pub schedule: Option<ScheduleHandle>,
+    /// The persistent show log (daemon only).
+    pub show_log: Option<ShowLog>,
     /// Unix time the room started.
     pub started: f64,
     /// Scene files that did not load, and why (replaced by a reload).
@@ -245,6 +248,15 @@ impl Room {
         if let Some(s) = &schedule {
             tasks.spawn(s.clone().run(scenes.clone(), cancel.clone()));
         }
+        // Subscribed before any scene can start, so no start is missed.
+        let show_log = (role == Role::Daemon).then(|| {
+            let log = ShowLog::new(
+                config.state_dir.join("show.log"),
+                showlog::DEFAULT_MAX_BYTES,
+            );
+            tasks.spawn(log.clone().run(events.subscribe(), cancel.clone()));
+            log
+        });
 
         let rules = router.rules();
         tasks.spawn(router.run(incoming, cancel.clone()));
@@ -293,6 +305,7 @@ impl Room {
             scenes,
             commands,
             schedule,
+            show_log,
             started: unix_now(),
             problems: Arc::default(),
             feedback_hint: Arc::default(),
@@ -369,7 +382,7 @@ impl Room {
             tokio::select! {
                 _ = self.cancel.cancelled() => return,
                 e = rx.recv() => match e {
-                    Ok(Event::Scene(SceneEvent::Started { scene })) => {
+                    Ok(Event::Scene(SceneEvent::Started { scene, .. })) => {
                         started.insert(scene, unix_now());
                     }
                     Ok(Event::Scene(SceneEvent::Ended { scene, .. })) => {

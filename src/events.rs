@@ -260,6 +260,9 @@ pub enum SceneEvent {
     Started {
         /// Its name.
         scene: String,
+        /// What started it: `dashboard (…)`, `schedule`, `trigger …`,
+        /// `MQTT …`, `CLI`.
+        origin: String,
     },
     /// The scene entered a state.
     State {

@@ -19,6 +19,7 @@ pub mod registry;
 pub mod router;
 pub mod scene;
 pub mod schedule;
+pub mod showlog;
 pub mod simulate;
 pub mod systemd;
 #[cfg(any(test, feature = "testkit"))]

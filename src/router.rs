@@ -264,7 +264,7 @@ impl Router {
                 short(payload.trim()),
                 t.scene
             );
-            self.start(&t.scene);
+            self.start(&t.scene, &format!("trigger {topic}"));
             return Route::Trigger;
         }
         debug!(target: "mqtt_handler", "No handler for {topic}");
@@ -282,7 +282,7 @@ impl Router {
                 "Control: start scene {:?} ({topic})",
                 short(p)
             );
-            self.start(p);
+            self.start(p, &format!("MQTT {topic}"));
             return Some(Route::Control);
         }
         if topic == self.topics.command_run() {
@@ -353,9 +353,9 @@ impl Router {
             if p.eq_ignore_ascii_case("START") {
                 let default = self.rules.read().unwrap().default_scene.clone();
                 match default {
-                    Some(s) => self.start(&s),
+                    Some(s) => self.start(&s, &format!("MQTT {topic}")),
                     None => match self.only_scene() {
-                        Some(s) => self.start(&s),
+                        Some(s) => self.start(&s, &format!("MQTT {topic}")),
                         None => {
                             ratelog!(
                                 self.log,
@@ -395,9 +395,9 @@ impl Router {
         }
     }
 
-    fn start(&self, name: &str) {
+    fn start(&self, name: &str, origin: &str) {
         // Names are looked up in the loaded scene list, never used as paths.
-        match self.scenes.start(name) {
+        match self.scenes.start_from(name, origin) {
             Ok(()) => {}
             Err(e @ StartError::AlreadyRunning(_)) => {
                 ratelog!(

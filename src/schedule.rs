@@ -634,7 +634,7 @@ impl ScheduleHandle {
             scenes.request_stop(EndReason::Stopped);
             let _ = tokio::time::timeout(Duration::from_secs(30), scenes.wait_idle()).await;
         }
-        match scenes.start(&p.scene) {
+        match scenes.start_from(&p.scene, &format!("schedule ({})", kind_word(p.kind))) {
             Ok(()) => {
                 info!(target: "schedule", "Schedule: started {what}");
                 self.record(p, "started", String::new());

@@ -228,6 +228,24 @@ async function refreshSchedule() {
   } catch (_) { /* the event stream reports the link state */ }
 }
 
+function renderLog(records, today) {
+  $("log-card").hidden = false;
+  const c = today.counts;
+  const worst = c.timeouts.slice(0, 3).map(([d, n]) => `${d} ${n}`).join(", ");
+  $("log-today").textContent = `Today (${today.day}): ${c.shows_started} show(s) started, ${c.shows_completed} completed` +
+    `, ${c.timeouts.reduce((a, [, n]) => a + n, 0)} timeout(s)${worst ? ` (${worst})` : ""}, ${c.errors} error(s), ${c.failovers} failover(s)`;
+  $("log").replaceChildren(...records.slice().reverse().map((r) => el("li", { class: `log-${r.kind}` },
+    el("span", { class: "muted" }, new Date(r.t * 1000).toLocaleTimeString()), ` ${r.text}`)));
+}
+
+async function refreshLog() {
+  try {
+    const [r, t] = await Promise.all([fetch("/api/log?limit=15", { cache: "no-store" }), fetch("/api/log/today", { cache: "no-store" })]);
+    if (r.status === 404) return;
+    renderLog(await r.json(), await t.json());
+  } catch (_) { /* the event stream reports the link state */ }
+}
+
 function seenText(d) {
   return d.seenAt == null ? "never" : ago(mono() - d.seenAt);
 }
@@ -324,6 +342,7 @@ async function refreshAll() {
   $("feedback-log").replaceChildren(...feedback.map(feedbackItem));
   refreshHealth();
   refreshSchedule();
+  refreshLog();
 }
 
 async function refreshStatus() {
@@ -482,6 +501,7 @@ setInterval(() => {
   refreshHealth();
   refreshDevices();
   refreshSchedule();
+  refreshLog();
 }, 5000);
 connectEvents();
 renderAll();

@@ -575,11 +575,12 @@ async fn dashboard_says_wrong_token_and_stop_needs_none() {
     room.shutdown(Role::Daemon).await;
 }
 
-/// The schedule card: the next starts, pause and resume with the token, the
-/// paused banner; it fits a phone (390 px) and a tablet (screenshots in
+/// The schedule card (the next starts, pause and resume with the token, the
+/// paused banner) and the show log card (records, the day's counts, the
+/// CSV link); they fit a phone (390 px) and a tablet (screenshots in
 /// ROOMCTL_SCREENSHOTS when set).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dashboard_schedule_card_pauses_and_resumes_and_fits_a_phone() {
+async fn dashboard_schedule_and_show_log_work_on_a_phone() {
     if !browser_ok() {
         return;
     }
@@ -644,6 +645,34 @@ async fn dashboard_schedule_card_pauses_and_resumes_and_fits_a_phone() {
     )
     .await;
     assert!(!room.schedule.as_ref().unwrap().paused());
+
+    // The show log card: a start and its origin, the day's counts.
+    room.scenes.start_from("intro", "the front desk").unwrap();
+    br.wait_for(
+        "show log record",
+        "[...document.querySelectorAll('#log li')].some(li => li.textContent.includes('Scene intro started by the front desk'))",
+        Duration::from_secs(15),
+    )
+    .await;
+    assert!(br.text("#log-today").await.contains("1 show(s) started"));
+    let href = br
+        .js("return document.getElementById('log-csv').getAttribute('href');")
+        .await;
+    assert_eq!(href, "/api/log.csv");
+    br.resize(390, 844).await;
+    let overflow = br
+        .js("return document.documentElement.scrollWidth - window.innerWidth;")
+        .await;
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "log card: {overflow} px too wide"
+    );
+    if let Ok(dir) = std::env::var("ROOMCTL_SCREENSHOTS") {
+        br.js("document.getElementById('log-card').scrollIntoView(); return true;")
+            .await;
+        br.screenshot(&std::path::Path::new(&dir).join("dashboard-log-phone.png"))
+            .await;
+    }
 
     br.quit().await;
     stop_web.cancel();

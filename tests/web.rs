@@ -328,7 +328,7 @@ async fn server_sent_events_stream_scene_and_feedback() {
     next(&mut text, "event: hello").await;
     room.scenes.start("intro").unwrap();
     next(&mut text, "\"event\":\"started\"").await;
-    assert!(text.contains("event: scene\ndata: {\"type\":\"scene\",\"data\":{\"event\":\"started\",\"scene\":\"intro\"}}"), "{text}");
+    assert!(text.contains("event: scene\ndata: {\"type\":\"scene\",\"data\":{\"event\":\"started\",\"scene\":\"intro\",\"origin\":\"API\"}}"), "{text}");
     room.feedback.track(
         "room1/light",
         "ON",
@@ -416,4 +416,105 @@ async fn schedule_view_pause_and_resume_over_http_and_mqtt() {
 
 fn app_for(room: &Room) -> axum::Router {
     app(state(room))
+}
+
+/// The show log: scene starts with what started them, ends, feedback
+/// timeouts; kept across a restart; `/api/log`, the CSV download and the
+/// day's counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_log_records_starts_ends_and_timeouts_and_survives_a_restart() {
+    init_logs();
+    let b = Mosquitto::start().await.unwrap();
+    let quick = "name: quick\nactions:\n  - { at: 0, topic: room1/light, message: 'ON', timeout: 200ms }\nduration: 0.5\n";
+    let site = site(
+        &[b.port()],
+        &[("quick.yaml", quick)],
+        "state_dir: state\ntriggers:\n  - { topic: room1/button, payload: pressed, scene: quick }\n",
+    );
+    let (config, scenes) = site.load();
+    let daemon = Room::start(config, scenes, Role::Daemon);
+    assert!(daemon.mqtt.wait_subscribed(Duration::from_secs(5)).await);
+    let web = app(state(&daemon));
+
+    // From the dashboard; nobody answers room1/light.
+    let (st, _, _) = call(web.clone(), post("/api/scenes/quick/start", None)).await;
+    assert_eq!(st, StatusCode::OK);
+    daemon.scenes.wait_idle().await;
+    // By a trigger over MQTT.
+    let cancel = CancellationToken::new();
+    let (probe, _rx) = mqtt_start(settings("log-probe", &[b.port()]), cancel.child_token());
+    assert!(probe.wait_connected(Duration::from_secs(5)).await);
+    probe
+        .publish(
+            "room1/button",
+            "pressed",
+            roomctl::mqtt::PublishOptions::reliable(),
+        )
+        .unwrap();
+    let log = daemon.show_log.clone().unwrap();
+    eventually(
+        Duration::from_secs(5),
+        "two scene ends and two timeouts",
+        || {
+            let all = log.read_all();
+            all.iter().filter(|r| r.kind == "scene_end").count() == 2
+                && all.iter().filter(|r| r.kind == "timeout").count() == 2
+        },
+    )
+    .await;
+    daemon.shutdown(Role::Daemon).await;
+
+    // After a restart the records are still there.
+    let (config, scenes) = site.load();
+    let again = Room::start(config, scenes, Role::Daemon);
+    let web = app(state(&again));
+    let (st, _, body) = call(web.clone(), get("/api/log?since=0&limit=100")).await;
+    assert_eq!(st, StatusCode::OK);
+    let recs = json(&body);
+    let recs = recs.as_array().unwrap();
+    let starts: Vec<&str> = recs
+        .iter()
+        .filter(|r| r["kind"] == "scene_start")
+        .map(|r| r["origin"].as_str().unwrap())
+        .collect();
+    assert_eq!(starts.len(), 2, "{recs:?}");
+    assert!(starts[0].starts_with("dashboard ("), "{starts:?}");
+    assert_eq!(starts[1], "trigger room1/button");
+    let timeout = recs.iter().find(|r| r["kind"] == "timeout").unwrap();
+    assert_eq!(timeout["text"], "Feedback TIMEOUT: room1/light (>0.200s)");
+    assert_eq!(timeout["scene"], "quick");
+    // `since` and `limit`.
+    let t0 = recs[1]["t"].as_f64().unwrap();
+    let (_, _, body) = call(web.clone(), get(&format!("/api/log?since={t0}&limit=1"))).await;
+    let one = json(&body);
+    assert_eq!(one.as_array().unwrap().len(), 1);
+    assert_eq!(one[0], *recs.last().unwrap());
+
+    let (st, headers, body) = call(web.clone(), get("/api/log.csv")).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        headers[header::CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .contains("roomctl-room1-show-log.csv")
+    );
+    let csv = String::from_utf8(body).unwrap();
+    assert!(csv.starts_with("time_utc,unix,kind,scene,device,origin,text\n"));
+    assert!(
+        csv.contains(
+            ",scene_start,quick,,trigger room1/button,Scene quick started by trigger room1/button\n"
+        ),
+        "{csv}"
+    );
+
+    let (_, _, body) = call(web, get("/api/log/today")).await;
+    let today = json(&body);
+    assert_eq!(today["counts"]["shows_started"], 2);
+    assert_eq!(today["counts"]["shows_completed"], 2);
+    assert_eq!(
+        today["counts"]["timeouts"][0],
+        serde_json::json!(["room1/light", 2])
+    );
+    again.shutdown(Role::Daemon).await;
+    cancel.cancel();
 }

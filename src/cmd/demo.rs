@@ -181,7 +181,7 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
             _ = async {
                 if r.mqtt.wait_connected(Duration::from_secs(10)).await {
                     tokio::time::sleep(Duration::from_secs(2)).await;
-                    if let Err(e) = r.scenes.start("intro") {
+                    if let Err(e) = r.scenes.start_from("intro", "demo") {
                         warn!(target: "daemon", "demo: {e}");
                     }
                 }

@@ -89,7 +89,9 @@ async fn report_run(
     let mut events = room.events.subscribe();
     let t0 = Instant::now();
     let since = crate::mqtt::unix_now();
-    room.scenes.start(scene).context("cannot start scene")?;
+    room.scenes
+        .start_from(scene, "CLI (roomctl play)")
+        .context("cannot start scene")?;
     let mut tally = Tally::default();
     let mut ended = false;
     let mut line = |t: Duration, text: String, j: serde_json::Value| -> std::io::Result<()> {

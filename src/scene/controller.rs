@@ -246,6 +246,12 @@ impl SceneController {
 
     /// Starts `name` unless another scene is running.
     pub fn start(&self, name: &str) -> Result<(), StartError> {
+        self.start_from(name, "API")
+    }
+
+    /// [`SceneController::start`], saying what started it (for the show
+    /// log: `dashboard (…)`, `schedule`, `trigger …`, `MQTT …`, `CLI`).
+    pub fn start_from(&self, name: &str, origin: &str) -> Result<(), StartError> {
         let scene = self
             .inner
             .scenes
@@ -278,9 +284,10 @@ impl SceneController {
         });
         drop(cur);
 
-        info!(target: "scene", "Scene {} started", scene.name);
+        info!(target: "scene", "Scene {} started ({origin})", scene.name);
         self.inner.events.publish(Event::Scene(SceneEvent::Started {
             scene: scene.name.clone(),
+            origin: origin.to_string(),
         }));
         let runner = self.inner.tasks.spawn(
             Runner {

@@ -89,7 +89,10 @@ pub async fn start_scene(
     parts: axum::http::request::Parts,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let from = super::peer(&parts.extensions);
-    match s.room.scenes.start(&name) {
+    match s.room.scenes.start_from(
+        &name,
+        &format!("dashboard ({})", super::peer(&parts.extensions)),
+    ) {
         Ok(()) => {
             info!(target: "web", "Scene {name} started from the dashboard ({from})");
             Ok(Json(serde_json::json!({"started": name})))
@@ -175,6 +178,90 @@ pub async fn schedule_control(
         warn!(target: "web", "{e}");
     }
     Ok(Json(h.view(10)))
+}
+
+/// `?since=<unix time>&limit=N` for the show log.
+#[derive(Deserialize)]
+pub struct LogQuery {
+    since: Option<f64>,
+    limit: Option<usize>,
+}
+
+fn log_of(s: &AppState) -> Result<&crate::showlog::ShowLog, AppError> {
+    s.room
+        .show_log
+        .as_ref()
+        .ok_or_else(|| AppError::NotFound("no show log in this process".into()))
+}
+
+/// `GET /api/log?since=&limit=`: show log records after `since`, oldest
+/// first, at most `limit` (default 200, at most 10000; the newest).
+pub async fn show_log(
+    State(s): State<AppState>,
+    Query(q): Query<LogQuery>,
+) -> Result<Json<Vec<crate::showlog::Record>>, AppError> {
+    let log = log_of(&s)?.clone();
+    let (since, limit) = (q.since.unwrap_or(0.0), q.limit.unwrap_or(200).min(10_000));
+    let r = tokio::task::spawn_blocking(move || log.query(since, limit))
+        .await
+        .unwrap_or_default();
+    Ok(Json(r))
+}
+
+/// `GET /api/log.csv?since=`: the show log as CSV, for maintenance records.
+pub async fn show_log_csv(
+    State(s): State<AppState>,
+    Query(q): Query<LogQuery>,
+) -> Result<axum::response::Response, AppError> {
+    let log = log_of(&s)?.clone();
+    let since = q.since.unwrap_or(0.0);
+    let room = s.room.config.room.clone();
+    let csv =
+        tokio::task::spawn_blocking(move || crate::showlog::to_csv(&log.query(since, usize::MAX)))
+            .await
+            .unwrap_or_default();
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/csv; charset=utf-8".to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"roomctl-{room}-show-log.csv\""),
+            ),
+        ],
+        csv,
+    )
+        .into_response())
+}
+
+/// `GET /api/log/today`: today's counts (local day, in the schedule's zone
+/// when there is one): shows started and completed, timeouts per device,
+/// errors, failovers.
+pub async fn show_log_today(
+    State(s): State<AppState>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let log = log_of(&s)?.clone();
+    let tz = s
+        .room
+        .schedule
+        .as_ref()
+        .map(|h| h.schedule().tz.clone())
+        .unwrap_or_else(jiff::tz::TimeZone::system);
+    let now = jiff::Timestamp::now().to_zoned(tz);
+    let start = now
+        .start_of_day()
+        .map(|z| z.timestamp())
+        .unwrap_or(now.timestamp());
+    let from = start.as_millisecond() as f64 / 1000.0;
+    let counts = tokio::task::spawn_blocking(move || log.counts(from, f64::INFINITY))
+        .await
+        .unwrap_or_default();
+    Ok(Json(serde_json::json!({
+        "day": now.strftime("%Y-%m-%d").to_string(),
+        "counts": counts,
+    })))
 }
 
 /// `POST /api/reload`: scenes and config again, without a restart. A

@@ -1,0 +1,564 @@
+//! The show log: what happened in the room, for staff and the museum's
+//! maintenance records. Every scene start (with what started it) and end,
+//! every feedback TIMEOUT or ERROR, device online/offline and broker
+//! failover is appended to `state_dir/show.log`.
+//!
+//! On disk: one record per line, `<crc32 hex> <json>\n`. Appending never
+//! rewrites what is there, and a record torn by a power loss (or zeros a
+//! file system left after a crash) fails its checksum and is skipped on
+//! read. Size-capped: when `show.log` passes half of `max_bytes` it becomes
+//! `show.log.1` (replacing the older one), so both together stay under
+//! `max_bytes`. Writes are rate-limited per kind, so a device flapping or a
+//! flood of unknown devices cannot fill the SD card.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::events::{ConnectionState, Event, Outcome, Presence, SceneEvent};
+use crate::mqtt::unix_now;
+
+/// Default size cap of the two files together.
+pub const DEFAULT_MAX_BYTES: u64 = 4 * 1024 * 1024;
+/// At most this many records of one kind per minute; the rest are counted
+/// and summed up in one record.
+const PER_MINUTE: u32 = 60;
+/// Written data is synced to the card at least this often.
+const SYNC_EVERY: Duration = Duration::from_secs(5);
+
+/// One line of the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Unix time.
+    pub t: f64,
+    /// `scene_start`, `scene_end`, `timeout`, `error`, `device`,
+    /// `connection`, `note`.
+    pub kind: String,
+    /// What happened, in words.
+    pub text: String,
+    /// The scene concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scene: Option<String>,
+    /// The device (or command topic) concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// What started a scene.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+}
+
+impl Record {
+    fn new(kind: &str, text: String) -> Record {
+        Record {
+            t: unix_now(),
+            kind: kind.into(),
+            text,
+            scene: None,
+            device: None,
+            origin: None,
+        }
+    }
+}
+
+/// A day's counts for the dashboard.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DayCounts {
+    /// Scenes started.
+    pub shows_started: u64,
+    /// Scenes that ran to their end.
+    pub shows_completed: u64,
+    /// Feedback timeouts per device (or command topic when no device is
+    /// known), most first.
+    pub timeouts: Vec<(String, u64)>,
+    /// Feedback errors.
+    pub errors: u64,
+    /// Broker changes.
+    pub failovers: u64,
+}
+
+struct Files {
+    path: PathBuf,
+    max_bytes: u64,
+    file: Option<File>,
+    size: u64,
+    dirty: bool,
+}
+
+impl Files {
+    fn old(&self) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(".1");
+        PathBuf::from(p)
+    }
+
+    fn open(&mut self) -> std::io::Result<&mut File> {
+        if self.file.is_none() {
+            if let Some(d) = self.path.parent() {
+                std::fs::create_dir_all(d)?;
+            }
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
+            self.size = f.metadata()?.len();
+            // A record torn by a power loss has no newline: end it, so the
+            // next record starts on a line of its own.
+            if self.size > 0 && !ends_with_newline(&self.path)? {
+                (&f).write_all(b"\n")?;
+                self.size += 1;
+            }
+            self.file = Some(f);
+        }
+        Ok(self.file.as_mut().expect("just opened"))
+    }
+
+    fn append(&mut self, r: &Record) -> std::io::Result<()> {
+        let json = serde_json::to_string(r).map_err(std::io::Error::other)?;
+        let line = format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes()));
+        if self.size + line.len() as u64 > self.max_bytes / 2 && self.size > 0 {
+            self.rotate()?;
+        }
+        let f = self.open()?;
+        f.write_all(line.as_bytes())?;
+        self.size += line.len() as u64;
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        if let Some(f) = self.file.take() {
+            f.sync_all()?;
+        }
+        std::fs::rename(&self.path, self.old())?;
+        self.size = 0;
+        Ok(())
+    }
+
+    fn sync(&mut self) {
+        if self.dirty
+            && let Some(f) = &self.file
+        {
+            let _ = f.sync_data();
+            self.dirty = false;
+        }
+    }
+}
+
+fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path)?;
+    if f.seek(SeekFrom::End(0))? == 0 {
+        return Ok(true);
+    }
+    f.seek(SeekFrom::End(-1))?;
+    let mut b = [0u8; 1];
+    f.read_exact(&mut b)?;
+    Ok(b[0] == b'\n')
+}
+
+/// Reads the records of one file; torn or corrupt lines are skipped.
+fn read_file(path: &Path, out: &mut Vec<Record>) {
+    let Ok(f) = File::open(path) else {
+        return;
+    };
+    for line in BufReader::new(f).split(b'\n') {
+        let Ok(line) = line else { break };
+        let Some(rec) = parse_line(&line) else {
+            continue;
+        };
+        out.push(rec);
+    }
+}
+
+fn parse_line(line: &[u8]) -> Option<Record> {
+    let text = std::str::from_utf8(line).ok()?;
+    let (crc, json) = text.split_once(' ')?;
+    let crc = u32::from_str_radix(crc, 16).ok()?;
+    if crc32fast::hash(json.as_bytes()) != crc {
+        return None;
+    }
+    serde_json::from_str(json).ok()
+}
+
+struct Limit {
+    window_start: f64,
+    written: u32,
+    dropped: u32,
+}
+
+/// The show log of one room. Cheap to clone.
+#[derive(Clone)]
+pub struct ShowLog {
+    files: Arc<Mutex<Files>>,
+}
+
+impl ShowLog {
+    /// The log in `path` (created on first write), capped at `max_bytes`.
+    pub fn new(path: PathBuf, max_bytes: u64) -> ShowLog {
+        ShowLog {
+            files: Arc::new(Mutex::new(Files {
+                path,
+                max_bytes: max_bytes.max(4096),
+                file: None,
+                size: 0,
+                dirty: false,
+            })),
+        }
+    }
+
+    /// Appends one record now (a failing card is logged, never fatal).
+    pub fn append(&self, r: &Record) {
+        let mut f = self.files.lock().unwrap();
+        if let Err(e) = f.append(r) {
+            warn!(target: "showlog", "Cannot write the show log {}: {e}", f.path.display());
+            f.file = None;
+        }
+    }
+
+    /// Every record on disk, oldest first.
+    pub fn read_all(&self) -> Vec<Record> {
+        let f = self.files.lock().unwrap();
+        let mut out = Vec::new();
+        read_file(&f.old(), &mut out);
+        read_file(&f.path, &mut out);
+        out
+    }
+
+    /// Records after `since` (unix time), oldest first, at most `limit`
+    /// (the newest ones when there are more).
+    pub fn query(&self, since: f64, limit: usize) -> Vec<Record> {
+        let mut all: Vec<Record> = self
+            .read_all()
+            .into_iter()
+            .filter(|r| r.t > since)
+            .collect();
+        if all.len() > limit {
+            all.drain(..all.len() - limit);
+        }
+        all
+    }
+
+    /// Counts of the records in `[from, to)` (unix times).
+    pub fn counts(&self, from: f64, to: f64) -> DayCounts {
+        let mut c = DayCounts::default();
+        let mut timeouts: HashMap<String, u64> = HashMap::new();
+        for r in self.read_all() {
+            if r.t < from || r.t >= to {
+                continue;
+            }
+            match r.kind.as_str() {
+                "scene_start" => c.shows_started += 1,
+                "scene_end" if r.text.ends_with("completed") => c.shows_completed += 1,
+                "timeout" => {
+                    *timeouts
+                        .entry(r.device.clone().unwrap_or_else(|| "?".into()))
+                        .or_default() += 1
+                }
+                "error" => c.errors += 1,
+                "connection" if r.text.starts_with("Failover") => c.failovers += 1,
+                _ => {}
+            }
+        }
+        let mut t: Vec<(String, u64)> = timeouts.into_iter().collect();
+        t.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        c.timeouts = t;
+        c
+    }
+
+    /// Writes what the room does (from its event bus) until `cancel`.
+    pub async fn run(self, mut rx: broadcast::Receiver<Event>, cancel: CancellationToken) {
+        let mut limits: HashMap<&'static str, Limit> = HashMap::new();
+        let mut presence: HashMap<String, Presence> = HashMap::new();
+        let mut last_broker: Option<String> = None;
+        let mut was_connected = false;
+        let mut sync = tokio::time::interval(SYNC_EVERY);
+        loop {
+            let event = tokio::select! {
+                // What is already on the bus first: a scene's end at
+                // shutdown still reaches the log.
+                biased;
+                e = rx.recv() => match e {
+                    Ok(e) => e,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        self.append(&Record::new("note", format!("{n} events were not logged (the log could not keep up)")));
+                        continue;
+                    }
+                    Err(_) => break,
+                },
+                _ = cancel.cancelled() => break,
+                _ = sync.tick() => {
+                    self.flush_limits(&mut limits);
+                    self.files.lock().unwrap().sync();
+                    continue;
+                }
+            };
+            let Some((class, rec)) =
+                self.record_of(event, &mut presence, &mut last_broker, &mut was_connected)
+            else {
+                continue;
+            };
+            let now = unix_now();
+            let l = limits.entry(class).or_insert(Limit {
+                window_start: now,
+                written: 0,
+                dropped: 0,
+            });
+            if now - l.window_start >= 60.0 {
+                self.summary(class, l);
+                *l = Limit {
+                    window_start: now,
+                    written: 0,
+                    dropped: 0,
+                };
+            }
+            if l.written < PER_MINUTE {
+                l.written += 1;
+                self.append(&rec);
+            } else {
+                l.dropped += 1;
+            }
+        }
+        self.flush_limits(&mut limits);
+        self.files.lock().unwrap().sync();
+    }
+
+    fn flush_limits(&self, limits: &mut HashMap<&'static str, Limit>) {
+        let now = unix_now();
+        for (class, l) in limits.iter_mut() {
+            if now - l.window_start >= 60.0 {
+                self.summary(class, l);
+                l.window_start = now;
+                l.written = 0;
+                l.dropped = 0;
+            }
+        }
+    }
+
+    fn summary(&self, class: &str, l: &Limit) {
+        if l.dropped > 0 {
+            self.append(&Record::new(
+                "note",
+                format!("{} more {class} records in the last minute were not logged (limit {PER_MINUTE} a minute)", l.dropped),
+            ));
+        }
+    }
+
+    fn record_of(
+        &self,
+        e: Event,
+        presence: &mut HashMap<String, Presence>,
+        last_broker: &mut Option<String>,
+        was_connected: &mut bool,
+    ) -> Option<(&'static str, Record)> {
+        match e {
+            Event::Scene(SceneEvent::Started { scene, origin }) => {
+                let mut r =
+                    Record::new("scene_start", format!("Scene {scene} started by {origin}"));
+                r.scene = Some(scene);
+                r.origin = Some(origin);
+                Some(("scene", r))
+            }
+            Event::Scene(SceneEvent::Ended {
+                scene,
+                reason,
+                elapsed,
+            }) => {
+                let mut r = Record::new(
+                    "scene_end",
+                    format!("Scene {scene} ended after {elapsed:.1} s: {reason}"),
+                );
+                r.scene = Some(scene);
+                Some(("scene", r))
+            }
+            Event::Feedback(f) if f.result != Outcome::Ok => {
+                let (kind, text) = match f.result {
+                    Outcome::Timeout => ("timeout", f.log_line()),
+                    _ => ("error", f.log_line()),
+                };
+                let mut r = Record::new(kind, text);
+                r.scene = f.scene.clone();
+                r.device = Some(f.device.clone().unwrap_or_else(|| f.command_topic.clone()));
+                Some(("feedback", r))
+            }
+            Event::Device(d) => {
+                // Only changes between online and offline/stale.
+                let online = d.presence == Presence::Online;
+                let before = presence.get(&d.id).map(|p| *p == Presence::Online);
+                // Bounded memory: past 4096 ids, only those already seen.
+                if before == Some(online) || (before.is_none() && presence.len() >= 4096) {
+                    return None;
+                }
+                presence.insert(d.id.clone(), d.presence);
+                let mut r =
+                    Record::new("device", format!("Device {} {}", d.id, d.presence.as_str()));
+                r.device = Some(d.id);
+                Some(("device", r))
+            }
+            Event::Connection(c) => {
+                let connected = c.state == ConnectionState::Connected;
+                let rec = if connected {
+                    let broker = c.broker.clone().unwrap_or_default();
+                    let changed = last_broker.as_ref().is_some_and(|b| *b != broker);
+                    *last_broker = Some(broker.clone());
+                    let index = c
+                        .broker_priority_index
+                        .map(|i| format!(" ({i}/{})", c.broker_count))
+                        .unwrap_or_default();
+                    changed.then(|| {
+                        Record::new("connection", format!("Failover to broker {broker}{index}"))
+                    })
+                } else if *was_connected {
+                    Some(Record::new(
+                        "connection",
+                        format!(
+                            "MQTT connection lost ({}){}",
+                            c.state.as_str(),
+                            c.last_error.map(|e| format!(": {e}")).unwrap_or_default()
+                        ),
+                    ))
+                } else {
+                    None
+                };
+                *was_connected = connected;
+                rec.map(|r| ("connection", r))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `t` as a CSV field.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The records as CSV (`time_utc,unix,kind,scene,device,origin,text`).
+pub fn to_csv(records: &[Record]) -> String {
+    let mut out = String::from("time_utc,unix,kind,scene,device,origin,text\n");
+    for r in records {
+        let when = jiff::Timestamp::from_millisecond((r.t * 1000.0) as i64)
+            .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{when},{:.3},{},{},{},{},{}\n",
+            r.t,
+            csv_field(&r.kind),
+            csv_field(r.scene.as_deref().unwrap_or("")),
+            csv_field(r.device.as_deref().unwrap_or("")),
+            csv_field(r.origin.as_deref().unwrap_or("")),
+            csv_field(&r.text),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(i: usize) -> Record {
+        let mut r = Record::new("note", format!("record {i}, with \"quotes\""));
+        r.t = 1000.0 + i as f64;
+        r
+    }
+
+    #[test]
+    fn records_survive_a_restart_and_a_torn_last_record_is_skipped() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("show.log");
+        let log = ShowLog::new(path.clone(), DEFAULT_MAX_BYTES);
+        for i in 0..3 {
+            log.append(&rec(i));
+        }
+        // Power loss mid-write: half a record, then zeros.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"1234abcd {\"t\":1003.0,\"kind\":\"no")
+            .unwrap();
+        f.write_all(&[0u8; 64]).unwrap();
+        drop(f);
+        // A record whose checksum does not match is skipped too.
+        let again = ShowLog::new(path.clone(), DEFAULT_MAX_BYTES);
+        assert_eq!(again.read_all(), (0..3).map(rec).collect::<Vec<_>>());
+        // Appending after the torn part still works and is read back.
+        again.append(&rec(4));
+        let all = again.read_all();
+        assert_eq!(all.len(), 4);
+        assert_eq!(all[3], rec(4));
+        assert_eq!(again.query(1001.0, 10).len(), 2);
+        assert_eq!(again.query(0.0, 2), vec![rec(2), rec(4)]);
+    }
+
+    #[test]
+    fn the_log_stays_under_its_cap_and_keeps_the_newest() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("show.log");
+        let log = ShowLog::new(path.clone(), 8192);
+        for i in 0..2000 {
+            log.append(&rec(i));
+        }
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let total = size(&path) + size(&d.path().join("show.log.1"));
+        assert!(total <= 8192, "{total} bytes");
+        let all = log.read_all();
+        assert_eq!(all.last().unwrap(), &rec(1999));
+        assert!(all.windows(2).all(|w| w[0].t < w[1].t), "in order");
+        assert!(all.len() > 40);
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_quoting() {
+        let csv = to_csv(&[rec(1)]);
+        assert_eq!(
+            csv,
+            "time_utc,unix,kind,scene,device,origin,text\n1970-01-01 00:16:41,1001.000,note,,,,\"record 1, with \"\"quotes\"\"\"\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn events_become_records_rate_limited_per_kind() {
+        use crate::events::{DeviceView, EventBus};
+        let d = tempfile::tempdir().unwrap();
+        let log = ShowLog::new(d.path().join("show.log"), DEFAULT_MAX_BYTES);
+        let bus = EventBus::new(4096);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(log.clone().run(bus.subscribe(), cancel.clone()));
+        bus.publish(Event::Scene(SceneEvent::Started {
+            scene: "intro".into(),
+            origin: "schedule (show)".into(),
+        }));
+        // A flood of device changes: at most PER_MINUTE are written.
+        for i in 0..500 {
+            bus.publish(Event::Device(DeviceView {
+                id: format!("x{i}"),
+                presence: Presence::Online,
+                status: "online".into(),
+                last_seen: 0.0,
+                seconds_since_seen: 0.0,
+                messages: 1,
+                known: false,
+                channels: vec![],
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        cancel.cancel();
+        task.await.unwrap();
+        let all = log.read_all();
+        assert_eq!(all[0].kind, "scene_start");
+        assert_eq!(all[0].origin.as_deref(), Some("schedule (show)"));
+        assert_eq!(all[0].text, "Scene intro started by schedule (show)");
+        let devices = all.iter().filter(|r| r.kind == "device").count();
+        assert_eq!(devices, PER_MINUTE as usize);
+    }
+}
