@@ -497,6 +497,11 @@ impl Room {
         *self.problems.write().unwrap() = problems;
     }
 
+    /// `feedback.timeout` as it is now (a reload may change it).
+    pub(crate) fn cue_timeout(&self) -> Duration {
+        *self.cue_timeout.read().unwrap()
+    }
+
     /// Reads the config file and the scenes again and applies what can
     /// change while running: the scene set (a running scene finishes on its
     /// old definition), triggers, `scenes.default`, `feedback.timeout`, new

@@ -9,6 +9,7 @@ pub mod check;
 pub mod clock;
 pub mod cmd;
 pub mod config;
+pub mod control;
 pub mod diag;
 pub mod events;
 pub mod feedback;

@@ -108,6 +108,7 @@ function renderStatus(s) {
   $("feedback-counts").textContent =
     `${f.ok} OK · ${f.timeout} timeout · ${f.error} error` + (f.avg_latency != null ? ` · avg ${(f.avg_latency * 1000).toFixed(0)} ms` : "");
   const a = s.media.audio, v = s.media.video;
+  if (document.activeElement !== $("volume") && a.master_volume != null) $("volume").value = Math.round(a.master_volume * 100);
   $("media").replaceChildren(
     el("dt", {}, "audio"), el("dd", {}, a.device ? "output open" : `no output (${a.device_error || "?"})`),
     el("dt", {}, "playing"), el("dd", {}, a.playing.length ? a.playing.join(", ") : "–"),
@@ -228,6 +229,39 @@ async function refreshSchedule() {
   } catch (_) { /* the event stream reports the link state */ }
 }
 
+function renderChannels(list) {
+  if (list) state.channels = list;
+  const chans = state.channels || [];
+  const up = state.linkUp;
+  $("channels").querySelector("tbody").replaceChildren(
+    ...chans.map((c) => {
+      const buttons = c.messages.map((m) => {
+        const b = el("button", { class: "send quiet", "data-message": m }, m);
+        b.disabled = !up;
+        b.addEventListener("click", () => control("/api/control/send", { topic: c.topic, message: m }));
+        return b;
+      });
+      const input = el("input", { class: "free", placeholder: "message", size: "8", "aria-label": `message for ${c.topic}` });
+      const go = el("button", { class: "send-free quiet" }, "Send");
+      go.disabled = !up;
+      go.addEventListener("click", () => { if (input.value.trim()) control("/api/control/send", { topic: c.topic, message: input.value }); });
+      const l = c.last;
+      const last = l ? `${l.message} → ${l.result}${l.latency != null ? ` ${(l.latency * 1000).toFixed(0)} ms` : ""}` : "–";
+      return el("tr", { "data-channel": c.topic },
+        el("td", {}, c.topic, el("div", { class: "muted" }, c.device || "no board announced")),
+        el("td", { class: `last ${l ? "result-" + l.result.toLowerCase() : ""}` }, last),
+        el("td", { class: "sends" }, ...buttons, el("span", { class: "free-text" }, input, go)));
+    }),
+  );
+  $("no-channels").hidden = chans.length > 0;
+}
+
+async function refreshChannels() {
+  try {
+    renderChannels(await getJSON("/api/control/channels"));
+  } catch (_) { /* the event stream reports the link state */ }
+}
+
 function renderLog(records, today) {
   $("log-card").hidden = false;
   const c = today.counts;
@@ -265,7 +299,13 @@ function renderDevices() {
         title: d.channels && d.channels.length ? `answers ${d.channels.join(", ")}` : "" },
         el("span", { class: `dot ${up ? d.presence : "unknown"}` }), el("span", { class: "grow" }, d.id),
         el("span", { class: "presence" }, up ? d.presence : `last known ${d.presence}`),
-        el("span", { class: "muted seen", "data-device-seen": d.id }, seenText(d))),
+        el("span", { class: "muted seen", "data-device-seen": d.id }, seenText(d)),
+        ...(d.channels && d.channels.length ? [(() => {
+          const b = el("button", { class: "test quiet", title: "Resend its last command and show the reply time (needs the token)" }, "Test");
+          b.disabled = !up;
+          b.addEventListener("click", () => control(`/api/control/devices/${encodeURIComponent(d.id)}/test`));
+          return b;
+        })()] : [])),
     ),
   );
   $("no-devices").hidden = list.length > 0;
@@ -320,6 +360,7 @@ function renderAll() {
   renderStatus();
   renderScenes();
   renderCommands();
+  renderChannels();
   renderSchedule();
   renderDevices();
   renderHealth();
@@ -343,6 +384,7 @@ async function refreshAll() {
   refreshHealth();
   refreshSchedule();
   refreshLog();
+  refreshChannels();
 }
 
 async function refreshStatus() {
@@ -379,12 +421,13 @@ function showInfo(text) {
   $("control-info").hidden = false;
 }
 
-async function control(path) {
+async function control(path, payload) {
   const token = $("token").value.trim();
   const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  if (payload !== undefined) headers["Content-Type"] = "application/json";
   let body = null;
   try {
-    const r = await fetch(path, { method: "POST", headers });
+    const r = await fetch(path, { method: "POST", headers, body: payload === undefined ? undefined : JSON.stringify(payload) });
     body = await r.json().catch(() => ({}));
     if (r.status === 401) {
       $("token").parentElement.classList.add("needed");
@@ -398,7 +441,16 @@ async function control(path) {
       const more = body.errors ? `: ${body.errors.join("; ")}` : "";
       throw new Error((body.error || r.statusText) + more);
     }
-    if (path.startsWith("/api/schedule/")) {
+    if (path.startsWith("/api/control/devices/")) {
+      showInfo(`Test ${body.device}: ${body.topic} = ${body.message} → ${body.text}`);
+      refreshChannels();
+    } else if (path === "/api/control/send") {
+      showInfo(`Sent ${payload.topic} = ${payload.message}; waiting for its feedback…`);
+      setTimeout(refreshChannels, 300);
+      setTimeout(refreshChannels, 1500);
+    } else if (path.startsWith("/api/control/")) {
+      showInfo(path.endsWith("/volume") ? `Master volume ${Math.round(payload.volume * 100)} %` : `${path.split("/")[3]} stopped`);
+    } else if (path.startsWith("/api/schedule/")) {
       renderSchedule(body);
       $("control-error").hidden = true;
     } else if (path === "/api/reload") {
@@ -489,6 +541,9 @@ setInterval(() => {
 
 $("stop").addEventListener("click", () => control("/api/scenes/stop"));
 $("reload").addEventListener("click", () => control("/api/reload"));
+$("volume").addEventListener("change", (e) => control("/api/control/volume", { volume: Number(e.target.value) / 100 }));
+$("audio-stop").addEventListener("click", () => control("/api/control/audio/stop"));
+$("video-stop").addEventListener("click", () => control("/api/control/video/stop"));
 $("schedule-toggle").addEventListener("click", () =>
   control(state.schedule && state.schedule.paused ? "/api/schedule/resume" : "/api/schedule/pause"));
 $("token").value = localStorage.getItem("roomctl-token") || "";
@@ -502,6 +557,7 @@ setInterval(() => {
   refreshDevices();
   refreshSchedule();
   refreshLog();
+  refreshChannels();
 }, 5000);
 connectEvents();
 renderAll();

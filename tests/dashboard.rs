@@ -679,3 +679,101 @@ async fn dashboard_schedule_and_show_log_work_on_a_phone() {
     let _ = server.await;
     room.shutdown(Role::Daemon).await;
 }
+
+/// Manual control on a phone: a channel's message button and the free-text
+/// field send with the token and show the confirmed result; a device's
+/// Test shows the reply time; the volume slider and the media stops work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_manual_control_on_a_phone() {
+    if !browser_ok() {
+        return;
+    }
+    init_logs();
+    let b = Mosquitto::start().await.unwrap();
+    let site = site(&[b.port()], &[("intro.yaml", SHOW)], "");
+    site.set_web_token("door-key");
+    let (config, scenes) = site.load();
+    let cancel = CancellationToken::new();
+    let fleet = simulate::start(&config, &scenes, &fast_fleet(), cancel.child_token());
+    let room = Room::start(config, scenes, Role::Daemon);
+    assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
+    fleet_ready(&fleet).await;
+    let (stop_web, server) = serve(&room, site.web_port).await;
+
+    let br = Browser::start().await;
+    br.resize(390, 844).await;
+    br.goto(&format!("http://127.0.0.1:{}/", site.web_port))
+        .await;
+    br.wait_for(
+        "channels with their boards",
+        "document.querySelectorAll('#channels tbody tr').length === 2 && ![...document.querySelectorAll('#channels tbody tr')].some(r => r.textContent.includes('no board announced'))",
+        Duration::from_secs(15),
+    )
+    .await;
+    br.js("document.getElementById('token').value = 'door-key'; return true;")
+        .await;
+    br.click("#channels tr[data-channel='room1/light'] button[data-message='ON']")
+        .await;
+    br.wait_for(
+        "light confirmed",
+        "document.querySelector(\"#channels tr[data-channel='room1/light'] td.last\").textContent.startsWith('ON → OK')",
+        T,
+    )
+    .await;
+    // Free text on the steam channel.
+    br.js("document.querySelector(\"#channels tr[data-channel='room1/steam'] input.free\").value = 'PULSE'; return true;")
+        .await;
+    br.click("#channels tr[data-channel='room1/steam'] button.send-free")
+        .await;
+    br.wait_for(
+        "free text confirmed",
+        "document.querySelector(\"#channels tr[data-channel='room1/steam'] td.last\").textContent.startsWith('PULSE → OK')",
+        T,
+    )
+    .await;
+    assert!(
+        fleet
+            .received()
+            .iter()
+            .any(|r| r.topic == "room1/steam" && r.payload == "PULSE")
+    );
+    // A device test.
+    br.click("#devices li button.test").await;
+    br.wait_for(
+        "test result",
+        "document.getElementById('control-info').textContent.includes('OK in')",
+        T,
+    )
+    .await;
+    // Volume and stops.
+    br.js("const v = document.getElementById('volume'); v.value = 40; v.dispatchEvent(new Event('change')); return true;")
+        .await;
+    br.wait_for(
+        "volume set",
+        "document.getElementById('control-info').textContent === 'Master volume 40 %'",
+        T,
+    )
+    .await;
+    br.click("#audio-stop").await;
+    br.wait_for(
+        "audio stopped",
+        "document.getElementById('control-info').textContent === 'audio stopped'",
+        T,
+    )
+    .await;
+    let overflow = br
+        .js("return document.documentElement.scrollWidth - window.innerWidth;")
+        .await;
+    assert!(overflow.as_i64().unwrap() <= 0, "{overflow} px too wide");
+    if let Ok(dir) = std::env::var("ROOMCTL_SCREENSHOTS") {
+        br.js("document.getElementById('commands-card').scrollIntoView(); return true;")
+            .await;
+        br.screenshot(&std::path::Path::new(&dir).join("dashboard-control-phone.png"))
+            .await;
+    }
+    br.quit().await;
+    stop_web.cancel();
+    let _ = server.await;
+    room.shutdown(Role::Daemon).await;
+    cancel.cancel();
+}

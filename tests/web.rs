@@ -518,3 +518,196 @@ async fn show_log_records_starts_ends_and_timeouts_and_survives_a_restart() {
     again.shutdown(Role::Daemon).await;
     cancel.cancel();
 }
+
+fn post_json(path: &str, token: Option<&str>, body: serde_json::Value) -> Request<Body> {
+    let mut b = Request::post(path).header(header::CONTENT_TYPE, "application/json");
+    if let Some(t) = token {
+        b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    b.body(Body::from(body.to_string())).unwrap()
+}
+
+/// Manual control against real Mosquitto and simulated boards: the
+/// channels the scenes use with their messages and boards, a message sent
+/// by hand and confirmed, a device test with its latency, volume and
+/// stops; every control route needs the token; bad input is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_control_channels_send_test_volume_and_stop() {
+    init_logs();
+    let b = Mosquitto::start().await.unwrap();
+    let scene = "name: s\nactions:\n  - { at: 0, topic: room1/light, message: 'ON' }\n  - { at: 1, topic: room1/light, message: 'OFF' }\n  - { at: 2, topic: room1/motor, message: START }\n  - { at: 3, topic: audio, message: 'PLAY:x.wav' }\n";
+    let site = site(&[b.port()], &[("s.yaml", scene)], "");
+    site.set_web_token("k");
+    std::fs::write(
+        site.dir.path().join("media/x.wav"),
+        roomctl::testkit::sine_wav(0.1, 440.0, 0.1),
+    )
+    .unwrap();
+    let (config, scenes) = site.load();
+    let cancel = CancellationToken::new();
+    let fleet = simulate::start(&config, &scenes, &fast_fleet(), cancel.child_token());
+    let daemon = Room::start(config, scenes, Role::Daemon);
+    assert!(daemon.mqtt.wait_subscribed(Duration::from_secs(5)).await);
+    fleet_ready(&fleet).await;
+    let web = app(state(&daemon));
+    // The boards announce their channels (retained).
+    eventually(Duration::from_secs(5), "boards announced", || {
+        daemon.channels().iter().all(|c| c.device.is_some())
+    })
+    .await;
+
+    let (st, _, body) = call(web.clone(), get("/api/control/channels")).await;
+    assert_eq!(st, StatusCode::OK);
+    let ch = json(&body);
+    let topics: Vec<&str> = ch
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["topic"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        topics,
+        ["room1/light", "room1/motor"],
+        "local channels are not listed"
+    );
+    assert_eq!(ch[0]["messages"], serde_json::json!(["ON", "OFF"]));
+    assert!(ch[0]["device"].as_str().unwrap().starts_with("esp32_"));
+    assert!(ch[0]["last"].is_null());
+
+    // The token is needed.
+    let send = serde_json::json!({"topic": "room1/light", "message": "ON"});
+    let (st, _, _) = call(
+        web.clone(),
+        post_json("/api/control/send", None, send.clone()),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _, body) = call(web.clone(), post_json("/api/control/send", Some("k"), send)).await;
+    assert_eq!(
+        st,
+        StatusCode::ACCEPTED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    eventually(Duration::from_secs(3), "confirmed", || {
+        daemon.channels()[0]
+            .last
+            .as_ref()
+            .is_some_and(|l| l.result == roomctl::feedback::Outcome::Ok)
+    })
+    .await;
+    assert!(
+        fleet
+            .received()
+            .iter()
+            .any(|r| r.topic == "room1/light" && r.payload == "ON")
+    );
+
+    // Free text on a known channel; an unknown channel; an empty message.
+    let (st, _, _) = call(
+        web.clone(),
+        post_json(
+            "/api/control/send",
+            Some("k"),
+            serde_json::json!({"topic": "room1/motor", "message": "SPEED:3"}),
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::ACCEPTED);
+    let (st, _, body) = call(
+        web.clone(),
+        post_json(
+            "/api/control/send",
+            Some("k"),
+            serde_json::json!({"topic": "vault/door", "message": "OPEN"}),
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(
+        json(&body)["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a channel the scenes")
+    );
+    let (st, _, _) = call(
+        web.clone(),
+        post_json(
+            "/api/control/send",
+            Some("k"),
+            serde_json::json!({"topic": "room1/light", "message": " "}),
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _, _) = call(
+        web.clone(),
+        post_json(
+            "/api/control/send",
+            Some("k"),
+            serde_json::json!({"topic": 5}),
+        ),
+    )
+    .await;
+    assert!(st.is_client_error());
+
+    // The device test: the last command again, with its latency.
+    let dev = daemon.channels()[0].device.clone().unwrap();
+    let (st, _, body) = call(
+        web.clone(),
+        post(&format!("/api/control/devices/{dev}/test"), Some("k")),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let r = json(&body);
+    assert_eq!(
+        (
+            r["topic"].as_str(),
+            r["message"].as_str(),
+            r["result"].as_str()
+        ),
+        (Some("room1/light"), Some("ON"), Some("OK"))
+    );
+    assert!(r["latency"].as_f64().unwrap() < 1.0);
+    assert!(r["text"].as_str().unwrap().starts_with("OK in "));
+    let (st, _, _) = call(
+        web.clone(),
+        post("/api/control/devices/nobody/test", Some("k")),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
+    // Volume and stops.
+    let (st, _, _) = call(
+        web.clone(),
+        post_json(
+            "/api/control/volume",
+            Some("k"),
+            serde_json::json!({"volume": 0.4}),
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _, _) = call(
+        web.clone(),
+        post_json(
+            "/api/control/volume",
+            Some("k"),
+            serde_json::json!({"volume": 2}),
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    for p in ["audio", "video"] {
+        let (st, _, _) = call(
+            web.clone(),
+            post(&format!("/api/control/{p}/stop"), Some("k")),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK);
+    }
+    let (st, _, _) = call(web.clone(), post("/api/control/lights/stop", Some("k"))).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    daemon.shutdown(Role::Daemon).await;
+    cancel.cancel();
+}

@@ -180,6 +180,103 @@ pub async fn schedule_control(
     Ok(Json(h.view(10)))
 }
 
+/// `GET /api/control/channels`: every channel the scenes use, with their
+/// messages, the board that answers it and the last result.
+pub async fn control_channels(State(s): State<AppState>) -> Json<Vec<crate::control::Channel>> {
+    Json(s.room.channels())
+}
+
+/// The body of `POST /api/control/send`.
+#[derive(Deserialize)]
+pub struct SendBody {
+    topic: String,
+    message: String,
+}
+
+fn control_error(e: crate::control::ControlError) -> AppError {
+    use crate::control::ControlError as E;
+    match e {
+        E::UnknownChannel(_) | E::NoDevice(_) => AppError::NotFound(e.to_string()),
+        E::BadMessage(_) => AppError::BadRequest(e.to_string()),
+        E::Send(_) => AppError::Conflict(e.to_string()),
+    }
+}
+
+/// `POST /api/control/send` `{"topic", "message"}` (token): sent now,
+/// tracked for feedback like a cue (the result arrives as a `feedback`
+/// event and in `/api/feedback`). 202.
+pub async fn control_send(
+    State(s): State<AppState>,
+    parts: axum::http::request::Parts,
+    Json(b): Json<SendBody>,
+) -> Result<(StatusCode, Json<serde_json::Value>), AppError> {
+    let t = s
+        .room
+        .send_manual(&b.topic, &b.message)
+        .map_err(control_error)?;
+    info!(target: "web", "Manual {} = {} from the dashboard ({})", b.topic, b.message.chars().take(64).collect::<String>(), super::peer(&parts.extensions));
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"id": t.id, "feedback_topic": t.feedback_topic})),
+    ))
+}
+
+/// `POST /api/control/devices/{id}/test` (token): resends the device's last
+/// command and answers with the result and the reply latency.
+pub async fn control_test(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let r = s.room.test_device(&id).await.map_err(control_error)?;
+    Ok(Json(serde_json::json!({
+        "device": id,
+        "topic": r.command_topic,
+        "message": r.message,
+        "result": r.result,
+        "latency": r.latency,
+        "text": crate::control::describe(&r),
+    })))
+}
+
+/// The body of `POST /api/control/volume`.
+#[derive(Deserialize)]
+pub struct VolumeBody {
+    volume: f32,
+}
+
+/// `POST /api/control/volume` `{"volume": 0..1}` (token): master volume.
+pub async fn control_volume(
+    State(s): State<AppState>,
+    Json(b): Json<VolumeBody>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    if !(0.0..=1.0).contains(&b.volume) {
+        return Err(AppError::BadRequest(format!(
+            "volume {} is not between 0 and 1",
+            b.volume
+        )));
+    }
+    s.room
+        .media
+        .audio(crate::media::AudioCommand::Volume { volume: b.volume });
+    Ok(Json(serde_json::json!({"volume": b.volume})))
+}
+
+/// `POST /api/control/audio/stop`, `/api/control/video/stop` (token).
+pub async fn control_media_stop(
+    State(s): State<AppState>,
+    Path(player): Path<String>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    match player.as_str() {
+        "audio" => s
+            .room
+            .media
+            .audio(crate::media::AudioCommand::Stop { file: None }),
+        "video" => s.room.media.video(crate::media::VideoCommand::Stop),
+        _ => return Err(AppError::NotFound("audio or video".into())),
+    }
+    Ok(Json(serde_json::json!({"stopped": player})))
+}
+
 /// `?since=<unix time>&limit=N` for the show log.
 #[derive(Deserialize)]
 pub struct LogQuery {

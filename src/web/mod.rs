@@ -97,6 +97,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/reload", post(api::reload))
         .route("/api/commands/{name}/run", post(api::run_command))
         .route("/api/schedule/{action}", post(api::schedule_control))
+        .route("/api/control/send", post(api::control_send))
+        .route("/api/control/devices/{id}/test", post(api::control_test))
+        .route("/api/control/volume", post(api::control_volume))
+        .route("/api/control/{player}/stop", post(api::control_media_stop))
         .merge(locked)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -110,6 +114,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/scenes", get(api::scenes))
         .route("/api/commands", get(api::commands))
         .route("/api/schedule", get(api::schedule))
+        .route("/api/control/channels", get(api::control_channels))
         .route("/api/log", get(api::show_log))
         .route("/api/log.csv", get(api::show_log_csv))
         .route("/api/log/today", get(api::show_log_today))
