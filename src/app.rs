@@ -166,6 +166,16 @@ pub struct RoomState {
     pub scene: Option<SceneStatus>,
     /// Device counts.
     pub devices: DeviceCounts,
+    /// `healthy`, `degraded` or `unhealthy`, as `/healthz` says.
+    pub health: crate::web::health::HealthStatus,
+    /// Why, worst first (at most five).
+    pub issues: Vec<String>,
+    /// The scenes it can start (for the site overview's Start buttons).
+    pub scenes: Vec<String>,
+    /// The next scheduled start, when there is a schedule.
+    pub next_show: Option<crate::schedule::Planned>,
+    /// The schedule is paused (none: no schedule).
+    pub schedule_paused: Option<bool>,
     /// Unix time of this snapshot.
     pub updated: f64,
 }
@@ -331,12 +341,18 @@ impl Room {
     /// A snapshot for the state topic and the dashboard.
     pub fn state(&self) -> RoomState {
         let st = self.mqtt.status();
+        let h = crate::web::health::health_of(self);
         RoomState {
             room: self.config.room.clone(),
             connection: st.state.as_str().to_string(),
             broker: st.broker,
             scene: self.scenes.status(),
             devices: self.registry.counts(),
+            health: h.status,
+            issues: h.issues.into_iter().take(5).collect(),
+            scenes: self.scenes.scenes().names().map(String::from).collect(),
+            next_show: self.schedule.as_ref().and_then(|s| s.upcoming(1).pop()),
+            schedule_paused: self.schedule.as_ref().map(|s| s.paused()),
             updated: unix_now(),
         }
     }

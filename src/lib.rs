@@ -22,6 +22,7 @@ pub mod scene;
 pub mod schedule;
 pub mod showlog;
 pub mod simulate;
+pub mod site;
 pub mod systemd;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

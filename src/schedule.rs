@@ -510,30 +510,36 @@ impl ScheduleHandle {
     /// Pauses or resumes; kept across restarts (written then renamed, so a
     /// power loss leaves the old or the new file, never half of one).
     pub fn set_paused(&self, paused: bool) -> Result<(), SaveError> {
+        // Saved first, so whoever sees the new setting finds it on disk.
+        let saved = self.save(paused);
         let was = self.inner.paused.swap(paused, Ordering::SeqCst);
         if was != paused {
             info!(target: "schedule", "Schedule {}", if paused { "paused" } else { "resumed" });
         }
         self.inner.changed.notify_one();
-        if let Some(path) = &self.inner.state_file {
-            let err = |e: std::io::Error| SaveError {
-                path: path.display().to_string(),
-                why: e.to_string(),
-            };
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(err)?;
-            }
-            let tmp = path.with_extension("tmp");
-            let body = serde_json::json!({ "paused": paused }).to_string();
-            {
-                use std::io::Write;
-                let mut f = std::fs::File::create(&tmp).map_err(err)?;
-                f.write_all(body.as_bytes()).map_err(err)?;
-                f.sync_all().map_err(err)?;
-            }
-            std::fs::rename(&tmp, path).map_err(err)?;
+        saved
+    }
+
+    fn save(&self, paused: bool) -> Result<(), SaveError> {
+        let Some(path) = &self.inner.state_file else {
+            return Ok(());
+        };
+        let err = |e: std::io::Error| SaveError {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
         }
-        Ok(())
+        let tmp = path.with_extension("tmp");
+        let body = serde_json::json!({ "paused": paused }).to_string();
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp).map_err(err)?;
+            f.write_all(body.as_bytes()).map_err(err)?;
+            f.sync_all().map_err(err)?;
+        }
+        std::fs::rename(&tmp, path).map_err(err)
     }
 
     /// The next `n` starts from now.

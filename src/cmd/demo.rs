@@ -157,9 +157,21 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
         },
         fleet_stop.clone(),
     );
+    // The site overview, as `roomctl site` would serve it, under /site.
+    let mut site_mqtt = crate::mqtt::MqttSettings::from_config(&config.mqtt);
+    site_mqtt.client_id = "roomctl_site_demo".into();
+    let site_stop = CancellationToken::new();
+    let site_tasks = tokio_util::task::TaskTracker::new();
+    let site = crate::site::Site::start(
+        site_mqtt,
+        config.web.token.clone(),
+        site_stop.clone(),
+        &site_tasks,
+    );
     let room = Room::start(config, report.scenes, Role::Daemon);
     println!("roomctl demo");
     println!("  dashboard:  {url}");
+    println!("  site:       {url}site (every room on the brokers)");
     println!(
         "  brokers:    127.0.0.1:{} (primary), 127.0.0.1:{} (backup)",
         primary.port(),
@@ -204,8 +216,9 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
         }
         shutdown_signal().await;
     };
-    serve_until(room, Some(listener), signal).await;
+    serve_until(room, Some(listener), Some(site.router()), signal).await;
     fleet_stop.cancel();
+    site_stop.cancel();
     drop(primary);
     drop(backup);
     let _ = std::fs::remove_dir_all(&dir);

@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod play;
 pub mod run;
 pub mod simulate;
+pub mod site;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -92,6 +93,21 @@ pub enum Command {
         /// Kill the primary broker after this long (e.g. 30s) to show failover.
         #[arg(long, value_name = "DURATION")]
         kill_primary_after: Option<String>,
+    },
+    /// The site overview: every room on the brokers on one page, with
+    /// scene start and stop.
+    Site {
+        #[arg(short, long, value_name = "FILE")]
+        /// A room's config, for its brokers and web.token (default:
+        /// /etc/roomctl/config.yaml, else config/roomctl.yaml, unless
+        /// --broker is given).
+        config: Option<PathBuf>,
+        /// A broker, `host[:port]` (repeat for the failover list).
+        #[arg(long = "broker", value_name = "HOST:PORT")]
+        brokers: Vec<String>,
+        /// Where to serve the page.
+        #[arg(long, default_value = "0.0.0.0:8090")]
+        listen: SocketAddr,
     },
     /// Try every configured broker and report which answer, how fast.
     Doctor {
@@ -208,6 +224,15 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
                 kill_primary_after: kill,
             })
             .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Site {
+            config,
+            brokers,
+            listen,
+        } => {
+            let config = brokers.is_empty().then(|| path(config));
+            site::site(config.as_deref(), &brokers, listen).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor { config } => {

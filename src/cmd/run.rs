@@ -46,7 +46,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     );
     let room = Room::start(config, report.scenes, Role::Daemon);
     room.set_problems(problems);
-    serve_until(room, listener, systemd::shutdown_signal()).await;
+    serve_until(room, listener, None, systemd::shutdown_signal()).await;
     Ok(())
 }
 
@@ -113,10 +113,14 @@ fn raise_nofile() -> std::io::Result<(u64, u64)> {
 pub async fn serve_until(
     room: Room,
     listener: Option<TcpListener>,
+    site: Option<axum::Router>,
     signal: impl Future<Output = ()>,
 ) {
     if let Some(l) = listener {
-        let state = AppState::new(room.clone(), room.cancel_token());
+        let mut state = AppState::new(room.clone(), room.cancel_token());
+        if let Some(site) = site {
+            state = state.with_site(site);
+        }
         room.spawn(async move {
             if let Err(e) = web::serve(l, state).await {
                 error!(target: "web", "Dashboard stopped: {e}");

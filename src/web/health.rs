@@ -38,7 +38,11 @@ const RECENT_FEEDBACK: usize = 20;
 
 /// Works out the room's health.
 pub fn health(s: &AppState) -> Health {
-    let r = &s.room;
+    health_of(&s.room)
+}
+
+/// The health of `r` (also carried in its retained state, for `roomctl site`).
+pub fn health_of(r: &crate::app::Room) -> Health {
     let mut unhealthy = Vec::new();
     let mut degraded = Vec::new();
 
@@ -149,6 +153,7 @@ pub fn health(s: &AppState) -> Health {
     }
 }
 
+/// `GET /healthz`: 200 healthy or degraded, 503 unhealthy, with the reasons.
 pub async fn healthz(State(s): State<AppState>) -> Response {
     let h = health(&s);
     let code = if h.status == HealthStatus::Unhealthy {

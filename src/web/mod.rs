@@ -12,7 +12,8 @@
 
 mod api;
 mod auth;
-mod health;
+pub(crate) use auth::constant_time_eq;
+pub mod health;
 mod metrics;
 mod sse;
 
@@ -62,6 +63,8 @@ pub struct AppState {
     /// How often every event stream gets a `tick` (the page's proof that
     /// its link is alive).
     pub tick: Duration,
+    /// Served under `/site` too (the demo's site overview).
+    pub site: Option<Router>,
 }
 
 impl AppState {
@@ -73,7 +76,14 @@ impl AppState {
             room,
             shutdown,
             tick: sse::TICK,
+            site: None,
         }
+    }
+
+    /// Also serves `site` (a [`crate::site::Site`] router) under `/site`.
+    pub fn with_site(mut self, site: Router) -> Self {
+        self.site = Some(site);
+        self
     }
 
     /// Ticks every `every` instead of [`sse::TICK`] (tests).
@@ -106,7 +116,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             auth::require_token,
         ));
-    Router::new()
+    let app = Router::new()
         .route("/", get(index))
         .route("/assets/{*path}", get(asset))
         .route("/api/status", get(api::status))
@@ -125,7 +135,11 @@ pub fn app(state: AppState) -> Router {
         .merge(control)
         .merge(open)
         .fallback(not_found)
-        .with_state(state)
+        .with_state(state.clone());
+    match state.site {
+        Some(site) => app.nest("/site", site),
+        None => app,
+    }
 }
 
 /// How long open connections may take to finish at shutdown.
@@ -210,7 +224,7 @@ async fn asset(uri: Uri) -> Response {
     asset_response(path)
 }
 
-fn asset_response(path: &str) -> Response {
+pub(crate) fn asset_response(path: &str) -> Response {
     match Assets::get(path) {
         Some(f) => {
             let mime = f.metadata.mimetype();

@@ -1,0 +1,286 @@
+//! `roomctl site`: three daemons on one broker pair (two in this process,
+//! one a real `roomctl run` that is SIGKILLed), the site overview listening
+//! to their retained status and state, starting and stopping scenes through
+//! their control topics, and the page in headless Chromium.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use common::webdriver::Browser;
+use common::*;
+use http_body_util::BodyExt;
+use roomctl::app::{Role, Room};
+use roomctl::broker::Mosquitto;
+use roomctl::site::Site;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+const SCENE: &str =
+    "name: tour\nactions:\n  - { at: 0, topic: room1/light, message: 'ON' }\nduration: 600\n";
+
+fn room_site(ports: &[u16], room: &str) -> Site_ {
+    let s = site(ports, &[("tour.yaml", SCENE)], "");
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(
+        &s.config,
+        text.replacen("room: room1", &format!("room: {room}"), 1),
+    )
+    .unwrap();
+    s
+}
+type Site_ = common::Site;
+
+async fn call(app: axum::Router, req: Request<Body>) -> (StatusCode, Value) {
+    let r = app.oneshot(req).await.unwrap();
+    let st = r.status();
+    let b = r.into_body().collect().await.unwrap().to_bytes();
+    (st, serde_json::from_slice(&b).unwrap_or(Value::Null))
+}
+
+fn post(path: &str, token: Option<&str>, body: Value) -> Request<Body> {
+    let mut b = Request::post(path).header(header::CONTENT_TYPE, "application/json");
+    if let Some(t) = token {
+        b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    b.body(Body::from(body.to_string())).unwrap()
+}
+
+fn status_of(site: &Site, room: &str) -> Option<(String, bool)> {
+    site.rooms()
+        .into_iter()
+        .find(|r| r.room == room)
+        .map(|r| (r.status, r.current))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_rooms_on_one_broker_pair_seen_started_stopped_and_one_dies() {
+    init_logs();
+    let primary = Mosquitto::start().await.unwrap();
+    let backup = Mosquitto::start().await.unwrap();
+    let ports = [primary.port(), backup.port()];
+    let cancel = CancellationToken::new();
+
+    let mut rooms = Vec::new();
+    let mut sites = Vec::new();
+    for name in ["hall", "vault"] {
+        let s = room_site(&ports, name);
+        let (config, scenes) = s.load();
+        let r = Room::start(config, scenes, Role::Daemon);
+        assert!(r.mqtt.wait_subscribed(Duration::from_secs(5)).await);
+        rooms.push(r);
+        sites.push(s);
+    }
+    // The third is a real daemon process.
+    let attic = room_site(&ports, "attic");
+    let mut daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomctl"))
+        .args(["run", "-c", attic.config.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    // The site, from the brokers only.
+    let brokers: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let (mut settings, _) = roomctl::cmd::site::settings(None, &brokers).unwrap();
+    settings.keep_alive = Duration::from_secs(5);
+    let tasks = tokio_util::task::TaskTracker::new();
+    let site = Site::start(
+        settings,
+        Some(roomctl::config::Secret::new("front-desk")),
+        cancel.clone(),
+        &tasks,
+    );
+    eventually(
+        Duration::from_secs(10),
+        "three rooms online and current",
+        || {
+            let rooms = site.rooms();
+            ["hall", "vault", "attic"].iter().all(|name| {
+                rooms.iter().any(|r| {
+                    r.room == *name
+                        && r.status == "online"
+                        && r.current
+                        && r.state
+                            .as_ref()
+                            .is_some_and(|s| s["connection"] == "CONNECTED")
+                })
+            })
+        },
+    )
+    .await;
+    let app = site.router();
+    let (st, v) = call(
+        app.clone(),
+        Request::get("/api/rooms").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let names: Vec<&str> = v["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["room"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["attic", "hall", "vault"]);
+    let hall = &v["rooms"][1]["state"];
+    assert_eq!(hall["scenes"], serde_json::json!(["tour"]));
+    assert_eq!(hall["connection"], "CONNECTED");
+    assert!(hall["health"].is_string());
+
+    // Start and stop a scene in `vault` from the site.
+    let (st, _) = call(
+        app.clone(),
+        post(
+            "/api/rooms/vault/start",
+            None,
+            serde_json::json!({"scene": "tour"}),
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, v) = call(
+        app.clone(),
+        post(
+            "/api/rooms/vault/start",
+            Some("front-desk"),
+            serde_json::json!({"scene": "tour"}),
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    eventually(Duration::from_secs(5), "vault running tour", || {
+        rooms[1].scenes.status().is_some_and(|s| s.name == "tour")
+    })
+    .await;
+    assert!(rooms[0].scenes.status().is_none(), "only vault");
+    eventually(Duration::from_secs(5), "the site sees it", || {
+        site.rooms().iter().any(|r| {
+            r.room == "vault"
+                && r.state
+                    .as_ref()
+                    .is_some_and(|s| s["scene"]["name"] == "tour")
+        })
+    })
+    .await;
+    let (st, _) = call(
+        app.clone(),
+        post("/api/rooms/vault/stop", Some("front-desk"), Value::Null),
+    )
+    .await;
+    assert_eq!(st, StatusCode::ACCEPTED);
+    eventually(Duration::from_secs(5), "vault idle", || {
+        rooms[1].scenes.status().is_none()
+    })
+    .await;
+    // Unknown room or scene.
+    let (st, v) = call(
+        app.clone(),
+        post(
+            "/api/rooms/cellar/start",
+            Some("front-desk"),
+            serde_json::json!({"scene": "tour"}),
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(v["error"].as_str().unwrap().contains("no room `cellar`"));
+    let (st, _) = call(
+        app.clone(),
+        post(
+            "/api/rooms/hall/start",
+            Some("front-desk"),
+            serde_json::json!({"scene": "../etc"}),
+        ),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
+    // Garbage on the status and state topics changes nothing else.
+    let (junk, _rx) = mqtt_start(settings_for_junk(ports[0]), cancel.child_token());
+    assert!(junk.wait_connected(Duration::from_secs(5)).await);
+    for (t, p) in [
+        ("roomctl/hall/state", "not json"),
+        ("roomctl/a/b/state", "{}"),
+        ("roomctl/x/status", "maybe"),
+    ] {
+        junk.publish(t, p, roomctl::mqtt::PublishOptions::reliable())
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(status_of(&site, "hall"), Some(("online".into(), true)));
+    assert_eq!(status_of(&site, "x").map(|s| s.0), Some("unknown".into()));
+
+    // The attic daemon dies (SIGKILL): its last will says offline within
+    // the keep-alive (5 s; the broker waits 1.5 times that).
+    let killed = std::time::Instant::now();
+    daemon.kill().await.unwrap();
+    eventually(Duration::from_secs(12), "attic offline", || {
+        status_of(&site, "attic").is_some_and(|s| s.0 == "offline")
+    })
+    .await;
+    assert!(
+        killed.elapsed() < Duration::from_secs(9),
+        "{:?}",
+        killed.elapsed()
+    );
+
+    // The page, in headless Chromium, on a phone.
+    if std::env::var_os("ROOMCTL_SKIP_BROWSER").is_none() {
+        webdriver::available()
+            .expect("headless Chromium; set ROOMCTL_SKIP_BROWSER=1 to skip deliberately");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let router = site.router();
+        let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        let br = Browser::start().await;
+        br.resize(390, 844).await;
+        br.goto(&format!("http://127.0.0.1:{port}/")).await;
+        br.wait_for(
+            "four room cards (the made-up `x` as unknown)",
+            "document.querySelectorAll('.room').length === 4 && document.querySelector(\".room[data-room=attic]\").dataset.status === 'offline' && document.querySelector(\".room[data-room=x]\").dataset.status === 'unknown'",
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(
+            br.text(".room[data-room=hall] [data-role=status]")
+                .await
+                .to_lowercase(),
+            "online"
+        );
+        br.js("document.getElementById('token').value = 'front-desk'; return true;")
+            .await;
+        br.click(".room[data-room=hall] button.start").await;
+        br.wait_for(
+            "hall running",
+            "document.querySelector('.room[data-room=hall] dd:nth-of-type(2)').textContent.startsWith('tour')",
+            Duration::from_secs(10),
+        )
+        .await;
+        assert!(rooms[0].scenes.status().is_some());
+        let overflow = br
+            .js("return document.documentElement.scrollWidth - window.innerWidth;")
+            .await;
+        assert!(overflow.as_i64().unwrap() <= 0, "{overflow} px too wide");
+        if let Ok(dir) = std::env::var("ROOMCTL_SCREENSHOTS") {
+            br.screenshot(&std::path::Path::new(&dir).join("site-390.png"))
+                .await;
+        }
+        br.quit().await;
+        server.abort();
+    }
+
+    for r in rooms {
+        r.shutdown(Role::Daemon).await;
+    }
+    cancel.cancel();
+}
+
+fn settings_for_junk(port: u16) -> roomctl::mqtt::MqttSettings {
+    settings("junk", &[port])
+}
