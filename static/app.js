@@ -539,6 +539,13 @@ setInterval(() => {
   }
 }, 500);
 
+function showTab(tab) {
+  if (tab === "all") delete document.body.dataset.tab; else document.body.dataset.tab = tab;
+  for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("on", b.dataset.show === tab);
+  localStorage.setItem("roomctl-tab", tab);
+}
+for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => showTab(b.dataset.show));
+showTab(localStorage.getItem("roomctl-tab") || "all");
 $("stop").addEventListener("click", () => control("/api/scenes/stop"));
 $("reload").addEventListener("click", () => control("/api/reload"));
 $("volume").addEventListener("change", (e) => control("/api/control/volume", { volume: Number(e.target.value) / 100 }));

@@ -655,6 +655,18 @@ async fn dashboard_schedule_and_show_log_work_on_a_phone() {
     )
     .await;
     assert!(br.text("#log-today").await.contains("1 show(s) started"));
+    // The Show log tab shows only the log (one thing at a time on a phone).
+    br.click("#tabs button[data-show=log]").await;
+    let visible = br
+        .js("return [...document.querySelectorAll('main .card')].filter(c => c.offsetParent !== null).map(c => c.dataset.tab);")
+        .await;
+    assert_eq!(visible, serde_json::json!(["log"]));
+    br.click("#tabs button[data-show=schedule]").await;
+    let visible = br
+        .js("return [...document.querySelectorAll('main .card')].filter(c => c.offsetParent !== null).map(c => c.id);")
+        .await;
+    assert_eq!(visible, serde_json::json!(["schedule-card"]));
+    br.click("#tabs button[data-show=all]").await;
     let href = br
         .js("return document.getElementById('log-csv').getAttribute('href');")
         .await;
@@ -761,15 +773,23 @@ async fn dashboard_manual_control_on_a_phone() {
         T,
     )
     .await;
-    let overflow = br
-        .js("return document.documentElement.scrollWidth - window.innerWidth;")
-        .await;
-    assert!(overflow.as_i64().unwrap() <= 0, "{overflow} px too wide");
-    if let Ok(dir) = std::env::var("ROOMCTL_SCREENSHOTS") {
-        br.js("document.getElementById('commands-card').scrollIntoView(); return true;")
+    for (w, h, name) in [(390, 844, "phone"), (820, 1180, "tablet")] {
+        br.resize(w, h).await;
+        let overflow = br
+            .js("return document.documentElement.scrollWidth - window.innerWidth;")
             .await;
-        br.screenshot(&std::path::Path::new(&dir).join("dashboard-control-phone.png"))
+        assert!(
+            overflow.as_i64().unwrap() <= 0,
+            "{name}: {overflow} px too wide"
+        );
+        if let Ok(dir) = std::env::var("ROOMCTL_SCREENSHOTS") {
+            br.js("document.getElementById('commands-card').scrollIntoView(); return true;")
+                .await;
+            br.screenshot(
+                &std::path::Path::new(&dir).join(format!("dashboard-control-{name}.png")),
+            )
             .await;
+        }
     }
     br.quit().await;
     stop_web.cancel();
