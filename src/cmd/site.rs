@@ -22,6 +22,15 @@ pub fn settings(
     config: Option<&Path>,
     brokers: &[String],
 ) -> anyhow::Result<(MqttSettings, Option<Secret>)> {
+    settings_and_limits(config, brokers).map(|(s, t, _)| (s, t))
+}
+
+/// [`settings`], with the web limits (`web.max_connections`,
+/// `web.header_timeout`) of the config or their defaults.
+fn settings_and_limits(
+    config: Option<&Path>,
+    brokers: &[String],
+) -> anyhow::Result<(MqttSettings, Option<Secret>, crate::web::Limits)> {
     let c = if brokers.is_empty() {
         let Some(p) = config else {
             bail!("say where the brokers are: -c <a room's config> or --broker host:port");
@@ -54,7 +63,11 @@ pub fn settings(
     let mut s = MqttSettings::from_config(&c.mqtt);
     // Its own id: never the room's (the broker would close one of the two).
     s.client_id = format!("roomctl_site_{:08x}", rand::random::<u32>());
-    Ok((s, c.web.token.clone()))
+    let limits = crate::web::Limits {
+        max_connections: c.web.max_connections,
+        header_timeout: c.web.header_timeout,
+    };
+    Ok((s, c.web.token.clone(), limits))
 }
 
 /// Serves the site page on `listen` until Ctrl-C or SIGTERM.
@@ -63,17 +76,25 @@ pub async fn site(
     brokers: &[String],
     listen: SocketAddr,
 ) -> anyhow::Result<()> {
-    let (settings, token) = settings(config, brokers)?;
+    let (settings, token, limits) = settings_and_limits(config, brokers)?;
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
     let site = Site::start(settings, token, cancel.clone(), &tasks);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    info!(target: "web", "Site overview on http://{}", listener.local_addr()?);
-    axum::serve(listener, site.router())
-        .with_graceful_shutdown(crate::systemd::shutdown_signal())
-        .await?;
+    info!(target: "web", "Site overview on http://{} (at most {} connections)", listener.local_addr()?, limits.max_connections);
+    // The dashboard's limits: a connection cap and header/idle timeouts.
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        crate::systemd::shutdown_signal().await;
+        stop.cancel();
+    });
+    let t = tasks.clone();
+    crate::web::serve_router(listener, site.router(), limits, cancel.clone(), move |f| {
+        t.spawn(f);
+    })
+    .await?;
     cancel.cancel();
     tasks.close();
     let _ = tokio::time::timeout(Duration::from_secs(2), tasks.wait()).await;

@@ -153,16 +153,49 @@ const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: applicat
 /// `web.header_timeout` for every request head (also the idle keep-alive
 /// limit). Each connection is a task of the room.
 pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()> {
-    let shutdown = state.shutdown.clone();
     let web = &state.room.config.web;
-    let slots = Arc::new(Semaphore::new(web.max_connections));
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(Some(web.header_timeout))
-        .keep_alive(true);
     info!(target: "web", "Dashboard on http://{} (at most {} connections)",
         listener.local_addr()?, web.max_connections);
-    let app = app(state.clone());
+    let limits = Limits {
+        max_connections: web.max_connections,
+        header_timeout: web.header_timeout,
+    };
+    let room = state.room.clone();
+    serve_router(
+        listener,
+        app(state.clone()),
+        limits,
+        state.shutdown.clone(),
+        move |f| room.spawn(f),
+    )
+    .await
+}
+
+/// The connection limits of a server (`web.max_connections`,
+/// `web.header_timeout`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections served at once; more get a `503` and are closed.
+    pub max_connections: usize,
+    /// For every request head, and the idle keep-alive limit.
+    pub header_timeout: Duration,
+}
+
+/// Serves `app` on `listener` within `limits` until `shutdown`; `spawn`
+/// runs each connection's task (the dashboard's and the site page's
+/// server).
+pub async fn serve_router(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: CancellationToken,
+    spawn: impl Fn(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>),
+) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Some(limits.header_timeout))
+        .keep_alive(true);
     let graceful = GracefulShutdown::new();
     let log = std::sync::Mutex::new(RateLog::new(LogLimit::default()));
     loop {
@@ -187,8 +220,8 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
                 warn,
                 "web",
                 "busy",
-                "Dashboard busy ({} connections, web.max_connections): refused {peer}",
-                web.max_connections
+                "Busy ({} connections, web.max_connections): refused {peer}",
+                limits.max_connections
             );
             continue;
         };
@@ -199,12 +232,12 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
             app.clone().call(req)
         });
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
-        state.room.spawn(async move {
+        spawn(Box::pin(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(target: "web", "Connection from {peer} ended: {e}");
             }
             drop(slot);
-        });
+        }));
     }
     if tokio::time::timeout(GRACE, graceful.shutdown())
         .await
