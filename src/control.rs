@@ -51,12 +51,14 @@ pub enum ControlError {
 }
 
 impl Room {
-    /// The channels of the manual-control panel, sorted by topic.
-    pub fn channels(&self) -> Vec<Channel> {
+    /// The MQTT channels the scenes and command files send on, each with
+    /// the messages they send there (sorted by topic).
+    fn channel_messages(&self) -> BTreeMap<String, Vec<String>> {
         let scenes = self.scenes.scenes();
+        let all_stop = self.config.topics().all_stop();
         let mut by: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (_, a) in scenes.every_action() {
-            if !matches!(a.kind, ActionKind::Mqtt) || a.topic == self.config.topics().all_stop() {
+            if !matches!(a.kind, ActionKind::Mqtt) || a.topic == all_stop {
                 continue;
             }
             let m = by.entry(a.topic.clone()).or_default();
@@ -64,6 +66,12 @@ impl Room {
                 m.push(a.message.clone());
             }
         }
+        by
+    }
+
+    /// The channels of the manual-control panel, sorted by topic.
+    pub fn channels(&self) -> Vec<Channel> {
+        let by = self.channel_messages();
         let history = self.feedback.history(usize::MAX);
         let devices = self.registry.all();
         by.into_iter()
@@ -82,11 +90,16 @@ impl Room {
     /// Sends `message` on `topic` (a channel the scenes use) now, tracked
     /// for feedback like a cue.
     pub fn send_manual(&self, topic: &str, message: &str) -> Result<Tracked, ControlError> {
-        if !self.channels().iter().any(|c| c.topic == topic) {
+        if !self.channel_messages().contains_key(topic) {
             return Err(ControlError::UnknownChannel(
                 topic.chars().take(128).collect(),
             ));
         }
+        self.send_tracked(topic, message)
+    }
+
+    /// Sends `message` on `topic` (already known to be a channel), tracked.
+    fn send_tracked(&self, topic: &str, message: &str) -> Result<Tracked, ControlError> {
         if message.trim().is_empty() {
             return Err(ControlError::BadMessage("the message is empty".into()));
         }
@@ -129,7 +142,7 @@ impl Room {
             .map(|l| l.message.clone())
             .or_else(|| ch.messages.first().cloned())
             .ok_or_else(|| ControlError::NoDevice(format!("no message to test `{id}` with")))?;
-        let t = self.send_manual(&ch.topic, &message)?;
+        let t = self.send_tracked(&ch.topic, &message)?;
         let wait = self.cue_timeout() + Duration::from_secs(1);
         match tokio::time::timeout(wait, t.result).await {
             Ok(Ok(r)) => Ok(r),
