@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -291,18 +291,10 @@ impl Site {
 
     /// Why the request's token is refused, if it is.
     fn refused(&self, headers: &axum::http::HeaderMap) -> Option<&'static str> {
-        let token = self.inner.token.as_ref()?;
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        match given {
-            Some(g) if crate::web::constant_time_eq(g.as_bytes(), token.expose().as_bytes()) => {
-                None
-            }
-            Some(_) => Some("wrong token"),
-            None => Some("a token is needed (web.token)"),
+        match crate::web::bearer(headers, self.inner.token.as_ref()) {
+            Ok(()) => None,
+            Err(crate::web::Refusal::Wrong) => Some("wrong token"),
+            Err(crate::web::Refusal::Missing) => Some("a token is needed (web.token)"),
         }
     }
 }

@@ -12,7 +12,7 @@
 
 mod api;
 mod auth;
-pub(crate) use auth::constant_time_eq;
+pub(crate) use auth::{Refusal, bearer};
 pub mod health;
 mod metrics;
 mod sse;
