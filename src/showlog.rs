@@ -25,6 +25,7 @@ use tracing::warn;
 
 use crate::events::{ConnectionState, Event, Outcome, Presence, SceneEvent};
 use crate::mqtt::unix_now;
+use crate::ratelog::{LogLimit, RateLog, Summary, Verdict};
 
 /// Default size cap of the two files together.
 pub const DEFAULT_MAX_BYTES: u64 = 4 * 1024 * 1024;
@@ -188,12 +189,6 @@ fn parse_line(line: &[u8]) -> Option<Record> {
     serde_json::from_str(json).ok()
 }
 
-struct Limit {
-    window_start: f64,
-    written: u32,
-    dropped: u32,
-}
-
 /// The show log of one room. Cheap to clone.
 #[derive(Clone)]
 pub struct ShowLog {
@@ -275,7 +270,10 @@ impl ShowLog {
 
     /// Writes what the room does (from its event bus) until `cancel`.
     pub async fn run(self, mut rx: broadcast::Receiver<Event>, cancel: CancellationToken) {
-        let mut limits: HashMap<&'static str, Limit> = HashMap::new();
+        let mut limits = RateLog::new(LogLimit {
+            burst: PER_MINUTE,
+            window: Duration::from_secs(60),
+        });
         let mut presence: HashMap<String, Presence> = HashMap::new();
         let mut last_broker: Option<String> = None;
         let mut was_connected = false;
@@ -305,50 +303,32 @@ impl ShowLog {
             else {
                 continue;
             };
-            let now = unix_now();
-            let l = limits.entry(class).or_insert(Limit {
-                window_start: now,
-                written: 0,
-                dropped: 0,
-            });
-            if now - l.window_start >= 60.0 {
-                self.summary(class, l);
-                *l = Limit {
-                    window_start: now,
-                    written: 0,
-                    dropped: 0,
-                };
+            let (verdict, ended) = limits.check(class, tokio::time::Instant::now());
+            if let Some(s) = ended {
+                self.summary(&s);
             }
-            if l.written < PER_MINUTE {
-                l.written += 1;
+            if verdict == Verdict::Log {
                 self.append(&rec);
-            } else {
-                l.dropped += 1;
             }
         }
         self.flush_limits(&mut limits);
         self.files.lock().unwrap().sync();
     }
 
-    fn flush_limits(&self, limits: &mut HashMap<&'static str, Limit>) {
-        let now = unix_now();
-        for (class, l) in limits.iter_mut() {
-            if now - l.window_start >= 60.0 {
-                self.summary(class, l);
-                l.window_start = now;
-                l.written = 0;
-                l.dropped = 0;
-            }
+    fn flush_limits(&self, limits: &mut RateLog) {
+        for s in limits.flush(tokio::time::Instant::now()) {
+            self.summary(&s);
         }
     }
 
-    fn summary(&self, class: &str, l: &Limit) {
-        if l.dropped > 0 {
-            self.append(&Record::new(
-                "note",
-                format!("{} more {class} records in the last minute were not logged (limit {PER_MINUTE} a minute)", l.dropped),
-            ));
-        }
+    fn summary(&self, s: &Summary) {
+        self.append(&Record::new(
+            "note",
+            format!(
+                "{} more {} records in the last minute were not logged (limit {PER_MINUTE} a minute)",
+                s.count, s.source
+            ),
+        ));
     }
 
     fn record_of(
