@@ -87,7 +87,7 @@ async fn three_rooms_on_one_broker_pair_seen_started_stopped_and_one_dies() {
 
     // The site, from the brokers only.
     let brokers: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let (mut settings, _) = roomctl::cmd::site::settings(None, &brokers).unwrap();
+    let (mut settings, _, _) = roomctl::cmd::site::settings(None, &brokers).unwrap();
     settings.keep_alive = Duration::from_secs(5);
     let tasks = tokio_util::task::TaskTracker::new();
     let site = Site::start(

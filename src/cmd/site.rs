@@ -15,19 +15,11 @@ use crate::config::{Config, EnvPolicy, Secret};
 use crate::mqtt::MqttSettings;
 use crate::site::Site;
 
-/// The MQTT settings and token the site uses: a room config's brokers and
-/// timings (under its own client id), or `brokers` (`host[:port]`) with
-/// the defaults.
+/// The MQTT settings, token and web limits the site uses: a room config's
+/// brokers, timings, `web.token` and `web.max_connections` /
+/// `web.header_timeout` (under its own client id), or `brokers`
+/// (`host[:port]`) with the defaults.
 pub fn settings(
-    config: Option<&Path>,
-    brokers: &[String],
-) -> anyhow::Result<(MqttSettings, Option<Secret>)> {
-    settings_and_limits(config, brokers).map(|(s, t, _)| (s, t))
-}
-
-/// [`settings`], with the web limits (`web.max_connections`,
-/// `web.header_timeout`) of the config or their defaults.
-fn settings_and_limits(
     config: Option<&Path>,
     brokers: &[String],
 ) -> anyhow::Result<(MqttSettings, Option<Secret>, crate::web::Limits)> {
@@ -76,7 +68,7 @@ pub async fn site(
     brokers: &[String],
     listen: SocketAddr,
 ) -> anyhow::Result<()> {
-    let (settings, token, limits) = settings_and_limits(config, brokers)?;
+    let (settings, token, limits) = settings(config, brokers)?;
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
     let site = Site::start(settings, token, cancel.clone(), &tasks);
