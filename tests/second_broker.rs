@@ -258,6 +258,10 @@ async fn failover_mid_scene_loses_no_cue_and_feedback_follows(kind: Kind) {
             .all(|f| f.result == Outcome::Ok),
         "{kind:?}: late cues not confirmed: {last:?}"
     );
+    assert!(
+        fleet.received().iter().any(|r| r.payload == "C39"),
+        "{kind:?}"
+    );
     room.shutdown(Role::Daemon).await;
     cancel.cancel();
 }
@@ -350,6 +354,7 @@ async fn feedback_ok_timeout_and_error(kind: Kind) {
     })
     .await;
 
+    let mut events = room.events.subscribe();
     room.scenes.start("fb").unwrap();
     room.scenes.wait_idle().await;
     eventually(Duration::from_secs(3), "feedback", || {
@@ -368,8 +373,25 @@ async fn feedback_ok_timeout_and_error(kind: Kind) {
             .is_some_and(|d| d.starts_with("esp32_")),
         "{kind:?}: {light:?}"
     );
-    assert_eq!(by_topic("attic/ghost").result, Outcome::Timeout, "{kind:?}");
+    assert_eq!(light.scene.as_deref(), Some("fb"), "{kind:?}");
+    let ghost = by_topic("attic/ghost");
+    assert_eq!(ghost.result, Outcome::Timeout, "{kind:?}");
+    assert_eq!(ghost.timeout, 0.5);
+    assert_eq!(ghost.feedback_topic, "attic/status");
+    assert_eq!(ghost.log_line(), "Feedback TIMEOUT: attic/ghost (>0.500s)");
     assert_eq!(by_topic("room1/steam").result, Outcome::Ok, "{kind:?}");
+    assert!(
+        h.iter().all(|f| f.command_topic != "room1/STOP"),
+        "STOP is never tracked"
+    );
+    // Every result reached the bus (and so the dashboard).
+    let mut on_bus = 0;
+    while let Ok(e) = events.try_recv() {
+        if matches!(e, roomctl::events::Event::Feedback(_)) {
+            on_bus += 1;
+        }
+    }
+    assert!(on_bus >= 3, "{kind:?}");
 
     let (probe, _rx) = mqtt_start(
         settings(&format!("err-{kind:?}"), &[b.port()]),
