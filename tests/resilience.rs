@@ -384,30 +384,3 @@ async fn after_a_failback_no_broker_keeps_a_stale_truth() {
     assert_eq!(last_state["connection"], "DISCONNECTED");
     cancel.cancel();
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_client_with_the_same_id_is_called_a_takeover() {
-    init_logs();
-    let b = Mosquitto::start().await.unwrap();
-    let site = site(&[b.port()], &[ONE_CUE], "");
-    let (config, scenes) = site.load();
-    let client_id = config.mqtt.client_id.clone();
-    let room = Room::start(config, scenes, Role::Daemon);
-    assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
-    // Someone starts a second daemon with the same config elsewhere.
-    let cancel = CancellationToken::new();
-    let (_twin, _rx) = mqtt_start(settings(&client_id, &[b.port()]), cancel.child_token());
-    eventually(Duration::from_secs(5), "the takeover to be noticed", || {
-        room.mqtt.stats().takeovers >= 1
-    })
-    .await;
-    let st = room.mqtt.status();
-    assert!(
-        st.last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("same client id")),
-        "{st:?}"
-    );
-    cancel.cancel();
-    room.shutdown(Role::Daemon).await;
-}

@@ -74,7 +74,11 @@ struct Rumqttd {
 
 impl Rumqttd {
     fn start() -> Rumqttd {
-        let port = free_port().unwrap();
+        Self::start_on(free_port().unwrap())
+    }
+
+    /// On `port` (a killed one coming back).
+    fn start_on(port: u16) -> Rumqttd {
         let child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "rumqttd_process",
@@ -153,6 +157,10 @@ impl Broker {
         }
     }
 
+    fn is_up(&self) -> bool {
+        TcpStream::connect(("127.0.0.1", self.port())).is_ok()
+    }
+
     /// SIGKILL.
     fn kill(&mut self) {
         match self {
@@ -164,6 +172,19 @@ impl Broker {
                 }
             }
         }
+    }
+
+    /// A new process on the same port after [`Broker::kill`].
+    async fn restart(&mut self) {
+        let port = self.port();
+        *self = match self {
+            Broker::Mosquitto(_) => Broker::Mosquitto(Mosquitto::start_on(port).await.unwrap()),
+            Broker::Rumqttd(_) => Broker::Rumqttd(
+                tokio::task::spawn_blocking(move || Rumqttd::start_on(port))
+                    .await
+                    .unwrap(),
+            ),
+        };
     }
 
     /// SIGSTOP: sockets stay open, nothing is answered.
@@ -456,6 +477,250 @@ async fn overlapping_subscriptions_deliver_each_message_once(kind: Kind) {
     cancel.cancel();
 }
 
+/// The seed-002 retry schedule (1 s doubling to 300 s), instead of the
+/// test kit's short one: with it, a room that mistakes broker crashes for a
+/// takeover stays dark for tens of seconds.
+fn with_seed_backoff(site: &Site) {
+    let text = std::fs::read_to_string(&site.config).unwrap();
+    let seed = text
+        .replace("initial_retry_delay: 0.1", "initial_retry_delay: 1.0")
+        .replace(
+            "max_retry_delay: 0.5",
+            "max_retry_delay: 300\n  health_check_interval: 1",
+        );
+    assert_ne!(seed, text, "the test kit's retry keys moved");
+    std::fs::write(&site.config, seed).unwrap();
+}
+
+/// Records how long the room goes without a connection: the longest time
+/// spent in any state but CONNECTED.
+struct DarkMeter {
+    longest: std::sync::Arc<std::sync::Mutex<Duration>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DarkMeter {
+    fn start(room: &Room) -> DarkMeter {
+        let mut w = room.mqtt.watch();
+        let longest = std::sync::Arc::new(std::sync::Mutex::new(Duration::ZERO));
+        let out = longest.clone();
+        let task = tokio::spawn(async move {
+            let mut dark_since: Option<Instant> = None;
+            loop {
+                let connected =
+                    w.borrow_and_update().state == roomctl::mqtt::ConnectionState::Connected;
+                match (connected, dark_since) {
+                    (false, None) => dark_since = Some(Instant::now()),
+                    (true, Some(t)) => {
+                        let mut l = out.lock().unwrap();
+                        *l = (*l).max(t.elapsed());
+                        dark_since = None;
+                    }
+                    _ => {}
+                }
+                if w.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        DarkMeter { longest, task }
+    }
+
+    fn longest(&self) -> Duration {
+        *self.longest.lock().unwrap()
+    }
+}
+
+impl Drop for DarkMeter {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The longest time without a connection the churn tests accept while a
+/// broker is up. A SIGKILLed broker's socket closes at once, so the loss is
+/// seen at once; the next broker in the list is tried at once; the only
+/// wait left is the hold of a broker that itself refused a moment earlier
+/// (still restarting): `initial_retry_delay` (1 s, +10 % jitter). Half a
+/// second more for a loaded 2-core CI machine.
+const DARK_BOUND: Duration = Duration::from_millis(1600);
+
+fn scene_of(cues: usize, hz: f64) -> String {
+    let mut s = String::from("name: churn\nactions:\n");
+    for i in 0..cues {
+        let ch = ["light", "steam", "motor"][i % 3];
+        s.push_str(&format!(
+            "  - {{ at: {:.2}, topic: room1/{ch}, message: C{i} }}\n",
+            i as f64 / hz
+        ));
+    }
+    s
+}
+
+/// Every cue C0..C{n} reached a subscriber on one broker or the other.
+async fn cues_seen(
+    n: usize,
+    observers: [&mut tokio::sync::mpsc::Receiver<roomctl::mqtt::InMessage>; 2],
+) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    for rx in observers {
+        for m in collect_until(rx, Duration::from_millis(1500), |_| false).await {
+            seen.insert(text(&m));
+        }
+    }
+    (0..n)
+        .map(|i| format!("C{i}"))
+        .filter(|c| !seen.contains(c))
+        .collect()
+}
+
+/// Two brokers SIGKILLed and restarted alternately every second through a
+/// 15 s scene of 150 cues, the other always up, with the seed's retry
+/// schedule: no cue lost, never longer than [`DARK_BOUND`] without a
+/// connection, and no takeover reported (each broker saw one connection of
+/// the room per lifetime; crashes are not a takeover).
+async fn alternating_broker_crashes_lose_no_cue_and_no_time(kind: Kind) {
+    init_logs();
+    let mut brokers = [Broker::start(kind).await, Broker::start(kind).await];
+    let cancel = CancellationToken::new();
+    let (_oa, mut on_a) = observer(brokers[0].port(), "room1/#", &cancel).await;
+    let (_ob, mut on_b) = observer(brokers[1].port(), "room1/#", &cancel).await;
+    let site = site(
+        &[brokers[0].port(), brokers[1].port()],
+        &[("churn.yaml", &scene_of(150, 10.0))],
+        "",
+    );
+    with_seed_backoff(&site);
+    let (config, scenes) = site.load();
+    let room = Room::start(config, scenes, Role::Daemon);
+    assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
+    let dark = DarkMeter::start(&room);
+
+    room.scenes.start("churn").unwrap();
+    let t0 = Instant::now();
+    for k in 0..7u32 {
+        let b = &mut brokers[(k % 2) as usize];
+        tokio::time::sleep_until((t0 + Duration::from_millis(1000 + 2000 * u64::from(k))).into())
+            .await;
+        b.kill();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        b.restart().await;
+        assert!(brokers.iter().any(Broker::is_up));
+    }
+    room.scenes.wait_idle().await;
+
+    let missing = cues_seen(150, [&mut on_a, &mut on_b]).await;
+    assert!(missing.is_empty(), "{kind:?}: cues lost: {missing:?}");
+    let st = room.mqtt.stats();
+    assert_eq!(st.takeovers, 0, "{kind:?}: crashes taken for a takeover");
+    assert!(st.failovers >= 6, "{kind:?}: {st:?}");
+    assert_eq!(
+        st.messages_failed + st.messages_expired + st.messages_dropped,
+        0,
+        "{kind:?}: {st:?}"
+    );
+    assert!(
+        dark.longest() <= DARK_BOUND,
+        "{kind:?}: without a connection for {:?} while a broker was up",
+        dark.longest()
+    );
+    room.shutdown(Role::Daemon).await;
+    cancel.cancel();
+}
+
+/// The primary crash-loops (SIGKILL every 1.5 s, back 0.3 s later) while
+/// the backup stays up; the room keeps failing back to it (health checks
+/// every second). No cue lost, no takeover, never dark for long: the
+/// primary's own back-off grows, the backup is always tried at once.
+async fn a_crash_looping_primary_is_no_takeover(kind: Kind) {
+    init_logs();
+    let mut primary = Broker::start(kind).await;
+    let backup = Broker::start(kind).await;
+    let cancel = CancellationToken::new();
+    let (_oa, mut on_a) = observer(primary.port(), "room1/#", &cancel).await;
+    let (_ob, mut on_b) = observer(backup.port(), "room1/#", &cancel).await;
+    let site = site(
+        &[primary.port(), backup.port()],
+        &[("churn.yaml", &scene_of(120, 10.0))],
+        "",
+    );
+    with_seed_backoff(&site);
+    let (config, scenes) = site.load();
+    let room = Room::start(config, scenes, Role::Daemon);
+    assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
+    let dark = DarkMeter::start(&room);
+
+    room.scenes.start("churn").unwrap();
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        primary.kill();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        primary.restart().await;
+    }
+    room.scenes.wait_idle().await;
+
+    let missing = cues_seen(120, [&mut on_a, &mut on_b]).await;
+    assert!(missing.is_empty(), "{kind:?}: cues lost: {missing:?}");
+    let st = room.mqtt.stats();
+    assert_eq!(
+        st.takeovers, 0,
+        "{kind:?}: a crash loop taken for a takeover"
+    );
+    assert_eq!(
+        st.messages_failed + st.messages_expired + st.messages_dropped,
+        0,
+        "{kind:?}: {st:?}"
+    );
+    assert!(
+        dark.longest() <= DARK_BOUND,
+        "{kind:?}: without a connection for {:?} while the backup was up",
+        dark.longest()
+    );
+    room.shutdown(Role::Daemon).await;
+    cancel.cancel();
+}
+
+/// A real takeover: a second client with the room's client id on the one
+/// broker. It is reported as one (by the broker's DISCONNECT 0x8E, or by
+/// silent closes while the broker keeps listening) and backed off: the
+/// room reconnects by its retry schedule, not in a fight.
+async fn a_second_client_with_the_same_id_is_called_a_takeover(kind: Kind) {
+    init_logs();
+    let b = Broker::start(kind).await;
+    let site = site(&[b.port()], &[ONE_CUE], "");
+    with_seed_backoff(&site);
+    let (config, scenes) = site.load();
+    let client_id = config.mqtt.client_id.clone();
+    let room = Room::start(config, scenes, Role::Daemon);
+    assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
+    // Someone starts a second daemon with the same config elsewhere.
+    let cancel = CancellationToken::new();
+    let (_twin, _rx) = mqtt_start(settings(&client_id, &[b.port()]), cancel.child_token());
+    eventually(
+        Duration::from_secs(20),
+        "the takeover to be noticed",
+        || room.mqtt.stats().takeovers >= 1,
+    )
+    .await;
+    let st = room.mqtt.status();
+    assert!(
+        st.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("same client id")),
+        "{kind:?}: {st:?}"
+    );
+    // Backed off: one connection per hold (1 s, 2 s, 4 s ...), not a fight.
+    let before = room.mqtt.stats().total_connections;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let during = room.mqtt.stats().total_connections - before;
+    assert!(
+        during <= 3,
+        "{kind:?}: {during} connections in 4 s after the takeover"
+    );
+    cancel.cancel();
+    room.shutdown(Role::Daemon).await;
+}
+
 macro_rules! on_both {
     ($($scenario:ident),* $(,)?) => {
         mod mosquitto {
@@ -482,4 +747,7 @@ on_both!(
     a_frozen_primary_is_left_and_unacked_messages_are_resent,
     feedback_ok_timeout_and_error,
     overlapping_subscriptions_deliver_each_message_once,
+    alternating_broker_crashes_lose_no_cue_and_no_time,
+    a_crash_looping_primary_is_no_takeover,
+    a_second_client_with_the_same_id_is_called_a_takeover,
 );

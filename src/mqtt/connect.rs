@@ -118,7 +118,10 @@ pub fn is_closed_by_peer(e: &ConnectionError) -> bool {
     matches!(e, ConnectionError::MqttState(StateError::ConnectionAborted))
         || matches!(
             e,
-            ConnectionError::MqttState(StateError::Io(io)) | ConnectionError::Io(io) if matches!(
+            ConnectionError::MqttState(
+                StateError::Io(io)
+                | StateError::Deserialization(rumqttc::v5::mqttbytes::Error::Io(io))
+            ) | ConnectionError::Io(io) if matches!(
                 io.kind(),
                 std::io::ErrorKind::UnexpectedEof
                     | std::io::ErrorKind::ConnectionReset
@@ -127,41 +130,13 @@ pub fn is_closed_by_peer(e: &ConnectionError) -> bool {
         )
 }
 
-/// How many silent closes of accepted connections, within
-/// [`SILENT_CLOSE_WINDOW`], make a takeover fight the likely story.
-pub const SILENT_CLOSES_FOR_TAKEOVER: usize = 3;
-
-/// See [`SILENT_CLOSES_FOR_TAKEOVER`].
-pub const SILENT_CLOSE_WINDOW: Duration = Duration::from_secs(60);
-
-/// What a suspected takeover is called in the status and the log.
-pub const SUSPECTED_TAKEOVER: &str = "the broker keeps closing the connection right after accepting it: most likely another client connected with the same client id";
-
-/// Remembers when the broker closed accepted connections without a word,
-/// to tell a takeover fight (two clients with one id kicking each other
-/// off, every few seconds) from the odd dropped connection.
-#[derive(Debug, Default)]
-pub struct SilentCloses {
-    at: std::collections::VecDeque<std::time::Instant>,
-}
-
-impl SilentCloses {
-    /// Records one silent close at `now`; true when there have been
-    /// [`SILENT_CLOSES_FOR_TAKEOVER`] within [`SILENT_CLOSE_WINDOW`].
-    pub fn record(&mut self, now: std::time::Instant) -> bool {
-        while self
-            .at
-            .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) > SILENT_CLOSE_WINDOW)
-        {
-            self.at.pop_front();
-        }
-        self.at.push_back(now);
-        if self.at.len() > SILENT_CLOSES_FOR_TAKEOVER {
-            self.at.pop_front();
-        }
-        self.at.len() >= SILENT_CLOSES_FOR_TAKEOVER
-    }
+/// Whether `broker` accepts a TCP connection within `timeout`: after a
+/// silent close, a broker that still listens closed us on purpose (a
+/// takeover, an admin's kick), one that does not has crashed or is out of
+/// reach. Only the TCP handshake; nothing is sent.
+pub async fn still_listening(broker: &BrokerConfig, timeout: Duration) -> bool {
+    let connect = tokio::net::TcpStream::connect((broker.host.as_str(), broker.port));
+    matches!(tokio::time::timeout(timeout, connect).await, Ok(Ok(_)))
 }
 
 /// A short, human reason for a connection error (seed 000: "Connection
@@ -237,26 +212,6 @@ fn refused(code: ConnectReturnCode) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
-
-    #[test]
-    fn three_silent_closes_within_a_minute_look_like_a_takeover_fight() {
-        let mut s = SilentCloses::default();
-        let t0 = Instant::now();
-        assert!(!s.record(t0));
-        assert!(!s.record(t0 + Duration::from_secs(2)));
-        assert!(s.record(t0 + Duration::from_secs(4)));
-        assert!(s.record(t0 + Duration::from_secs(6)));
-    }
-
-    #[test]
-    fn silent_closes_spread_over_hours_are_just_bad_luck() {
-        let mut s = SilentCloses::default();
-        let t0 = Instant::now();
-        for i in 0..10 {
-            assert!(!s.record(t0 + Duration::from_secs(45 * i)), "close {i}");
-        }
-    }
 
     #[test]
     fn an_eof_is_a_silent_close_and_a_refusal_is_not() {
@@ -268,6 +223,11 @@ mod tests {
             StateError::ConnectionAborted
         )));
         assert!(!is_closed_by_peer(&refused));
+        // A reset while reading a packet (seen with rumqttd).
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(is_closed_by_peer(&ConnectionError::MqttState(
+            StateError::Deserialization(rumqttc::v5::mqttbytes::Error::Io(reset))
+        )));
         assert!(!is_takeover(&eof));
     }
 }

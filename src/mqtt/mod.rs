@@ -5,7 +5,7 @@
 //!
 //! The pieces: [`session`] is the pure delivery state machine (outbox, in
 //! flight, ack deadlines), [`connect`] builds MQTT 5 connections, the
-//! supervisor does the I/O and picks the broker, [`probe`] is a one-shot
+//! supervisor does the I/O and [`policy`] picks the broker, [`probe`] is a one-shot
 //! CONNECT for `doctor` and failback, [`backoff`] the retry delays.
 //!
 //! Everything else talks to it through [`MqttHandle`]: `publish` never
@@ -14,6 +14,7 @@
 
 pub mod backoff;
 pub mod connect;
+pub mod policy;
 pub mod probe;
 pub mod session;
 mod supervisor;
@@ -34,9 +35,9 @@ pub use crate::events::{ConnectionState, ConnectionStatus};
 use crate::ratelog::{LogLimit, RateLog};
 use crate::topic::{self, TopicError};
 pub use backoff::Backoff;
+pub use policy::stable_after;
 use session::{Limits, Session};
 pub use session::{MessageId, PublishOptions, Qos};
-pub use supervisor::stable_after;
 
 /// A message received from the broker.
 #[derive(Debug, Clone)]

@@ -9,14 +9,16 @@
 //! a clean MQTT 5 session, so what is resent is decided by our session and
 //! nowhere else.
 //!
-//! Broker choice (seeds 000 and 002): rounds over the priority list starting
-//! after the broker that failed, exponential backoff between failed rounds,
-//! FAILED after `max_retries`, failback to a higher-priority broker found by
-//! a health-check probe. A connection that dies within
-//! [`stable_after`] of its CONNACK counts as a failed attempt, so a broker
-//! that drops the client right after connecting cannot cause a reconnect
-//! storm; only a connection that stayed up resets the backoff.
-//!
+//! Broker choice (seeds 000 and 002) is the pure [`Failover`] policy: the
+//! next broker in the priority list is tried at once after a loss, each
+//! broker backs off by its own failures, FAILED after `max_retries` on
+//! every broker, failback to a higher-priority broker once a health-check
+//! probe connection to it stayed up for a whole `health_check_interval`
+//! (so a crash-looping primary does not pull the room back at each
+//! restart, and the boards had that long to reconnect to it first). The supervisor tells it what happened: a refused
+//! attempt, a loss with how long the connection lived and whether the
+//! broker still listened after a silent close (the takeover evidence).
+
 //! Closing (`MqttHandle::close`) has one deadline that holds in every state:
 //! flushing, reconnecting, a frozen broker, a dead one.
 
@@ -40,12 +42,14 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use super::connect::{self, MAX_PACKET_SIZE};
+use super::policy::{self, Failover, Loss, Next};
 use super::session::{Discarded, Qos, Queued, Verdict};
 use super::{
     ConnectionState, ConnectionStatus, Control, InMessage, MqttSettings, OwnMessage, Shared, bump,
     probe, unix_now,
 };
 use crate::clock::after;
+use crate::config::BrokerConfig;
 use crate::ratelog;
 use crate::topic;
 
@@ -56,11 +60,9 @@ const REQUEST_CAPACITY: usize = 128;
 /// How long a clean DISCONNECT may take to go out.
 const DISCONNECT_WAIT: Duration = Duration::from_millis(500);
 
-/// How long a connection must stay up to count as a success (resetting the
-/// backoff): `initial_retry_delay`, at least one second.
-pub fn stable_after(initial_retry_delay: Duration) -> Duration {
-    initial_retry_delay.max(Duration::from_secs(1))
-}
+/// How long a silent close may wait to learn whether the broker still
+/// listens (a live broker on the LAN accepts in milliseconds).
+const LISTEN_CHECK: Duration = Duration::from_millis(150);
 
 /// What the poller forwards: an event, or why the connection ended.
 type PollResult = Result<Event, PollError>;
@@ -70,7 +72,7 @@ struct PollError {
     text: String,
     oversize: bool,
     takeover: bool,
-    /// EOF or reset without DISCONNECT (see [`connect::SilentCloses`]).
+    /// EOF or reset without DISCONNECT (see [`policy::SilentCloses`]).
     silent: bool,
 }
 
@@ -146,6 +148,7 @@ enum Round {
 
 struct Supervisor {
     shared: Arc<Shared>,
+    policy: Failover,
     s: MqttSettings,
     incoming: mpsc::Sender<InMessage>,
     tasks: TaskTracker,
@@ -159,13 +162,14 @@ pub(super) async fn run(
     cancel: CancellationToken,
     tasks: TaskTracker,
 ) {
+    let n = settings.brokers.len();
     let mut sup = Supervisor {
         shared,
+        policy: Failover::new(n.max(1), settings.backoff.clone()),
         s: settings,
         incoming,
         tasks,
     };
-    let n = sup.s.brokers.len();
     if n == 0 {
         error!(target: "mqtt", "No brokers configured; MQTT disabled");
         sup.set_state(
@@ -175,14 +179,8 @@ pub(super) async fn run(
         );
         return;
     }
-    let stable = stable_after(sup.s.backoff.initial);
-    let mut start = 0usize;
     let mut last_index: Option<usize> = None;
-    // Failed rounds (and short-lived connections) since the last stable
-    // connection: drives the backoff.
-    let mut failures: u32 = 0;
     let mut closing: Option<Closing> = None;
-    let mut silent_closes = connect::SilentCloses::default();
 
     'outer: loop {
         if let Some(c) = &closing
@@ -190,7 +188,7 @@ pub(super) async fn run(
         {
             break;
         }
-        let state = if failures > 0 && sup.s.backoff.exhausted(failures) {
+        let state = if sup.policy.exhausted() {
             ConnectionState::Failed
         } else if last_index.is_some() {
             ConnectionState::Reconnecting
@@ -198,10 +196,27 @@ pub(super) async fn run(
             ConnectionState::Connecting
         };
         sup.set_state(state, None, sup.status().last_error);
+        sup.shared
+            .counters
+            .consecutive_failures
+            .store(sup.policy.failed_rounds());
+
+        let idx = match sup.policy.next(Instant::now(), closing.is_some()) {
+            Next::Try(idx) => idx,
+            Next::Wait(until) => {
+                if !sup
+                    .back_off(until, &mut control, &cancel, &mut closing)
+                    .await
+                {
+                    break;
+                }
+                continue;
+            }
+        };
 
         let deadline = closing.as_ref().map(|c| c.deadline);
         let round = {
-            let attempt = sup.connect_round(start, deadline);
+            let attempt = sup.attempt(idx, deadline);
             tokio::pin!(attempt);
             loop {
                 tokio::select! {
@@ -229,28 +244,22 @@ pub(super) async fn run(
             Round::Restart => continue,
             Round::Connected(c) => c,
             Round::Failed => {
-                start = 0;
-                if closing.is_some() {
-                    // Keep trying until the close deadline, without backoff.
+                sup.policy
+                    .attempt_failed(idx, Instant::now(), rand::random_range(-1.0..=1.0));
+                if closing.is_some() && idx + 1 == n {
+                    // Keep going round the list until the close deadline,
+                    // without backoff.
                     tokio::select! {
                         _ = sleep(Duration::from_millis(100)) => {}
                         _ = cancel.cancelled() => break 'outer,
                     }
-                    continue;
-                }
-                failures += 1;
-                sup.shared.counters.consecutive_failures.store(failures);
-                if !sup
-                    .back_off(failures, &mut control, &cancel, &mut closing)
-                    .await
-                {
-                    break;
                 }
                 continue;
             }
         };
 
         // Connected.
+        sup.policy.connected(conn.index);
         let c = &sup.shared.counters;
         c.consecutive_failures.store(0);
         bump(&c.total_connections, 1);
@@ -293,49 +302,14 @@ pub(super) async fn run(
                 sup.disconnect(*conn, deadline, &farewell).await;
                 debug!(target: "mqtt", "Left {addr} cleanly");
                 sup.requeue_sent();
-                start = idx;
-                failures = 0;
+                sup.policy.failback(idx);
                 continue;
             }
-            Exit::Lost(mut e) => {
-                if e.silent && !e.takeover && silent_closes.record(std::time::Instant::now()) {
-                    e.takeover = true;
-                    e.text = connect::SUSPECTED_TAKEOVER.to_string();
-                }
-                warn!(target: "mqtt", "[FAILOVER] Connection to {} lost - {}", conn.addr, e.text);
-                if e.oversize {
-                    bump(&sup.shared.counters.oversize_packets, 1);
-                }
-                if e.takeover {
-                    bump(&sup.shared.counters.takeovers, 1);
-                    error!(target: "mqtt",
-                        "Client id `{}` was taken over on {}: another client connected with the same id. Give every client its own mqtt.client_id; backing off to avoid a takeover fight",
-                        sup.s.client_id, conn.addr);
-                }
-                start = (conn.index + 1) % n;
+            Exit::Lost(e) => {
+                let index = conn.index;
                 conn.shutdown();
                 sup.requeue_sent();
-                sup.set_state(ConnectionState::Reconnecting, None, Some(e.text.clone()));
-                if closing.is_some() {
-                    // The last messages go to the next broker at once.
-                    continue;
-                }
-                if lived >= stable && !e.takeover {
-                    failures = 0;
-                    continue;
-                }
-                failures += 1;
-                sup.shared.counters.consecutive_failures.store(failures);
-                warn!(target: "mqtt",
-                    "Connection lasted only {:.1}s (less than {:.1}s); counting it as a failed attempt",
-                    lived.as_secs_f64(), stable.as_secs_f64());
-                if !sup
-                    .back_off(failures, &mut control, &cancel, &mut closing)
-                    .await
-                {
-                    break;
-                }
-                continue;
+                sup.lost(index, lived, e, closing.is_some()).await;
             }
         }
     }
@@ -384,26 +358,28 @@ impl Supervisor {
         });
     }
 
-    /// Waits before the next round; false when told to stop meanwhile.
+    /// Every broker is held off: waits until the first hold ends; false
+    /// when told to stop meanwhile.
     async fn back_off(
         &self,
-        failures: u32,
+        until: Instant,
         control: &mut mpsc::UnboundedReceiver<Control>,
         cancel: &CancellationToken,
         closing: &mut Option<Closing>,
     ) -> bool {
-        let delay = self.s.backoff.random_delay(failures - 1);
-        if self.s.backoff.exhausted(failures) {
+        let delay = until.saturating_duration_since(Instant::now());
+        let rounds = self.policy.failed_rounds();
+        if self.policy.exhausted() {
             error!(target: "mqtt",
-                "Connection failed after {failures} attempts (max_retries {}); state FAILED, retrying every {:.1}s",
+                "Connection failed after {rounds} attempts (max_retries {}); state FAILED, retrying in {:.1}s",
                 self.s.backoff.max_retries, delay.as_secs_f64());
             self.set_state(ConnectionState::Failed, None, self.status().last_error);
         } else {
-            warn!(target: "mqtt", "No broker reachable (attempt {failures}/{}); retrying in {:.1}s",
-                self.s.backoff.max_retries, delay.as_secs_f64());
+            warn!(target: "mqtt", "No broker reachable (attempt {}/{}); retrying in {:.1}s",
+                rounds.max(1), self.s.backoff.max_retries, delay.as_secs_f64());
         }
         tokio::select! {
-            _ = sleep(delay) => true,
+            _ = sleep_until(until) => true,
             _ = cancel.cancelled() => false,
             // A close request ends the wait: try once more to deliver the
             // last messages within its deadline.
@@ -414,41 +390,78 @@ impl Supervisor {
         }
     }
 
-    /// Tries every broker once, starting at `start` (seed 000 order). With
-    /// a close deadline, the time left is shared among the brokers to try.
-    async fn connect_round(&self, start: usize, deadline: Option<Instant>) -> Option<Conn> {
+    /// One connection attempt to broker `idx`. With a close deadline, the
+    /// time left is shared among the brokers.
+    async fn attempt(&self, idx: usize, deadline: Option<Instant>) -> Option<Conn> {
         let n = self.s.brokers.len();
-        for k in 0..n {
-            let idx = (start + k) % n;
-            let addr = self.s.brokers[idx].addr();
-            let mut timeout = self.s.connection_timeout;
-            if let Some(d) = deadline {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return None;
-                }
-                timeout = timeout.min(left / (n - k) as u32);
+        let addr = self.s.brokers[idx].addr();
+        let mut timeout = self.s.connection_timeout;
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
             }
-            info!(target: "mqtt", "[FAILOVER] Trying broker {}/{}: {}", idx + 1, n, addr);
-            self.shared
-                .counters
-                .last_connection_attempt
-                .store(unix_now().to_bits());
-            match self.connect_one(idx, timeout).await {
-                Ok(conn) => {
-                    info!(target: "mqtt", "[FAILOVER] Successfully connected to {addr}");
-                    return Some(conn);
-                }
-                Err(e) => {
-                    bump(&self.shared.counters.failed_connections, 1);
-                    warn!(target: "mqtt", "[FAILOVER] Failed to connect to {addr} - {e}");
-                    self.shared
-                        .status
-                        .send_modify(|st| st.last_error = Some(format!("{addr}: {e}")));
-                }
+            timeout = timeout.min(left / n as u32);
+        }
+        info!(target: "mqtt", "[FAILOVER] Trying broker {}/{}: {}", idx + 1, n, addr);
+        self.shared
+            .counters
+            .last_connection_attempt
+            .store(unix_now().to_bits());
+        match self.connect_one(idx, timeout).await {
+            Ok(conn) => {
+                info!(target: "mqtt", "[FAILOVER] Successfully connected to {addr}");
+                Some(conn)
+            }
+            Err(e) => {
+                bump(&self.shared.counters.failed_connections, 1);
+                warn!(target: "mqtt", "[FAILOVER] Failed to connect to {addr} - {e}");
+                self.shared
+                    .status
+                    .send_modify(|st| st.last_error = Some(format!("{addr}: {e}")));
+                None
             }
         }
-        None
+    }
+
+    /// The accepted connection to broker `idx` ended after `lived`: what
+    /// it was (a crash, a drop, a takeover on the evidence the policy
+    /// names), logged and counted. The next broker is tried at once.
+    async fn lost(&mut self, idx: usize, lived: Duration, mut e: PollError, closing: bool) {
+        let b = &self.s.brokers[idx];
+        let addr = b.addr();
+        let loss = if e.takeover {
+            Loss::TakenOver
+        } else if e.silent && !closing && connect::still_listening(b, LISTEN_CHECK).await {
+            Loss::SilentWhileListening
+        } else {
+            Loss::Other
+        };
+        let v = self.policy.lost(
+            idx,
+            lived,
+            loss,
+            Instant::now(),
+            rand::random_range(-1.0..=1.0),
+        );
+        if v.takeover && !e.takeover {
+            e.text = policy::SUSPECTED_TAKEOVER.to_string();
+        }
+        warn!(target: "mqtt", "[FAILOVER] Connection to {addr} lost - {}", e.text);
+        if e.oversize {
+            bump(&self.shared.counters.oversize_packets, 1);
+        }
+        if v.takeover {
+            bump(&self.shared.counters.takeovers, 1);
+            error!(target: "mqtt",
+                "Client id `{}` was taken over on {addr}: another client connected with the same id. Give every client its own mqtt.client_id; not trying {addr} again for {:.1}s",
+                self.s.client_id, v.hold.as_secs_f64());
+        } else if v.short {
+            warn!(target: "mqtt",
+                "Connection to {addr} lasted only {:.1}s (less than {:.1}s); not trying it again for {:.1}s",
+                lived.as_secs_f64(), self.policy.stable().as_secs_f64(), v.hold.as_secs_f64());
+        }
+        self.set_state(ConnectionState::Reconnecting, None, Some(e.text));
     }
 
     async fn connect_one(&self, idx: usize, timeout: Duration) -> Result<Conn, String> {
@@ -920,16 +933,22 @@ impl Supervisor {
         }
     }
 
-    /// Probes brokers with higher priority than `current` in the background.
+    /// Probes brokers with higher priority than `current` in the background
+    /// (not those held off: a broker in a takeover fight is left alone).
     fn spawn_probe(&self, current: usize) -> JoinHandle<Option<usize>> {
-        let brokers = self.s.brokers[..current].to_vec();
+        let now = Instant::now();
+        let brokers: Vec<(usize, BrokerConfig)> = (0..current)
+            .filter(|i| !self.policy.is_held(*i, now))
+            .map(|i| (i, self.s.brokers[i].clone()))
+            .collect();
         let id = format!("{}-probe", self.s.client_id);
         let timeout = self.s.connection_timeout.min(Duration::from_secs(5));
+        let hold = self.s.health_check_interval;
         self.tasks
             .spawn(tracing::Instrument::in_current_span(async move {
-                for (i, b) in brokers.iter().enumerate() {
-                    if probe::probe(b, &id, timeout).await.is_ok() {
-                        return Some(i);
+                for (i, b) in &brokers {
+                    if probe::probe_steady(b, &id, timeout, hold).await.is_ok() {
+                        return Some(*i);
                     }
                 }
                 None
@@ -1075,14 +1094,5 @@ mod tests {
         ));
         // No identifiers: nothing to compare.
         assert!(first_copy(&wanted, &all, "room1/status", &[]));
-    }
-
-    #[test]
-    fn stable_connections_last_at_least_a_second() {
-        assert_eq!(
-            stable_after(Duration::from_millis(100)),
-            Duration::from_secs(1)
-        );
-        assert_eq!(stable_after(Duration::from_secs(5)), Duration::from_secs(5));
     }
 }

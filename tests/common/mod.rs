@@ -363,7 +363,8 @@ pub enum Fake {
 }
 
 /// A tiny MQTT 5 peer for broker behaviours a real Mosquitto here does not
-/// show. Counts the connections it accepted.
+/// show. Counts the MQTT connections (CONNECT packets) it accepted; a bare
+/// TCP connect (roomctl's is-it-still-listening check) is not one.
 pub struct FakeBroker {
     pub port: u16,
     pub connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -377,8 +378,7 @@ impl FakeBroker {
         let c = connections.clone();
         tokio::spawn(async move {
             while let Ok((s, _)) = l.accept().await {
-                c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                tokio::spawn(fake_session(s, mode));
+                tokio::spawn(fake_session(s, mode, c.clone()));
             }
         });
         FakeBroker { port, connections }
@@ -389,7 +389,11 @@ impl FakeBroker {
     }
 }
 
-async fn fake_session(mut s: tokio::net::TcpStream, mode: Fake) {
+async fn fake_session(
+    mut s: tokio::net::TcpStream,
+    mode: Fake,
+    connects: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     loop {
         // Fixed header: type and flags, then the remaining length.
@@ -410,6 +414,7 @@ async fn fake_session(mut s: tokio::net::TcpStream, mode: Fake) {
         let reply: Vec<u8> = match first >> 4 {
             // CONNECT -> CONNACK (no session, success, no properties).
             1 => {
+                connects.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let _ = s.write_all(&[0x20, 0x03, 0x00, 0x00, 0x00]).await;
                 if mode == Fake::DropAfterConnack {
                     tokio::time::sleep(Duration::from_millis(20)).await;
