@@ -333,9 +333,9 @@ impl Router {
                 );
                 return Some(Route::Rejected("no schedule".into()));
             };
-            if let Err(e) = s.set_paused(pause) {
-                ratelog!(self.log, warn, "mqtt_handler", "control", "{e}");
-            }
+            // Holds in memory even when it cannot be saved; the schedule
+            // logs that and health reports it.
+            let _ = s.set_paused(pause);
             return Some(Route::Control);
         }
         if topic == self.topics.scene_stop() {

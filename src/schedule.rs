@@ -455,6 +455,8 @@ struct Inner {
     wall: Wall,
     paused: AtomicBool,
     state_file: Option<PathBuf>,
+    /// Why the pause switch in memory is not on disk, while it is not.
+    unsaved: Mutex<Option<SaveError>>,
     changed: Notify,
     recent: Mutex<std::collections::VecDeque<Outcome>>,
 }
@@ -466,9 +468,11 @@ pub struct ScheduleHandle {
 }
 
 const RECENT: usize = 20;
+/// How often a pause switch that could not be saved is tried again.
+const SAVE_RETRY: Duration = Duration::from_secs(10);
 
 /// Why pausing or resuming could not be kept across a restart.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("cannot save the schedule's pause state to {path}: {why}")]
 pub struct SaveError {
     path: String,
@@ -491,6 +495,7 @@ impl ScheduleHandle {
                 wall,
                 paused: AtomicBool::new(paused),
                 state_file,
+                unsaved: Mutex::new(None),
                 changed: Notify::new(),
                 recent: Mutex::new(Default::default()),
             }),
@@ -507,17 +512,47 @@ impl ScheduleHandle {
         self.inner.paused.load(Ordering::SeqCst)
     }
 
-    /// Pauses or resumes; kept across restarts (written then renamed, so a
-    /// power loss leaves the old or the new file, never half of one).
+    /// Pauses or resumes at once; kept across restarts (written, synced,
+    /// then renamed, so a power loss leaves the old or the new file, never
+    /// half of one). When the file cannot be written (a full or read-only
+    /// card), the switch still holds in memory, the error is returned and
+    /// reported by [`ScheduleHandle::unsaved`], and the save is retried
+    /// every 10 s while the schedule runs.
     pub fn set_paused(&self, paused: bool) -> Result<(), SaveError> {
-        // Saved first, so whoever sees the new setting finds it on disk.
-        let saved = self.save(paused);
         let was = self.inner.paused.swap(paused, Ordering::SeqCst);
         if was != paused {
             info!(target: "schedule", "Schedule {}", if paused { "paused" } else { "resumed" });
         }
         self.inner.changed.notify_one();
-        saved
+        self.save_now()
+    }
+
+    /// Why the pause switch is not on disk, while it is not.
+    pub fn unsaved(&self) -> Option<SaveError> {
+        self.inner.unsaved.lock().unwrap().clone()
+    }
+
+    /// Writes the switch as it is now; remembers a failure (logged when it
+    /// is new) and clears it on success.
+    fn save_now(&self) -> Result<(), SaveError> {
+        // One save at a time, under the lock that records its result, so
+        // an older value never overwrites a newer one.
+        let mut unsaved = self.inner.unsaved.lock().unwrap();
+        let r = self.save(self.paused());
+        match &r {
+            Ok(()) => {
+                if unsaved.take().is_some() {
+                    info!(target: "schedule", "The schedule's pause state is saved again");
+                }
+            }
+            Err(e) => {
+                if unsaved.as_ref().is_none_or(|u| u.why != e.why) {
+                    warn!(target: "schedule", "{e}; it holds until a restart and is retried every {}s", SAVE_RETRY.as_secs());
+                }
+                *unsaved = Some(e.clone());
+            }
+        }
+        r
     }
 
     fn save(&self, paused: bool) -> Result<(), SaveError> {
@@ -533,13 +568,18 @@ impl ScheduleHandle {
         }
         let tmp = path.with_extension("tmp");
         let body = serde_json::json!({ "paused": paused }).to_string();
-        {
+        let written = (|| {
             use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(err)?;
-            f.write_all(body.as_bytes()).map_err(err)?;
-            f.sync_all().map_err(err)?;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(body.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        })();
+        if written.is_err() {
+            // No half-written leftovers beside the real file.
+            let _ = std::fs::remove_file(&tmp);
         }
-        std::fs::rename(&tmp, path).map_err(err)
+        written.map_err(err)
     }
 
     /// The next `n` starts from now.
@@ -608,10 +648,14 @@ impl ScheduleHandle {
                 .map(|p| p.instant.duration_since(now).unsigned_abs())
                 .unwrap_or(RECHECK)
                 .min(RECHECK);
+            let retry_save = self.unsaved().is_some();
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = crate::clock::sleep_until_precise(tokio::time::Instant::now() + wait) => {}
                 _ = self.inner.changed.notified() => {}
+                _ = tokio::time::sleep(SAVE_RETRY), if retry_save => {
+                    let _ = self.save_now();
+                }
             }
         }
     }

@@ -89,8 +89,13 @@ struct Files {
     path: PathBuf,
     max_bytes: u64,
     file: Option<File>,
+    /// What this process believes the file's length is; when the file on
+    /// disk differs, something else changed it (see [`Files::append`]).
     size: u64,
     dirty: bool,
+    /// The last write that failed, and when (unix time); cleared by the
+    /// next write that succeeds.
+    failing: Option<(f64, String)>,
 }
 
 impl Files {
@@ -110,20 +115,42 @@ impl Files {
                 .append(true)
                 .open(&self.path)?;
             self.size = f.metadata()?.len();
-            // A record torn by a power loss has no newline: end it, so the
-            // next record starts on a line of its own.
-            if self.size > 0 && !ends_with_newline(&self.path)? {
-                (&f).write_all(b"\n")?;
-                self.size += 1;
-            }
             self.file = Some(f);
+            self.end_torn_line()?;
         }
         Ok(self.file.as_mut().expect("just opened"))
+    }
+
+    /// A record torn by a power loss, a file cut mid-record or zeros a
+    /// file system appended leave a last line without a newline: end it,
+    /// so the next record starts on a line of its own.
+    fn end_torn_line(&mut self) -> std::io::Result<()> {
+        let f = self.file.as_ref().expect("open");
+        if self.size > 0 && !ends_with_newline(&self.path)? {
+            (&*f).write_all(b"\n")?;
+            self.size += 1;
+        }
+        Ok(())
     }
 
     fn append(&mut self, r: &Record) -> std::io::Result<()> {
         let json = serde_json::to_string(r).map_err(std::io::Error::other)?;
         let line = format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes()));
+        match &self.file {
+            // Cut or grown behind our back (one fstat per record): look at
+            // its end again before writing onto it.
+            Some(f) => {
+                let now = f.metadata()?.len();
+                if now != self.size {
+                    self.size = now;
+                    self.end_torn_line()?;
+                }
+            }
+            // Opened first, so an oversized file is rotated before it grows.
+            None => {
+                self.open()?;
+            }
+        }
         if self.size + line.len() as u64 > self.max_bytes / 2 && self.size > 0 {
             self.rotate()?;
         }
@@ -134,11 +161,30 @@ impl Files {
         Ok(())
     }
 
+    /// `show.log` becomes `show.log.1`. A file over its half of the cap
+    /// (junk, or written by something else) keeps only its newest half of
+    /// the cap, from a line start, so both files stay under `max_bytes`.
     fn rotate(&mut self) -> std::io::Result<()> {
         if let Some(f) = self.file.take() {
             f.sync_all()?;
         }
-        std::fs::rename(&self.path, self.old())?;
+        let half = self.max_bytes / 2;
+        let len = std::fs::metadata(&self.path)?.len();
+        if len > half {
+            let tail = read_tail(&self.path, half)?;
+            let tmp = self.old().with_extension("1.tmp");
+            {
+                let mut f = File::create(&tmp)?;
+                f.write_all(&tail)?;
+                f.sync_all()?;
+            }
+            std::fs::rename(&tmp, self.old())?;
+            std::fs::remove_file(&self.path)?;
+            warn!(target: "showlog", "The show log {} was {len} bytes, over its cap: kept its newest {} bytes in {}",
+                self.path.display(), tail.len(), self.old().display());
+        } else {
+            std::fs::rename(&self.path, self.old())?;
+        }
         self.size = 0;
         Ok(())
     }
@@ -151,6 +197,24 @@ impl Files {
             self.dirty = false;
         }
     }
+}
+
+/// The last `max` bytes of `path`, starting after a newline.
+fn read_tail(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path)?;
+    let len = f.seek(SeekFrom::End(0))?;
+    f.seek(SeekFrom::Start(len.saturating_sub(max)))?;
+    let mut buf = Vec::with_capacity(max.min(len) as usize);
+    f.take(max).read_to_end(&mut buf)?;
+    if len > max {
+        let start = buf
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(buf.len(), |i| i + 1);
+        buf.drain(..start);
+    }
+    Ok(buf)
 }
 
 fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
@@ -205,17 +269,39 @@ impl ShowLog {
                 file: None,
                 size: 0,
                 dirty: false,
+                failing: None,
             })),
         }
     }
 
-    /// Appends one record now (a failing card is logged, never fatal).
+    /// Appends one record now. A failing card (full, read-only, over a
+    /// file-size limit) is logged once per kind of failure and reported by
+    /// [`ShowLog::failing`], never fatal; the next record tries again.
     pub fn append(&self, r: &Record) {
         let mut f = self.files.lock().unwrap();
-        if let Err(e) = f.append(r) {
-            warn!(target: "showlog", "Cannot write the show log {}: {e}", f.path.display());
-            f.file = None;
+        match f.append(r) {
+            Ok(()) => {
+                if f.failing.take().is_some() {
+                    tracing::info!(target: "showlog", "The show log {} is written again", f.path.display());
+                }
+            }
+            Err(e) => {
+                let why = e.to_string();
+                if f.failing.as_ref().is_none_or(|(_, w)| *w != why) {
+                    warn!(target: "showlog", "Cannot write the show log {}: {why}", f.path.display());
+                }
+                if f.failing.is_none() {
+                    f.failing = Some((unix_now(), why));
+                }
+                f.file = None;
+            }
         }
+    }
+
+    /// Since when (unix time) and why records cannot be written, while
+    /// they cannot.
+    pub fn failing(&self) -> Option<(f64, String)> {
+        self.files.lock().unwrap().failing.clone()
     }
 
     /// Every record on disk, oldest first.
@@ -495,6 +581,28 @@ mod tests {
         assert_eq!(all.last().unwrap(), &rec(1999));
         assert!(all.windows(2).all(|w| w[0].t < w[1].t), "in order");
         assert!(all.len() > 40);
+    }
+
+    #[test]
+    fn a_junk_log_over_the_cap_is_cut_to_its_newest_part_at_rotation() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("show.log");
+        // 64 KiB of junk lines ending in valid records, under a 16 KiB cap.
+        let mut junk = "x".repeat(99).repeat(640);
+        junk = junk
+            .as_bytes()
+            .chunks(99)
+            .map(|c| format!("{}\n", std::str::from_utf8(c).unwrap()))
+            .collect();
+        std::fs::write(&path, junk).unwrap();
+        let log = ShowLog::new(path.clone(), 16 * 1024);
+        log.append(&rec(1));
+        let old = d.path().join("show.log.1");
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        assert!(size(&old) <= 8 * 1024, "rotated {} bytes", size(&old));
+        assert!(size(&old) + size(&path) <= 16 * 1024);
+        assert_eq!(log.read_all(), vec![rec(1)]);
+        assert!(log.failing().is_none());
     }
 
     #[test]

@@ -137,6 +137,18 @@ fn path(p: Option<PathBuf>) -> PathBuf {
     p.unwrap_or_else(default_config_path)
 }
 
+/// A write past the file-size limit (`RLIMIT_FSIZE`, set by systemd's
+/// `LimitFSIZE=` or a shell's `ulimit -f`) would kill the process with
+/// SIGXFSZ; ignored, the write fails with EFBIG instead, which the show log
+/// and the state files report as an error and a health issue.
+fn ignore_file_size_signal() {
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no
+    // handler code; it is done before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -145,6 +157,7 @@ pub fn main() -> ExitCode {
         Command::Check { .. } | Command::Doctor { .. } | Command::Play { .. }
     );
     init_logging(if quiet { "warn" } else { "info" });
+    ignore_file_size_signal();
     // `check` is synchronous: no runtime, no threads (it also runs under
     // user-mode emulation of the Pi, which cannot always create threads).
     if let Command::Check {

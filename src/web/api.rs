@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
 
 use axum::response::IntoResponse;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::{AppError, AppState};
 use crate::feedback::{FeedbackRecord, FeedbackStats};
@@ -173,10 +173,14 @@ pub async fn schedule_control(
         }
     };
     info!(target: "web", "Schedule {action} from the dashboard ({})", super::peer(&parts.extensions));
-    // Paused or resumed now even when it could not be saved; say so.
-    if let Err(e) = h.set_paused(pause) {
-        warn!(target: "web", "{e}");
-    }
+    // Paused or resumed now even when it could not be saved: the caller
+    // is told it will not survive a restart (the schedule logs it).
+    h.set_paused(pause).map_err(|e| {
+        AppError::NotSaved(format!(
+            "{}d now, but not saved: {e}. It holds until the daemon restarts; saving is retried every 10 s",
+            action
+        ))
+    })?;
     Ok(Json(h.view(10)))
 }
 

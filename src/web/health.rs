@@ -136,6 +136,23 @@ pub fn health_of(r: &crate::app::Room) -> Health {
             media.video.error.unwrap_or_else(|| "not started".into())
         ));
     }
+    // Writes that did not reach the card (full, read-only, worn out).
+    if let Some(e) = r.schedule.as_ref().and_then(|s| s.unsaved()) {
+        degraded.push(format!(
+            "the schedule is {} but that is not saved and would be lost on a restart: {e}",
+            if r.schedule.as_ref().is_some_and(|s| s.paused()) {
+                "paused"
+            } else {
+                "running"
+            }
+        ));
+    }
+    if let Some((since, why)) = r.show_log.as_ref().and_then(|l| l.failing()) {
+        degraded.push(format!(
+            "the show log cannot be written (for {:.0}s): {why}",
+            (unix_now() - since).max(0.0)
+        ));
+    }
     degraded.extend(r.problems());
     degraded.extend(r.feedback_hint());
 

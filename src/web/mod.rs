@@ -304,6 +304,9 @@ pub enum AppError {
     #[error("{0}")]
     /// 400.
     BadRequest(String),
+    #[error("{0}")]
+    /// 507: done in memory, but it could not be written to disk.
+    NotSaved(String),
 }
 
 impl IntoResponse for AppError {
@@ -313,6 +316,7 @@ impl IntoResponse for AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::NotSaved(_) => StatusCode::INSUFFICIENT_STORAGE,
         };
         let mut r = (status, axum::Json(json!({"error": self.to_string()}))).into_response();
         if matches!(self, AppError::Unauthorized(_)) {
