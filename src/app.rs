@@ -81,6 +81,8 @@ pub struct Room {
     rules: Arc<RwLock<Rules>>,
     /// `feedback.timeout` (replaced by a reload).
     cue_timeout: Arc<RwLock<Duration>>,
+    /// Reloads in a row become one (see [`Room::reload_coalesced`]).
+    reloads: Arc<ReloadGate>,
     role: Role,
     /// The root of the shutdown tree: every task of the room ends with it.
     cancel: CancellationToken,
@@ -138,11 +140,26 @@ impl ActionSink for RoomSink {
     }
 }
 
+/// Requests for a reload and the reload that answers them: one reload that
+/// starts after a request has read the files as they were then, so every
+/// request waiting meanwhile takes its result instead of loading again.
+#[derive(Default)]
+struct ReloadGate {
+    requested: std::sync::atomic::AtomicU64,
+    /// Reloads actually run.
+    runs: std::sync::atomic::AtomicU64,
+    /// Requests answered so far (the highest covered), and that answer.
+    done: tokio::sync::Mutex<(u64, Option<Result<ReloadReport, Diagnostics>>)>,
+}
+
 /// What a reload did.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ReloadReport {
     /// The scenes now loaded.
     pub scenes: Vec<String>,
+    /// Scenes whose file has errors now that keep their last good
+    /// definition until the file is fixed.
+    pub stale: Vec<String>,
     /// The command files now loaded.
     pub commands: Vec<String>,
     /// Scene files that did not load, and why.
@@ -321,6 +338,7 @@ impl Room {
             feedback_hint: Arc::default(),
             rules,
             cue_timeout,
+            reloads: Arc::default(),
             role,
             state_stop: cancel.child_token(),
             cancel,
@@ -529,7 +547,18 @@ impl Room {
             warn!(target: "daemon", "Reload refused, the running config stays:\n{}", report.errors);
             return Err(report.errors);
         };
-        let problems: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+        let mut problems: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
+        // A scene whose file broke keeps its last good definition.
+        let broken: std::collections::BTreeSet<std::path::PathBuf> =
+            report.errors.iter().map(|d| d.file.clone()).collect();
+        let (scenes, stale) =
+            std::mem::take(&mut report.scenes).keeping_last_good(&self.scenes.scenes(), &broken);
+        report.scenes = scenes;
+        for name in &stale {
+            problems.push(format!(
+                "scene {name} is stale: its file has errors, so its last good version stays loaded until the file is fixed"
+            ));
+        }
         let old = &self.config;
         let mut needs_restart = Vec::new();
         for (what, changed) in [
@@ -583,11 +612,46 @@ impl Room {
         }
         Ok(ReloadReport {
             scenes: names,
+            stale,
             commands,
             problems,
             warnings: report.warnings.iter().map(ToString::to_string).collect(),
             needs_restart,
         })
+    }
+
+    /// [`Room::reload`] off the async runtime (reading and checking the
+    /// files takes milliseconds that a cue must not wait for), coalesced:
+    /// requests that arrive while a reload runs share the next one.
+    pub async fn reload_coalesced(&self) -> Result<ReloadReport, Diagnostics> {
+        use std::sync::atomic::Ordering;
+        let gate = &self.reloads;
+        let ticket = gate.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut done = gate.done.lock().await;
+        if done.0 >= ticket
+            && let Some(r) = &done.1
+        {
+            return r.clone();
+        }
+        // Every request made before the files are read is answered by it.
+        let covers = gate.requested.load(Ordering::SeqCst);
+        gate.runs.fetch_add(1, Ordering::Relaxed);
+        let room = self.clone();
+        let r = tokio::task::spawn_blocking(move || room.reload())
+            .await
+            .unwrap_or_else(|e| {
+                Err(Diagnostics(vec![crate::diag::Diagnostic::file(
+                    &self.config.file,
+                    format!("the reload failed: {e}"),
+                )]))
+            });
+        *done = (covers, Some(r.clone()));
+        r
+    }
+
+    /// How many reloads [`Room::reload_coalesced`] has run.
+    pub fn reloads_run(&self) -> u64 {
+        self.reloads.runs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A token that is cancelled when the room shuts down.

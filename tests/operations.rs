@@ -274,3 +274,87 @@ async fn the_panic_button_needs_no_token_and_the_rest_does() {
     let _ = child.start_kill();
     cancel.cancel();
 }
+
+/// A reload while one scene file is broken keeps that scene's last good
+/// version: it still starts (by the dashboard and by its schedule slot),
+/// the reload says which scenes are stale, health names them; once the
+/// file is fixed the new version is loaded and nothing is stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scene_broken_by_an_edit_keeps_its_last_good_version() {
+    init_logs();
+    let b = Mosquitto::start().await.unwrap();
+    let intro =
+        "name: intro\nactions: [{at: 0, topic: room1/light, message: OLD}]\nduration: 0.2\n";
+    let schedule = "schedule:\n  timezone: Europe/Bratislava\n  hours: { default: \"00:00-23:59\" }\n  shows:\n    - { every: 10m, from: \"00:00\", until: \"23:50\", scene: intro }\n";
+    let site = site(&[b.port()], &[("intro.yaml", intro), ONE_CUE], schedule);
+    let cancel = CancellationToken::new();
+    let (_o, mut seen) = observer(b.port(), "room1/light", &cancel).await;
+    let (_s, mut status) = observer(b.port(), "roomctl/room1/status", &cancel).await;
+    let mut child = daemon(&site, &mut status).await;
+    let base = format!("http://127.0.0.1:{}", site.web_port);
+    let http = reqwest::Client::new();
+
+    // The author saves a half-edited file.
+    let file = site.dir.path().join("scenes").join("intro.yaml");
+    std::fs::write(
+        &file,
+        "name: intro\nactions: [{at: 0, topic: room1/light, message: NEW\n",
+    )
+    .unwrap();
+    let r = http
+        .post(format!("{base}/api/reload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["stale"], serde_json::json!(["intro"]), "{body}");
+    assert!(body["scenes"].to_string().contains("intro"), "{body}");
+    let (_, health) = get_json(&format!("{base}/healthz")).await;
+    assert!(
+        health["issues"]
+            .to_string()
+            .contains("scene intro is stale"),
+        "{health}"
+    );
+    let (_, sched) = get_json(&format!("{base}/api/schedule")).await;
+    assert_eq!(
+        sched["next"][0]["scene"], "intro",
+        "its schedule slot stays: {sched}"
+    );
+    let r = http
+        .post(format!("{base}/api/scenes/intro/start"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the last good version still starts");
+    let got = collect_until(&mut seen, Duration::from_secs(5), |g| !g.is_empty()).await;
+    assert_eq!(got.first().map(text).as_deref(), Some("OLD"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !get_json(&format!("{base}/api/status")).await.1["scene"].is_null() {
+        assert!(tokio::time::Instant::now() < deadline, "the scene never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Fixed: the new version, nothing stale.
+    std::fs::write(&file, intro.replace("OLD", "NEW")).unwrap();
+    let r = http
+        .post(format!("{base}/api/reload"))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["stale"], serde_json::json!([]), "{body}");
+    let (_, health) = get_json(&format!("{base}/healthz")).await;
+    assert!(!health["issues"].to_string().contains("stale"), "{health}");
+    let r = http
+        .post(format!("{base}/api/scenes/intro/start"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let got = collect_until(&mut seen, Duration::from_secs(5), |g| !g.is_empty()).await;
+    assert_eq!(got.first().map(text).as_deref(), Some("NEW"));
+    let _ = child.start_kill();
+    cancel.cancel();
+}

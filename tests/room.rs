@@ -213,3 +213,38 @@ async fn control_topics_and_retained_room_state() {
     room.shutdown(Role::Daemon).await;
     cancel.cancel();
 }
+
+/// Reloads asked for at once (four dashboards, a SIGHUP) become at most
+/// two: the one running and one after it that answers all who waited.
+/// Each caller gets the report of a reload that read the files after it
+/// asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reloads_coalesce() {
+    init_logs();
+    let b = Mosquitto::start().await.unwrap();
+    let mut big = String::from("name: big\nactions:\n");
+    for i in 0..600 {
+        big.push_str(&format!(
+            "  - {{ at: {}, topic: room1/light, message: C{i} }}\n",
+            i as f64 * 0.1
+        ));
+    }
+    let site = site(&[b.port()], &[("big.yaml", &big)], "");
+    let (config, scenes) = site.load();
+    let room = Room::start(config, scenes, Role::Daemon);
+    let before = room.reloads_run();
+    let extra = site.dir.path().join("scenes").join("extra.yaml");
+    std::fs::write(
+        &extra,
+        "name: extra\nactions: [{at: 0, topic: room1/x, message: 'ON'}]\n",
+    )
+    .unwrap();
+    let all = futures::future::join_all((0..8).map(|_| room.reload_coalesced())).await;
+    for r in &all {
+        let r = r.as_ref().expect("a good config reloads");
+        assert!(r.scenes.contains(&"extra".to_string()), "{r:?}");
+    }
+    let ran = room.reloads_run() - before;
+    assert!((1..=2).contains(&ran), "{ran} reloads for 8 requests");
+    room.shutdown(Role::Daemon).await;
+}

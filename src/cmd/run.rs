@@ -138,7 +138,7 @@ pub async fn serve_until(
             _ = hup.recv() => {
                 info!(target: "daemon", "SIGHUP: reloading scenes and config");
                 systemd::reloading();
-                let status = match room.reload() {
+                let status = match room.reload_coalesced().await {
                     Ok(r) => format!("room {} running, {} scene(s)", room.config.room, r.scenes.len()),
                     Err(_) => format!("room {} running; the last reload failed (see the log)", room.config.room),
                 };

@@ -106,6 +106,33 @@ impl SceneSet {
         }
     }
 
+    /// This set, plus every scene of `old` whose file has errors now (is in
+    /// `broken`) and that this set lacks: the last good definition keeps
+    /// serving (starts, schedule, triggers) until the file is fixed.
+    /// Returns the names kept that way.
+    pub fn keeping_last_good(
+        self,
+        old: &SceneSet,
+        broken: &std::collections::BTreeSet<PathBuf>,
+    ) -> (SceneSet, Vec<String>) {
+        let kept: Vec<&SceneRef> = old
+            .scenes
+            .values()
+            .filter(|s| {
+                broken.contains(&crate::diag::normalize(&s.file))
+                    && !self.scenes.contains_key(&s.name)
+            })
+            .collect();
+        if kept.is_empty() {
+            return (self, Vec::new());
+        }
+        let names = kept.iter().map(|s| s.name.clone()).collect();
+        let all = self.scenes.values().chain(kept).map(|s| Scene::clone(s));
+        let mut set = SceneSet::new(all);
+        set.commands = self.commands;
+        (set, names)
+    }
+
     /// The scene's own name for `name` (its name, or its file name with or
     /// without extension).
     pub fn resolve<'a>(&'a self, name: &'a str) -> Option<&'a str> {

@@ -372,7 +372,7 @@ pub async fn reload(
     parts: axum::http::request::Parts,
 ) -> axum::response::Response {
     info!(target: "web", "Reload requested from the dashboard ({})", super::peer(&parts.extensions));
-    match s.room.reload() {
+    match s.room.reload_coalesced().await {
         Ok(report) => Json(report).into_response(),
         Err(errors) => (
             axum::http::StatusCode::UNPROCESSABLE_ENTITY,
