@@ -83,6 +83,8 @@ pub struct Room {
     cue_timeout: Arc<RwLock<Duration>>,
     /// Reloads in a row become one (see [`Room::reload_coalesced`]).
     reloads: Arc<ReloadGate>,
+    /// One STOP per burst of stop requests.
+    pub(crate) stops: Arc<StopGate>,
     role: Role,
     /// The root of the shutdown tree: every task of the room ends with it.
     cancel: CancellationToken,
@@ -93,9 +95,55 @@ pub struct Room {
     tasks: TaskTracker,
 }
 
+/// How long a repeated "everything off" is redundant when nothing was sent
+/// since the last one.
+const STOP_REPEAT_WINDOW: Duration = Duration::from_secs(2);
+
+/// One `ROOM/STOP` per burst: a flood of stop requests (junk on the control
+/// topic, a stuck button) sends one STOP, and repeats within
+/// [`STOP_REPEAT_WINDOW`] with no output sent in between are dropped and
+/// counted. Any cue or manual send reopens the gate, so a stop after a new
+/// show always goes out.
+#[derive(Default)]
+pub(crate) struct StopGate {
+    /// When the last STOP went out, and whether anything was sent since.
+    last: std::sync::Mutex<Option<(tokio::time::Instant, bool)>>,
+    dropped: std::sync::atomic::AtomicU64,
+}
+
+impl StopGate {
+    /// An output command went out: the next STOP is needed.
+    pub(crate) fn output_sent(&self) {
+        if let Some((_, sent)) = self.last.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            *sent = true;
+        }
+    }
+
+    /// Whether a STOP should go out now (and remember it did).
+    fn admit(&self, now: tokio::time::Instant) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let redundant = last.is_some_and(|(at, sent)| {
+            !sent && now.saturating_duration_since(at) < STOP_REPEAT_WINDOW
+        });
+        if redundant {
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return false;
+        }
+        *last = Some((now, false));
+        true
+    }
+
+    /// Repeated STOPs dropped so far.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// The executor of scene actions in a real room.
 struct RoomSink {
     mqtt: MqttHandle,
+    stops: Arc<StopGate>,
     feedback: FeedbackTracker,
     media: MediaHandle,
     topics: Topics,
@@ -117,6 +165,7 @@ impl ActionSink for RoomSink {
                         Some(scene),
                     );
                 }
+                self.stops.output_sent();
                 let _ = self.mqtt.publish(
                     a.topic.clone(),
                     a.message.clone(),
@@ -132,6 +181,10 @@ impl ActionSink for RoomSink {
     }
 
     fn all_off(&self, _scene: Option<&str>) {
+        if !self.stops.admit(tokio::time::Instant::now()) {
+            tracing::debug!(target: "scene", "STOP repeated with nothing sent since the last one: not sent again");
+            return;
+        }
         // Never feedback-tracked, never expires: "everything off" is safety.
         let _ = self
             .mqtt
@@ -235,8 +288,10 @@ impl Room {
         let (mqtt, incoming) = mqtt::start(settings, cancel.child_token(), &tasks);
 
         let cue_timeout = Arc::new(RwLock::new(config.feedback.timeout));
+        let stops = Arc::new(StopGate::default());
         let sink = Arc::new(RoomSink {
             mqtt: mqtt.clone(),
+            stops: stops.clone(),
             feedback: feedback.clone(),
             media: media.clone(),
             topics: topics.clone(),
@@ -339,6 +394,7 @@ impl Room {
             rules,
             cue_timeout,
             reloads: Arc::default(),
+            stops,
             role,
             state_stop: cancel.child_token(),
             cancel,
@@ -647,6 +703,11 @@ impl Room {
             });
         *done = (covers, Some(r.clone()));
         r
+    }
+
+    /// Repeated `ROOM/STOP`s dropped (a stop flood).
+    pub fn stops_coalesced(&self) -> u64 {
+        self.stops.dropped()
     }
 
     /// How many reloads [`Room::reload_coalesced`] has run.

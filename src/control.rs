@@ -111,6 +111,7 @@ impl Room {
         let t = self
             .feedback
             .track(topic, message, self.cue_timeout(), Some("manual"));
+        self.stops.output_sent();
         self.mqtt
             .publish(
                 topic.to_string(),

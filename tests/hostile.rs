@@ -303,3 +303,104 @@ async fn a_failback_mid_scene_sends_every_cue_exactly_once() {
     room.shutdown(Role::Daemon).await;
     cancel.cancel();
 }
+
+/// Junk on the stop control topic from any client on the broker: one
+/// `ROOM/STOP` for the burst (the rest dropped and counted), a handful of
+/// log lines, and a stop after a new show still goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_on_the_stop_topic_sends_one_stop() {
+    init_logs();
+    let b = Mosquitto::start().await.unwrap();
+    let site = site(&[b.port()], &[ONE_CUE], "");
+    let log_path = site.dir.path().join("stderr.log");
+    let cancel = CancellationToken::new();
+    let (_s, mut status) = observer(b.port(), "roomctl/room1/status", &cancel).await;
+    let (_o, mut stops) = observer(b.port(), "room1/#", &cancel).await;
+    let mut daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomctl"))
+        .args(["run", "-c", site.config.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let online = collect_until(&mut status, Duration::from_secs(10), |g| {
+        g.iter().any(|m| text(m) == "online")
+    })
+    .await;
+    assert!(
+        online.iter().any(|m| text(m) == "online"),
+        "daemon never came online"
+    );
+
+    let flood: Vec<(String, Vec<u8>, bool)> = (0..500)
+        .map(|i| {
+            (
+                "roomctl/room1/scene/stop".to_string(),
+                format!("junk {i}").into_bytes(),
+                false,
+            )
+        })
+        .collect();
+    raw_publish(b.port(), &flood).await;
+    let metrics = format!("http://127.0.0.1:{}/metrics", site.web_port);
+    let metric = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+        if metric(&t, "roomctl_stops_coalesced_total") >= 499.0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the flood was not coalesced:\n{t}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = collect_until(&mut stops, Duration::from_millis(500), |_| false).await;
+    let n = got.iter().filter(|m| m.topic == "room1/STOP").count();
+    assert_eq!(n, 1, "STOPs published for a flood of 500 stop requests");
+
+    // A new show turns something on: the next stop is sent at once.
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{}", site.web_port);
+    assert_eq!(
+        http.post(format!("{base}/api/scenes/a/start"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    collect_until(&mut stops, Duration::from_secs(5), |g| {
+        g.iter().any(|m| m.topic == "room1/light")
+    })
+    .await;
+    let got = collect_until(&mut stops, Duration::from_secs(5), |g| {
+        g.iter().any(|m| m.topic == "room1/STOP")
+    })
+    .await;
+    assert!(
+        got.iter().any(|m| m.topic == "room1/STOP"),
+        "the scene's end STOP was dropped"
+    );
+
+    let _ = daemon.start_kill();
+    let _ = daemon.wait().await;
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("stop") || l.contains("Stop"))
+        .count();
+    assert!(
+        lines < 40,
+        "{lines} log lines about stops for 500 requests:\n{log}"
+    );
+    cancel.cancel();
+}

@@ -302,3 +302,77 @@ async fn close_flushes_the_outbox_then_disconnects_without_the_will() {
     assert!(got.iter().all(|m| m.topic == "room1/x"));
     cancel.cancel();
 }
+
+/// A board with a persistent session that is offline a moment: the broker
+/// queues a cue for it. With `message_max_age` 2 s the cue carries an
+/// MQTT 5 expiry of what is left of it, so the board, back after 3.5 s,
+/// does not get a stale cue; a fresh one it does get.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_drops_a_cue_older_than_its_max_age() {
+    use rumqttc::v5::mqttbytes::QoS;
+    use rumqttc::v5::mqttbytes::v5::Packet;
+    use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+    init_logs();
+    let b = Mosquitto::start().await.unwrap();
+    // A board: persistent session (clean start off, kept 60 s).
+    let board = |id: &str| {
+        let mut o = MqttOptions::new(id, "127.0.0.1", b.port());
+        o.set_clean_start(false);
+        o.set_session_expiry_interval(Some(60));
+        AsyncClient::new(o, 10)
+    };
+    let id = format!("board-{}", rand_id());
+    let (c, mut el) = board(&id);
+    c.subscribe("room1/#", QoS::AtLeastOnce).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, el.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => break,
+            Ok(Ok(_)) => {}
+            other => panic!("the board could not subscribe: {other:?}"),
+        }
+    }
+    c.disconnect().await.unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while el.poll().await.is_ok() {}
+    })
+    .await;
+    drop(el);
+
+    let cancel = CancellationToken::new();
+    let (h, _rx) = mqtt_start(settings("room-expiry", &[b.port()]), cancel.child_token());
+    assert!(h.wait_connected(Duration::from_secs(5)).await);
+    h.publish(
+        "room1/light",
+        "STALE",
+        PublishOptions::cue(Duration::from_secs(2)),
+    )
+    .unwrap();
+    eventually(Duration::from_secs(5), "the stale cue acknowledged", || {
+        h.stats().messages_published >= 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    h.publish(
+        "room1/light",
+        "FRESH",
+        PublishOptions::cue(Duration::from_secs(2)),
+    )
+    .unwrap();
+    eventually(Duration::from_secs(5), "the fresh cue acknowledged", || {
+        h.stats().messages_published >= 2
+    })
+    .await;
+
+    // The board comes back.
+    let (_c, mut el) = board(&id);
+    let mut got = Vec::new();
+    let until = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Ok(Ok(ev)) = tokio::time::timeout_at(until, el.poll()).await {
+        if let Event::Incoming(Packet::Publish(p)) = ev {
+            got.push(String::from_utf8_lossy(&p.payload).into_owned());
+        }
+    }
+    assert_eq!(got, ["FRESH"], "what the board got after coming back");
+    cancel.cancel();
+}

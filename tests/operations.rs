@@ -332,7 +332,10 @@ async fn a_scene_broken_by_an_edit_keeps_its_last_good_version() {
     assert_eq!(got.first().map(text).as_deref(), Some("OLD"));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !get_json(&format!("{base}/api/status")).await.1["scene"].is_null() {
-        assert!(tokio::time::Instant::now() < deadline, "the scene never ended");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the scene never ended"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 

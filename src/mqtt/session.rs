@@ -105,6 +105,23 @@ pub struct Queued {
 }
 
 impl Queued {
+    /// The MQTT 5 Message Expiry Interval to send it with now, in whole
+    /// seconds: its own `expiry`, or what is left of its `max_age` (so the
+    /// broker does not deliver a cue late either, e.g. to a board that was
+    /// offline a moment), whichever is shorter; at least one second (the
+    /// protocol's unit).
+    pub fn expiry_at(&self, now: Instant) -> Option<u32> {
+        let left = self
+            .opts
+            .max_age
+            .map(|age| age.saturating_sub(now.saturating_duration_since(self.created)));
+        let e = match (self.opts.expiry, left) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(e.as_secs().clamp(1, u64::from(u32::MAX)) as u32)
+    }
+
     /// Whether it has waited longer than its `max_age`.
     pub fn is_expired(&self, now: Instant) -> bool {
         self.opts
@@ -501,6 +518,38 @@ mod tests {
         assert_eq!(dropped.len(), 1);
         assert_eq!(dropped[0].topic, "a");
         assert_eq!(send_all(&mut s, now, 1), ["b", "c"]);
+    }
+
+    #[test]
+    fn a_cue_carries_what_is_left_of_its_max_age_as_its_expiry() {
+        let t0 = Instant::now();
+        let q = |opts| Queued {
+            id: 1,
+            topic: "room1/light".into(),
+            payload: Bytes::from_static(b"ON"),
+            opts,
+            created: t0,
+            attempts: 0,
+        };
+        let cue = q(PublishOptions::cue(Duration::from_secs(5)));
+        assert_eq!(cue.expiry_at(t0), Some(5));
+        assert_eq!(cue.expiry_at(t0 + Duration::from_millis(1300)), Some(3));
+        assert_eq!(
+            cue.expiry_at(t0 + Duration::from_millis(4900)),
+            Some(1),
+            "at least 1 s"
+        );
+        assert_eq!(q(PublishOptions::reliable()).expiry_at(t0), None);
+        let state = q(PublishOptions {
+            expiry: Some(Duration::from_secs(90)),
+            ..PublishOptions::retained_state()
+        });
+        assert_eq!(state.expiry_at(t0 + Duration::from_secs(30)), Some(90));
+        let both = q(PublishOptions {
+            expiry: Some(Duration::from_secs(2)),
+            ..PublishOptions::cue(Duration::from_secs(5))
+        });
+        assert_eq!(both.expiry_at(t0), Some(2));
     }
 
     #[test]

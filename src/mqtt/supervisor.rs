@@ -697,7 +697,7 @@ impl Supervisor {
                 too_big.push(q);
                 continue;
             }
-            let sent = match q.opts.expiry {
+            let sent = match q.expiry_at(now) {
                 None => conn.client.try_publish(
                     q.topic.clone(),
                     qos(q.opts.qos),
@@ -710,9 +710,7 @@ impl Supervisor {
                     q.opts.retain,
                     q.payload.clone(),
                     PublishProperties {
-                        message_expiry_interval: Some(
-                            e.as_secs().clamp(1, u64::from(u32::MAX)) as u32
-                        ),
+                        message_expiry_interval: Some(e),
                         ..PublishProperties::default()
                     },
                 ),

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use super::runner::{Progress, RunEnd, Runner, Waiting};
 use super::{ActionSink, EndReason, SceneEvent, SceneInput, SceneRef, SceneSet, Trigger};
@@ -342,7 +342,13 @@ impl SceneController {
             })
         };
         if running.is_none() && reason == EndReason::Stopped {
-            warn!(target: "scene", "Stop with no scene running: switching everything off");
+            ratelog!(
+                self.inner.log,
+                warn,
+                "scene",
+                "idle stop",
+                "Stop with no scene running: switching everything off"
+            );
             self.inner.sink.all_off(None);
         }
         running

@@ -267,6 +267,18 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         f64::from(u8::from(r.scenes.is_running())),
     );
     o.one(
+        "stops_coalesced_total",
+        "counter",
+        "repeated ROOM/STOP requests dropped (nothing was sent since the last STOP)",
+        c(r.stops_coalesced()),
+    );
+    o.one(
+        "reloads_total",
+        "counter",
+        "reloads run (requests arriving during one share the next)",
+        c(r.reloads_run()),
+    );
+    o.one(
         "uptime_seconds",
         "gauge",
         "seconds since start",
