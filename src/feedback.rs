@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::debug;
 
 use crate::config::{FeedbackTopic, secs3};
 use crate::events::{Event, EventBus};
@@ -240,6 +240,9 @@ pub type OwnerLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 struct Inner {
     state: Mutex<State>,
+    /// Rate limit of the TIMEOUT/ERROR lines (an outage times out every
+    /// cue: a few lines, then a count per minute).
+    log: Mutex<crate::ratelog::RateLog>,
     wake: Notify,
     events: EventBus,
     topic: FeedbackTopic,
@@ -270,6 +273,10 @@ impl FeedbackTracker {
         FeedbackTracker {
             inner: Arc::new(Inner {
                 state: Mutex::new(State::default()),
+                log: Mutex::new(crate::ratelog::RateLog::new(crate::ratelog::LogLimit {
+                    burst: 20,
+                    window: Duration::from_secs(60),
+                })),
                 wake: Notify::new(),
                 events,
                 topic,
@@ -564,9 +571,18 @@ impl FeedbackTracker {
             .as_ref()
             .map(|d| format!(" from device {d}"))
             .unwrap_or_default();
+        // A confirmation per cue is debug; failures are warnings, a few a
+        // minute and then a count.
         match rec.result {
-            Outcome::Ok => info!(target: "mqtt_feedback", "{}", rec.log_line()),
-            _ => warn!(target: "mqtt_feedback", "{}{device}", rec.log_line()),
+            Outcome::Ok => debug!(target: "mqtt_feedback", "{}", rec.log_line()),
+            _ => crate::ratelog!(
+                self.inner.log,
+                warn,
+                "mqtt_feedback",
+                "feedback failures",
+                "{}{device}",
+                rec.log_line()
+            ),
         }
         if let Some(tx) = done {
             let _ = tx.send(rec.clone());

@@ -404,3 +404,67 @@ async fn a_flood_on_the_stop_topic_sends_one_stop() {
     );
     cancel.cancel();
 }
+
+/// A dense show (3 channels at 20 Hz for 3 s, 180 cues, none confirmed:
+/// no boards) at the default log level writes a few lines, not one or two
+/// per cue: per-cue lines are debug, timeouts a few a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dense_show_logs_per_scene_not_per_cue() {
+    init_logs();
+    let b = Mosquitto::start().await.unwrap();
+    let mut scene = String::from("name: dense\nactions:\n");
+    for i in 0..180 {
+        let ch = ["light", "steam", "motor"][i % 3];
+        scene.push_str(&format!(
+            "  - {{ at: {:.3}, topic: room1/{ch}, message: C{i} }}\n",
+            (i / 3) as f64 / 20.0
+        ));
+    }
+    let site = site(&[b.port()], &[("dense.yaml", &scene)], "");
+    let log_path = site.dir.path().join("stderr.log");
+    let cancel = CancellationToken::new();
+    let (_s, mut status) = observer(b.port(), "roomctl/room1/status", &cancel).await;
+    let (_o, mut seen) = observer(b.port(), "room1/STOP", &cancel).await;
+    let mut daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomctl"))
+        .args(["run", "-c", site.config.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let online = collect_until(&mut status, Duration::from_secs(10), |g| {
+        g.iter().any(|m| text(m) == "online")
+    })
+    .await;
+    assert!(
+        online.iter().any(|m| text(m) == "online"),
+        "daemon never came online"
+    );
+    let before = std::fs::metadata(&log_path).unwrap().len();
+    let base = format!("http://127.0.0.1:{}", site.web_port);
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/scenes/dense/start"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let end = collect_until(&mut seen, Duration::from_secs(10), |g| !g.is_empty()).await;
+    assert!(!end.is_empty(), "the scene never ended");
+    // The last timeouts come a second after the last cue.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let _ = daemon.start_kill();
+    let grown = log.len() as u64 - before;
+    let lines = log[before as usize..].lines().count();
+    assert!(
+        lines <= 40 && grown < 8_000,
+        "{lines} lines, {grown} bytes of log for 180 cues:\n{}",
+        &log[before as usize..]
+    );
+    assert!(
+        log.contains("Feedback TIMEOUT"),
+        "timeouts must still be logged:\n{log}"
+    );
+    cancel.cancel();
+}

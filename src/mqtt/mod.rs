@@ -28,7 +28,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument, error, info, warn};
+use tracing::{Instrument, error, warn};
 
 use crate::config::{BrokerConfig, MqttConfig};
 pub use crate::events::{ConnectionState, ConnectionStatus};
@@ -417,12 +417,19 @@ impl MqttHandle {
         }
         let connected = self.shared.status.borrow().state == ConnectionState::Connected;
         let text = String::from_utf8_lossy(&payload);
-        if opts.retain || self.shared.quiet_publishes {
+        // Per message at debug: a dense show would write megabytes an
+        // hour to the SD card at info. While disconnected, a few lines and
+        // then a count per minute.
+        if connected || opts.retain || self.shared.quiet_publishes {
             tracing::debug!(target: "mqtt", "Publishing to {topic}: {text}");
-        } else if connected {
-            info!(target: "mqtt", "Publishing to {topic}: {text}");
         } else {
-            warn!(target: "mqtt", "Queued (not connected) {topic}: {text}");
+            crate::ratelog!(
+                self.shared.log,
+                warn,
+                "mqtt",
+                "queued while disconnected",
+                "Queued (not connected) {topic}: {text}"
+            );
         }
         if !connected {
             bump(&c.messages_queued, 1);

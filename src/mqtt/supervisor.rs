@@ -900,15 +900,38 @@ impl Supervisor {
         let c = &self.shared.counters;
         let max_age = |q: &Queued| q.opts.max_age.unwrap_or_default().as_secs_f64();
         for q in &d.expired {
-            warn!(target: "mqtt", "Dropping stale message for {} (waited {:.1}s > message_max_age {:.1}s)",
-                q.topic, q.created.elapsed().as_secs_f64(), max_age(q));
+            ratelog!(
+                self.shared.log,
+                warn,
+                "mqtt",
+                "stale messages",
+                "Dropping stale message for {} (waited {:.1}s > message_max_age {:.1}s)",
+                q.topic,
+                q.created.elapsed().as_secs_f64(),
+                max_age(q)
+            );
         }
         for q in d.failed.iter().filter(|q| q.attempts > 0) {
-            error!(target: "mqtt", "Giving up on message for {} after {} attempts (message_retry_limit {})",
-                q.topic, q.attempts, self.s.retry_limit);
+            ratelog!(
+                self.shared.log,
+                error,
+                "mqtt",
+                "messages given up",
+                "Giving up on message for {} after {} attempts (message_retry_limit {})",
+                q.topic,
+                q.attempts,
+                self.s.retry_limit
+            );
         }
         for q in &d.overflowed {
-            warn!(target: "mqtt", "Queue full (message_queue_size): dropped oldest message for {}", q.topic);
+            ratelog!(
+                self.shared.log,
+                warn,
+                "mqtt",
+                "queue full",
+                "Queue full (message_queue_size): dropped oldest message for {}",
+                q.topic
+            );
         }
         bump(&c.messages_expired, d.expired.len());
         bump(&c.messages_failed, d.failed.len());
