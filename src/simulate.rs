@@ -5,6 +5,7 @@
 //! latency, dropping a fraction of them.
 
 use std::collections::BTreeSet;
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -81,6 +82,17 @@ pub fn parse_latency(s: &str) -> anyhow::Result<(Duration, Duration)> {
     Ok((lo, hi))
 }
 
+/// How many received commands a fleet remembers (for tests and `play`).
+pub const KEPT_RECEIVED: usize = 10_000;
+
+fn keep(log: &Mutex<VecDeque<Received>>, r: Received) {
+    let mut log = log.lock().unwrap();
+    if log.len() >= KEPT_RECEIVED {
+        log.pop_front();
+    }
+    log.push_back(r);
+}
+
 /// A command a simulated device received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
@@ -99,15 +111,16 @@ pub struct Fleet {
     /// Each device and the command topics it answers.
     pub devices: Vec<(String, Vec<String>)>,
     handles: Vec<MqttHandle>,
-    received: Arc<Mutex<Vec<Received>>>,
+    received: Arc<Mutex<VecDeque<Received>>>,
     cancel: CancellationToken,
     tasks: TaskTracker,
 }
 
 impl Fleet {
-    /// Everything received so far.
+    /// What was received, oldest first: the newest [`KEPT_RECEIVED`]
+    /// (a simulator left running for days keeps constant memory).
     pub fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
+        self.received.lock().unwrap().iter().cloned().collect()
     }
 
     /// Stops without DISCONNECT (like pulling the plug): brokers publish each
@@ -150,7 +163,7 @@ pub fn start(
 ) -> Fleet {
     let topics = command_topics(scenes);
     let n = opts.devices.max(1);
-    let received = Arc::new(Mutex::new(Vec::new()));
+    let received = Arc::new(Mutex::new(VecDeque::new()));
     let tasks = TaskTracker::new();
     let mut devices = Vec::new();
     let mut handles = Vec::new();
@@ -203,11 +216,11 @@ pub fn start(
                         let payload = String::from_utf8_lossy(&m.payload).into_owned();
                         if m.topic.ends_with("/STOP") {
                             info!(target: "simulate", "{dev}: {} = {payload}: everything off", m.topic);
-                            rec.lock().unwrap().push(Received { device: dev.clone(), topic: m.topic, payload, answered: false });
+                            keep(&rec, Received { device: dev.clone(), topic: m.topic, payload, answered: false });
                             continue;
                         }
                         let answered = rand::random::<f64>() >= drop;
-                        rec.lock().unwrap().push(Received { device: dev.clone(), topic: m.topic.clone(), payload: payload.clone(), answered });
+                        keep(&rec, Received { device: dev.clone(), topic: m.topic.clone(), payload: payload.clone(), answered });
                         if !answered {
                             info!(target: "simulate", "{dev}: {} = {payload} (dropped, no reply)", m.topic);
                             continue;
@@ -257,6 +270,25 @@ fn random_between(lo: Duration, hi: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fleet_remembers_a_bounded_number_of_commands() {
+        let log = Mutex::new(VecDeque::new());
+        for i in 0..KEPT_RECEIVED + 5 {
+            keep(
+                &log,
+                Received {
+                    device: "esp".into(),
+                    topic: "room1/light".into(),
+                    payload: format!("C{i}"),
+                    answered: true,
+                },
+            );
+        }
+        let log = log.into_inner().unwrap();
+        assert_eq!(log.len(), KEPT_RECEIVED);
+        assert_eq!(log.front().unwrap().payload, "C5", "the oldest go first");
+    }
 
     #[test]
     fn latency_ranges() {
