@@ -443,6 +443,21 @@ fn arrivals(seen: &Seen) -> std::collections::BTreeMap<usize, Vec<std::time::Ins
     by
 }
 
+/// Each cue's distance from its due time at the subscriber (ms): cue i is
+/// due 100 ms × i after cue 0 arrived.
+fn cue_errors(by: &std::collections::BTreeMap<usize, Vec<std::time::Instant>>) -> Vec<f64> {
+    let Some(t0) = by.get(&0).map(|v| v[0]) else {
+        return Vec::new();
+    };
+    by.iter()
+        .map(|(i, v)| {
+            let due = t0 + Duration::from_millis(*i as u64 * 100);
+            let e = if v[0] >= due { v[0] - due } else { due - v[0] };
+            e.as_secs_f64() * 1000.0
+        })
+        .collect()
+}
+
 /// The daemon on two brokers, outside subscribers on both, a scene of `n`
 /// cues started over MQTT. Returns (daemon, brokers, seen, start time).
 struct E2e {
@@ -453,7 +468,7 @@ struct E2e {
     cancel: CancellationToken,
     ready: Duration,
     starter: rumqttc::AsyncClient,
-    _site: common::Site,
+    site: common::Site,
 }
 
 async fn e2e_setup(n: usize) -> E2e {
@@ -491,7 +506,7 @@ async fn e2e_setup(n: usize) -> E2e {
         cancel,
         ready,
         starter,
-        _site: site,
+        site,
     }
 }
 
@@ -535,14 +550,7 @@ async fn e2e(r: &mut Report) {
     let by = arrivals(&run.seen.lock().unwrap());
     let lost = (0..n).filter(|i| !by.contains_key(i)).count();
     let dup: usize = by.values().map(|v| v.len() - 1).sum();
-    let mut err = Vec::new();
-    if let Some(t0) = by.get(&0).map(|v| v[0]) {
-        for (i, v) in &by {
-            let due = t0 + Duration::from_millis(*i as u64 * 100);
-            let e = if v[0] >= due { v[0] - due } else { due - v[0] };
-            err.push(e.as_secs_f64() * 1000.0);
-        }
-    }
+    let mut err = cue_errors(&by);
     if err.is_empty() {
         r.line(
             "e2e: cue error at subscriber",
@@ -572,6 +580,52 @@ async fn e2e(r: &mut Report) {
         format!("{rss:.1} MB"),
         rss <= 15.0,
         "<= 15 MB",
+    );
+    run.cancel.cancel();
+    let _ = run.daemon.kill().await;
+
+    // 1b. Cue timing while the dashboard reloads 10 times a second (the
+    // loading runs off the async runtime; reloads in a row coalesce).
+    let n = 200;
+    let mut run = e2e_setup(n).await;
+    let reload = format!("http://127.0.0.1:{}/api/reload", run.site.web_port);
+    let stop = CancellationToken::new();
+    let reloader = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut done = 0u32;
+            while !stop.is_cancelled() {
+                if http
+                    .post(&reload)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+                {
+                    done += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            done
+        })
+    };
+    run.start_scene().await;
+    run.wait_cue(n - 1, Duration::from_secs(n as u64 / 10 + 10))
+        .await;
+    stop.cancel();
+    let reloads = reloader.await.unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut err = cue_errors(&arrivals(&run.seen.lock().unwrap()));
+    let p99 = if err.is_empty() {
+        f64::INFINITY
+    } else {
+        percentile(&mut err, 0.99)
+    };
+    r.line(
+        &format!("e2e: cue error during {reloads} HTTP reloads"),
+        format!("p99 {p99:.2} ms over {} of {n} cues", err.len()),
+        p99 <= 2.0 && err.len() == n && reloads > 0,
+        "p99 <= 2 ms, none lost",
     );
     run.cancel.cancel();
     let _ = run.daemon.kill().await;
