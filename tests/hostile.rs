@@ -468,3 +468,36 @@ async fn a_dense_show_logs_per_scene_not_per_cue() {
     );
     cancel.cancel();
 }
+
+/// A primary that drops every connection right after its CONNACK and a
+/// working backup: the backup is tried at once after each drop (the
+/// primary alone is held off), so the client settles on the backup within
+/// a moment instead of waiting out a back-off between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_dying_right_after_connack_sends_us_to_the_backup_at_once() {
+    init_logs();
+    let flapping = FakeBroker::start(Fake::DropAfterConnack).await;
+    let backup = Mosquitto::start().await.unwrap();
+    let cancel = CancellationToken::new();
+    let mut s = settings("flap-backup", &[flapping.port, backup.port()]);
+    // The seed's schedule: a wait would be a whole second.
+    s.backoff.initial = Duration::from_secs(1);
+    s.backoff.max = Duration::from_secs(300);
+    let t0 = tokio::time::Instant::now();
+    let (h, _rx) = mqtt_start(s, cancel.child_token());
+    let mut w = h.watch();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        w.wait_for(|st| st.broker_priority_index == Some(2)),
+    )
+    .await
+    .expect("never reached the backup")
+    .unwrap();
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_millis(500),
+        "the backup was reached after {took:?}"
+    );
+    assert_eq!(flapping.connections(), 1, "the primary was not held off");
+    cancel.cancel();
+}

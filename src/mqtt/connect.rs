@@ -130,14 +130,28 @@ pub fn is_closed_by_peer(e: &ConnectionError) -> bool {
         )
 }
 
-/// Whether `broker` accepts a TCP connection within `timeout`: after a
-/// silent close, a broker that still listens closed us on purpose (a
-/// takeover, an admin's kick), one that does not has crashed or is out of
-/// reach. Only the TCP handshake; nothing is sent.
+/// Whether `broker` accepts a TCP connection within `timeout` and keeps
+/// it open for [`LISTEN_HOLD`]: after a silent close, a broker that still
+/// listens closed us on purpose (a takeover, an admin's kick), one that does
+/// not has crashed or is out of reach. The hold matters: a process being
+/// killed may close its connections before its listening socket, and the
+/// kernel completes a handshake in that moment, then resets it. A live
+/// broker waits silently for a CONNECT. Nothing is sent.
 pub async fn still_listening(broker: &BrokerConfig, timeout: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
     let connect = tokio::net::TcpStream::connect((broker.host.as_str(), broker.port));
-    matches!(tokio::time::timeout(timeout, connect).await, Ok(Ok(_)))
+    let Ok(Ok(mut s)) = tokio::time::timeout(timeout, connect).await else {
+        return false;
+    };
+    let mut b = [0u8; 1];
+    // Still open (no EOF, no reset) when the hold ends.
+    tokio::time::timeout(LISTEN_HOLD, s.read(&mut b))
+        .await
+        .is_err()
 }
+
+/// See [`still_listening`].
+pub const LISTEN_HOLD: Duration = Duration::from_millis(100);
 
 /// A short, human reason for a connection error (seed 000: "Connection
 /// refused").
