@@ -316,22 +316,7 @@ async fn a_flood_on_the_stop_topic_sends_one_stop() {
     let cancel = CancellationToken::new();
     let (_s, mut status) = observer(b.port(), "roomctl/room1/status", &cancel).await;
     let (_o, mut stops) = observer(b.port(), "room1/#", &cancel).await;
-    let mut daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomctl"))
-        .args(["run", "-c", site.config.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let online = collect_until(&mut status, Duration::from_secs(10), |g| {
-        g.iter().any(|m| text(m) == "online")
-    })
-    .await;
-    assert!(
-        online.iter().any(|m| text(m) == "online"),
-        "daemon never came online"
-    );
+    let mut daemon = daemon_logging_to(&site, &log_path, Some("info"), &mut status).await;
 
     let flood: Vec<(String, Vec<u8>, bool)> = (0..500)
         .map(|i| {
@@ -425,22 +410,7 @@ async fn a_dense_show_logs_per_scene_not_per_cue() {
     let cancel = CancellationToken::new();
     let (_s, mut status) = observer(b.port(), "roomctl/room1/status", &cancel).await;
     let (_o, mut seen) = observer(b.port(), "room1/STOP", &cancel).await;
-    let mut daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomctl"))
-        .args(["run", "-c", site.config.to_str().unwrap()])
-        .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let online = collect_until(&mut status, Duration::from_secs(10), |g| {
-        g.iter().any(|m| text(m) == "online")
-    })
-    .await;
-    assert!(
-        online.iter().any(|m| text(m) == "online"),
-        "daemon never came online"
-    );
+    let mut daemon = daemon_logging_to(&site, &log_path, None, &mut status).await;
     let before = std::fs::metadata(&log_path).unwrap().len();
     let base = format!("http://127.0.0.1:{}", site.web_port);
     let r = reqwest::Client::new()
@@ -500,4 +470,36 @@ async fn a_primary_dying_right_after_connack_sends_us_to_the_backup_at_once() {
     );
     assert_eq!(flapping.connections(), 1, "the primary was not held off");
     cancel.cancel();
+}
+
+/// `roomctl run` on `site` with its log in `log_path` (`RUST_LOG` as
+/// given, or unset for the default level), once it is online on the
+/// broker `status` watches.
+async fn daemon_logging_to(
+    site: &Site,
+    log_path: &std::path::Path,
+    rust_log: Option<&str>,
+    status: &mut tokio::sync::mpsc::Receiver<roomctl::mqtt::InMessage>,
+) -> tokio::process::Child {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomctl"));
+    cmd.args(["run", "-c", site.config.to_str().unwrap()]);
+    match rust_log {
+        Some(l) => cmd.env("RUST_LOG", l),
+        None => cmd.env_remove("RUST_LOG"),
+    };
+    let daemon = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log_path).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let online = collect_until(status, Duration::from_secs(10), |g| {
+        g.iter().any(|m| text(m) == "online")
+    })
+    .await;
+    assert!(
+        online.iter().any(|m| text(m) == "online"),
+        "daemon never came online"
+    );
+    daemon
 }
