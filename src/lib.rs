@@ -11,6 +11,7 @@ pub mod cmd;
 pub mod config;
 pub mod control;
 pub mod diag;
+pub(crate) mod durable;
 pub mod events;
 pub mod feedback;
 pub mod media;

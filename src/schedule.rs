@@ -568,18 +568,7 @@ impl ScheduleHandle {
         }
         let tmp = path.with_extension("tmp");
         let body = serde_json::json!({ "paused": paused }).to_string();
-        let written = (|| {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(body.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        })();
-        if written.is_err() {
-            // No half-written leftovers beside the real file.
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written.map_err(err)
+        crate::durable::replace(path, &tmp, body.as_bytes()).map_err(err)
     }
 
     /// The next `n` starts from now.

@@ -172,13 +172,7 @@ impl Files {
         let len = std::fs::metadata(&self.path)?.len();
         if len > half {
             let tail = read_tail(&self.path, half)?;
-            let tmp = self.old().with_extension("1.tmp");
-            {
-                let mut f = File::create(&tmp)?;
-                f.write_all(&tail)?;
-                f.sync_all()?;
-            }
-            std::fs::rename(&tmp, self.old())?;
+            crate::durable::replace(&self.old(), &self.old().with_extension("1.tmp"), &tail)?;
             std::fs::remove_file(&self.path)?;
             warn!(target: "showlog", "The show log {} was {len} bytes, over its cap: kept its newest {} bytes in {}",
                 self.path.display(), tail.len(), self.old().display());
