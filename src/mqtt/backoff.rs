@@ -21,6 +21,12 @@ pub struct Backoff {
     pub jitter: f64,
 }
 
+/// A random number in [-1, 1]: the `unit` that scales [`Backoff::delay`]'s
+/// jitter.
+pub fn random_unit() -> f64 {
+    rand::random_range(-1.0..=1.0)
+}
+
 impl Backoff {
     /// The schedule the config asks for.
     pub fn from_config(c: &MqttConfig) -> Self {
@@ -41,11 +47,6 @@ impl Backoff {
         let base = (self.initial.as_secs_f64() * exp).min(max);
         let jittered = base * (1.0 + self.jitter * unit.clamp(-1.0, 1.0));
         Duration::from_secs_f64(jittered.clamp(0.0, max))
-    }
-
-    /// A random delay for `attempt`.
-    pub fn random_delay(&self, attempt: u32) -> Duration {
-        self.delay(attempt, rand::random_range(-1.0..=1.0))
     }
 
     /// True once `failures` rounds have failed and the state should be FAILED.
@@ -82,7 +83,7 @@ mod tests {
         assert_eq!(b.delay(2, -1.0), Duration::from_secs_f64(3.6));
         assert_eq!(b.delay(20, 1.0), Duration::from_secs(300));
         for a in 0..12 {
-            let d = b.random_delay(a);
+            let d = b.delay(a, random_unit());
             let base = b.delay(a, 0.0).as_secs_f64();
             assert!(
                 d.as_secs_f64() >= base * 0.9 - 1e-9

@@ -130,17 +130,17 @@ pub fn is_closed_by_peer(e: &ConnectionError) -> bool {
         )
 }
 
-/// Whether `broker` accepts a TCP connection within `timeout` and keeps
-/// it open for [`LISTEN_HOLD`]: after a silent close, a broker that still
-/// listens closed us on purpose (a takeover, an admin's kick), one that does
-/// not has crashed or is out of reach. The hold matters: a process being
-/// killed may close its connections before its listening socket, and the
-/// kernel completes a handshake in that moment, then resets it. A live
-/// broker waits silently for a CONNECT. Nothing is sent.
-pub async fn still_listening(broker: &BrokerConfig, timeout: Duration) -> bool {
+/// Whether `broker` accepts a TCP connection within [`LISTEN_CONNECT`] and
+/// keeps it open for [`LISTEN_HOLD`]: after a silent close, a broker that
+/// still listens closed us on purpose (a takeover, an admin's kick), one
+/// that does not has crashed or is out of reach. The hold matters: a
+/// process being killed may close its connections before its listening
+/// socket, and the kernel completes a handshake in that moment, then resets
+/// it. A live broker waits silently for a CONNECT. Nothing is sent.
+pub async fn still_listening(broker: &BrokerConfig) -> bool {
     use tokio::io::AsyncReadExt;
     let connect = tokio::net::TcpStream::connect((broker.host.as_str(), broker.port));
-    let Ok(Ok(mut s)) = tokio::time::timeout(timeout, connect).await else {
+    let Ok(Ok(mut s)) = tokio::time::timeout(LISTEN_CONNECT, connect).await else {
         return false;
     };
     let mut b = [0u8; 1];
@@ -150,7 +150,11 @@ pub async fn still_listening(broker: &BrokerConfig, timeout: Duration) -> bool {
         .is_err()
 }
 
-/// See [`still_listening`].
+/// How long [`still_listening`] waits for the handshake (a live broker on
+/// the LAN accepts in milliseconds).
+pub const LISTEN_CONNECT: Duration = Duration::from_millis(150);
+
+/// How long [`still_listening`] holds the connection open.
 pub const LISTEN_HOLD: Duration = Duration::from_millis(100);
 
 /// A short, human reason for a connection error (seed 000: "Connection

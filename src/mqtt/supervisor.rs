@@ -15,10 +15,11 @@
 //! every broker, failback to a higher-priority broker once a health-check
 //! probe connection to it stayed up for a whole `health_check_interval`
 //! (so a crash-looping primary does not pull the room back at each
-//! restart, and the boards had that long to reconnect to it first). The supervisor tells it what happened: a refused
-//! attempt, a loss with how long the connection lived and whether the
-//! broker still listened after a silent close (the takeover evidence).
-
+//! restart, and the boards had that long to reconnect to it first). The
+//! supervisor tells the policy what happened: a refused attempt, a loss
+//! with how long the connection lived, and whether the broker still
+//! listened after a silent close (the takeover evidence).
+//!
 //! Closing (`MqttHandle::close`) has one deadline that holds in every state:
 //! flushing, reconnecting, a frozen broker, a dead one.
 
@@ -41,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
+use super::backoff;
 use super::connect::{self, MAX_PACKET_SIZE};
 use super::policy::{self, Failover, Loss, Next};
 use super::session::{Discarded, Qos, Queued, Verdict};
@@ -59,10 +61,6 @@ pub(crate) const MAX_INFLIGHT: usize = 64;
 const REQUEST_CAPACITY: usize = 128;
 /// How long a clean DISCONNECT may take to go out.
 const DISCONNECT_WAIT: Duration = Duration::from_millis(500);
-
-/// How long a silent close may wait to learn whether the broker still
-/// listens (a live broker on the LAN accepts in milliseconds).
-const LISTEN_CHECK: Duration = Duration::from_millis(150);
 
 /// What the poller forwards: an event, or why the connection ended.
 type PollResult = Result<Event, PollError>;
@@ -245,7 +243,7 @@ pub(super) async fn run(
             Round::Connected(c) => c,
             Round::Failed => {
                 sup.policy
-                    .attempt_failed(idx, Instant::now(), rand::random_range(-1.0..=1.0));
+                    .attempt_failed(idx, Instant::now(), backoff::random_unit());
                 if closing.is_some() && idx + 1 == n {
                     // Keep going round the list until the close deadline,
                     // without backoff.
@@ -432,18 +430,14 @@ impl Supervisor {
         let addr = b.addr();
         let loss = if e.takeover {
             Loss::TakenOver
-        } else if e.silent && !closing && connect::still_listening(b, LISTEN_CHECK).await {
+        } else if e.silent && !closing && connect::still_listening(b).await {
             Loss::SilentWhileListening
         } else {
             Loss::Other
         };
-        let v = self.policy.lost(
-            idx,
-            lived,
-            loss,
-            Instant::now(),
-            rand::random_range(-1.0..=1.0),
-        );
+        let v = self
+            .policy
+            .lost(idx, lived, loss, Instant::now(), backoff::random_unit());
         if v.takeover && !e.takeover {
             e.text = policy::SUSPECTED_TAKEOVER.to_string();
         }

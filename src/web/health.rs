@@ -137,14 +137,12 @@ pub fn health_of(r: &crate::app::Room) -> Health {
         ));
     }
     // Writes that did not reach the card (full, read-only, worn out).
-    if let Some(e) = r.schedule.as_ref().and_then(|s| s.unsaved()) {
+    if let Some(s) = &r.schedule
+        && let Some(e) = s.unsaved()
+    {
         degraded.push(format!(
             "the schedule is {} but that is not saved and would be lost on a restart: {e}",
-            if r.schedule.as_ref().is_some_and(|s| s.paused()) {
-                "paused"
-            } else {
-                "running"
-            }
+            if s.paused() { "paused" } else { "running" }
         ));
     }
     if let Some((since, why)) = r.show_log.as_ref().and_then(|l| l.failing()) {
