@@ -15,9 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::check;
 use crate::config::{Config, Topics};
-use crate::diag::Diagnostics;
 use crate::events::{ConnectionState, Event, EventBus};
 use crate::feedback::FeedbackTracker;
 use crate::media::{MediaEnd, MediaHandle};
@@ -30,6 +28,12 @@ use crate::scene::{
 };
 use crate::schedule::{ScheduleHandle, Wall};
 use crate::showlog::{self, ShowLog};
+
+mod reload;
+mod stop_gate;
+use reload::ReloadGate;
+pub use reload::ReloadReport;
+pub(crate) use stop_gate::StopGate;
 
 /// How long shutdown waits for queued messages to reach the broker.
 pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
@@ -95,51 +99,6 @@ pub struct Room {
     tasks: TaskTracker,
 }
 
-/// How long a repeated "everything off" is redundant when nothing was sent
-/// since the last one.
-const STOP_REPEAT_WINDOW: Duration = Duration::from_secs(2);
-
-/// One `ROOM/STOP` per burst: a flood of stop requests (junk on the control
-/// topic, a stuck button) sends one STOP, and repeats within
-/// [`STOP_REPEAT_WINDOW`] with no output sent in between are dropped and
-/// counted. Any cue or manual send reopens the gate, so a stop after a new
-/// show always goes out.
-#[derive(Default)]
-pub(crate) struct StopGate {
-    /// When the last STOP went out, and whether anything was sent since.
-    last: std::sync::Mutex<Option<(tokio::time::Instant, bool)>>,
-    dropped: std::sync::atomic::AtomicU64,
-}
-
-impl StopGate {
-    /// An output command went out: the next STOP is needed.
-    pub(crate) fn output_sent(&self) {
-        if let Some((_, sent)) = self.last.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-            *sent = true;
-        }
-    }
-
-    /// Whether a STOP should go out now (and remember it did).
-    fn admit(&self, now: tokio::time::Instant) -> bool {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        let redundant = last.is_some_and(|(at, sent)| {
-            !sent && now.saturating_duration_since(at) < STOP_REPEAT_WINDOW
-        });
-        if redundant {
-            self.dropped
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return false;
-        }
-        *last = Some((now, false));
-        true
-    }
-
-    /// Repeated STOPs dropped so far.
-    pub(crate) fn dropped(&self) -> u64 {
-        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}
-
 /// The executor of scene actions in a real room.
 struct RoomSink {
     mqtt: MqttHandle,
@@ -191,36 +150,6 @@ impl ActionSink for RoomSink {
             .publish(self.topics.all_stop(), "STOP", PublishOptions::reliable());
         self.media.all_off();
     }
-}
-
-/// Requests for a reload and the reload that answers them: one reload that
-/// starts after a request has read the files as they were then, so every
-/// request waiting meanwhile takes its result instead of loading again.
-#[derive(Default)]
-struct ReloadGate {
-    requested: std::sync::atomic::AtomicU64,
-    /// Reloads actually run.
-    runs: std::sync::atomic::AtomicU64,
-    /// Requests answered so far (the highest covered), and that answer.
-    done: tokio::sync::Mutex<(u64, Option<Result<ReloadReport, Diagnostics>>)>,
-}
-
-/// What a reload did.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ReloadReport {
-    /// The scenes now loaded.
-    pub scenes: Vec<String>,
-    /// Scenes whose file has errors now that keep their last good
-    /// definition until the file is fixed.
-    pub stale: Vec<String>,
-    /// The command files now loaded.
-    pub commands: Vec<String>,
-    /// Scene files that did not load, and why.
-    pub problems: Vec<String>,
-    /// Warnings (unknown keys, ...).
-    pub warnings: Vec<String>,
-    /// Config sections that changed but need a restart.
-    pub needs_restart: Vec<String>,
 }
 
 /// The retained `roomctl/ROOM/state` document.
@@ -592,127 +521,9 @@ impl Room {
         *self.cue_timeout.read().unwrap()
     }
 
-    /// Reads the config file and the scenes again and applies what can
-    /// change while running: the scene set (a running scene finishes on its
-    /// old definition), triggers, `scenes.default`, `feedback.timeout`, new
-    /// subscriptions. Other changes are reported as needing a restart. A
-    /// config that does not load changes nothing.
-    pub fn reload(&self) -> Result<ReloadReport, Diagnostics> {
-        let mut report = check::check(&self.config.file);
-        let Some(config) = report.config.take() else {
-            warn!(target: "daemon", "Reload refused, the running config stays:\n{}", report.errors);
-            return Err(report.errors);
-        };
-        let mut problems: Vec<String> = report.errors.iter().map(ToString::to_string).collect();
-        // A scene whose file broke keeps its last good definition.
-        let broken: std::collections::BTreeSet<std::path::PathBuf> =
-            report.errors.iter().map(|d| d.file.clone()).collect();
-        let (scenes, stale) =
-            std::mem::take(&mut report.scenes).keeping_last_good(&self.scenes.scenes(), &broken);
-        report.scenes = scenes;
-        for name in &stale {
-            problems.push(format!(
-                "scene {name} is stale: its file has errors, so its last good version stays loaded until the file is fixed"
-            ));
-        }
-        let old = &self.config;
-        let mut needs_restart = Vec::new();
-        for (what, changed) in [
-            ("room", old.room != config.room),
-            (
-                "mqtt",
-                format!("{:?}", old.mqtt) != format!("{:?}", config.mqtt),
-            ),
-            (
-                "web",
-                format!("{:?}", old.web) != format!("{:?}", config.web),
-            ),
-            (
-                "media",
-                format!("{:?}", old.media) != format!("{:?}", config.media),
-            ),
-            (
-                "devices",
-                format!("{:?}", old.devices) != format!("{:?}", config.devices),
-            ),
-            (
-                "feedback.topic",
-                old.feedback.topic != config.feedback.topic,
-            ),
-            (
-                "feedback.local_channels",
-                old.feedback.local_channels != config.feedback.local_channels,
-            ),
-            ("scenes.dir", old.scenes.dir != config.scenes.dir),
-        ] {
-            if changed {
-                needs_restart.push(what.to_string());
-            }
-        }
-        for f in subscriptions(&config, &report.scenes, &self.feedback, self.role) {
-            let _ = self.mqtt.subscribe(f);
-        }
-        *self.rules.write().unwrap() = Rules::of(&config);
-        *self.cue_timeout.write().unwrap() = config.feedback.timeout;
-        let names: Vec<String> = report.scenes.names().map(String::from).collect();
-        let commands: Vec<String> = report.scenes.commands().map(|c| c.name.clone()).collect();
-        self.scenes.replace_scenes(report.scenes);
-        self.set_problems(problems.clone());
-        info!(target: "daemon", "Reloaded {}: {} scene(s){}", old.file.display(), names.len(),
-            if problems.is_empty() { String::new() } else { format!(", {} file(s) with errors", problems.len()) });
-        for p in &problems {
-            warn!(target: "daemon", "{p}");
-        }
-        if !needs_restart.is_empty() {
-            warn!(target: "daemon", "Changes to {} take effect at the next restart", needs_restart.join(", "));
-        }
-        Ok(ReloadReport {
-            scenes: names,
-            stale,
-            commands,
-            problems,
-            warnings: report.warnings.iter().map(ToString::to_string).collect(),
-            needs_restart,
-        })
-    }
-
-    /// [`Room::reload`] off the async runtime (reading and checking the
-    /// files takes milliseconds that a cue must not wait for), coalesced:
-    /// requests that arrive while a reload runs share the next one.
-    pub async fn reload_coalesced(&self) -> Result<ReloadReport, Diagnostics> {
-        use std::sync::atomic::Ordering;
-        let gate = &self.reloads;
-        let ticket = gate.requested.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut done = gate.done.lock().await;
-        if done.0 >= ticket
-            && let Some(r) = &done.1
-        {
-            return r.clone();
-        }
-        // Every request made before the files are read is answered by it.
-        let covers = gate.requested.load(Ordering::SeqCst);
-        gate.runs.fetch_add(1, Ordering::Relaxed);
-        let room = self.clone();
-        let r = tokio::task::spawn_blocking(move || room.reload())
-            .await
-            .unwrap_or_else(|e| {
-                Err(Diagnostics(vec![crate::diag::Diagnostic::file(
-                    &self.config.file,
-                    format!("the reload failed: {e}"),
-                )]))
-            });
-        *done = (covers, Some(r.clone()));
-        r
-    }
-
     /// Repeated `ROOM/STOP`s dropped (a stop flood).
     pub fn stops_coalesced(&self) -> u64 {
         self.stops.dropped()
-    }
-
-    /// How many reloads [`Room::reload_coalesced`] has run.
-    pub fn reloads_run(&self) -> u64 {
-        self.reloads.runs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A token that is cancelled when the room shuts down.
