@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +18,9 @@ use crate::config::{FeedbackTopic, secs3};
 use crate::events::{Event, EventBus};
 pub use crate::events::{FeedbackRecord, Outcome};
 use crate::mqtt::unix_now;
+
+mod reply;
+pub use reply::{Reply, ReplyError, ReplyStatus};
 
 /// At most this many commands wait per feedback topic; older ones time out
 /// anyway, this only bounds memory if something publishes in a loop.
@@ -86,112 +89,6 @@ pub enum Handled {
         /// Where `feedback.topic` expects the reply.
         expected: String,
     },
-}
-
-/// Why a payload on a feedback topic is not a reply.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReplyError {
-    /// Starts like JSON but is not the JSON form.
-    #[error("bad JSON reply: {0}")]
-    BadJson(String),
-    /// The JSON form with a status we do not know.
-    #[error("unknown status {0:?} in JSON reply")]
-    UnknownStatus(String),
-    /// Neither a known word nor JSON (shortened).
-    #[error("unrecognised reply {0:?} (expected OK, ERROR, ACTIVE, INACTIVE or JSON)")]
-    Unrecognised(String),
-}
-
-/// A parsed reply.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reply {
-    /// What it says.
-    pub status: ReplyStatus,
-    /// The command topic it confirms (JSON form only).
-    pub topic: Option<String>,
-    /// The command message it confirms (JSON form only).
-    pub message: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-/// The status word of a reply.
-pub enum ReplyStatus {
-    /// `OK`.
-    Ok,
-    /// `ERROR`.
-    Error,
-    /// Confirms an `ON` command.
-    Active,
-    /// Confirms an `OFF` command.
-    Inactive,
-}
-
-impl Reply {
-    /// `OK`, `ERROR`, `ACTIVE`, `INACTIVE` (any case) or
-    /// `{"status":"OK","topic":"room1/light"}`.
-    pub fn parse(payload: &str) -> Result<Reply, ReplyError> {
-        let p = payload.trim();
-        if p.starts_with('{') {
-            #[derive(Deserialize)]
-            struct J {
-                status: String,
-                topic: Option<String>,
-                message: Option<String>,
-            }
-            let j: J = serde_json::from_str(p).map_err(|e| ReplyError::BadJson(e.to_string()))?;
-            let status = ReplyStatus::parse(&j.status)
-                .ok_or_else(|| ReplyError::UnknownStatus(j.status.chars().take(40).collect()))?;
-            return Ok(Reply {
-                status,
-                topic: j.topic,
-                message: j.message,
-            });
-        }
-        ReplyStatus::parse(p)
-            .map(|status| Reply {
-                status,
-                topic: None,
-                message: None,
-            })
-            .ok_or_else(|| ReplyError::Unrecognised(p.chars().take(40).collect()))
-    }
-
-    fn accepts(&self, p: &Pending) -> bool {
-        if self.topic.as_ref().is_some_and(|t| *t != p.command_topic) {
-            return false;
-        }
-        if self.message.as_ref().is_some_and(|m| *m != p.message) {
-            return false;
-        }
-        match self.status {
-            ReplyStatus::Active => is_command(&p.message, "ON"),
-            ReplyStatus::Inactive => is_command(&p.message, "OFF"),
-            ReplyStatus::Ok | ReplyStatus::Error => true,
-        }
-    }
-}
-
-impl ReplyStatus {
-    fn parse(s: &str) -> Option<ReplyStatus> {
-        let s = s.trim();
-        [
-            ("OK", ReplyStatus::Ok),
-            ("ERROR", ReplyStatus::Error),
-            ("ACTIVE", ReplyStatus::Active),
-            ("INACTIVE", ReplyStatus::Inactive),
-        ]
-        .into_iter()
-        .find(|(k, _)| s.eq_ignore_ascii_case(k))
-        .map(|(_, v)| v)
-    }
-}
-
-/// `ON` or `ON:…` (motor commands carry arguments: `ON:50:L`).
-fn is_command(message: &str, word: &str) -> bool {
-    let m = message.trim();
-    m.eq_ignore_ascii_case(word)
-        || m.get(..word.len() + 1)
-            .is_some_and(|head| head.eq_ignore_ascii_case(&format!("{word}:")))
 }
 
 struct Pending {
@@ -444,7 +341,9 @@ impl FeedbackTracker {
             let mut guard = self.inner.state.lock().unwrap();
             let st = &mut *guard;
             let taken = st.pending.get_mut(topic).and_then(|q| {
-                let pos = q.iter().position(|p| reply.accepts(p))?;
+                let pos = q
+                    .iter()
+                    .position(|p| reply.accepts(&p.command_topic, &p.message))?;
                 q.remove(pos)
             });
             match taken {
@@ -487,7 +386,7 @@ impl FeedbackTracker {
     /// its record in the history while the state is still locked, so a
     /// reader sees the command either pending or in the history, never in
     /// neither. What may wait (the log line, the waiter, the bus) is left
-    /// to [`Settled::announce`], after the lock is released.
+    /// to [`FeedbackTracker::announce`], after the lock is released.
     fn settle(
         &self,
         st: &mut State,

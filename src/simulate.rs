@@ -4,8 +4,7 @@
 //! command on its channels with `OK` on the feedback topic after a random
 //! latency, dropping a fraction of them.
 
-use std::collections::BTreeSet;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
