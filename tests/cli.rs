@@ -297,23 +297,7 @@ async fn start_daemon(
 ) {
     let (_o, mut seen) = observer(port, "#", cancel).await;
     std::mem::forget(_o);
-    let child = tokio::process::Command::new(BIN)
-        .args(["run", "-c", site.config.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let got = collect_until(&mut seen, Duration::from_secs(10), |g| {
-        g.iter()
-            .any(|m| m.topic == "roomctl/room1/status" && text(m) == "online")
-    })
-    .await;
-    assert!(
-        got.iter().any(|m| text(m) == "online"),
-        "daemon never came online"
-    );
+    let child = daemon(site, &mut seen).await;
     (child, seen)
 }
 

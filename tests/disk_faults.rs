@@ -75,36 +75,6 @@ impl Drop for SmallFs {
     }
 }
 
-/// `roomctl run` on `site` (through `prefix`, e.g. `prlimit`), once it is
-/// online on the broker `status` watches.
-async fn daemon(
-    site: &Site,
-    prefix: &[&str],
-    status: &mut tokio::sync::mpsc::Receiver<roomctl::mqtt::InMessage>,
-) -> tokio::process::Child {
-    let mut argv: Vec<&str> = prefix.to_vec();
-    argv.extend([BIN, "run", "-c", site.config.to_str().unwrap()]);
-    let child = tokio::process::Command::new(argv[0])
-        .args(&argv[1..])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let got = collect_until(status, Duration::from_secs(10), |g| {
-        g.iter()
-            .any(|m| m.topic == "roomctl/room1/status" && text(m) == "online")
-    })
-    .await;
-    assert!(
-        got.iter()
-            .any(|m| m.topic == "roomctl/room1/status" && text(m) == "online"),
-        "daemon never came online"
-    );
-    child
-}
-
 async fn health(base: &str) -> Value {
     reqwest::get(format!("{base}/healthz"))
         .await
@@ -151,7 +121,7 @@ async fn a_pause_that_cannot_be_saved_is_an_error_and_a_health_issue() {
     );
     let cancel = CancellationToken::new();
     let (_s, mut status) = observer(b.port(), "roomctl/room1/status", &cancel).await;
-    let mut child = daemon(&site, &[], &mut status).await;
+    let mut child = daemon(&site, &mut status).await;
     let base = format!("http://127.0.0.1:{}", site.web_port);
     let http = reqwest::Client::new();
     let saved = state.join("schedule.json");
@@ -240,8 +210,14 @@ async fn a_file_size_limit_is_a_write_error_not_a_death() {
     let cancel = CancellationToken::new();
     let (_s, mut status) = observer(b.port(), "roomctl/room1/status", &cancel).await;
     let (_o, mut seen) = observer(b.port(), "room1/#", &cancel).await;
-    let limit = format!("--fsize={LIMIT}");
-    let mut child = daemon(&site, &["prlimit", &limit], &mut status).await;
+    // Under a file-size limit, as systemd's LimitFSIZE= would set it.
+    let mut cmd = tokio::process::Command::new("prlimit");
+    cmd.arg(format!("--fsize={LIMIT}"))
+        .arg(BIN)
+        .args(["run", "-c", site.config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = daemon_online(cmd, &mut status).await;
     let base = format!("http://127.0.0.1:{}", site.web_port);
     let http = reqwest::Client::new();
 
@@ -288,7 +264,7 @@ async fn a_show_log_damaged_while_running_loses_no_record() {
     let cancel = CancellationToken::new();
     let (_s, mut status) = observer(b.port(), "roomctl/room1/status", &cancel).await;
     let (_o, mut seen) = observer(b.port(), "room1/STOP", &cancel).await;
-    let mut child = daemon(&site, &[], &mut status).await;
+    let mut child = daemon(&site, &mut status).await;
     let base = format!("http://127.0.0.1:{}", site.web_port);
     let http = reqwest::Client::new();
 

@@ -163,20 +163,9 @@ async fn log_volume_stays_bounded_under_a_garbage_flood() {
         .unwrap();
     let site = site(&[b.port()], &[ONE_CUE], "");
     let log_path = site.dir.path().join("stderr.log");
-    let mut daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomctl"))
-        .args(["run", "-c", site.config.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
     let (_o, mut status) =
         observer(b.port(), "roomctl/room1/status", &CancellationToken::new()).await;
-    collect_until(&mut status, Duration::from_secs(10), |g| {
-        g.iter().any(|m| text(m) == "online")
-    })
-    .await;
+    let mut daemon = daemon_logging_to(&site, &log_path, Some("info"), &mut status).await;
 
     const N: usize = 100_000;
     let topics: Vec<String> = (0..N)
@@ -206,13 +195,6 @@ async fn log_volume_stays_bounded_under_a_garbage_flood() {
     raw_publish(b.port(), &flood).await;
     // Until the daemon itself says it has received the whole flood.
     let metrics = format!("http://127.0.0.1:{}/metrics", site.web_port);
-    let metric = |text: &str, name: &str| -> f64 {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
-    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
@@ -329,13 +311,6 @@ async fn a_flood_on_the_stop_topic_sends_one_stop() {
         .collect();
     raw_publish(b.port(), &flood).await;
     let metrics = format!("http://127.0.0.1:{}/metrics", site.web_port);
-    let metric = |text: &str, name: &str| -> f64 {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
-    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let t = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
@@ -481,25 +456,21 @@ async fn daemon_logging_to(
     rust_log: Option<&str>,
     status: &mut tokio::sync::mpsc::Receiver<roomctl::mqtt::InMessage>,
 ) -> tokio::process::Child {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomctl"));
-    cmd.args(["run", "-c", site.config.to_str().unwrap()]);
+    let mut cmd = roomctl_run(site);
     match rust_log {
         Some(l) => cmd.env("RUST_LOG", l),
         None => cmd.env_remove("RUST_LOG"),
     };
-    let daemon = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(log_path).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let online = collect_until(status, Duration::from_secs(10), |g| {
-        g.iter().any(|m| text(m) == "online")
-    })
-    .await;
-    assert!(
-        online.iter().any(|m| text(m) == "online"),
-        "daemon never came online"
-    );
-    daemon
+    cmd.stderr(std::fs::File::create(log_path).unwrap());
+    daemon_online(cmd, status).await
+}
+
+/// The value of the first sample of `name` in a `/metrics` text (0 when
+/// absent).
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -15,29 +15,6 @@ use tokio_util::sync::CancellationToken;
 const BIN: &str = env!("CARGO_BIN_EXE_roomctl");
 
 const LONG: &str = "name: long\nactions:\n  - { at: 0, topic: room1/light, message: 'ON' }\n  - { at: 60, topic: room1/light, message: 'OFF' }\non_stop:\n  - { topic: room1/steam, message: OLD }\n";
-
-/// `roomctl run` on `site`, once its status is online on the broker `seen`
-/// watches.
-async fn daemon(
-    site: &Site,
-    seen: &mut tokio::sync::mpsc::Receiver<roomctl::mqtt::InMessage>,
-) -> tokio::process::Child {
-    let child = tokio::process::Command::new(BIN)
-        .args(["run", "-c", site.config.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let got = collect_until(seen, Duration::from_secs(10), |g| {
-        g.iter()
-            .any(|m| m.topic == "roomctl/room1/status" && text(m) == "online")
-    })
-    .await;
-    assert!(!got.is_empty(), "daemon never came online");
-    child
-}
 
 async fn get_json(url: &str) -> (u16, Value) {
     let r = reqwest::get(url).await.unwrap();

@@ -19,29 +19,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_roomctl");
 
 const LONG: &str = "name: long\nactions:\n  - { at: 0, topic: room1/light, message: 'ON' }\n  - { at: 60, topic: room1/light, message: 'OFF' }\non_stop:\n  - { topic: room1/steam, message: 'OFF' }\n";
 
-/// `roomctl run` for `site`, once `seen` (an observer on its first broker)
-/// shows it online.
-async fn daemon(
-    site: &Site,
-    seen: &mut tokio::sync::mpsc::Receiver<roomctl::mqtt::InMessage>,
-) -> tokio::process::Child {
-    let child = tokio::process::Command::new(BIN)
-        .args(["run", "-c", site.config.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let got = collect_until(seen, Duration::from_secs(10), |g| {
-        g.iter()
-            .any(|m| m.topic == "roomctl/room1/status" && text(m) == "online")
-    })
-    .await;
-    assert!(!got.is_empty(), "daemon never came online");
-    child
-}
-
 /// SIGTERM, then how long the process took to exit 0.
 async fn terminate(child: &mut tokio::process::Child) -> Duration {
     let t0 = Instant::now();

@@ -222,6 +222,35 @@ impl Site {
     }
 }
 
+/// `roomctl run -c <site's config>` (the real binary) at `RUST_LOG=info`
+/// with its output discarded; adjust before [`daemon_online`].
+pub fn roomctl_run(site: &Site) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomctl"));
+    cmd.args(["run", "-c", site.config.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    cmd
+}
+
+/// Spawns `cmd` (killed when dropped) and waits until `status`, an observer
+/// of `roomctl/room1/status` (or wider), shows the room `online`.
+pub async fn daemon_online(
+    mut cmd: tokio::process::Command,
+    status: &mut mpsc::Receiver<InMessage>,
+) -> tokio::process::Child {
+    let child = cmd.kill_on_drop(true).spawn().unwrap();
+    let online = |m: &InMessage| m.topic == "roomctl/room1/status" && text(m) == "online";
+    let got = collect_until(status, Duration::from_secs(10), |g| g.iter().any(online)).await;
+    assert!(got.iter().any(online), "daemon never came online");
+    child
+}
+
+/// `roomctl run` for `site`, once `status` shows it online.
+pub async fn daemon(site: &Site, status: &mut mpsc::Receiver<InMessage>) -> tokio::process::Child {
+    daemon_online(roomctl_run(site), status).await
+}
+
 /// Waits (blocking the thread) until `pred` holds, polling every 5 ms.
 pub fn wait_until(timeout: Duration, what: &str, mut pred: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + timeout;
