@@ -574,58 +574,96 @@ async fn cues_seen(
         .collect()
 }
 
+/// Two brokers of one kind with an outside subscriber on each, and a room
+/// on both (the seed's retry schedule) playing a scene of `cues` cues at
+/// 10 Hz, its time without a connection measured.
+struct Churn {
+    kind: Kind,
+    brokers: [Broker; 2],
+    seen: [tokio::sync::mpsc::Receiver<roomctl::mqtt::InMessage>; 2],
+    _observers: [roomctl::mqtt::MqttHandle; 2],
+    room: Room,
+    dark: DarkMeter,
+    cues: usize,
+    cancel: CancellationToken,
+}
+
+impl Churn {
+    async fn start(kind: Kind, cues: usize) -> Churn {
+        init_logs();
+        let brokers = [Broker::start(kind).await, Broker::start(kind).await];
+        let cancel = CancellationToken::new();
+        let (oa, on_a) = observer(brokers[0].port(), "room1/#", &cancel).await;
+        let (ob, on_b) = observer(brokers[1].port(), "room1/#", &cancel).await;
+        let site = site(
+            &[brokers[0].port(), brokers[1].port()],
+            &[("churn.yaml", &scene_of(cues, 10.0))],
+            "",
+        );
+        with_seed_backoff(&site);
+        let (config, scenes) = site.load();
+        let room = Room::start(config, scenes, Role::Daemon);
+        assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
+        let dark = DarkMeter::start(&room);
+        room.scenes.start("churn").unwrap();
+        Churn {
+            kind,
+            brokers,
+            seen: [on_a, on_b],
+            _observers: [oa, ob],
+            room,
+            dark,
+            cues,
+            cancel,
+        }
+    }
+
+    /// After the scene: no cue lost, no takeover, nothing failed, expired
+    /// or dropped, never longer than [`DARK_BOUND`] without a connection
+    /// while `up` was up. Returns the stats for more checks.
+    async fn finish(mut self, up: &str) -> roomctl::mqtt::Stats {
+        let kind = self.kind;
+        self.room.scenes.wait_idle().await;
+        let [a, b] = &mut self.seen;
+        let missing = cues_seen(self.cues, [a, b]).await;
+        assert!(missing.is_empty(), "{kind:?}: cues lost: {missing:?}");
+        let st = self.room.mqtt.stats();
+        assert_eq!(st.takeovers, 0, "{kind:?}: crashes taken for a takeover");
+        assert_eq!(
+            st.messages_failed + st.messages_expired + st.messages_dropped,
+            0,
+            "{kind:?}: {st:?}"
+        );
+        assert!(
+            self.dark.longest() <= DARK_BOUND,
+            "{kind:?}: without a connection for {:?} while {up} was up",
+            self.dark.longest()
+        );
+        self.room.shutdown(Role::Daemon).await;
+        self.cancel.cancel();
+        st
+    }
+}
+
 /// Two brokers SIGKILLed and restarted alternately every second through a
 /// 15 s scene of 150 cues, the other always up, with the seed's retry
 /// schedule: no cue lost, never longer than [`DARK_BOUND`] without a
 /// connection, and no takeover reported (each broker saw one connection of
 /// the room per lifetime; crashes are not a takeover).
 async fn alternating_broker_crashes_lose_no_cue_and_no_time(kind: Kind) {
-    init_logs();
-    let mut brokers = [Broker::start(kind).await, Broker::start(kind).await];
-    let cancel = CancellationToken::new();
-    let (_oa, mut on_a) = observer(brokers[0].port(), "room1/#", &cancel).await;
-    let (_ob, mut on_b) = observer(brokers[1].port(), "room1/#", &cancel).await;
-    let site = site(
-        &[brokers[0].port(), brokers[1].port()],
-        &[("churn.yaml", &scene_of(150, 10.0))],
-        "",
-    );
-    with_seed_backoff(&site);
-    let (config, scenes) = site.load();
-    let room = Room::start(config, scenes, Role::Daemon);
-    assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
-    let dark = DarkMeter::start(&room);
-
-    room.scenes.start("churn").unwrap();
+    let mut churn = Churn::start(kind, 150).await;
     let t0 = Instant::now();
     for k in 0..7u32 {
-        let b = &mut brokers[(k % 2) as usize];
+        let b = &mut churn.brokers[(k % 2) as usize];
         tokio::time::sleep_until((t0 + Duration::from_millis(1000 + 2000 * u64::from(k))).into())
             .await;
         b.kill();
         tokio::time::sleep(Duration::from_secs(1)).await;
         b.restart().await;
-        assert!(brokers.iter().any(Broker::is_up));
+        assert!(churn.brokers.iter().any(Broker::is_up));
     }
-    room.scenes.wait_idle().await;
-
-    let missing = cues_seen(150, [&mut on_a, &mut on_b]).await;
-    assert!(missing.is_empty(), "{kind:?}: cues lost: {missing:?}");
-    let st = room.mqtt.stats();
-    assert_eq!(st.takeovers, 0, "{kind:?}: crashes taken for a takeover");
+    let st = churn.finish("a broker").await;
     assert!(st.failovers >= 6, "{kind:?}: {st:?}");
-    assert_eq!(
-        st.messages_failed + st.messages_expired + st.messages_dropped,
-        0,
-        "{kind:?}: {st:?}"
-    );
-    assert!(
-        dark.longest() <= DARK_BOUND,
-        "{kind:?}: without a connection for {:?} while a broker was up",
-        dark.longest()
-    );
-    room.shutdown(Role::Daemon).await;
-    cancel.cancel();
 }
 
 /// The primary crash-loops (SIGKILL every 1.5 s, back 0.3 s later) while
@@ -633,51 +671,14 @@ async fn alternating_broker_crashes_lose_no_cue_and_no_time(kind: Kind) {
 /// every second). No cue lost, no takeover, never dark for long: the
 /// primary's own back-off grows, the backup is always tried at once.
 async fn a_crash_looping_primary_is_no_takeover(kind: Kind) {
-    init_logs();
-    let mut primary = Broker::start(kind).await;
-    let backup = Broker::start(kind).await;
-    let cancel = CancellationToken::new();
-    let (_oa, mut on_a) = observer(primary.port(), "room1/#", &cancel).await;
-    let (_ob, mut on_b) = observer(backup.port(), "room1/#", &cancel).await;
-    let site = site(
-        &[primary.port(), backup.port()],
-        &[("churn.yaml", &scene_of(120, 10.0))],
-        "",
-    );
-    with_seed_backoff(&site);
-    let (config, scenes) = site.load();
-    let room = Room::start(config, scenes, Role::Daemon);
-    assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
-    let dark = DarkMeter::start(&room);
-
-    room.scenes.start("churn").unwrap();
+    let mut churn = Churn::start(kind, 120).await;
     for _ in 0..8 {
         tokio::time::sleep(Duration::from_millis(1200)).await;
-        primary.kill();
+        churn.brokers[0].kill();
         tokio::time::sleep(Duration::from_millis(300)).await;
-        primary.restart().await;
+        churn.brokers[0].restart().await;
     }
-    room.scenes.wait_idle().await;
-
-    let missing = cues_seen(120, [&mut on_a, &mut on_b]).await;
-    assert!(missing.is_empty(), "{kind:?}: cues lost: {missing:?}");
-    let st = room.mqtt.stats();
-    assert_eq!(
-        st.takeovers, 0,
-        "{kind:?}: a crash loop taken for a takeover"
-    );
-    assert_eq!(
-        st.messages_failed + st.messages_expired + st.messages_dropped,
-        0,
-        "{kind:?}: {st:?}"
-    );
-    assert!(
-        dark.longest() <= DARK_BOUND,
-        "{kind:?}: without a connection for {:?} while the backup was up",
-        dark.longest()
-    );
-    room.shutdown(Role::Daemon).await;
-    cancel.cancel();
+    churn.finish("the backup").await;
 }
 
 /// A real takeover: a second client with the room's client id on the one
