@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, DisconnectReasonCode, LastWill};
+use rumqttc::v5::mqttbytes::v5::{ConnAck, ConnectReturnCode, DisconnectReasonCode, LastWill};
 use rumqttc::v5::{AsyncClient, ConnectionError, EventLoop, MqttOptions, StateError};
 
 use super::OwnMessage;
@@ -17,6 +17,26 @@ use crate::config::BrokerConfig;
 /// instead of sending them, so one oversize retained message cannot break
 /// the connection on every subscribe.
 pub const MAX_PACKET_SIZE: u32 = 256 * 1024;
+
+/// At most this many of our messages are in flight at once (less when the
+/// broker's Receive Maximum is lower).
+pub const MAX_INFLIGHT: usize = 64;
+
+/// Receive Maximum, Maximum Packet Size and subscription identifier support
+/// from the CONNACK (MQTT 5 defaults when absent).
+pub fn broker_limits(ack: &ConnAck) -> (usize, usize, bool) {
+    let p = ack.properties.as_ref();
+    let receive_max = p
+        .and_then(|p| p.receive_max)
+        .map_or(MAX_INFLIGHT, usize::from);
+    let max_packet = p
+        .and_then(|p| p.max_packet_size)
+        .map_or(MAX_PACKET_SIZE, |m| m.min(MAX_PACKET_SIZE)) as usize;
+    let sub_ids = p
+        .and_then(|p| p.subscription_identifiers_available)
+        .is_none_or(|v| v != 0);
+    (receive_max.clamp(1, MAX_INFLIGHT), max_packet, sub_ids)
+}
 
 /// Why a connection attempt failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -49,7 +69,7 @@ pub fn options(
     // Our own outbox never has more than this in flight; without the limit
     // rumqttc preallocates a slot for all 65,535 packet ids (13 MB per
     // client, most of the daemon's memory).
-    opts.set_outgoing_inflight_upper_limit(super::supervisor::MAX_INFLIGHT as u16);
+    opts.set_outgoing_inflight_upper_limit(MAX_INFLIGHT as u16);
     if let Some(tls) = &broker.tls {
         opts.set_transport(rumqttc::Transport::tls_with_config(
             rumqttc::TlsConfiguration::Rustls(tls.client_config.clone()),

@@ -31,8 +31,8 @@ use bytes::Bytes;
 use rumqttc::Outgoing;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{
-    ConnAck, Filter, Packet, PubAckReason, PublishProperties, RetainForwardRule,
-    SubscribeProperties, SubscribeReasonCode,
+    Filter, Packet, PubAckReason, PublishProperties, RetainForwardRule, SubscribeProperties,
+    SubscribeReasonCode,
 };
 use rumqttc::v5::{AsyncClient, Event};
 use tokio::sync::{mpsc, oneshot};
@@ -43,7 +43,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use super::backoff;
-use super::connect::{self, MAX_PACKET_SIZE};
+use super::connect::{self, broker_limits};
 use super::policy::{self, Failover, Loss, Next};
 use super::session::{Discarded, Qos, Queued, Verdict};
 use super::{
@@ -55,9 +55,6 @@ use crate::config::BrokerConfig;
 use crate::ratelog;
 use crate::topic;
 
-/// At most this many of our messages are in flight at once (less when the
-/// broker's Receive Maximum is lower).
-pub(crate) const MAX_INFLIGHT: usize = 64;
 const REQUEST_CAPACITY: usize = 128;
 /// How long a clean DISCONNECT may take to go out.
 const DISCONNECT_WAIT: Duration = Duration::from_millis(500);
@@ -1034,22 +1031,6 @@ fn lost(text: &str) -> PollError {
         takeover: false,
         silent: false,
     }
-}
-
-/// Receive Maximum, Maximum Packet Size and subscription identifier support
-/// from the CONNACK (MQTT 5 defaults when absent).
-fn broker_limits(ack: &ConnAck) -> (usize, usize, bool) {
-    let p = ack.properties.as_ref();
-    let receive_max = p
-        .and_then(|p| p.receive_max)
-        .map_or(MAX_INFLIGHT, usize::from);
-    let max_packet = p
-        .and_then(|p| p.max_packet_size)
-        .map_or(MAX_PACKET_SIZE, |m| m.min(MAX_PACKET_SIZE)) as usize;
-    let sub_ids = p
-        .and_then(|p| p.subscription_identifiers_available)
-        .is_none_or(|v| v != 0);
-    (receive_max.clamp(1, MAX_INFLIGHT), max_packet, sub_ids)
 }
 
 /// A PUBLISH packet's size on the wire, generously estimated (fixed header,
