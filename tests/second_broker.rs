@@ -208,10 +208,19 @@ fn long_scene() -> String {
     s
 }
 
-/// A scene of 40 cues at 10 Hz with the primary SIGKILLed after 15: every
-/// cue reaches a subscriber (on one broker or the other), the room is on
-/// the backup after exactly one failover, nothing failed or expired, and
-/// the simulated boards (which follow to the backup) confirm the late cues.
+/// A scene of 40 cues at 10 Hz with the primary SIGKILLed while cue C15 is
+/// in flight: every cue reaches a subscriber (on one broker or the other),
+/// the room is on the backup after exactly one failover, nothing failed or
+/// expired, and the simulated boards (which follow to the backup) confirm
+/// the late cues.
+///
+/// The primary is frozen once it has forwarded C14 and killed once C15 has
+/// been handed to it, so C15 is in flight and unacknowledged at the kill
+/// and must be resent to the backup. Killing it at an arbitrary moment
+/// would test the broker instead: a broker that sends the PUBACK and dies
+/// before forwarding the message loses it, and no client can tell (QoS 1
+/// hands the message over with the PUBACK). rumqttd acknowledges and
+/// forwards on different threads, so that window is real there.
 async fn failover_mid_scene_loses_no_cue_and_feedback_follows(kind: Kind) {
     init_logs();
     let mut primary = Broker::start(kind).await;
@@ -236,14 +245,26 @@ async fn failover_mid_scene_loses_no_cue_and_feedback_follows(kind: Kind) {
     fleet_ready(&fleet).await;
 
     room.scenes.start("long").unwrap();
-    eventually(Duration::from_secs(5), "15 cues sent", || {
-        room.scenes.status().is_some_and(|s| s.actions_done >= 15)
+    let mut seen = BTreeSet::new();
+    let before_freeze = collect_until(&mut on_a, Duration::from_secs(5), |got| {
+        got.last().is_some_and(|m| text(m) == "C14")
     })
+    .await;
+    seen.extend(before_freeze.iter().map(text));
+    assert!(
+        seen.contains("C14"),
+        "{kind:?}: the primary did not forward C14 within 5 s; it sent {seen:?}"
+    );
+    primary.freeze();
+    eventually(
+        Duration::from_secs(5),
+        "C15 handed to the frozen primary",
+        || room.scenes.status().is_some_and(|s| s.actions_done >= 16),
+    )
     .await;
     primary.kill();
     room.scenes.wait_idle().await;
 
-    let mut seen = BTreeSet::new();
     for rx in [&mut on_a, &mut on_b] {
         for m in collect_until(rx, Duration::from_millis(1500), |_| false).await {
             seen.insert(text(&m));
@@ -585,6 +606,8 @@ struct Churn {
     room: Room,
     dark: DarkMeter,
     cues: usize,
+    /// When the scene started: cue `Ci` is due `i * 100 ms` after this.
+    started: Instant,
     cancel: CancellationToken,
 }
 
@@ -606,6 +629,7 @@ impl Churn {
         assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
         let dark = DarkMeter::start(&room);
         room.scenes.start("churn").unwrap();
+        let started = Instant::now();
         Churn {
             kind,
             brokers,
@@ -614,8 +638,21 @@ impl Churn {
             room,
             dark,
             cues,
+            started,
             cancel,
         }
+    }
+
+    /// Waits until `ms` after the scene started. The scenarios put their
+    /// kills midway between two cues (`ms` ending in 50): a broker killed
+    /// between its PUBACK and forwarding the message loses that message,
+    /// which no client can notice or prevent (QoS 1 hands it over with the
+    /// PUBACK), and rumqttd acknowledges and forwards on different threads.
+    /// A kill 50 ms after a cue finds every acknowledged cue forwarded; one
+    /// in flight and unacknowledged at a kill is covered by
+    /// `failover_mid_scene_loses_no_cue_and_feedback_follows`.
+    async fn at(&self, ms: u64) {
+        tokio::time::sleep_until((self.started + Duration::from_millis(ms)).into()).await;
     }
 
     /// After the scene: no cue lost, no takeover, nothing failed, expired
@@ -652,11 +689,9 @@ impl Churn {
 /// the room per lifetime; crashes are not a takeover).
 async fn alternating_broker_crashes_lose_no_cue_and_no_time(kind: Kind) {
     let mut churn = Churn::start(kind, 150).await;
-    let t0 = Instant::now();
-    for k in 0..7u32 {
+    for k in 0..7u64 {
+        churn.at(1050 + 2000 * k).await;
         let b = &mut churn.brokers[(k % 2) as usize];
-        tokio::time::sleep_until((t0 + Duration::from_millis(1000 + 2000 * u64::from(k))).into())
-            .await;
         b.kill();
         tokio::time::sleep(Duration::from_secs(1)).await;
         b.restart().await;
@@ -672,8 +707,8 @@ async fn alternating_broker_crashes_lose_no_cue_and_no_time(kind: Kind) {
 /// primary's own back-off grows, the backup is always tried at once.
 async fn a_crash_looping_primary_is_no_takeover(kind: Kind) {
     let mut churn = Churn::start(kind, 120).await;
-    for _ in 0..8 {
-        tokio::time::sleep(Duration::from_millis(1200)).await;
+    for k in 0..8 {
+        churn.at(1250 + 1500 * k).await;
         churn.brokers[0].kill();
         tokio::time::sleep(Duration::from_millis(300)).await;
         churn.brokers[0].restart().await;
