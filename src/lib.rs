@@ -3,13 +3,11 @@
 
 #![warn(missing_docs)]
 
-pub mod app;
 pub mod broker;
 pub mod check;
 pub mod clock;
 pub mod cmd;
 pub mod config;
-pub mod control;
 pub mod diag;
 pub(crate) mod durable;
 pub mod events;
@@ -18,6 +16,7 @@ pub mod media;
 pub mod mqtt;
 pub mod ratelog;
 pub mod registry;
+pub mod room;
 pub mod router;
 pub mod scene;
 pub mod schedule;

@@ -7,9 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use roomctl::app::{Role, Room};
 use roomctl::broker::Mosquitto;
 use roomctl::events::Outcome;
+use roomctl::room::{Role, Room};
 use roomctl::simulate;
 use roomctl::web::{self, AppState};
 use serde_json::Value;

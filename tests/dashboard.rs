@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::webdriver::{self, Browser};
 use common::*;
-use roomctl::app::{Role, Room};
 use roomctl::broker::Mosquitto;
+use roomctl::room::{Role, Room};
 use roomctl::simulate;
 use roomctl::web::{self, AppState};
 use tokio::net::TcpListener;

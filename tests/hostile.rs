@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
-use roomctl::app::{Role, Room};
 use roomctl::broker::Mosquitto;
+use roomctl::room::{Role, Room};
 use tokio_util::sync::CancellationToken;
 
 /// `n` cues, 100 ms apart, each with a unique message.

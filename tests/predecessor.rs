@@ -8,9 +8,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use roomctl::app::{Role, Room};
 use roomctl::broker::Mosquitto;
 use roomctl::config::FeedbackTopic;
+use roomctl::room::{Role, Room};
 use roomctl::simulate;
 use roomctl::web::{self, AppState};
 use tokio::net::TcpListener;

@@ -9,9 +9,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-use roomctl::app::{Role, Room};
 use roomctl::broker::{Mosquitto, free_port};
-use roomctl::web::{AppState, HealthStatus, health};
+use roomctl::room::HealthStatus;
+use roomctl::room::{Role, Room};
+use roomctl::web::AppState;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -157,7 +158,7 @@ fn app_state(room: &Room) -> AppState {
 async fn until_unhealthy(s: &AppState, limit: Duration) -> (Duration, Vec<String>) {
     let t0 = Instant::now();
     loop {
-        let h = health(s);
+        let h = s.room.health();
         if h.status == HealthStatus::Unhealthy {
             return (t0.elapsed(), h.issues);
         }
@@ -177,7 +178,7 @@ async fn a_silent_broker_makes_health_unhealthy_within_keep_alive() {
     assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
     let s = app_state(&room);
     eventually(Duration::from_secs(3), "healthy", || {
-        health(&s).status == HealthStatus::Healthy
+        s.room.health().status == HealthStatus::Healthy
     })
     .await;
     // An idle connection to a broker that silently stops answering.

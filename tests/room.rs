@@ -6,10 +6,10 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use roomctl::app::{Role, Room};
 use roomctl::broker::Mosquitto;
 use roomctl::mqtt::PublishOptions;
 use roomctl::registry::Presence;
+use roomctl::room::{Role, Room};
 use roomctl::simulate;
 use tokio_util::sync::CancellationToken;
 

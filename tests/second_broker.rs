@@ -15,10 +15,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use roomctl::app::{Role, Room};
 use roomctl::broker::{Mosquitto, free_port};
 use roomctl::feedback::Outcome;
 use roomctl::mqtt::PublishOptions;
+use roomctl::room::{Role, Room};
 use roomctl::scene::SceneSet;
 use roomctl::simulate::{self, ReplyStyle, SimOptions};
 use tokio_util::sync::CancellationToken;

@@ -7,9 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use roomctl::app::{Role, Room};
 use roomctl::broker::Mosquitto;
 use roomctl::mqtt::ConnectionState;
+use roomctl::room::{Role, Room};
 use tokio_util::sync::CancellationToken;
 
 const SHOW: (&str, &str) = (

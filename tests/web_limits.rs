@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::*;
 use futures::StreamExt;
-use roomctl::app::{Role, Room};
 use roomctl::broker::Mosquitto;
+use roomctl::room::{Role, Room};
 use roomctl::web::{AppState, serve};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;

@@ -13,10 +13,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::run::serve_until;
-use crate::app::{Role, Room};
 use crate::broker::Mosquitto;
 use crate::check;
 use crate::config::{BrokerConfig, Config};
+use crate::room::{Role, Room};
 use crate::simulate::{self, SimOptions};
 use crate::systemd::shutdown_signal;
 

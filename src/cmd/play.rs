@@ -12,11 +12,11 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
-use crate::app::{Role, Room};
 use crate::check;
 use crate::config::secs3;
 use crate::events::Event;
 use crate::feedback::{FeedbackRecord, Outcome};
+use crate::room::{Role, Room};
 use crate::scene::{EndReason, SceneEvent};
 
 /// The tally of one run.

@@ -10,8 +10,8 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
-use crate::app::{Role, Room};
 use crate::check;
+use crate::room::{Role, Room};
 use crate::systemd;
 use crate::web::{self, AppState};
 

@@ -186,7 +186,7 @@ pub async fn schedule_control(
 
 /// `GET /api/control/channels`: every channel the scenes use, with their
 /// messages, the board that answers it and the last result.
-pub async fn control_channels(State(s): State<AppState>) -> Json<Vec<crate::control::Channel>> {
+pub async fn control_channels(State(s): State<AppState>) -> Json<Vec<crate::room::Channel>> {
     Json(s.room.channels())
 }
 
@@ -197,8 +197,8 @@ pub struct SendBody {
     message: String,
 }
 
-fn control_error(e: crate::control::ControlError) -> AppError {
-    use crate::control::ControlError as E;
+fn control_error(e: crate::room::ControlError) -> AppError {
+    use crate::room::ControlError as E;
     match e {
         E::UnknownChannel(_) | E::NoDevice(_) => AppError::NotFound(e.to_string()),
         E::BadMessage(_) => AppError::BadRequest(e.to_string()),
@@ -238,7 +238,7 @@ pub async fn control_test(
         "message": r.message,
         "result": r.result,
         "latency": r.latency,
-        "text": crate::control::describe(&r),
+        "text": crate::room::describe(&r),
     })))
 }
 

@@ -1,176 +1,18 @@
-//! `GET /healthz` (seed 001 `check_health`): `healthy`, `degraded` or
-//! `unhealthy` with the reasons. 200 unless unhealthy (503), so a load
-//! balancer or watchdog only reacts to real outages.
+//! `GET /healthz`: the room's health (see `room::Health`). 200 unless
+//! unhealthy (503), so a load balancer or watchdog only reacts to real
+//! outages.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 
 use super::AppState;
-use crate::feedback::Outcome;
-use crate::mqtt::{ConnectionState, unix_now};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-/// Seed 001 health levels.
-pub enum HealthStatus {
-    /// All is well.
-    Healthy,
-    /// Working, with problems a technician should look at.
-    Degraded,
-    /// Not doing its job (503).
-    Unhealthy,
-}
-
-#[derive(Debug, Clone, Serialize)]
-/// What `/healthz` answers.
-pub struct Health {
-    /// The level.
-    pub status: HealthStatus,
-    /// The reasons, worst first.
-    pub issues: Vec<String>,
-}
-
-/// How many recent feedback results are looked at.
-const RECENT_FEEDBACK: usize = 20;
-
-/// Works out the room's health.
-pub fn health(s: &AppState) -> Health {
-    health_of(&s.room)
-}
-
-/// The health of `r` (also carried in its retained state, for `roomctl site`).
-pub fn health_of(r: &crate::app::Room) -> Health {
-    let mut unhealthy = Vec::new();
-    let mut degraded = Vec::new();
-
-    let conn = r.mqtt.status();
-    match conn.state {
-        ConnectionState::Connected => {
-            if let Some(i) = conn.broker_priority_index
-                && i > 1
-            {
-                degraded.push(format!(
-                    "using backup broker {i}/{} ({})",
-                    conn.broker_count,
-                    conn.broker.clone().unwrap_or_default()
-                ));
-            }
-        }
-        other => unhealthy.push(format!(
-            "MQTT {}{}",
-            other.as_str(),
-            conn.last_error
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default()
-        )),
-    }
-    let stats = r.mqtt.stats();
-    if conn.state == ConnectionState::Connected {
-        // Subscribed to nothing: no feedback, no control, no devices. The
-        // SUBACKs take a moment after connecting.
-        let settled = stats.subscriptions_refused.len() >= stats.subscriptions_wanted
-            || unix_now() - conn.since > 2.0 * r.config.mqtt.ack_timeout.as_secs_f64();
-        if stats.subscriptions_wanted > 0 && stats.subscriptions_active == 0 && settled {
-            unhealthy.push(format!(
-                "subscribed to nothing: the broker accepted none of {} subscription(s){}",
-                stats.subscriptions_wanted,
-                if stats.subscriptions_refused.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (refused: {})", stats.subscriptions_refused.join(", "))
-                }
-            ));
-        } else if !stats.subscriptions_refused.is_empty() {
-            degraded.push(format!(
-                "the broker refused subscription(s) to {}",
-                stats.subscriptions_refused.join(", ")
-            ));
-        }
-        if let Some(d) = r.mqtt.stuck_for() {
-            unhealthy.push(format!(
-                "delivery stuck: {} message(s) waiting, none acknowledged for {:.1}s",
-                stats.queue_size + stats.inflight,
-                d.as_secs_f64()
-            ));
-        }
-    }
-    if conn.state == ConnectionState::Connected && stats.queue_size > 100 {
-        degraded.push(format!(
-            "{} messages waiting in the outbox",
-            stats.queue_size
-        ));
-    }
-    let devices = r.registry.counts();
-    if devices.offline > 0 {
-        degraded.push(format!("{} device(s) offline", devices.offline));
-    }
-    if devices.stale > 0 {
-        degraded.push(format!("{} device(s) stale", devices.stale));
-    }
-    if let Some(n) = r.registry.ignored_recently() {
-        degraded.push(format!(
-            "{n} unknown device id(s) ignored (a flood of made-up ids, or devices missing from devices.known)"
-        ));
-    }
-    let recent = r.feedback.history(RECENT_FEEDBACK);
-    let bad = recent.iter().filter(|f| f.result != Outcome::Ok).count();
-    if bad > 0 {
-        degraded.push(format!(
-            "{bad} of the last {} commands unconfirmed",
-            recent.len()
-        ));
-    }
-    let media = r.media.status();
-    if r.config.media.audio_enabled && !media.audio.device {
-        degraded.push(format!(
-            "no audio output ({})",
-            media.audio.device_error.unwrap_or_else(|| "unknown".into())
-        ));
-    }
-    if r.config.media.video_enabled && !media.video.running {
-        degraded.push(format!(
-            "video player not running ({})",
-            media.video.error.unwrap_or_else(|| "not started".into())
-        ));
-    }
-    // Writes that did not reach the card (full, read-only, worn out).
-    if let Some(s) = &r.schedule
-        && let Some(e) = s.unsaved()
-    {
-        degraded.push(format!(
-            "the schedule is {} but that is not saved and would be lost on a restart: {e}",
-            if s.paused() { "paused" } else { "running" }
-        ));
-    }
-    if let Some((since, why)) = r.show_log.as_ref().and_then(|l| l.failing()) {
-        degraded.push(format!(
-            "the show log cannot be written (for {:.0}s): {why}",
-            (unix_now() - since).max(0.0)
-        ));
-    }
-    degraded.extend(r.problems());
-    degraded.extend(r.feedback_hint());
-
-    let status = if !unhealthy.is_empty() {
-        HealthStatus::Unhealthy
-    } else if !degraded.is_empty() {
-        HealthStatus::Degraded
-    } else {
-        HealthStatus::Healthy
-    };
-    unhealthy.extend(degraded);
-    Health {
-        status,
-        issues: unhealthy,
-    }
-}
+use crate::room::HealthStatus;
 
 /// `GET /healthz`: 200 healthy or degraded, 503 unhealthy, with the reasons.
 pub async fn healthz(State(s): State<AppState>) -> Response {
-    let h = health(&s);
+    let h = s.room.health();
     let code = if h.status == HealthStatus::Unhealthy {
         StatusCode::SERVICE_UNAVAILABLE
     } else {

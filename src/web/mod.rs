@@ -38,12 +38,10 @@ use tokio_util::sync::CancellationToken;
 use tower::Service;
 use tracing::info;
 
-use crate::app::Room;
 use crate::config::Secret;
 use crate::ratelog;
 use crate::ratelog::{LogLimit, RateLog};
-
-pub use health::{Health, HealthStatus, health};
+use crate::room::Room;
 
 #[derive(RustEmbed)]
 #[folder = "static/"]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::app::Room;
+use super::Room;
 use crate::events::{FeedbackRecord, Outcome};
 use crate::feedback::Tracked;
 use crate::mqtt::PublishOptions;

@@ -29,8 +29,12 @@ use crate::scene::{
 use crate::schedule::{ScheduleHandle, Wall};
 use crate::showlog::{self, ShowLog};
 
+mod control;
+mod health;
 mod reload;
 mod stop_gate;
+pub use control::{Channel, ControlError, describe};
+pub use health::{Health, HealthStatus};
 use reload::ReloadGate;
 pub use reload::ReloadReport;
 pub(crate) use stop_gate::StopGate;
@@ -166,7 +170,7 @@ pub struct RoomState {
     /// Device counts.
     pub devices: DeviceCounts,
     /// `healthy`, `degraded` or `unhealthy`, as `/healthz` says.
-    pub health: crate::web::health::HealthStatus,
+    pub health: HealthStatus,
     /// Why, worst first (at most five).
     pub issues: Vec<String>,
     /// The scenes it can start (for the site overview's Start buttons).
@@ -344,7 +348,7 @@ impl Room {
     /// A snapshot for the state topic and the dashboard.
     pub fn state(&self) -> RoomState {
         let st = self.mqtt.status();
-        let h = crate::web::health::health_of(self);
+        let h = self.health();
         RoomState {
             room: self.config.room.clone(),
             connection: st.state.as_str().to_string(),
