@@ -20,7 +20,7 @@ use roomctl::events::EventBus;
 use roomctl::feedback::FeedbackTracker;
 use roomctl::mqtt::{InMessage, PublishOptions};
 use roomctl::registry::Registry;
-use roomctl::router::{Router, RouterMode};
+use roomctl::room::{Apply, Live, RoomError, Router, RouterMode};
 use roomctl::scene::load::{SceneContext, parse_scene};
 use roomctl::scene::runner::{Progress, Runner};
 use roomctl::scene::{Action, ActionSink, SceneController, SceneSet};
@@ -265,20 +265,21 @@ async fn router(r: &mut Report) {
         bus.clone(),
         tokio_util::task::TaskTracker::new(),
     );
-    let commands = roomctl::scene::CommandRunner::new(
-        scenes.clone(),
-        sink,
-        bus,
-        tokio_util::task::TaskTracker::new(),
-        tokio_util::sync::CancellationToken::new(),
-    );
+    // No message here is a command; one that were would be refused.
+    let apply: Apply = Arc::new(|_, _| {
+        Box::pin(std::future::ready(Err(RoomError::Conflict(
+            "not in this benchmark".into(),
+        ))))
+    });
+    let (_live, live_rx) = tokio::sync::watch::channel(Live::of(&cfg));
     let router = Router::new(
         &cfg,
         RouterMode::Daemon,
         registry,
         feedback,
         scenes,
-        commands,
+        live_rx,
+        apply,
     );
     let msgs: Vec<InMessage> = (0..1000)
         .map(|i| match i % 4 {

@@ -10,6 +10,8 @@
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::origin::Origin;
+
 /// One thing that changed in the room.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", content = "data", rename_all = "snake_case")]
@@ -260,9 +262,8 @@ pub enum SceneEvent {
     Started {
         /// Its name.
         scene: String,
-        /// What started it: `dashboard (…)`, `schedule`, `trigger …`,
-        /// `MQTT …`, `CLI`.
-        origin: String,
+        /// What started it.
+        origin: Origin,
     },
     /// The scene entered a state.
     State {
@@ -328,8 +329,8 @@ pub enum CommandEvent {
     Started {
         /// The command's name.
         name: String,
-        /// Who asked (`dashboard (1.2.3.4)`, `MQTT`).
-        source: String,
+        /// Who asked.
+        origin: Origin,
         /// How many steps it has.
         steps: usize,
     },

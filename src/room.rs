@@ -8,7 +8,9 @@
 //! then stop the tasks.
 
 use std::sync::{Arc, RwLock};
+
 use std::time::Duration;
+use tokio::sync::watch;
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +23,6 @@ use crate::feedback::FeedbackTracker;
 use crate::media::{MediaEnd, MediaHandle};
 use crate::mqtt::{self, MqttHandle, MqttSettings, OwnMessage, PublishOptions, unix_now};
 use crate::registry::{DeviceCounts, Registry};
-use crate::router::{Router, RouterMode, Rules};
 use crate::scene::{
     Action, ActionKind, ActionSink, CommandRunner, EndReason, SceneController, SceneInput,
     SceneSet, SceneStatus,
@@ -29,14 +30,18 @@ use crate::scene::{
 use crate::schedule::{ScheduleHandle, Wall};
 use crate::showlog::{self, ShowLog};
 
+mod command;
 mod control;
 mod health;
 mod reload;
+mod router;
 mod stop_gate;
+pub use command::{Command, Completion, Player, Reply, RoomError, ScheduleAction, Volume};
 pub use control::{Channel, ControlError, describe};
 pub use health::{Health, HealthStatus};
 use reload::ReloadGate;
 pub use reload::ReloadReport;
+pub use router::{Apply, Route, Router, RouterMode, Rules, control};
 pub(crate) use stop_gate::StopGate;
 
 /// How long shutdown waits for queued messages to reach the broker.
@@ -81,14 +86,12 @@ pub struct Room {
     pub show_log: Option<ShowLog>,
     /// Unix time the room started.
     pub started: f64,
-    /// Scene files that did not load, and why (replaced by a reload).
-    problems: Arc<RwLock<Vec<String>>>,
+    /// What a reload replaces, as one snapshot.
+    live: Arc<watch::Sender<Live>>,
     /// A likely feedback misconfiguration seen in the last scene.
     feedback_hint: Arc<RwLock<Option<String>>>,
-    /// What starts scenes (replaced by a reload).
-    rules: Arc<RwLock<Rules>>,
-    /// `feedback.timeout` (replaced by a reload).
-    cue_timeout: Arc<RwLock<Duration>>,
+    /// The line each command gets (see [`Room::apply`]), rate-limited.
+    command_log: Arc<std::sync::Mutex<crate::ratelog::RateLog>>,
     /// Reloads in a row become one (see [`Room::reload_coalesced`]).
     reloads: Arc<ReloadGate>,
     /// One STOP per burst of stop requests.
@@ -110,8 +113,8 @@ struct RoomSink {
     feedback: FeedbackTracker,
     media: MediaHandle,
     topics: Topics,
-    /// `feedback.timeout` (a reload may change it).
-    timeout: Arc<RwLock<Duration>>,
+    /// For `feedback.timeout` (a reload may change it).
+    live: watch::Receiver<Live>,
     max_age: Duration,
 }
 
@@ -124,7 +127,7 @@ impl ActionSink for RoomSink {
                     self.feedback.track(
                         &a.topic,
                         &a.message,
-                        a.timeout.unwrap_or(*self.timeout.read().unwrap()),
+                        a.timeout.unwrap_or(self.live.borrow().cue_timeout),
                         Some(scene),
                     );
                 }
@@ -153,6 +156,31 @@ impl ActionSink for RoomSink {
             .mqtt
             .publish(self.topics.all_stop(), "STOP", PublishOptions::reliable());
         self.media.all_off();
+    }
+}
+
+/// What a reload replaces, as one value in a `watch` channel: a reader sees
+/// the old snapshot or the new one, never half of each. (The scene set is
+/// replaced just before it, so a new rule never names a scene that is not
+/// loaded yet.)
+#[derive(Debug, Clone)]
+pub struct Live {
+    /// What starts scenes.
+    pub rules: Rules,
+    /// `feedback.timeout`.
+    pub cue_timeout: Duration,
+    /// Scene files that did not load, and why.
+    pub problems: Vec<String>,
+}
+
+impl Live {
+    /// The snapshot `config` asks for, with no load problems.
+    pub fn of(config: &Config) -> Self {
+        Live {
+            rules: Rules::of(config),
+            cue_timeout: config.feedback.timeout,
+            problems: Vec::new(),
+        }
     }
 }
 
@@ -220,7 +248,8 @@ impl Room {
         }
         let (mqtt, incoming) = mqtt::start(settings, cancel.child_token(), &tasks);
 
-        let cue_timeout = Arc::new(RwLock::new(config.feedback.timeout));
+        let (live, live_rx) = watch::channel(Live::of(&config));
+        let live = Arc::new(live);
         let stops = Arc::new(StopGate::default());
         let sink = Arc::new(RoomSink {
             mqtt: mqtt.clone(),
@@ -228,7 +257,7 @@ impl Room {
             feedback: feedback.clone(),
             media: media.clone(),
             topics: topics.clone(),
-            timeout: cue_timeout.clone(),
+            live: live_rx.clone(),
             max_age: config.mqtt.message_max_age,
         });
         let scenes = SceneController::new(scenes, sink.clone(), events.clone(), tasks.clone());
@@ -251,18 +280,6 @@ impl Room {
             )),
             _ => None,
         };
-        let router = Router::new(
-            &config,
-            mode,
-            registry.clone(),
-            feedback.clone(),
-            scenes.clone(),
-            commands.clone(),
-        )
-        .with_schedule(schedule.clone());
-        if let Some(s) = &schedule {
-            tasks.spawn(s.clone().run(scenes.clone(), cancel.clone()));
-        }
         // Subscribed before any scene can start, so no start is missed.
         let show_log = (role == Role::Daemon).then(|| {
             let log = ShowLog::new(
@@ -273,8 +290,6 @@ impl Room {
             log
         });
 
-        let rules = router.rules();
-        tasks.spawn(router.run(incoming, cancel.clone()));
         tasks.spawn(feedback.clone().run(cancel.clone()));
         tasks.spawn(registry.clone().watch_stale(cancel.clone()));
 
@@ -322,10 +337,11 @@ impl Room {
             schedule,
             show_log,
             started: unix_now(),
-            problems: Arc::default(),
+            live,
             feedback_hint: Arc::default(),
-            rules,
-            cue_timeout,
+            command_log: Arc::new(std::sync::Mutex::new(crate::ratelog::RateLog::new(
+                crate::ratelog::LogLimit::default(),
+            ))),
             reloads: Arc::default(),
             stops,
             role,
@@ -342,6 +358,23 @@ impl Room {
         let r = room.clone();
         let rx = room.events.subscribe();
         room.tasks.spawn(r.feedback_doctor(rx));
+        // The edges inside the process act through the front door too.
+        let front = room.clone();
+        let apply: Apply = Arc::new(move |origin, command| front.apply(origin, command));
+        let router = Router::new(
+            &room.config,
+            mode,
+            room.registry.clone(),
+            room.feedback.clone(),
+            room.scenes.clone(),
+            live_rx,
+            apply,
+        );
+        room.tasks.spawn(router.run(incoming, room.cancel.clone()));
+        if let Some(s) = &room.schedule {
+            let shows = command::ScheduledShows(room.clone());
+            room.tasks.spawn(s.clone().run(shows, room.cancel.clone()));
+        }
         room
     }
 
@@ -416,7 +449,7 @@ impl Room {
                             .get(&scene)
                             .into_iter()
                             .flat_map(|s| s.all_actions().filter_map(|a| a.timeout).collect::<Vec<_>>())
-                            .chain([*self.cue_timeout.read().unwrap()])
+                            .chain([self.live.borrow().cue_timeout])
                             .max()
                             .unwrap_or_default();
                         let when = crate::clock::after(tokio::time::Instant::now(), wait + Duration::from_millis(250));
@@ -512,17 +545,22 @@ impl Room {
     /// Scene files that did not load, and why (for healthz and the
     /// dashboard).
     pub fn problems(&self) -> Vec<String> {
-        self.problems.read().unwrap().clone()
+        self.live.borrow().problems.clone()
     }
 
-    /// Replaces the list of load problems.
+    /// Replaces the list of load problems (those found at start).
     pub fn set_problems(&self, problems: Vec<String>) {
-        *self.problems.write().unwrap() = problems;
+        self.live.send_modify(|l| l.problems = problems);
     }
 
     /// `feedback.timeout` as it is now (a reload may change it).
     pub(crate) fn cue_timeout(&self) -> Duration {
-        *self.cue_timeout.read().unwrap()
+        self.live.borrow().cue_timeout
+    }
+
+    /// The reloadable snapshot as it is now.
+    pub(crate) fn live(&self) -> watch::Ref<'_, Live> {
+        self.live.borrow()
     }
 
     /// Repeated `ROOM/STOP`s dropped (a stop flood).

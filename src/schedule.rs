@@ -26,7 +26,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::diag::Pos;
-use crate::scene::{EndReason, SceneController, StartError};
 
 /// A start this much after its time is a missed one (never made up late).
 pub const GRACE: Duration = Duration::from_secs(5);
@@ -519,12 +518,19 @@ impl ScheduleHandle {
     /// reported by [`ScheduleHandle::unsaved`], and the save is retried
     /// every 10 s while the schedule runs.
     pub fn set_paused(&self, paused: bool) -> Result<(), SaveError> {
+        // Written first and switched after, under the save lock: whoever
+        // sees the new switch finds it on disk too (or the failure in
+        // `unsaved`), and no retry writes the old value in between.
+        let mut unsaved = self.inner.unsaved.lock().unwrap();
+        let r = self.save(paused);
         let was = self.inner.paused.swap(paused, Ordering::SeqCst);
         if was != paused {
             info!(target: "schedule", "Schedule {}", if paused { "paused" } else { "resumed" });
         }
+        Self::note_save(&mut unsaved, &r);
+        drop(unsaved);
         self.inner.changed.notify_one();
-        self.save_now()
+        r
     }
 
     /// Why the pause switch is not on disk, while it is not.
@@ -539,7 +545,13 @@ impl ScheduleHandle {
         // an older value never overwrites a newer one.
         let mut unsaved = self.inner.unsaved.lock().unwrap();
         let r = self.save(self.paused());
-        match &r {
+        Self::note_save(&mut unsaved, &r);
+        r
+    }
+
+    /// Remembers a failed save (logged when it is new), forgets it on success.
+    fn note_save(unsaved: &mut Option<SaveError>, r: &Result<(), SaveError>) {
+        match r {
             Ok(()) => {
                 if unsaved.take().is_some() {
                     info!(target: "schedule", "The schedule's pause state is saved again");
@@ -552,7 +564,6 @@ impl ScheduleHandle {
                 *unsaved = Some(e.clone());
             }
         }
-        r
     }
 
     fn save(&self, paused: bool) -> Result<(), SaveError> {
@@ -613,9 +624,10 @@ impl ScheduleHandle {
         });
     }
 
-    /// Starts what is due until `cancel`. Only starts planned after this
-    /// call are made: what was due while the daemon was down stays missed.
-    pub async fn run(self, scenes: SceneController, cancel: CancellationToken) {
+    /// Starts what is due through `shows` until `cancel`. Only starts
+    /// planned after this call are made: what was due while the daemon was
+    /// down stays missed.
+    pub async fn run(self, shows: impl Shows, cancel: CancellationToken) {
         let wall = self.inner.wall.clone();
         let s = &self.inner.schedule;
         let mut last = wall.now();
@@ -625,7 +637,7 @@ impl ScheduleHandle {
         loop {
             let now = wall.now();
             for p in s.between(last, now) {
-                self.fire(&scenes, p, now).await;
+                self.fire(&shows, p, now).await;
             }
             // A clock set back does not replay what already ran.
             if now > last {
@@ -649,7 +661,7 @@ impl ScheduleHandle {
         }
     }
 
-    async fn fire(&self, scenes: &SceneController, p: Planned, now: Timestamp) {
+    async fn fire(&self, shows: &impl Shows, p: Planned, now: Timestamp) {
         let late = now.duration_since(p.instant).unsigned_abs();
         let what = format!("{} `{}` at {}", kind_word(p.kind), p.scene, p.at);
         if late > GRACE {
@@ -667,28 +679,49 @@ impl ScheduleHandle {
             return;
         }
         if p.kind == Kind::Closing
-            && let Some(running) = scenes.status()
+            && let Some(running) = shows.running()
         {
-            info!(target: "schedule", "Schedule: closing time: stopping `{}`", running.name);
-            scenes.request_stop(EndReason::Stopped);
-            let _ = tokio::time::timeout(Duration::from_secs(30), scenes.wait_idle()).await;
+            info!(target: "schedule", "Schedule: closing time: stopping `{running}`");
+            let _ =
+                tokio::time::timeout(Duration::from_secs(30), shows.stop(kind_word(p.kind))).await;
         }
-        match scenes.start_from(&p.scene, &format!("schedule ({})", kind_word(p.kind))) {
+        match shows.start(&p.scene, kind_word(p.kind)) {
             Ok(()) => {
                 info!(target: "schedule", "Schedule: started {what}");
                 self.record(p, "started", String::new());
             }
-            Err(StartError::AlreadyRunning(r)) => {
+            Err(Refused::Busy(r)) => {
                 let detail = format!("scene `{r}` is running (never two shows at once)");
                 warn!(target: "schedule", "Schedule: skipped {what}: {detail}");
                 self.record(p, "skipped", detail);
             }
-            Err(e) => {
+            Err(Refused::Failed(e)) => {
                 warn!(target: "schedule", "Schedule: cannot start {what}: {e}");
-                self.record(p, "failed", e.to_string());
+                self.record(p, "failed", e);
             }
         }
     }
+}
+
+/// What the schedule asks of the room. The room answers through its front
+/// door (`room::Command`); the schedule never touches the scenes itself.
+pub trait Shows: Send + Sync {
+    /// The running scene, if one runs.
+    fn running(&self) -> Option<String>;
+    /// Stops the running scene (closing time, `what` is due); resolves
+    /// once its end sequence has run.
+    fn stop(&self, what: &'static str) -> impl std::future::Future<Output = ()> + Send;
+    /// Starts `scene` because `what` (`show`, `opening scene`...) is due.
+    fn start(&self, scene: &str, what: &'static str) -> Result<(), Refused>;
+}
+
+/// Why a planned start did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// This scene is running (never two shows at once).
+    Busy(String),
+    /// Anything else, in words.
+    Failed(String),
 }
 
 fn kind_word(k: Kind) -> &'static str {
@@ -749,8 +782,8 @@ mod tests {
     // --- the scheduler, on paused tokio time driving a fake wall clock ---
 
     use crate::events::EventBus;
-    use crate::scene::SceneSet;
     use crate::scene::load::{SceneContext, parse_scene};
+    use crate::scene::{SceneController, SceneSet};
     use crate::testkit::RecordingSink;
     use tokio_util::task::TaskTracker;
 
@@ -785,6 +818,23 @@ mod tests {
 
     fn at(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    /// The scheduler acting on a bare scene controller.
+    impl Shows for SceneController {
+        fn running(&self) -> Option<String> {
+            self.status().map(|s| s.name)
+        }
+        async fn stop(&self, _what: &'static str) {
+            SceneController::stop(self, crate::scene::EndReason::Stopped).await;
+        }
+        fn start(&self, scene: &str, what: &'static str) -> Result<(), Refused> {
+            self.start_from(scene, crate::origin::Origin::Schedule { what })
+                .map_err(|e| match e {
+                    crate::scene::StartError::AlreadyRunning(r) => Refused::Busy(r),
+                    e => Refused::Failed(e.to_string()),
+                })
+        }
     }
 
     /// Runs the scheduler from `from` for `hours` (paused time).
@@ -934,7 +984,7 @@ mod tests {
         );
         h.set_paused(true).unwrap();
         // Power loss at 10:16; back at 13:31.
-        c.request_stop(EndReason::Shutdown);
+        c.request_stop(crate::scene::EndReason::Shutdown);
         wall.jump(3 * 3600 + 15 * 60);
         let h2 = ScheduleHandle::new(museum(), wall.clone(), Some(state.clone()));
         assert!(h2.paused(), "the pause survives the restart");

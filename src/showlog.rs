@@ -262,7 +262,7 @@ impl ShowLog {
                 let mut r =
                     Record::new("scene_start", format!("Scene {scene} started by {origin}"));
                 r.scene = Some(scene);
-                r.origin = Some(origin);
+                r.origin = Some(origin.to_string());
                 Some(("scene", r))
             }
             Event::Scene(SceneEvent::Ended {
@@ -460,7 +460,7 @@ mod tests {
         let task = tokio::spawn(log.clone().run(bus.subscribe(), cancel.clone()));
         bus.publish(Event::Scene(SceneEvent::Started {
             scene: "intro".into(),
-            origin: "schedule (show)".into(),
+            origin: crate::origin::Origin::Schedule { what: "show" },
         }));
         // A flood of device changes: at most PER_MINUTE are written.
         for i in 0..500 {

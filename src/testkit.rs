@@ -57,3 +57,8 @@ pub fn sine_wav(secs: f32, freq: f32, amp: f32) -> Vec<u8> {
     }
     w
 }
+
+/// The origin tests act as: `roomctl play`, in this process.
+pub fn cli() -> crate::origin::Origin {
+    crate::origin::Origin::Cli { command: "play" }
+}

@@ -525,7 +525,7 @@ async fn dashboard_says_wrong_token_and_stop_needs_none() {
     assert!(!room.scenes.is_running());
 
     // The panic button works whatever the token field says.
-    room.scenes.start("intro").unwrap();
+    start(&room, "intro").await;
     br.click("#stop").await;
     br.wait_for(
         "idle",
@@ -564,8 +564,8 @@ async fn dashboard_says_wrong_token_and_stop_needs_none() {
     .await
     .expect("the command ran");
     assert!(
-        matches!(&started, roomctl::events::CommandEvent::Started { name, source, .. }
-            if name == "light_off" && source.starts_with("the dashboard")),
+        matches!(&started, roomctl::events::CommandEvent::Started { name, origin, .. }
+            if name == "light_off" && matches!(origin, roomctl::origin::Origin::Dashboard { .. })),
         "{started:?}"
     );
 
@@ -647,10 +647,15 @@ async fn dashboard_schedule_and_show_log_work_on_a_phone() {
     assert!(!room.schedule.as_ref().unwrap().paused());
 
     // The show log card: a start and its origin, the day's counts.
-    room.scenes.start_from("intro", "the front desk").unwrap();
+    room.apply(
+        roomctl::origin::Origin::dashboard("the front desk"),
+        roomctl::room::Command::StartScene("intro".into()),
+    )
+    .await
+    .unwrap();
     br.wait_for(
         "show log record",
-        "[...document.querySelectorAll('#log li')].some(li => li.textContent.includes('Scene intro started by the front desk'))",
+        "[...document.querySelectorAll('#log li')].some(li => li.textContent.includes('Scene intro started by dashboard (the front desk)'))",
         Duration::from_secs(15),
     )
     .await;

@@ -69,7 +69,7 @@ async fn retained_oversize_messages_cause_no_reconnect_storm_and_cues_stay_exact
     let (config, scenes) = site.load();
     let room = Room::start(config, scenes, Role::Daemon);
     assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
-    room.scenes.start("cues").unwrap();
+    start(&room, "cues").await;
     room.scenes.wait_idle().await;
 
     let got = collect_until(&mut seen, Duration::from_secs(10), |_| false).await;
@@ -256,7 +256,7 @@ async fn a_failback_mid_scene_sends_every_cue_exactly_once() {
     assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
     assert_eq!(room.mqtt.status().broker_priority_index, Some(2));
 
-    room.scenes.start("cues").unwrap();
+    start(&room, "cues").await;
     eventually(Duration::from_secs(5), "15 cues sent", || {
         room.scenes.status().is_some_and(|s| s.actions_done >= 15)
     })

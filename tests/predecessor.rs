@@ -124,7 +124,7 @@ async fn a_retained_action_is_published_retained() {
     let (config, scenes) = site.load();
     let room = Room::start(config, scenes, Role::Daemon);
     assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
-    room.scenes.start("SceneV01").unwrap();
+    start(&room, "SceneV01").await;
     eventually(Duration::from_secs(5), "the actions sent", || {
         room.mqtt.stats().messages_published >= 2
     })
@@ -175,7 +175,7 @@ async fn firmware_answering_on_topic_feedback_is_named_as_the_likely_cause() {
     // The daemon says it in healthz (and so on the dashboard).
     let room = Room::start(config, scenes, Role::Daemon);
     assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
-    room.scenes.start("show").unwrap();
+    start(&room, "show").await;
     let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let stop_web = CancellationToken::new();

@@ -220,7 +220,7 @@ async fn stuck_delivery_makes_health_unhealthy() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
-    room.scenes.start("a").unwrap();
+    start(&room, "a").await;
     let (took, issues) = until_unhealthy(&s, Duration::from_secs(5)).await;
     assert!(
         issues.iter().any(|i| i.contains("delivery stuck")),

@@ -8,8 +8,9 @@ use std::time::Duration;
 use common::*;
 use roomctl::broker::Mosquitto;
 use roomctl::mqtt::PublishOptions;
+use roomctl::origin::Origin;
 use roomctl::registry::Presence;
-use roomctl::room::{Role, Room};
+use roomctl::room::{Command, Reply, Role, Room};
 use roomctl::simulate;
 use tokio_util::sync::CancellationToken;
 
@@ -239,9 +240,12 @@ async fn concurrent_reloads_coalesce() {
         "name: extra\nactions: [{at: 0, topic: room1/x, message: 'ON'}]\n",
     )
     .unwrap();
-    let all = futures::future::join_all((0..8).map(|_| room.reload_coalesced())).await;
-    for r in &all {
-        let r = r.as_ref().expect("a good config reloads");
+    let reload = || room.apply(Origin::Signal { name: "SIGHUP" }, Command::Reload);
+    let all = futures::future::join_all((0..8).map(|_| reload())).await;
+    for r in all {
+        let Ok(Reply::Reloaded(r)) = r else {
+            panic!("a good config reloads: {r:?}")
+        };
         assert!(r.scenes.contains(&"extra".to_string()), "{r:?}");
     }
     let ran = room.reloads_run() - before;

@@ -244,7 +244,7 @@ async fn failover_mid_scene_loses_no_cue_and_feedback_follows(kind: Kind) {
     assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
     fleet_ready(&fleet).await;
 
-    room.scenes.start("long").unwrap();
+    start(&room, "long").await;
     let mut seen = BTreeSet::new();
     let before_freeze = collect_until(&mut on_a, Duration::from_secs(5), |got| {
         got.last().is_some_and(|m| text(m) == "C14")
@@ -397,7 +397,7 @@ async fn feedback_ok_timeout_and_error(kind: Kind) {
     .await;
 
     let mut events = room.events.subscribe();
-    room.scenes.start("fb").unwrap();
+    start(&room, "fb").await;
     room.scenes.wait_idle().await;
     eventually(Duration::from_secs(3), "feedback", || {
         room.feedback.pending_count() == 0
@@ -628,7 +628,7 @@ impl Churn {
         let room = Room::start(config, scenes, Role::Daemon);
         assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
         let dark = DarkMeter::start(&room);
-        room.scenes.start("churn").unwrap();
+        start(&room, "churn").await;
         let started = Instant::now();
         Churn {
             kind,

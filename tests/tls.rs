@@ -81,7 +81,7 @@ async fn tls_with_a_client_certificate_and_a_password() {
         "{:?}",
         room.mqtt.status()
     );
-    room.scenes.start("show").unwrap();
+    start(&room, "show").await;
     let got = collect_until(&mut seen, Duration::from_secs(5), |g| {
         g.iter().any(|m| m.topic == "room1/steam")
     })
@@ -213,7 +213,7 @@ async fn failover_from_a_tls_primary_to_a_plain_backup_and_back() {
         },
     )
     .await;
-    room.scenes.start("show").unwrap();
+    start(&room, "show").await;
     let got = collect_until(&mut on_backup, Duration::from_secs(5), |g| {
         g.iter().any(|m| m.topic == "room1/steam")
     })

@@ -197,7 +197,7 @@ async fn status_devices_feedback_health_and_metrics_with_a_real_broker() {
     assert_eq!(h["status"], "healthy", "{h}");
     assert_eq!(h["issues"], serde_json::json!([]));
 
-    room.scenes.start("intro").unwrap();
+    start(&room, "intro").await;
     eventually(Duration::from_secs(3), "feedback", || {
         room.feedback.stats().ok == 1
     })
@@ -326,9 +326,9 @@ async fn server_sent_events_stream_scene_and_feedback() {
         }
     };
     next(&mut text, "event: hello").await;
-    room.scenes.start("intro").unwrap();
+    start(&room, "intro").await;
     next(&mut text, "\"event\":\"started\"").await;
-    assert!(text.contains("event: scene\ndata: {\"type\":\"scene\",\"data\":{\"event\":\"started\",\"scene\":\"intro\",\"origin\":\"API\"}}"), "{text}");
+    assert!(text.contains("event: scene\ndata: {\"type\":\"scene\",\"data\":{\"event\":\"started\",\"scene\":\"intro\",\"origin\":\"CLI (roomctl play)\"}}"), "{text}");
     room.feedback.track(
         "room1/light",
         "ON",

@@ -16,7 +16,8 @@ use super::run::serve_until;
 use crate::broker::Mosquitto;
 use crate::check;
 use crate::config::{BrokerConfig, Config};
-use crate::room::{Role, Room};
+use crate::origin::Origin;
+use crate::room::{Command, Role, Room};
 use crate::simulate::{self, SimOptions};
 use crate::systemd::shutdown_signal;
 
@@ -193,7 +194,8 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
             _ = async {
                 if r.mqtt.wait_connected(Duration::from_secs(10)).await {
                     tokio::time::sleep(Duration::from_secs(2)).await;
-                    if let Err(e) = r.scenes.start_from("intro", "demo") {
+                    let start = r.apply(Origin::Cli { command: "demo" }, Command::StartScene("intro".into()));
+                    if let Err(e) = start.await {
                         warn!(target: "daemon", "demo: {e}");
                     }
                 }

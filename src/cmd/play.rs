@@ -16,7 +16,8 @@ use crate::check;
 use crate::config::secs3;
 use crate::events::Event;
 use crate::feedback::{FeedbackRecord, Outcome};
-use crate::room::{Role, Room};
+use crate::origin::Origin;
+use crate::room::{Command, Role, Room};
 use crate::scene::{EndReason, SceneEvent};
 
 /// The tally of one run.
@@ -89,9 +90,12 @@ async fn report_run(
     let mut events = room.events.subscribe();
     let t0 = Instant::now();
     let since = crate::mqtt::unix_now();
-    room.scenes
-        .start_from(scene, "CLI (roomctl play)")
-        .context("cannot start scene")?;
+    room.apply(
+        Origin::Cli { command: "play" },
+        Command::StartScene(scene.to_string()),
+    )
+    .await
+    .context("cannot start scene")?;
     let mut tally = Tally::default();
     let mut ended = false;
     let mut line = |t: Duration, text: String, j: serde_json::Value| -> std::io::Result<()> {

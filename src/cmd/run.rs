@@ -11,7 +11,8 @@ use tokio::net::TcpListener;
 use tracing::{error, info, warn};
 
 use crate::check;
-use crate::room::{Role, Room};
+use crate::origin::Origin;
+use crate::room::{Command, Reply, Role, Room};
 use crate::systemd;
 use crate::web::{self, AppState};
 
@@ -136,11 +137,10 @@ pub async fn serve_until(
         tokio::select! {
             _ = &mut signal => break,
             _ = hup.recv() => {
-                info!(target: "daemon", "SIGHUP: reloading scenes and config");
                 systemd::reloading();
-                let status = match room.reload_coalesced().await {
-                    Ok(r) => format!("room {} running, {} scene(s)", room.config.room, r.scenes.len()),
-                    Err(_) => format!("room {} running; the last reload failed (see the log)", room.config.room),
+                let status = match room.apply(Origin::Signal { name: "SIGHUP" }, Command::Reload).await {
+                    Ok(Reply::Reloaded(r)) => format!("room {} running, {} scene(s)", room.config.room, r.scenes.len()),
+                    _ => format!("room {} running; the last reload failed (see the log)", room.config.room),
                 };
                 systemd::ready(&status);
             }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 use tracing::{info, warn};
 
-use super::{Room, Rules, subscriptions};
+use super::{Live, Room, Rules, subscriptions};
 use crate::check;
 use crate::diag::{Diagnostic, Diagnostics};
 
@@ -103,12 +103,15 @@ impl Room {
         for f in subscriptions(&config, &report.scenes, &self.feedback, self.role) {
             let _ = self.mqtt.subscribe(f);
         }
-        *self.rules.write().unwrap() = Rules::of(&config);
-        *self.cue_timeout.write().unwrap() = config.feedback.timeout;
         let names: Vec<String> = report.scenes.names().map(String::from).collect();
         let commands: Vec<String> = report.scenes.commands().map(|c| c.name.clone()).collect();
+        // Scenes first: a new rule never names a scene not loaded yet.
         self.scenes.replace_scenes(report.scenes);
-        self.set_problems(problems.clone());
+        self.live.send_replace(Live {
+            rules: Rules::of(&config),
+            cue_timeout: config.feedback.timeout,
+            problems: problems.clone(),
+        });
         info!(target: "daemon", "Reloaded {}: {} scene(s){}", old.file.display(), names.len(),
             if problems.is_empty() { String::new() } else { format!(", {} file(s) with errors", problems.len()) });
         for p in &problems {

@@ -4,199 +4,29 @@
 //! JSON (or YAML) array of `{"topic", "message", "timestamp"}`, `timestamp`
 //! being seconds from the start of the run.
 //!
-//! This module owns the model, the loader (positions for every error) and
-//! [`CommandRunner`], which fires a file's steps at their offsets through the
-//! same [`ActionSink`] as scene cues (so published commands are tracked for
-//! feedback), alongside whatever scene runs. A running command is cancelled
-//! by *Stop — all off* and at shutdown.
+//! This module owns [`CommandRunner`], which fires a file's steps at their
+//! offsets through the same [`ActionSink`] as scene cues (so published
+//! commands are tracked for feedback), alongside whatever scene runs. A
+//! running command is cancelled by *Stop — all off* and at shutdown. The
+//! files themselves are read by `scene::load` (`load/command_file.rs`).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use serde_saphyr::Spanned;
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
-use super::load::{Builder, RawItem, SceneContext};
-use super::{Action, ActionSink, SceneController};
+pub use super::load::{CommandFile, CommandSummary, Step};
+use super::{ActionSink, SceneController};
 use crate::clock::after;
-use crate::config::Dur;
-use crate::diag::{Diagnostic, Diagnostics, Pos};
 use crate::events::{CommandEvent, Event, EventBus};
-
-/// The folder of command files, in `scenes.dir` and in a room folder
-/// (`scenes.dir/<room>/commands`).
-pub const COMMANDS_DIR: &str = "commands";
+use crate::origin::Origin;
 
 /// How many command files may run at once.
 pub const MAX_RUNNING: usize = 16;
-
-/// One step of a command file.
-#[derive(Debug, Clone)]
-pub struct Step {
-    /// Offset from the start of the run (`timestamp`).
-    pub at: Duration,
-    /// What it does.
-    pub action: Action,
-}
-
-/// A command file.
-#[derive(Debug, Clone)]
-pub struct CommandFile {
-    /// Its name: the file name without extension.
-    pub name: String,
-    /// Where it was loaded from.
-    pub file: PathBuf,
-    /// Sorted by `at` (equal offsets keep file order).
-    pub steps: Vec<Step>,
-}
-
-/// What `/api/commands` shows.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct CommandSummary {
-    /// Its name.
-    pub name: String,
-    /// How many steps.
-    pub steps: usize,
-    /// Seconds from the first to the last step.
-    pub duration: f64,
-    /// The topics it sends to, in order, without repeats.
-    pub topics: Vec<String>,
-    /// It is running now.
-    pub running: bool,
-}
-
-impl CommandFile {
-    /// Seconds from start to the last step.
-    pub fn duration(&self) -> Duration {
-        self.steps.last().map(|s| s.at).unwrap_or_default()
-    }
-
-    /// For `/api/commands`.
-    pub fn summary(&self, running: bool) -> CommandSummary {
-        let mut topics: Vec<String> = Vec::new();
-        for s in &self.steps {
-            if !topics.contains(&s.action.topic) {
-                topics.push(s.action.topic.clone());
-            }
-        }
-        CommandSummary {
-            name: self.name.clone(),
-            steps: self.steps.len(),
-            duration: self.duration().as_secs_f64(),
-            topics,
-            running,
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct RawStep {
-    #[serde(alias = "at")]
-    timestamp: Option<Spanned<Dur>>,
-    action: Option<Spanned<String>>,
-    topic: Option<Spanned<String>>,
-    message: Option<Spanned<String>>,
-    timeout: Option<Spanned<Dur>>,
-    retain: Option<Spanned<bool>>,
-}
-
-/// Whether `text` is an array at its top (a command file rather than a
-/// scene).
-pub fn is_command_text(text: &str) -> bool {
-    matches!(
-        serde_saphyr::from_str::<super::load::Shape>(text),
-        Ok(super::load::Shape::Seq)
-    )
-}
-
-/// Parses a command file. Ok carries warnings; Err carries errors and
-/// warnings.
-pub fn parse_command(
-    text: &str,
-    path: &Path,
-    ctx: &SceneContext,
-) -> Result<(CommandFile, Diagnostics), (Diagnostics, Diagnostics)> {
-    let raw: Spanned<Vec<Spanned<RawStep>>> = serde_saphyr::from_str(text).map_err(|e| {
-        (
-            Diagnostics::from(Diagnostic::from_yaml(path, &e)),
-            Diagnostics::default(),
-        )
-    })?;
-    let name = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut b = Builder::new(path, ctx);
-    let mut warnings = Diagnostics::default();
-    super::load::unknown_step_keys(text, path, &mut warnings, &mut b.errors);
-    if !crate::topic::is_plain_level(&name) {
-        b.err(
-            Pos::UNKNOWN,
-            format!("command name `{name}` (the file name) must not contain '/', '+', '#'"),
-        );
-    }
-    if raw.value.is_empty() {
-        warnings.push(Diagnostic::new(
-            path,
-            Pos::of(&raw),
-            "warning: the command file is an empty list; running it does nothing",
-        ));
-    }
-    let mut steps = Vec::new();
-    for item in raw.value {
-        let pos = Pos::of(&item);
-        let at = match &item.value.timestamp {
-            Some(t) => b.time(t, "timestamp"),
-            None => Duration::ZERO,
-        };
-        let RawStep {
-            action,
-            topic,
-            message,
-            timeout,
-            retain,
-            ..
-        } = item.value;
-        let as_item = Spanned::new(
-            RawItem {
-                action,
-                topic,
-                message,
-                timeout,
-                retain,
-                ..RawItem::default()
-            },
-            item.referenced,
-            item.defined,
-        );
-        if let Some(action) = b.action(&as_item, "a command file") {
-            steps.push(Step { at, action });
-        } else {
-            debug_assert!(!b.errors.is_empty(), "a refused step at {pos:?} says why");
-        }
-    }
-    steps.sort_by_key(|s| s.at);
-    warnings.extend(std::mem::take(&mut b.warnings));
-    if b.errors.is_empty() {
-        Ok((
-            CommandFile {
-                name,
-                file: path.to_path_buf(),
-                steps,
-            },
-            warnings,
-        ))
-    } else {
-        Err((b.errors, warnings))
-    }
-}
 
 /// Why a command did not run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -270,8 +100,8 @@ impl CommandRunner {
         v
     }
 
-    /// Starts command `name`; `source` says who asked (for the log).
-    pub fn run(&self, name: &str, source: &str) -> Result<(), RunError> {
+    /// Starts command `name`; `origin` says who asked (for the log).
+    pub fn run(&self, name: &str, origin: Origin) -> Result<(), RunError> {
         let name = name.trim();
         let cmd = self
             .inner
@@ -291,13 +121,13 @@ impl CommandRunner {
             }
             running.insert(cmd.name.clone(), (id, cancel.clone()));
         }
-        info!(target: "scene", "Command {} run from {source}: {} step(s) over {:.1}s",
+        info!(target: "scene", "Command {} run from {origin}: {} step(s) over {:.1}s",
             cmd.name, cmd.steps.len(), cmd.duration().as_secs_f64());
         self.inner
             .events
             .publish(Event::Command(CommandEvent::Started {
                 name: cmd.name.clone(),
-                source: source.to_string(),
+                origin,
                 steps: cmd.steps.len(),
             }));
         let me = self.clone();
@@ -377,7 +207,10 @@ impl Drop for Done {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scene::{ActionKind, SceneSet};
+    use crate::scene::load::{SceneContext, is_command_text, parse_command};
+    use crate::scene::{Action, ActionKind, SceneSet};
+    use std::path::Path;
+    use std::time::Duration;
 
     fn ctx() -> SceneContext {
         SceneContext {
@@ -513,13 +346,13 @@ mod tests {
         let (r, rec, events, tasks) = runner(THREE);
         let mut ev = events.subscribe();
         *rec.t0.lock().unwrap() = Some(Instant::now());
-        r.run("light_off", "test").unwrap();
+        r.run("light_off", crate::testkit::cli()).unwrap();
         assert_eq!(
-            r.run("light_off", "test"),
+            r.run("light_off", crate::testkit::cli()),
             Err(RunError::AlreadyRunning("light_off".into()))
         );
         assert_eq!(
-            r.run("nope", "test"),
+            r.run("nope", crate::testkit::cli()),
             Err(RunError::NotFound("nope".into()))
         );
         assert_eq!(r.running(), ["light_off"]);
@@ -548,7 +381,7 @@ mod tests {
             })
         ));
         // Free again.
-        r.run("light_off", "test").unwrap();
+        r.run("light_off", crate::testkit::cli()).unwrap();
         tasks.close();
         tokio::time::sleep(Duration::from_secs(6)).await;
         tasks.wait().await;
@@ -558,7 +391,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn stop_cancels_the_steps_not_yet_sent() {
         let (r, rec, _events, _tasks) = runner(THREE);
-        r.run("light_off", "test").unwrap();
+        r.run("light_off", crate::testkit::cli()).unwrap();
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert_eq!(r.cancel_all(), 1);
         tokio::time::sleep(Duration::from_secs(10)).await;

@@ -24,6 +24,7 @@ use super::runner::{Progress, RunEnd, Runner, Waiting};
 use super::{ActionSink, EndReason, SceneEvent, SceneInput, SceneRef, SceneSet, Trigger};
 use crate::events::{Event, EventBus};
 use crate::mqtt::unix_now;
+use crate::origin::Origin;
 use crate::ratelog::{LogLimit, RateLog};
 use crate::{ratelog, topic};
 
@@ -244,14 +245,9 @@ impl SceneController {
         *self.inner.scenes.write().unwrap() = scenes;
     }
 
-    /// Starts `name` unless another scene is running.
-    pub fn start(&self, name: &str) -> Result<(), StartError> {
-        self.start_from(name, "API")
-    }
-
-    /// [`SceneController::start`], saying what started it (for the show
-    /// log: `dashboard (…)`, `schedule`, `trigger …`, `MQTT …`, `CLI`).
-    pub fn start_from(&self, name: &str, origin: &str) -> Result<(), StartError> {
+    /// Starts `name` unless another scene is running; `origin` is what
+    /// asked (for the show log, the logs and the event stream).
+    pub fn start_from(&self, name: &str, origin: Origin) -> Result<(), StartError> {
         let scene = self
             .inner
             .scenes
@@ -287,7 +283,7 @@ impl SceneController {
         info!(target: "scene", "Scene {} started ({origin})", scene.name);
         self.inner.events.publish(Event::Scene(SceneEvent::Started {
             scene: scene.name.clone(),
-            origin: origin.to_string(),
+            origin,
         }));
         let runner = self.inner.tasks.spawn(
             Runner {
@@ -471,12 +467,15 @@ mod tests {
     async fn natural_end_runs_on_stop_then_all_off() {
         let rec = Arc::new(Rec::default());
         let c = controller(rec.clone(), vec![intro()]);
-        c.start("intro").unwrap();
+        c.start_from("intro", crate::testkit::cli()).unwrap();
         assert_eq!(
-            c.start("intro"),
+            c.start_from("intro", crate::testkit::cli()),
             Err(StartError::AlreadyRunning("intro".into()))
         );
-        assert_eq!(c.start("nope"), Err(StartError::NotFound("nope".into())));
+        assert_eq!(
+            c.start_from("nope", crate::testkit::cli()),
+            Err(StartError::NotFound("nope".into()))
+        );
         tokio::time::sleep(Duration::from_secs(1)).await;
         let st = c.status().unwrap();
         assert_eq!(
@@ -499,7 +498,7 @@ mod tests {
             ]
         );
         assert!(!c.is_running());
-        c.start("intro").unwrap();
+        c.start_from("intro", crate::testkit::cli()).unwrap();
     }
 
     #[tokio::test(start_paused = true)]
@@ -507,7 +506,7 @@ mod tests {
         let rec = Arc::new(Rec::default());
         let c = controller(rec.clone(), vec![intro()]);
         let mut events = c.inner.events.subscribe();
-        c.start("intro").unwrap();
+        c.start_from("intro", crate::testkit::cli()).unwrap();
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(c.stop(EndReason::Stopped).await, Some("intro".into()));
         assert_eq!(
@@ -555,7 +554,7 @@ mod tests {
         .0;
         let c = controller(sink.clone(), vec![bomb, intro()]);
         let mut events = c.inner.events.subscribe();
-        c.start("bomb").unwrap();
+        c.start_from("bomb", crate::testkit::cli()).unwrap();
         tokio::time::timeout(Duration::from_secs(60), c.wait_idle())
             .await
             .expect("the crashed scene never ended");
@@ -576,7 +575,7 @@ mod tests {
             "{ended:?}"
         );
         // The next start works.
-        c.start("intro").unwrap();
+        c.start_from("intro", crate::testkit::cli()).unwrap();
         assert_eq!(c.stop(EndReason::Stopped).await, Some("intro".into()));
     }
 
@@ -593,7 +592,7 @@ mod tests {
         .0;
         let rec = Arc::new(Rec::default());
         let c = controller(rec.clone(), vec![waiting]);
-        c.start("w").unwrap();
+        c.start_from("w", crate::testkit::cli()).unwrap();
         // A burst of other rooms' replies and media ends the scene cannot
         // use, far more than its input queue holds, without yielding.
         for i in 0..10 * INPUT_CAPACITY {

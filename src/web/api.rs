@@ -11,9 +11,12 @@ use super::{AppError, AppState};
 use crate::feedback::{FeedbackRecord, FeedbackStats};
 use crate::media::MediaStatus;
 use crate::mqtt::{ConnectionStatus, Stats, unix_now};
+use crate::origin::Origin;
 use crate::registry::{DeviceCounts, DeviceView};
-use crate::scene::{CommandSummary, EndReason, RunError, SceneStatus, SceneSummary, StartError};
+use crate::room::{Command, Player, ReloadReport, Reply, ScheduleAction, Volume};
+use crate::scene::{CommandSummary, SceneStatus, SceneSummary};
 use crate::schedule::ScheduleView;
+use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 
 #[derive(Serialize)]
@@ -88,31 +91,41 @@ pub async fn start_scene(
     Path(name): Path<String>,
     parts: axum::http::request::Parts,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let from = super::peer(&parts.extensions);
-    match s.room.scenes.start_from(
-        &name,
-        &format!("dashboard ({})", super::peer(&parts.extensions)),
-    ) {
-        Ok(()) => {
-            info!(target: "web", "Scene {name} started from the dashboard ({from})");
-            Ok(Json(serde_json::json!({"started": name})))
-        }
-        Err(e @ StartError::NotFound(_)) => Err(AppError::NotFound(e.to_string())),
-        Err(e @ StartError::AlreadyRunning(_)) => {
-            info!(target: "web", "Start of {name} from {from} refused: {e}");
-            Err(AppError::Conflict(e.to_string()))
+    let from = origin(&parts);
+    match s.room.apply(from.clone(), Command::StartScene(name)).await {
+        Ok(Reply::Started { scene }) => Ok(Json(serde_json::json!({"started": scene}))),
+        Ok(r) => Err(unexpected(r)),
+        Err(e) => {
+            info!(target: "web", "Start refused for {from}: {e}");
+            Err(e.into())
         }
     }
 }
 
+/// `POST /api/stop`: Stop — all off; answers once the end sequence ran.
 pub async fn stop_scene(
     State(s): State<AppState>,
     parts: axum::http::request::Parts,
-) -> Json<serde_json::Value> {
-    info!(target: "web", "Stop — all off from the dashboard ({})", super::peer(&parts.extensions));
-    let commands = s.room.commands.cancel_all();
-    let stopped = s.room.scenes.stop(EndReason::Stopped).await;
-    Json(serde_json::json!({"stopped": stopped, "commands_cancelled": commands}))
+) -> Result<Json<serde_json::Value>, AppError> {
+    match s.room.apply(origin(&parts), Command::Stop).await? {
+        Reply::Stopped {
+            scene,
+            commands_cancelled,
+        } => Ok(Json(
+            serde_json::json!({"stopped": scene, "commands_cancelled": commands_cancelled}),
+        )),
+        r => Err(unexpected(r)),
+    }
+}
+
+/// The dashboard or API client that sent `parts`.
+fn origin(parts: &axum::http::request::Parts) -> Origin {
+    Origin::dashboard(super::peer(&parts.extensions))
+}
+
+/// A reply of another kind than the command's: a bug, reported as one.
+fn unexpected(r: Reply) -> AppError {
+    AppError::Conflict(format!("unexpected reply {r:?}"))
 }
 
 /// `GET /api/commands`: the command files.
@@ -126,16 +139,16 @@ pub async fn run_command(
     Path(name): Path<String>,
     parts: axum::http::request::Parts,
 ) -> Result<(StatusCode, Json<serde_json::Value>), AppError> {
-    let from = format!("the dashboard ({})", super::peer(&parts.extensions));
-    match s.room.commands.run(&name, &from) {
-        Ok(()) => Ok((
+    let from = origin(&parts);
+    match s.room.apply(from.clone(), Command::RunCommand(name)).await {
+        Ok(Reply::CommandStarted { name }) => Ok((
             StatusCode::ACCEPTED,
             Json(serde_json::json!({"started": name})),
         )),
-        Err(e @ RunError::NotFound(_)) => Err(AppError::NotFound(e.to_string())),
+        Ok(r) => Err(unexpected(r)),
         Err(e) => {
-            info!(target: "web", "Command {name} from {from} refused: {e}");
-            Err(AppError::Conflict(e.to_string()))
+            info!(target: "web", "Command refused for {from}: {e}");
+            Err(e.into())
         }
     }
 }
@@ -157,31 +170,15 @@ pub async fn schedule_control(
     Path(action): Path<String>,
     parts: axum::http::request::Parts,
 ) -> Result<Json<ScheduleView>, AppError> {
-    let h = s
+    let action: ScheduleAction = action.parse()?;
+    match s
         .room
-        .schedule
-        .as_ref()
-        .ok_or_else(|| AppError::NotFound("no schedule is configured".into()))?;
-    let pause = match action.as_str() {
-        "pause" => true,
-        "resume" => false,
-        _ => {
-            return Err(AppError::NotFound(format!(
-                "no schedule action `{}` (pause or resume)",
-                action.chars().take(32).collect::<String>()
-            )));
-        }
-    };
-    info!(target: "web", "Schedule {action} from the dashboard ({})", super::peer(&parts.extensions));
-    // Paused or resumed now even when it could not be saved: the caller
-    // is told it will not survive a restart (the schedule logs it).
-    h.set_paused(pause).map_err(|e| {
-        AppError::NotSaved(format!(
-            "{}d now, but not saved: {e}. It holds until the daemon restarts; saving is retried every 10 s",
-            action
-        ))
-    })?;
-    Ok(Json(h.view(10)))
+        .apply(origin(&parts), Command::Schedule(action))
+        .await?
+    {
+        Reply::Schedule(view) => Ok(Json(*view)),
+        r => Err(unexpected(r)),
+    }
 }
 
 /// `GET /api/control/channels`: every channel the scenes use, with their
@@ -197,32 +194,26 @@ pub struct SendBody {
     message: String,
 }
 
-fn control_error(e: crate::room::ControlError) -> AppError {
-    use crate::room::ControlError as E;
-    match e {
-        E::UnknownChannel(_) | E::NoDevice(_) => AppError::NotFound(e.to_string()),
-        E::BadMessage(_) => AppError::BadRequest(e.to_string()),
-        E::Send(_) => AppError::Conflict(e.to_string()),
-    }
-}
-
 /// `POST /api/control/send` `{"topic", "message"}` (token): sent now,
 /// tracked for feedback like a cue (the result arrives as a `feedback`
 /// event and in `/api/feedback`). 202.
 pub async fn control_send(
     State(s): State<AppState>,
     parts: axum::http::request::Parts,
-    Json(b): Json<SendBody>,
+    body: Result<Json<SendBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), AppError> {
-    let t = s
-        .room
-        .send_manual(&b.topic, &b.message)
-        .map_err(control_error)?;
-    info!(target: "web", "Manual {} = {} from the dashboard ({})", b.topic, b.message.chars().take(64).collect::<String>(), super::peer(&parts.extensions));
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(serde_json::json!({"id": t.id, "feedback_topic": t.feedback_topic})),
-    ))
+    let Json(b) = body?;
+    let send = Command::Send {
+        topic: b.topic,
+        message: b.message,
+    };
+    match s.room.apply(origin(&parts), send).await? {
+        Reply::Sent { id, feedback_topic } => Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({"id": id, "feedback_topic": feedback_topic})),
+        )),
+        r => Err(unexpected(r)),
+    }
 }
 
 /// `POST /api/control/devices/{id}/test` (token): resends the device's last
@@ -230,8 +221,16 @@ pub async fn control_send(
 pub async fn control_test(
     State(s): State<AppState>,
     Path(id): Path<String>,
+    parts: axum::http::request::Parts,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let r = s.room.test_device(&id).await.map_err(control_error)?;
+    let r = match s
+        .room
+        .apply(origin(&parts), Command::TestDevice(id.clone()))
+        .await?
+    {
+        Reply::Tested(r) => r,
+        r => return Err(unexpected(r)),
+    };
     Ok(Json(serde_json::json!({
         "device": id,
         "topic": r.command_topic,
@@ -251,34 +250,36 @@ pub struct VolumeBody {
 /// `POST /api/control/volume` `{"volume": 0..1}` (token): master volume.
 pub async fn control_volume(
     State(s): State<AppState>,
-    Json(b): Json<VolumeBody>,
+    parts: axum::http::request::Parts,
+    body: Result<Json<VolumeBody>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    if !(0.0..=1.0).contains(&b.volume) {
-        return Err(AppError::BadRequest(format!(
-            "volume {} is not between 0 and 1",
-            b.volume
-        )));
+    let Json(b) = body?;
+    let volume = Volume::new(b.volume)?;
+    match s
+        .room
+        .apply(origin(&parts), Command::Volume(volume))
+        .await?
+    {
+        Reply::Volume(v) => Ok(Json(serde_json::json!({"volume": v.get()}))),
+        r => Err(unexpected(r)),
     }
-    s.room
-        .media
-        .audio(crate::media::AudioCommand::Volume { volume: b.volume });
-    Ok(Json(serde_json::json!({"volume": b.volume})))
 }
 
 /// `POST /api/control/audio/stop`, `/api/control/video/stop` (token).
 pub async fn control_media_stop(
     State(s): State<AppState>,
     Path(player): Path<String>,
+    parts: axum::http::request::Parts,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    match player.as_str() {
-        "audio" => s
-            .room
-            .media
-            .audio(crate::media::AudioCommand::Stop { file: None }),
-        "video" => s.room.media.video(crate::media::VideoCommand::Stop),
-        _ => return Err(AppError::NotFound("audio or video".into())),
+    let player: Player = player.parse()?;
+    match s
+        .room
+        .apply(origin(&parts), Command::StopMedia(player))
+        .await?
+    {
+        Reply::MediaStopped(p) => Ok(Json(serde_json::json!({"stopped": p}))),
+        r => Err(unexpected(r)),
     }
-    Ok(Json(serde_json::json!({"stopped": player})))
 }
 
 /// `?since=<unix time>&limit=N` for the show log.
@@ -370,18 +371,10 @@ pub async fn show_log_today(
 pub async fn reload(
     State(s): State<AppState>,
     parts: axum::http::request::Parts,
-) -> axum::response::Response {
-    info!(target: "web", "Reload requested from the dashboard ({})", super::peer(&parts.extensions));
-    match s.room.reload_coalesced().await {
-        Ok(report) => Json(report).into_response(),
-        Err(errors) => (
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            Json(serde_json::json!({
-                "error": "the config does not load; the running config stays",
-                "errors": errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            })),
-        )
-            .into_response(),
+) -> Result<Json<ReloadReport>, AppError> {
+    match s.room.apply(origin(&parts), Command::Reload).await? {
+        Reply::Reloaded(report) => Ok(Json(*report)),
+        r => Err(unexpected(r)),
     }
 }
 

@@ -41,7 +41,7 @@ use tracing::info;
 use crate::config::Secret;
 use crate::ratelog;
 use crate::ratelog::{LogLimit, RateLog};
-use crate::room::Room;
+use crate::room::{Room, RoomError};
 
 #[derive(RustEmbed)]
 #[folder = "static/"]
@@ -78,7 +78,7 @@ impl AppState {
         }
     }
 
-    /// Also serves `site` (a [`crate::site::Site`] router) under `/site`.
+    /// Also serves `site` (the router of `roomctl site`) under `/site`.
     pub fn with_site(mut self, site: Router) -> Self {
         self.site = Some(site);
         self
@@ -305,18 +305,35 @@ pub enum AppError {
     #[error("{0}")]
     /// 507: done in memory, but it could not be written to disk.
     NotSaved(String),
+    /// The room refused a command (404, 409, 400, 507 or 422 by kind).
+    #[error(transparent)]
+    Room(#[from] RoomError),
+    /// A JSON body that does not parse or has the wrong shape (its own
+    /// 4xx), in the same `{"error": ...}` shape as every other error.
+    #[error("{}", .0.body_text())]
+    Body(#[from] axum::extract::rejection::JsonRejection),
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = match &self {
-            AppError::NotFound(_) => StatusCode::NOT_FOUND,
-            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::NotFound(_) | AppError::Room(RoomError::NotFound(_)) => StatusCode::NOT_FOUND,
+            AppError::Conflict(_) | AppError::Room(RoomError::Conflict(_)) => StatusCode::CONFLICT,
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::NotSaved(_) => StatusCode::INSUFFICIENT_STORAGE,
+            AppError::BadRequest(_) | AppError::Room(RoomError::BadRequest(_)) => {
+                StatusCode::BAD_REQUEST
+            }
+            AppError::NotSaved(_) | AppError::Room(RoomError::NotSaved(_)) => {
+                StatusCode::INSUFFICIENT_STORAGE
+            }
+            AppError::Room(RoomError::Reload(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Body(r) => r.status(),
         };
-        let mut r = (status, axum::Json(json!({"error": self.to_string()}))).into_response();
+        let mut body = json!({"error": self.to_string()});
+        if let AppError::Room(RoomError::Reload(errors)) = &self {
+            body["errors"] = errors.iter().map(ToString::to_string).collect();
+        }
+        let mut r = (status, axum::Json(body)).into_response();
         if matches!(self, AppError::Unauthorized(_)) {
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -591,3 +591,14 @@ pub fn password_file(dir: &std::path::Path, user: &str, password: &str) -> std::
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     path
 }
+
+/// Starts `scene` through the room's front door, as `roomctl play` does.
+pub async fn start(room: &roomctl::room::Room, scene: &str) {
+    let cli = roomctl::origin::Origin::Cli { command: "play" };
+    if let Err(e) = room
+        .apply(cli, roomctl::room::Command::StartScene(scene.into()))
+        .await
+    {
+        panic!("cannot start scene {scene}: {e}");
+    }
+}

@@ -1,0 +1,393 @@
+//! The room's one front door: every way of acting on a room is a
+//! [`Command`] with the [`Origin`] that asked, applied by [`Room::apply`].
+//! The edges (HTTP, the MQTT router, the schedule, the CLI) build a command
+//! and say who they are; what each command does, in which order, and how
+//! it is logged is written once, here.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use super::{ControlError, ReloadReport, Room};
+use crate::diag::Diagnostics;
+use crate::events::FeedbackRecord;
+use crate::media::{AudioCommand, VideoCommand};
+use crate::origin::Origin;
+use crate::ratelog;
+use crate::scene::{EndReason, RunError, StartError};
+use crate::schedule::{Refused, SaveError, ScheduleView, Shows};
+
+/// Something to do to a room.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Start this scene (never two at once).
+    StartScene(String),
+    /// Start `scenes.default`, or the only scene there is.
+    StartDefaultScene,
+    /// Stop — all off: the running scene ends with its end sequence,
+    /// running command files are cancelled; with nothing running,
+    /// everything is switched off anyway (the panic button).
+    Stop,
+    /// Run this command file.
+    RunCommand(String),
+    /// Pause or resume the opening-hours schedule (kept across restarts).
+    Schedule(ScheduleAction),
+    /// Send `message` on `topic` (a channel the scenes use) by hand,
+    /// feedback-tracked like a cue.
+    Send {
+        /// A channel the scenes or command files use.
+        topic: String,
+        /// What to send.
+        message: String,
+    },
+    /// Resend a device's last command and wait for its reply.
+    TestDevice(String),
+    /// Set the master volume.
+    Volume(Volume),
+    /// Stop one media player.
+    StopMedia(Player),
+    /// Read the config and the scenes again.
+    Reload,
+}
+
+impl std::fmt::Display for Command {
+    /// The command in words, for log lines (`MQTT roomctl/room1/scene/stop:
+    /// stop — all off`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let short = |s: &str| s.chars().take(64).collect::<String>();
+        match self {
+            Command::StartScene(n) => write!(f, "start scene {:?}", short(n)),
+            Command::StartDefaultScene => f.write_str("start the default scene"),
+            Command::Stop => f.write_str("stop — all off"),
+            Command::RunCommand(n) => write!(f, "run command {:?}", short(n)),
+            Command::Schedule(ScheduleAction::Pause) => f.write_str("pause the schedule"),
+            Command::Schedule(ScheduleAction::Resume) => f.write_str("resume the schedule"),
+            Command::Send { topic, message } => {
+                write!(f, "send {} = {:?}", short(topic), short(message))
+            }
+            Command::TestDevice(id) => write!(f, "test device {:?}", short(id)),
+            Command::Volume(v) => write!(f, "volume {:.2}", v.get()),
+            Command::StopMedia(Player::Audio) => f.write_str("stop audio"),
+            Command::StopMedia(Player::Video) => f.write_str("stop video"),
+            Command::Reload => f.write_str("reload"),
+        }
+    }
+}
+
+/// What [`Command::Schedule`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduleAction {
+    /// Planned starts are skipped until resumed.
+    Pause,
+    /// Planned starts happen again.
+    Resume,
+}
+
+impl std::str::FromStr for ScheduleAction {
+    type Err = RoomError;
+
+    /// `pause` or `resume`, in any case.
+    fn from_str(s: &str) -> Result<Self, RoomError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "pause" => Ok(ScheduleAction::Pause),
+            "resume" => Ok(ScheduleAction::Resume),
+            _ => Err(RoomError::NotFound(format!(
+                "no schedule action `{}` (pause or resume)",
+                s.chars().take(32).collect::<String>()
+            ))),
+        }
+    }
+}
+
+/// A master volume, 0 (silent) to 1 (full).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Volume(f32);
+
+impl Volume {
+    /// `v` if it is between 0 and 1.
+    pub fn new(v: f32) -> Result<Volume, RoomError> {
+        if (0.0..=1.0).contains(&v) {
+            Ok(Volume(v))
+        } else {
+            Err(RoomError::BadRequest(format!(
+                "volume {v} is not between 0 and 1"
+            )))
+        }
+    }
+
+    /// The value.
+    pub fn get(self) -> f32 {
+        self.0
+    }
+}
+
+/// One of the room's media players.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Player {
+    /// rodio.
+    Audio,
+    /// mpv.
+    Video,
+}
+
+impl std::str::FromStr for Player {
+    type Err = RoomError;
+
+    fn from_str(s: &str) -> Result<Self, RoomError> {
+        match s {
+            "audio" => Ok(Player::Audio),
+            "video" => Ok(Player::Video),
+            _ => Err(RoomError::NotFound("audio or video".into())),
+        }
+    }
+}
+
+/// What a command did.
+#[derive(Debug)]
+pub enum Reply {
+    /// The scene started.
+    Started {
+        /// Its name.
+        scene: String,
+    },
+    /// Stop — all off is done: the scene's end sequence has run.
+    Stopped {
+        /// The scene that was stopped, if one ran.
+        scene: Option<String>,
+        /// How many command files were cancelled.
+        commands_cancelled: usize,
+    },
+    /// The command file runs.
+    CommandStarted {
+        /// Its name.
+        name: String,
+    },
+    /// The schedule after the change.
+    Schedule(Box<ScheduleView>),
+    /// The message is on its way; its result comes as a feedback event.
+    Sent {
+        /// The feedback record's id.
+        id: u64,
+        /// Where the reply is expected.
+        feedback_topic: String,
+    },
+    /// The device answered (or did not, within the timeout).
+    Tested(Box<FeedbackRecord>),
+    /// The master volume is set.
+    Volume(Volume),
+    /// The player is stopped.
+    MediaStopped(Player),
+    /// The reload is done.
+    Reloaded(Box<ReloadReport>),
+}
+
+/// Why a command was refused. Reads as a sentence; the HTTP edge maps
+/// each kind to a status once.
+#[derive(Debug, thiserror::Error)]
+pub enum RoomError {
+    /// There is no such scene, command, device, channel or schedule.
+    #[error("{0}")]
+    NotFound(String),
+    /// It cannot be done now (a scene is running, the outbox is full...).
+    #[error("{0}")]
+    Conflict(String),
+    /// The request itself is wrong.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The schedule changed now but could not be saved.
+    #[error("{0}")]
+    NotSaved(String),
+    /// The config does not load; the running config stays.
+    #[error("the config does not load; the running config stays")]
+    Reload(Diagnostics),
+}
+
+impl From<StartError> for RoomError {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::NotFound(_) => RoomError::NotFound(e.to_string()),
+            StartError::AlreadyRunning(_) => RoomError::Conflict(e.to_string()),
+        }
+    }
+}
+
+impl From<RunError> for RoomError {
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::NotFound(_) => RoomError::NotFound(e.to_string()),
+            RunError::AlreadyRunning(_) | RunError::Busy => RoomError::Conflict(e.to_string()),
+        }
+    }
+}
+
+impl From<ControlError> for RoomError {
+    fn from(e: ControlError) -> Self {
+        match e {
+            ControlError::UnknownChannel(_) | ControlError::NoDevice(_) => {
+                RoomError::NotFound(e.to_string())
+            }
+            ControlError::BadMessage(_) => RoomError::BadRequest(e.to_string()),
+            ControlError::Send(_) => RoomError::Conflict(e.to_string()),
+        }
+    }
+}
+
+/// The rest of a command's work (see [`Room::apply`]).
+pub type Completion = Pin<Box<dyn Future<Output = Result<Reply, RoomError>> + Send>>;
+
+fn done(r: Result<Reply, RoomError>) -> Completion {
+    Box::pin(std::future::ready(r))
+}
+
+impl Room {
+    /// Does `command` for `origin`. What switches something (start, stop,
+    /// run, schedule, send, volume, media stop) has happened when this
+    /// returns, so commands from one edge take effect in the order they
+    /// were applied; the returned future finishes the rest (a stopped
+    /// scene's end sequence, a device's answer, a reload) and may be
+    /// awaited, spawned or dropped.
+    pub fn apply(&self, origin: Origin, command: Command) -> Completion {
+        // One line per command, whoever asked, bounded against a flood.
+        ratelog!(
+            self.command_log,
+            info,
+            "daemon",
+            "commands",
+            "{origin}: {command}"
+        );
+        match command {
+            Command::StartScene(name) => done(self.start_scene(&name, origin)),
+            Command::StartDefaultScene => done(
+                self.default_scene()
+                    .ok_or_else(|| {
+                        RoomError::NotFound(
+                            "no scenes.default is configured and there is more than one scene"
+                                .into(),
+                        )
+                    })
+                    .and_then(|name| self.start_scene(&name, origin)),
+            ),
+            Command::Stop => {
+                let commands_cancelled = self.commands.cancel_all();
+                let scene = self.scenes.request_stop(EndReason::Stopped);
+                let scenes = self.scenes.clone();
+                Box::pin(async move {
+                    scenes.wait_idle().await;
+                    Ok(Reply::Stopped {
+                        scene,
+                        commands_cancelled,
+                    })
+                })
+            }
+            Command::RunCommand(name) => done(
+                self.commands
+                    .run(&name, origin)
+                    .map(|()| Reply::CommandStarted {
+                        name: name.trim().to_string(),
+                    })
+                    .map_err(RoomError::from),
+            ),
+            Command::Schedule(action) => done(self.schedule_action(action)),
+            Command::Send { topic, message } => done(
+                self.send_manual(&topic, &message)
+                    .map(|t| Reply::Sent {
+                        id: t.id,
+                        feedback_topic: t.feedback_topic,
+                    })
+                    .map_err(RoomError::from),
+            ),
+            Command::TestDevice(id) => {
+                let room = self.clone();
+                Box::pin(async move {
+                    let r = room.test_device(&id).await?;
+                    Ok(Reply::Tested(Box::new(r)))
+                })
+            }
+            Command::Volume(v) => {
+                self.media.audio(AudioCommand::Volume { volume: v.get() });
+                done(Ok(Reply::Volume(v)))
+            }
+            Command::StopMedia(p) => {
+                match p {
+                    Player::Audio => self.media.audio(AudioCommand::Stop { file: None }),
+                    Player::Video => self.media.video(VideoCommand::Stop),
+                }
+                done(Ok(Reply::MediaStopped(p)))
+            }
+            Command::Reload => {
+                let room = self.clone();
+                Box::pin(async move {
+                    room.reload_coalesced()
+                        .await
+                        .map(|r| Reply::Reloaded(Box::new(r)))
+                        .map_err(RoomError::Reload)
+                })
+            }
+        }
+    }
+
+    fn start_scene(&self, name: &str, origin: Origin) -> Result<Reply, RoomError> {
+        // Names are looked up in the loaded scene list, never used as paths.
+        let name = name.trim();
+        self.scenes.start_from(name, origin)?;
+        Ok(Reply::Started {
+            scene: name.to_string(),
+        })
+    }
+
+    /// `scenes.default`, or with exactly one scene, that one.
+    fn default_scene(&self) -> Option<String> {
+        if let Some(d) = self.live().rules.default_scene.clone() {
+            return Some(d);
+        }
+        let scenes = self.scenes.scenes();
+        let mut names = scenes.names();
+        match (names.next(), names.next()) {
+            (Some(n), None) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    fn schedule_action(&self, action: ScheduleAction) -> Result<Reply, RoomError> {
+        let s = self
+            .schedule
+            .as_ref()
+            .ok_or_else(|| RoomError::NotFound("no schedule is configured".into()))?;
+        let (pause, word) = match action {
+            ScheduleAction::Pause => (true, "paused"),
+            ScheduleAction::Resume => (false, "resumed"),
+        };
+        // Holds in memory even when it cannot be saved: the caller is told
+        // it will not survive a restart (the schedule logs it and retries).
+        s.set_paused(pause).map_err(|e: SaveError| {
+            RoomError::NotSaved(format!(
+                "{word} now, but not saved: {e}. It holds until the daemon restarts; saving is retried every 10 s"
+            ))
+        })?;
+        Ok(Reply::Schedule(Box::new(s.view(10))))
+    }
+}
+
+/// The schedule's view of the room: its starts and its closing-time stop
+/// go through [`Room::apply`] like every other edge's.
+pub(super) struct ScheduledShows(pub(super) Room);
+
+impl Shows for ScheduledShows {
+    fn running(&self) -> Option<String> {
+        self.0.scenes.status().map(|s| s.name)
+    }
+
+    async fn stop(&self, what: &'static str) {
+        let _ = self.0.apply(Origin::Schedule { what }, Command::Stop).await;
+    }
+
+    fn start(&self, scene: &str, what: &'static str) -> Result<(), Refused> {
+        match self.0.start_scene(scene, Origin::Schedule { what }) {
+            Ok(_) => Ok(()),
+            Err(RoomError::Conflict(_)) => Err(Refused::Busy(
+                self.running().unwrap_or_else(|| "another".into()),
+            )),
+            Err(e) => Err(Refused::Failed(e.to_string())),
+        }
+    }
+}

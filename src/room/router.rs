@@ -1,0 +1,501 @@
+//! The message router (seed 004 `mqtt_message_handler`): every incoming MQTT
+//! message comes through here and goes to the device registry, the feedback
+//! tracker, the running scene (`mqttMessage` transitions) or, for control
+//! topics and triggers, becomes a [`Command`] for the room's front door.
+//! Which command a message means is a pure function ([`control`]), tested
+//! without a broker. Nothing from the network can make it panic: bad input
+//! is logged with the reason and dropped.
+
+use std::sync::{Arc, Mutex};
+
+use futures::FutureExt;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::Live;
+use super::command::{Command, Completion, RoomError, ScheduleAction};
+use crate::config::{Config, Topics, TriggerConfig};
+use crate::feedback::{FeedbackTracker, Handled};
+use crate::mqtt::InMessage;
+use crate::origin::Origin;
+use crate::ratelog;
+use crate::ratelog::{LogLimit, RateLog};
+use crate::registry::Registry;
+use crate::scene::{SceneController, SceneInput};
+use crate::topic::{self, device_channels_id, device_id};
+
+/// At most 64 characters of something from the network, for a log line.
+fn short(s: &str) -> String {
+    let mut out: String = s.chars().take(64).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// Where a message went (for tests and debug logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `devices/<id>/status`: to the registry.
+    Device,
+    /// A reply on a feedback topic.
+    Feedback,
+    /// A control topic or a trigger: a command for the room.
+    Command,
+    /// Only offered to the running scene.
+    Scene,
+    /// Bad input, and why.
+    Rejected(String),
+}
+
+/// Which duties the router has: the daemon does all, `roomctl play` only
+/// tracks devices and feedback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouterMode {
+    /// The room's controller: every duty.
+    Daemon,
+    /// `roomctl play`: devices and feedback only.
+    Observer,
+}
+
+/// What starts scenes: part of the room's reloadable snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    /// `scenes.default`: started by `ROOM/scene = START`.
+    pub default_scene: Option<String>,
+    /// `triggers:`.
+    pub triggers: Vec<TriggerConfig>,
+}
+
+impl Rules {
+    /// The rules `config` asks for.
+    pub fn of(config: &Config) -> Self {
+        Rules {
+            default_scene: config.scenes.default.clone(),
+            triggers: config.triggers.clone(),
+        }
+    }
+}
+
+/// The command a live (not retained) message on `topic` means, if any:
+/// `Err` when it is a control topic with a payload that means nothing.
+pub fn control(
+    topics: &Topics,
+    rules: &Rules,
+    topic: &str,
+    payload: &str,
+) -> Option<Result<(Origin, Command), String>> {
+    let p = payload.trim();
+    let from = || Origin::mqtt(topic);
+    if topic == topics.scene_start() || topic == topics.compat_start_scene() {
+        return Some(Ok((from(), Command::StartScene(p.to_string()))));
+    }
+    if topic == topics.command_run() {
+        return Some(Ok((from(), Command::RunCommand(p.to_string()))));
+    }
+    if topic == topics.schedule_control() {
+        return Some(
+            p.parse::<ScheduleAction>()
+                .map(|a| (from(), Command::Schedule(a)))
+                .map_err(|_| format!("expected pause or resume, not {:?}", short(p))),
+        );
+    }
+    if topic == topics.scene_stop() {
+        return Some(Ok((from(), Command::Stop)));
+    }
+    if topic == topics.compat_scene() {
+        return Some(if p.eq_ignore_ascii_case("START") {
+            Ok((from(), Command::StartDefaultScene))
+        } else if p.eq_ignore_ascii_case("STOP") {
+            Ok((from(), Command::Stop))
+        } else {
+            Err(format!("expected START or STOP, not {:?}", short(p)))
+        });
+    }
+    rules
+        .triggers
+        .iter()
+        .find(|t| {
+            topic::matches(&t.topic, topic)
+                && t.payload.as_ref().is_none_or(|want| want.trim() == p)
+        })
+        .map(|t| Ok((Origin::trigger(topic), Command::StartScene(t.scene.clone()))))
+}
+
+/// Hands a command to the room.
+pub type Apply = Arc<dyn Fn(Origin, Command) -> Completion + Send + Sync>;
+
+/// Routes incoming messages (see the module docs).
+pub struct Router {
+    /// Warnings caused by what arrives from the network, rate-limited.
+    log: Mutex<RateLog>,
+    mode: RouterMode,
+    topics: Topics,
+    live: watch::Receiver<Live>,
+    registry: Registry,
+    feedback: FeedbackTracker,
+    scenes: SceneController,
+    apply: Apply,
+}
+
+impl Router {
+    /// A router for `config` with the given duties, handing commands to
+    /// `apply` under the rules in `live`.
+    pub fn new(
+        config: &Config,
+        mode: RouterMode,
+        registry: Registry,
+        feedback: FeedbackTracker,
+        scenes: SceneController,
+        live: watch::Receiver<Live>,
+        apply: Apply,
+    ) -> Self {
+        Router {
+            log: Mutex::new(RateLog::new(LogLimit::default())),
+            mode,
+            topics: config.topics(),
+            live,
+            registry,
+            feedback,
+            scenes,
+            apply,
+        }
+    }
+
+    /// Routes messages from `rx` until `cancel` fires or the channel closes.
+    pub async fn run(self, mut rx: mpsc::Receiver<InMessage>, cancel: CancellationToken) {
+        // Sums up what the rate limit left out, even when the flood stopped.
+        let mut summary = tokio::time::interval(LogLimit::default().window);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = summary.tick() => {
+                    for s in self.log.lock().unwrap().flush(tokio::time::Instant::now()) {
+                        warn!(target: "mqtt_handler", "{} more `{}` warning(s) in the last minute were not logged", s.count, s.source);
+                    }
+                }
+                m = rx.recv() => match m {
+                    Some(m) => { self.handle(&m); }
+                    None => return,
+                },
+            }
+        }
+    }
+
+    /// Routes one message. Never panics.
+    pub fn handle(&self, m: &InMessage) -> Route {
+        let Ok(payload) = std::str::from_utf8(&m.payload) else {
+            ratelog!(
+                self.log,
+                warn,
+                "mqtt_handler",
+                "non-UTF-8 payloads",
+                "Ignoring non-UTF-8 payload on {} ({} bytes)",
+                short(&m.topic),
+                m.payload.len()
+            );
+            return Route::Rejected("payload is not UTF-8".into());
+        };
+        let topic = m.topic.as_str();
+
+        if let Some(id) = device_channels_id(topic) {
+            return match self.registry.announce_channels(id, payload) {
+                Ok(_) => Route::Device,
+                Err(e) => {
+                    ratelog!(
+                        self.log,
+                        warn,
+                        "mqtt_devices",
+                        "device status",
+                        "Ignoring {}: {e}",
+                        short(topic)
+                    );
+                    Route::Rejected(e.to_string())
+                }
+            };
+        }
+        if let Some(id) = device_id(topic) {
+            debug!(target: "mqtt_handler", "{topic} -> device registry");
+            return match self.registry.update(id, payload) {
+                Ok(_) => Route::Device,
+                Err(e) => {
+                    ratelog!(
+                        self.log,
+                        warn,
+                        "mqtt_devices",
+                        "device status",
+                        "Ignoring {}: {e}",
+                        short(topic)
+                    );
+                    Route::Rejected(e.to_string())
+                }
+            };
+        }
+
+        // Retained messages are old news: they must not confirm a command,
+        // start a scene or move one on when the daemon (re)subscribes.
+        if m.retain {
+            debug!(target: "mqtt_handler", "Ignoring retained message on {topic}");
+            return Route::Rejected("retained".into());
+        }
+
+        // Every live message may matter to the running scene's transitions.
+        self.scenes.input(SceneInput::Mqtt {
+            topic: topic.to_string(),
+            payload: payload.to_string(),
+        });
+
+        match self.feedback.handle(topic, payload) {
+            Handled::NotFeedback => {}
+            Handled::Confirmed(_) | Handled::Unmatched => return Route::Feedback,
+            Handled::Elsewhere {
+                command_topic,
+                expected,
+            } => {
+                ratelog!(
+                    self.log,
+                    warn,
+                    "mqtt_feedback",
+                    "feedback elsewhere",
+                    "Reply to {command_topic} arrived on {topic}, but feedback.topic expects it on {expected}: it confirms nothing"
+                );
+                return Route::Feedback;
+            }
+            Handled::Invalid(e) => {
+                ratelog!(
+                    self.log,
+                    warn,
+                    "mqtt_feedback",
+                    "feedback payloads",
+                    "Ignoring payload on {topic}: {e}"
+                );
+                return Route::Rejected(e.to_string());
+            }
+        }
+
+        if self.mode == RouterMode::Observer {
+            return Route::Scene;
+        }
+        let command = control(&self.topics, &self.live.borrow().rules, topic, payload);
+        match command {
+            Some(Ok((origin, command))) => {
+                self.hand_over(origin, command);
+                Route::Command
+            }
+            Some(Err(why)) => {
+                ratelog!(
+                    self.log,
+                    warn,
+                    "mqtt_handler",
+                    "control",
+                    "Ignoring {}: {why}",
+                    short(topic)
+                );
+                Route::Rejected(why)
+            }
+            None => {
+                debug!(target: "mqtt_handler", "No handler for {topic}");
+                Route::Scene
+            }
+        }
+    }
+
+    /// Applies a command from the network. What it switches happens now;
+    /// of its completion only a refusal matters here (a stop's end
+    /// sequence runs on without the router).
+    fn hand_over(&self, origin: Origin, command: Command) {
+        let refused = match (self.apply)(origin, command).now_or_never() {
+            Some(Err(e)) => e,
+            _ => return,
+        };
+        match refused {
+            RoomError::Conflict(e) => {
+                ratelog!(self.log, info, "mqtt_handler", "control", "Not done: {e}")
+            }
+            e => ratelog!(
+                self.log,
+                warn,
+                "mqtt_handler",
+                "control",
+                "Not done: {}",
+                short(&e.to_string())
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FeedbackTopic;
+    use crate::events::EventBus;
+    use crate::scene::SceneSet;
+    use bytes::Bytes;
+    use std::path::Path;
+    use std::time::Duration;
+
+    use crate::testkit::RecordingSink as Rec;
+
+    fn config() -> Config {
+        Config::parse(
+            "room: room1\nmqtt: {brokers: [{broker: h}]}\nscenes: {default: intro}\ntriggers:\n  - {topic: room1/button, payload: pressed, scene: outro}\n  - {topic: room1/any/+, scene: any}\n",
+            Path::new("c.yaml"),
+            &|_| None,
+        )
+        .unwrap()
+    }
+
+    type Applied = Arc<Mutex<Vec<(Origin, Command)>>>;
+
+    fn router() -> (Router, Applied, Registry, FeedbackTracker) {
+        let cfg = config();
+        let bus = EventBus::new(64);
+        let scenes = SceneController::new(
+            SceneSet::new([]),
+            Arc::new(Rec::default()),
+            bus.clone(),
+            tokio_util::task::TaskTracker::new(),
+        );
+        let registry = Registry::new(Duration::from_secs(60), bus.clone());
+        let feedback = FeedbackTracker::new(
+            FeedbackTopic::new("{prefix}/status").unwrap(),
+            "room1",
+            10,
+            bus,
+        );
+        let applied = Applied::default();
+        let log = applied.clone();
+        let apply: Apply = Arc::new(move |o, c| {
+            log.lock().unwrap().push((o, c));
+            Box::pin(std::future::ready(Err(RoomError::Conflict("busy".into()))))
+        });
+        let (_tx, live) = watch::channel(Live::of(&cfg));
+        let r = Router::new(
+            &cfg,
+            RouterMode::Daemon,
+            registry.clone(),
+            feedback.clone(),
+            scenes,
+            live,
+            apply,
+        );
+        (r, applied, registry, feedback)
+    }
+
+    fn msg(topic: &str, payload: &[u8]) -> InMessage {
+        InMessage {
+            topic: topic.into(),
+            payload: Bytes::copy_from_slice(payload),
+            retain: false,
+        }
+    }
+
+    #[test]
+    fn control_topics_and_triggers_become_commands() {
+        let cfg = config();
+        let (topics, rules) = (cfg.topics(), Rules::of(&cfg));
+        let c = |t: &str, p: &str| control(&topics, &rules, t, p);
+        let mqtt = |t: &str| Origin::mqtt(t);
+        let start = |n: &str| Command::StartScene(n.into());
+        let t = "roomctl/room1/scene/start";
+        assert_eq!(c(t, " intro\n"), Some(Ok((mqtt(t), start("intro")))));
+        let t = "room1/start_scene";
+        assert_eq!(c(t, "outro"), Some(Ok((mqtt(t), start("outro")))));
+        let t = "roomctl/room1/scene/stop";
+        assert_eq!(c(t, ""), Some(Ok((mqtt(t), Command::Stop))));
+        let t = "room1/scene";
+        assert_eq!(
+            c(t, "start"),
+            Some(Ok((mqtt(t), Command::StartDefaultScene)))
+        );
+        assert_eq!(c(t, "STOP"), Some(Ok((mqtt(t), Command::Stop))));
+        assert!(matches!(c(t, "DANCE"), Some(Err(e)) if e.contains("START or STOP")));
+        let t = "roomctl/room1/command/run";
+        assert_eq!(
+            c(t, "reset"),
+            Some(Ok((mqtt(t), Command::RunCommand("reset".into()))))
+        );
+        let t = "roomctl/room1/schedule";
+        assert_eq!(
+            c(t, "Pause"),
+            Some(Ok((mqtt(t), Command::Schedule(ScheduleAction::Pause))))
+        );
+        assert!(matches!(c(t, "later"), Some(Err(e)) if e.contains("pause or resume")));
+        assert_eq!(
+            c("room1/button", "pressed"),
+            Some(Ok((Origin::trigger("room1/button"), start("outro"))))
+        );
+        assert_eq!(c("room1/button", "released"), None);
+        assert_eq!(
+            c("room1/any/x", "whatever"),
+            Some(Ok((Origin::trigger("room1/any/x"), start("any"))))
+        );
+        assert_eq!(c("room1/sensor", "23.5"), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn routes_devices_feedback_and_commands() {
+        let (r, applied, registry, feedback) = router();
+        assert_eq!(
+            r.handle(&msg("devices/esp32_01/status", b"online")),
+            Route::Device
+        );
+        assert_eq!(registry.connected().len(), 1);
+
+        let _t = feedback.track("room1/light", "ON", Duration::from_secs(1), None);
+        assert_eq!(r.handle(&msg("room1/status", b"OK")), Route::Feedback);
+        assert_eq!(feedback.stats().ok, 1);
+
+        assert_eq!(r.handle(&msg("room1/button", b"pressed")), Route::Command);
+        assert_eq!(
+            r.handle(&msg("roomctl/room1/scene/stop", b"")),
+            Route::Command
+        );
+        assert_eq!(r.handle(&msg("room1/sensor", b"1")), Route::Scene);
+        let applied = applied.lock().unwrap();
+        assert_eq!(applied.len(), 2, "{applied:?}");
+        assert_eq!(applied[0].1, Command::StartScene("outro".into()));
+        assert_eq!(applied[1].1, Command::Stop);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn garbage_never_panics_or_changes_state() {
+        let (r, applied, registry, _f) = router();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("devices/esp32_01/status", vec![0xff, 0xfe, 0x00]),
+            ("devices/esp32_01/status", b"{\"json\": true}".to_vec()),
+            ("devices//status", b"online".to_vec()),
+            ("devices/a/b/status", b"online".to_vec()),
+            ("room1/status", b"\x00\x01garbage".to_vec()),
+            ("room1/status", b"{not json".to_vec()),
+            ("room1/status", vec![b'A'; 100_000]),
+            ("room1/scene", b"DANCE".to_vec()),
+            ("room1/button", b"not-pressed".to_vec()),
+            ("roomctl/room1/schedule", vec![0xc3, 0x28]),
+            ("", b"".to_vec()),
+        ];
+        for (t, p) in &cases {
+            let _ = r.handle(&msg(t, p));
+        }
+        assert!(registry.all().is_empty());
+        assert!(applied.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retained_control_messages_are_ignored() {
+        let (r, applied, registry, _f) = router();
+        let mut m = msg("roomctl/room1/scene/start", b"intro");
+        m.retain = true;
+        assert!(matches!(r.handle(&m), Route::Rejected(_)));
+        assert!(applied.lock().unwrap().is_empty());
+        let mut d = msg("devices/esp32_02/status", b"online");
+        d.retain = true;
+        assert_eq!(
+            r.handle(&d),
+            Route::Device,
+            "retained device status is how ESP32s announce"
+        );
+        assert_eq!(registry.all().len(), 1);
+    }
+}

@@ -1,0 +1,577 @@
+//! Building the model from the raw form: every check, every error with its
+//! position.
+
+use super::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_saphyr::Spanned;
+
+// ---------------------------------------------------------------------------
+// Building the model
+// ---------------------------------------------------------------------------
+
+pub(crate) struct Builder<'a> {
+    file: &'a Path,
+    ctx: &'a SceneContext,
+    topics: Topics,
+    pub(crate) errors: Diagnostics,
+    /// What loads but does not act (also kept on the scene).
+    pub(crate) warnings: Diagnostics,
+}
+
+impl<'a> Builder<'a> {
+    pub(crate) fn new(file: &'a Path, ctx: &'a SceneContext) -> Self {
+        Builder {
+            file,
+            ctx,
+            topics: Topics::new(&ctx.room),
+            errors: Diagnostics::default(),
+            warnings: Diagnostics::default(),
+        }
+    }
+
+    pub(crate) fn err(&mut self, pos: Pos, msg: impl Into<String>) {
+        self.errors.push(Diagnostic::new(self.file, pos, msg));
+    }
+
+    pub(crate) fn warn(&mut self, pos: Pos, msg: impl Into<String>) {
+        self.warnings.push(Diagnostic::new(
+            self.file,
+            pos,
+            format!("warning: {}", msg.into()),
+        ));
+    }
+
+    /// A scene time (`at`, `duration`, `delay`): up to a day.
+    pub(crate) fn time(&mut self, d: &Spanned<Dur>, what: &str) -> Duration {
+        let r = ranges::SCENE_TIME;
+        if r.contains(d.value.0) {
+            d.value.0
+        } else {
+            self.err(Pos::of(d), r.message(what, d.value.0));
+            r.max
+        }
+    }
+
+    pub(crate) fn scene(&mut self, raw: RawScene) -> Scene {
+        let stem = self
+            .file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let name_src = raw.scene_id.as_ref().or(raw.name.as_ref());
+        let name = name_src.map(|s| s.value.trim().to_string()).unwrap_or(stem);
+        if !crate::topic::is_plain_level(&name) {
+            self.err(
+                name_src.map(Pos::of).unwrap_or_default(),
+                format!("scene name `{name}` must be non-empty without '/', '+', '#'"),
+            );
+        }
+        let on_stop = raw
+            .on_stop
+            .as_ref()
+            .map(|items| self.actions(items, "on_stop"))
+            .unwrap_or_default();
+
+        let (form, initial_state, states, global_events) = match (&raw.actions, &raw.states) {
+            (Some(a), Some(_)) => {
+                self.err(
+                    Pos::of(a),
+                    "a scene has either `actions` (simple form) or `states` (state machine), not both",
+                );
+                (SceneForm::Simple, String::new(), BTreeMap::new(), vec![])
+            }
+            (None, None) => {
+                self.err(
+                    Pos { line: 1, col: 1 },
+                    "scene has neither `actions` (simple form) nor `states` (state machine)",
+                );
+                (SceneForm::Simple, String::new(), BTreeMap::new(), vec![])
+            }
+            (Some(actions), None) => {
+                let state = self.simple_state(actions, raw.duration.as_ref());
+                let mut states = BTreeMap::new();
+                states.insert(SIMPLE_STATE.to_string(), state);
+                (SceneForm::Simple, SIMPLE_STATE.to_string(), states, vec![])
+            }
+            (None, Some(raw_states)) => {
+                if let Some(d) = &raw.duration {
+                    self.err(
+                        Pos::of(d),
+                        "`duration` belongs to the simple form; use a timeout transition",
+                    );
+                }
+                let names: Vec<String> = raw_states.value.keys().cloned().collect();
+                let mut states = BTreeMap::new();
+                for (n, rs) in &raw_states.value {
+                    let st = self.state(n, rs, &names);
+                    states.insert(n.clone(), st);
+                }
+                let initial = match &raw.initial_state {
+                    None => {
+                        self.err(
+                            Pos::of(raw_states),
+                            "state machine scene needs `initialState`",
+                        );
+                        String::new()
+                    }
+                    Some(i) if !raw_states.value.contains_key(&i.value) => {
+                        self.err(
+                            Pos::of(i),
+                            format!(
+                                "initialState `{}` is not one of the states ({})",
+                                i.value,
+                                names.join(", ")
+                            ),
+                        );
+                        String::new()
+                    }
+                    Some(i) => i.value.clone(),
+                };
+                if raw_states.value.is_empty() {
+                    self.err(Pos::of(raw_states), "`states` is empty");
+                }
+                let mut global = Vec::new();
+                for t in raw.global_events.iter().flatten() {
+                    if let Some(tr) = self.transition(t, &names) {
+                        if tr.trigger == Trigger::Always {
+                            self.err(
+                                Pos::of(t),
+                                "`always` cannot be a global event (it would fire in every state)",
+                            );
+                            continue;
+                        }
+                        global.push(tr);
+                    }
+                }
+                self.instant_loops(&states);
+                (SceneForm::StateMachine, initial, states, global)
+            }
+        };
+
+        Scene {
+            name,
+            description: raw.description.unwrap_or_default(),
+            file: self.file.to_path_buf(),
+            form,
+            initial_state,
+            states,
+            global_events,
+            on_stop,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// An `audioEnd` / `videoEnd` target must name a file the scene plays,
+    /// or the transition can never fire and the scene hangs there.
+    pub(crate) fn media_targets(&mut self, scene: &Scene) {
+        let mut audio = Vec::new();
+        let mut video = Vec::new();
+        for a in scene.all_actions() {
+            match &a.kind {
+                ActionKind::Audio(c) => audio.extend(c.file()),
+                ActionKind::Video(c) => video.extend(c.file()),
+                ActionKind::Mqtt => {}
+            }
+        }
+        let transitions = scene
+            .states
+            .values()
+            .flat_map(|s| s.transitions.iter())
+            .chain(scene.global_events.iter());
+        for t in transitions {
+            let (target, played, what) = match &t.trigger {
+                Trigger::AudioEnd(Some(target)) => (target, &audio, "audioEnd"),
+                Trigger::VideoEnd(Some(target)) => (target, &video, "videoEnd"),
+                _ => continue,
+            };
+            if !played.iter().any(|f| crate::media::same_media(target, f)) {
+                let plays = if played.is_empty() {
+                    "none".to_string()
+                } else {
+                    played.join(", ")
+                };
+                self.err(
+                    t.pos,
+                    format!("{what} target `{target}` is no file this scene plays (it plays: {plays}); the transition could never fire"),
+                );
+            }
+        }
+    }
+
+    /// States that hand over to each other without time passing (`always`
+    /// or a zero `timeout`, in a cycle) would run their actions in a tight
+    /// loop: an error at load time.
+    fn instant_loops(&mut self, states: &BTreeMap<String, State>) {
+        // The transition a state takes at once, if any: the first listed
+        // with no delay (that is the one the runner takes).
+        fn instant(s: &State) -> Option<&Transition> {
+            s.transitions.iter().find(|t| {
+                matches!(t.trigger, Trigger::Always)
+                    || t.trigger == Trigger::Timeout(Duration::ZERO)
+            })
+        }
+        let mut reported = std::collections::BTreeSet::new();
+        for start in states.keys() {
+            let mut path: Vec<&str> = vec![start];
+            let mut cur = start.as_str();
+            while let Some(t) = states.get(cur).and_then(instant) {
+                let Goto::State(next) = &t.goto else { break };
+                if next == END && states.get(END).and_then(instant).is_none() {
+                    break;
+                }
+                if let Some(i) = path.iter().position(|p| p == next) {
+                    let cycle: Vec<&str> = path[i..].to_vec();
+                    let mut key = cycle.clone();
+                    key.sort();
+                    if reported.insert(key) {
+                        let pos = instant(&states[cycle[0]])
+                            .map(|t| t.pos)
+                            .unwrap_or_default();
+                        let mut names: Vec<String> =
+                            cycle.iter().map(|n| format!("`{n}`")).collect();
+                        names.push(format!("`{}`", cycle[0]));
+                        self.err(
+                            pos,
+                            format!(
+                                "states {} hand over to each other without time passing (always / zero timeout): the scene would loop forever",
+                                names.join(" -> ")
+                            ),
+                        );
+                    }
+                    break;
+                }
+                path.push(next);
+                cur = next;
+            }
+        }
+    }
+
+    /// `actions:` → one state whose timeline is the list, ending after
+    /// `duration` (default: the last `at`).
+    fn simple_state(
+        &mut self,
+        items: &Spanned<Vec<Spanned<RawItem>>>,
+        duration: Option<&Spanned<Dur>>,
+    ) -> State {
+        let timeline = self.timeline(
+            &items.value,
+            "actions",
+            "action needs `at` (seconds from scene start)",
+        );
+        let last = timeline.last().map(|c| c.at).unwrap_or_default();
+        let end = match duration.map(|d| (d, self.time(d, "duration"))) {
+            Some((d, end)) if end < last => {
+                self.err(
+                    Pos::of(d),
+                    format!(
+                        "duration {:.3}s is before the last action at {:.3}s",
+                        end.as_secs_f64(),
+                        last.as_secs_f64()
+                    ),
+                );
+                last
+            }
+            Some((_, end)) => end,
+            None => last,
+        };
+        State {
+            name: SIMPLE_STATE.to_string(),
+            timeline,
+            transitions: vec![Transition {
+                trigger: Trigger::Timeout(end),
+                goto: Goto::End,
+                pos: duration.map(Pos::of).unwrap_or_default(),
+            }],
+            ..State::default()
+        }
+    }
+
+    /// Timed items (`at` + one action or a group), sorted by `at`; equal
+    /// times keep file order.
+    fn timeline(&mut self, items: &[Spanned<RawItem>], what: &str, missing_at: &str) -> Vec<Cue> {
+        let mut timeline = Vec::new();
+        for item in items {
+            let Some(at) = &item.value.at else {
+                self.err(Pos::of(item), missing_at);
+                continue;
+            };
+            if let Some(actions) = self.item_actions(item, what) {
+                let at = self.time(at, "at");
+                timeline.push(Cue { at, actions });
+            }
+        }
+        timeline.sort_by_key(|c| c.at);
+        timeline
+    }
+
+    fn state(&mut self, name: &str, rs: &Spanned<RawState>, names: &[String]) -> State {
+        let r = &rs.value;
+        let on_enter = r
+            .on_enter
+            .as_ref()
+            .map(|v| self.actions(v, "onEnter"))
+            .unwrap_or_default();
+        let on_exit = r
+            .on_exit
+            .as_ref()
+            .map(|v| self.actions(v, "onExit"))
+            .unwrap_or_default();
+        let timeline = self.timeline(
+            r.timeline.as_deref().unwrap_or_default(),
+            "timeline",
+            "timeline item needs `at` (seconds from entering the state)",
+        );
+        let mut transitions = Vec::new();
+        for t in r.transitions.iter().flatten() {
+            if let Some(tr) = self.transition(t, names) {
+                transitions.push(tr);
+            }
+        }
+        State {
+            name: name.to_string(),
+            description: r.description.clone().unwrap_or_default(),
+            on_enter,
+            on_exit,
+            timeline,
+            transitions,
+        }
+    }
+
+    /// A list of plain actions (onEnter, onExit, on_stop).
+    fn actions(&mut self, items: &[Spanned<RawItem>], what: &str) -> Vec<Action> {
+        let mut out = Vec::new();
+        for item in items {
+            if let Some(at) = &item.value.at {
+                self.err(
+                    Pos::of(at),
+                    format!("`at` has no meaning in {what}; use a timeline"),
+                );
+            }
+            if let Some(a) = self.item_actions(item, what) {
+                out.extend(a);
+            }
+        }
+        out
+    }
+
+    /// An item is one action or a group `{actions: [...]}`.
+    fn item_actions(&mut self, item: &Spanned<RawItem>, what: &str) -> Option<Vec<Action>> {
+        let r = &item.value;
+        if let Some(group) = &r.actions {
+            if r.topic.is_some() || r.message.is_some() || r.action.is_some() {
+                self.err(
+                    Pos::of(item),
+                    "an item has either `actions: [...]` or one action, not both",
+                );
+                return None;
+            }
+            let mut out = Vec::new();
+            for a in group {
+                if a.value.actions.is_some() {
+                    self.err(Pos::of(a), "action groups cannot be nested");
+                    continue;
+                }
+                if let Some(x) = self.action(a, what) {
+                    out.push(x);
+                }
+            }
+            return Some(out);
+        }
+        self.action(item, what).map(|a| vec![a])
+    }
+
+    pub(crate) fn action(&mut self, item: &Spanned<RawItem>, what: &str) -> Option<Action> {
+        let r = &item.value;
+        let pos = Pos::of(item);
+        let Some(message) = &r.message else {
+            self.err(pos, format!("action in {what} needs `message`"));
+            return None;
+        };
+        let msg = message.value.clone();
+        if msg.trim().is_empty() {
+            self.err(Pos::of(message), "`message` must not be empty");
+            return None;
+        }
+        let topic = r.topic.as_ref().map(|t| t.value.trim().to_string());
+        if let Some(t) = &r.topic {
+            let v = t.value.trim();
+            let problem = match crate::topic::validate_name(v) {
+                Err(e) => Some(e.to_string()),
+                Ok(()) if v.starts_with('/') || v.ends_with('/') => {
+                    Some(format!("topic `{v}` must not start or end with '/'"))
+                }
+                Ok(()) => None,
+            };
+            if let Some(p) = problem {
+                self.err(Pos::of(t), format!("{p} (a plain topic like room1/light)"));
+                return None;
+            }
+        }
+        let channel = topic
+            .as_deref()
+            .map(|t| crate::topic::channel(t).to_string());
+        let kind_name = match &r.action {
+            Some(a) => a.value.trim().to_ascii_lowercase(),
+            None => match &channel {
+                Some(c) if self.ctx.local_channels.iter().any(|l| l == c) => c.clone(),
+                Some(_) => "mqtt".into(),
+                None => {
+                    self.err(pos, "action needs `topic` (or `action: audio|video`)");
+                    return None;
+                }
+            },
+        };
+        let parse_pos = Pos::of(message);
+        let (kind, topic) = match kind_name.as_str() {
+            "mqtt" => {
+                let Some(topic) = topic else {
+                    self.err(pos, "mqtt action needs `topic`");
+                    return None;
+                };
+                (ActionKind::Mqtt, topic)
+            }
+            "audio" => match AudioCommand::parse(&msg) {
+                Ok(c) => (
+                    ActionKind::Audio(c),
+                    topic.unwrap_or_else(|| format!("{}/audio", self.ctx.room)),
+                ),
+                Err(e) => {
+                    self.err(parse_pos, e.to_string());
+                    return None;
+                }
+            },
+            "video" => match VideoCommand::parse(&msg) {
+                Ok(c) => (
+                    ActionKind::Video(c),
+                    topic.unwrap_or_else(|| format!("{}/video", self.ctx.room)),
+                ),
+                Err(e) => {
+                    self.err(parse_pos, e.to_string());
+                    return None;
+                }
+            },
+            other => {
+                let p = r.action.as_ref().map(Pos::of).unwrap_or(pos);
+                self.err(
+                    p,
+                    format!("unknown action type `{other}` (expected mqtt, audio or video)"),
+                );
+                return None;
+            }
+        };
+        let range = ranges::FEEDBACK_TIMEOUT;
+        if let Some(t) = &r.timeout
+            && !range.contains(t.value.0)
+        {
+            self.err(Pos::of(t), range.message("timeout", t.value.0));
+        }
+        if topic.len() + msg.len() + 16 > MAX_PACKET_SIZE as usize {
+            self.err(
+                Pos::of(message),
+                format!(
+                    "message is {} bytes; an MQTT packet may carry at most {} KiB",
+                    msg.len(),
+                    MAX_PACKET_SIZE / 1024
+                ),
+            );
+            return None;
+        }
+        let feedback = kind == ActionKind::Mqtt && topic != self.topics.all_stop();
+        let mut retain = r.retain.as_ref().is_some_and(|x| x.value);
+        if retain && kind != ActionKind::Mqtt {
+            retain = false;
+            self.warn(
+                r.retain.as_ref().map(Pos::of).unwrap_or(pos),
+                "`retain` has no meaning for audio/video played on the Pi (ignored)",
+            );
+        }
+        Some(Action {
+            kind,
+            topic,
+            message: msg,
+            timeout: r.timeout.as_ref().map(|t| t.value.0),
+            feedback,
+            retain,
+            pos,
+        })
+    }
+
+    fn transition(&mut self, t: &Spanned<RawTransition>, names: &[String]) -> Option<Transition> {
+        let r = &t.value;
+        let pos = Pos::of(t);
+        let Some(kind) = &r.kind else {
+            // Editors of the existing format leave such stubs behind: the
+            // scene loads, the transition can never fire.
+            let to = r
+                .goto
+                .as_ref()
+                .map(|g| format!(" (goto `{}`)", g.value.trim()))
+                .unwrap_or_default();
+            self.warn(
+                pos,
+                format!("transition without `type`{to} never fires (types: timeout, audioEnd, videoEnd, mqttMessage, always)"),
+            );
+            return None;
+        };
+        let goto = match &r.goto {
+            None => {
+                self.err(pos, "transition needs `goto` (a state name or END)");
+                return None;
+            }
+            Some(g) => {
+                let v = g.value.trim();
+                if names.iter().any(|n| n == v) {
+                    // A state named END runs its onEnter, then the scene ends.
+                    Goto::State(v.to_string())
+                } else if v.eq_ignore_ascii_case(END) {
+                    Goto::End
+                } else {
+                    self.err(
+                        Pos::of(g),
+                        format!("goto `{v}` is not a state ({}) or END", names.join(", ")),
+                    );
+                    return None;
+                }
+            }
+        };
+        let trigger = match kind.value.trim() {
+            "timeout" => match &r.delay {
+                Some(d) => Trigger::Timeout(self.time(d, "delay")),
+                None => {
+                    self.err(pos, "timeout transition needs `delay` (seconds)");
+                    return None;
+                }
+            },
+            "audioEnd" => Trigger::AudioEnd(r.target.as_ref().map(|t| t.value.trim().to_string())),
+            "videoEnd" => Trigger::VideoEnd(r.target.as_ref().map(|t| t.value.trim().to_string())),
+            "mqttMessage" => match &r.topic {
+                None => {
+                    self.err(pos, "mqttMessage transition needs `topic`");
+                    return None;
+                }
+                Some(topic) => {
+                    if let Err(e) = crate::topic::validate_filter(topic.value.trim()) {
+                        self.err(Pos::of(topic), format!("mqttMessage topic: {e}"));
+                        return None;
+                    }
+                    Trigger::MqttMessage {
+                        topic: topic.value.trim().to_string(),
+                        message: r.message.as_ref().map(|m| m.value.clone()),
+                    }
+                }
+            },
+            "always" => Trigger::Always,
+            other => {
+                self.err(
+                    Pos::of(kind),
+                    format!("unknown transition type `{other}` (expected timeout, audioEnd, videoEnd, mqttMessage or always)"),
+                );
+                return None;
+            }
+        };
+        Some(Transition { trigger, goto, pos })
+    }
+}
