@@ -9,7 +9,9 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -58,7 +60,7 @@ struct Stamp {
 
 impl ActionSink for Stamp {
     fn execute(&self, _s: &str, _a: &Action) {
-        self.t.lock().unwrap().push(Instant::now());
+        self.t.lock().push(Instant::now());
     }
     fn all_off(&self, _s: Option<&str>) {}
 }
@@ -113,7 +115,7 @@ async fn cue_timing(r: &mut Report) {
     }
     .run(rx, CancellationToken::new())
     .await;
-    let t = sink.t.lock().unwrap();
+    let t = sink.t.lock();
     let mut errs: Vec<f64> = t
         .iter()
         .enumerate()
@@ -353,7 +355,7 @@ async fn outside_subscriber(
             match ev {
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     let at = std::time::Instant::now();
-                    seen.lock().unwrap().msgs.push((
+                    seen.lock().msgs.push((
                         at,
                         port,
                         p.topic.clone(),
@@ -491,7 +493,6 @@ async fn e2e_setup(n: usize) -> E2e {
     let t = Instant::now();
     while !seen
         .lock()
-        .unwrap()
         .msgs
         .iter()
         .any(|m| m.2 == "roomctl/room1/status" && m.3 == "online")
@@ -526,7 +527,7 @@ impl E2e {
 
     async fn wait_cue(&self, i: usize, within: Duration) {
         let t = Instant::now();
-        while !arrivals(&self.seen.lock().unwrap()).contains_key(&i) {
+        while !arrivals(&self.seen.lock()).contains_key(&i) {
             if t.elapsed() > within {
                 return;
             }
@@ -548,7 +549,7 @@ async fn e2e(r: &mut Report) {
     run.wait_cue(n - 1, Duration::from_secs(n as u64 / 10 + 10))
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let by = arrivals(&run.seen.lock().unwrap());
+    let by = arrivals(&run.seen.lock());
     let lost = (0..n).filter(|i| !by.contains_key(i)).count();
     let dup: usize = by.values().map(|v| v.len() - 1).sum();
     let mut err = cue_errors(&by);
@@ -616,7 +617,7 @@ async fn e2e(r: &mut Report) {
     stop.cancel();
     let reloads = reloader.await.unwrap_or(0);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut err = cue_errors(&arrivals(&run.seen.lock().unwrap()));
+    let mut err = cue_errors(&arrivals(&run.seen.lock()));
     let p99 = if err.is_empty() {
         f64::INFINITY
     } else {
@@ -648,7 +649,7 @@ async fn e2e(r: &mut Report) {
         run.wait_cue(n - 1, Duration::from_secs(20)).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let (backup_online, by) = {
-            let seen = run.seen.lock().unwrap();
+            let seen = run.seen.lock();
             let backup_online = seen
                 .msgs
                 .iter()

@@ -5,7 +5,9 @@
 //! (>1.000s)`), counted, kept in a bounded history and announced on the bus.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -200,7 +202,7 @@ impl FeedbackTracker {
     /// Marks the feedback topic of `command_topic` as one to listen on; returns it.
     pub fn register(&self, command_topic: &str) -> String {
         let t = self.feedback_topic_for(command_topic);
-        self.inner.state.lock().unwrap().known.insert(t.clone());
+        self.inner.state.lock().known.insert(t.clone());
         t
     }
 
@@ -211,7 +213,7 @@ impl FeedbackTracker {
     pub fn register_elsewhere(&self, command_topic: &str) -> Vec<String> {
         let mine = self.feedback_topic_for(command_topic);
         let mut out = Vec::new();
-        let mut st = self.inner.state.lock().unwrap();
+        let mut st = self.inner.state.lock();
         for form in [FeedbackTopic::DEFAULT, FeedbackTopic::PER_TOPIC] {
             let t = FeedbackTopic::new(form)
                 .expect("standard forms are valid")
@@ -228,7 +230,7 @@ impl FeedbackTracker {
     /// while replies arrived on the other feedback topic form, what to
     /// change, in words.
     pub fn diagnose(&self, scene: &str, since: f64) -> Option<String> {
-        let st = self.inner.state.lock().unwrap();
+        let st = self.inner.state.lock();
         let ran: Vec<&FeedbackRecord> = st
             .history
             .iter()
@@ -267,7 +269,7 @@ impl FeedbackTracker {
 
     /// Replies may arrive on `topic`.
     pub fn is_feedback_topic(&self, topic: &str) -> bool {
-        self.inner.state.lock().unwrap().known.contains(topic)
+        self.inner.state.lock().known.contains(topic)
     }
 
     /// Starts waiting for confirmation of a command published just now.
@@ -283,7 +285,7 @@ impl FeedbackTracker {
         let now = Instant::now();
         let mut overflow = None;
         let id = {
-            let mut guard = self.inner.state.lock().unwrap();
+            let mut guard = self.inner.state.lock();
             let st = &mut *guard;
             st.known.insert(feedback_topic.clone());
             st.next_id += 1;
@@ -328,7 +330,7 @@ impl FeedbackTracker {
         let reply = match Reply::parse(payload) {
             Ok(r) => r,
             Err(e) => {
-                self.inner.state.lock().unwrap().stats.invalid += 1;
+                self.inner.state.lock().stats.invalid += 1;
                 return Handled::Invalid(e);
             }
         };
@@ -338,7 +340,7 @@ impl FeedbackTracker {
             _ => Outcome::Ok,
         };
         let settled = {
-            let mut guard = self.inner.state.lock().unwrap();
+            let mut guard = self.inner.state.lock();
             let st = &mut *guard;
             let taken = st.pending.get_mut(topic).and_then(|q| {
                 let pos = q
@@ -362,7 +364,7 @@ impl FeedbackTracker {
     /// A message on a topic that is not a feedback topic: a reply on the
     /// other form is counted.
     fn elsewhere(&self, topic: &str, payload: &str) -> Handled {
-        let mut st = self.inner.state.lock().unwrap();
+        let mut st = self.inner.state.lock();
         let Some(command_topic) = st.elsewhere.get(topic).cloned() else {
             return Handled::NotFeedback;
         };
@@ -433,7 +435,7 @@ impl FeedbackTracker {
         // Taken out of `pending` and put into the history in one critical
         // section: a reader never sees a timed-out command in neither.
         let settled: Vec<Settled> = {
-            let mut guard = self.inner.state.lock().unwrap();
+            let mut guard = self.inner.state.lock();
             let st = &mut *guard;
             let mut expired = Vec::new();
             for q in st.pending.values_mut() {
@@ -491,7 +493,7 @@ impl FeedbackTracker {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let st = self.inner.state.lock().unwrap();
+        let st = self.inner.state.lock();
         st.pending
             .values()
             .flat_map(|q| q.iter().map(|p| p.deadline))
@@ -514,18 +516,18 @@ impl FeedbackTracker {
 
     /// Commands waiting for a reply.
     pub fn pending_count(&self) -> usize {
-        self.inner.state.lock().unwrap().pending_len()
+        self.inner.state.lock().pending_len()
     }
 
     /// The newest `limit` results, newest first.
     pub fn history(&self, limit: usize) -> Vec<FeedbackRecord> {
-        let st = self.inner.state.lock().unwrap();
+        let st = self.inner.state.lock();
         st.history.iter().rev().take(limit).cloned().collect()
     }
 
     /// Counters and latencies.
     pub fn stats(&self) -> FeedbackStats {
-        let st = self.inner.state.lock().unwrap();
+        let st = self.inner.state.lock();
         let mut s = st.stats.clone();
         s.pending = st.pending_len();
         s.avg_latency = (st.latency_n > 0).then(|| st.latency_sum / st.latency_n as f64);

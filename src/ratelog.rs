@@ -132,7 +132,6 @@ macro_rules! ratelog {
     ($log:expr, $level:ident, $target:literal, $source:literal, $($arg:tt)+) => {{
         let (verdict, summary) = $log
             .lock()
-            .unwrap()
             .check($source, ::tokio::time::Instant::now());
         if let Some(s) = summary {
             ::tracing::warn!(target: $target, "{} more `{}` log line(s) in the last minute were not logged", s.count, s.source);

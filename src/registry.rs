@@ -12,7 +12,9 @@
 //! are counted and logged rate-limited.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -192,7 +194,7 @@ impl Registry {
             });
         };
         let now = Instant::now();
-        let mut guard = self.inner.state.lock().unwrap();
+        let mut guard = self.inner.state.lock();
         let st = &mut *guard;
         let known = st.devices.get(id).is_some_and(|d| d.known);
         if !known && self.inner.known_only {
@@ -310,14 +312,14 @@ impl Registry {
     /// One device.
     pub fn get(&self, id: &str) -> Option<DeviceView> {
         let now = Instant::now();
-        let st = self.inner.state.lock().unwrap();
+        let st = self.inner.state.lock();
         st.devices.get(id).map(|d| self.view(id, d, now))
     }
 
     /// Every listed device, sorted by id.
     pub fn all(&self) -> Vec<DeviceView> {
         let now = Instant::now();
-        let st = self.inner.state.lock().unwrap();
+        let st = self.inner.state.lock();
         let mut v: Vec<_> = st
             .devices
             .iter()
@@ -339,7 +341,7 @@ impl Registry {
     /// How many devices are in which state.
     pub fn counts(&self) -> DeviceCounts {
         let now = Instant::now();
-        let st = self.inner.state.lock().unwrap();
+        let st = self.inner.state.lock();
         let mut c = DeviceCounts {
             unknown_ignored: st.ignored,
             ..DeviceCounts::default()
@@ -357,7 +359,7 @@ impl Registry {
 
     /// Unknown ids ignored or forgotten, when the last one was recent.
     pub fn ignored_recently(&self) -> Option<u64> {
-        let st = self.inner.state.lock().unwrap();
+        let st = self.inner.state.lock();
         st.last_ignored
             .filter(|t| t.elapsed() < IGNORED_RECENTLY)
             .map(|_| st.ignored)
@@ -369,7 +371,7 @@ impl Registry {
         if let Some(o) = self.inner.owners.get(command_topic) {
             return Some(o.clone());
         }
-        let st = self.inner.state.lock().unwrap();
+        let st = self.inner.state.lock();
         st.devices
             .iter()
             .find(|(_, d)| d.channels.iter().any(|c| c == command_topic))
@@ -405,7 +407,7 @@ impl Registry {
                 bad.chars().take(64).collect::<String>()
             )));
         }
-        let mut st = self.inner.state.lock().unwrap();
+        let mut st = self.inner.state.lock();
         let Some(d) = st.devices.get_mut(id) else {
             return Err(RegistryError::NotListed(id.chars().take(64).collect()));
         };
@@ -417,7 +419,7 @@ impl Registry {
     /// Forgets every unknown device and marks known ones unseen (seed 004
     /// `clear_devices`).
     pub fn clear(&self) {
-        let mut st = self.inner.state.lock().unwrap();
+        let mut st = self.inner.state.lock();
         st.devices.retain(|_, d| d.known);
         st.unknown.clear();
         for d in st.devices.values_mut() {
@@ -446,7 +448,7 @@ impl Registry {
     pub fn sweep(&self) {
         let now = Instant::now();
         let mut changed = Vec::new();
-        let mut guard = self.inner.state.lock().unwrap();
+        let mut guard = self.inner.state.lock();
         let st = &mut *guard;
         for (id, d) in st.devices.iter_mut() {
             if d.reported.is_none() {

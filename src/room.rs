@@ -7,7 +7,9 @@
 //! `ROOM/STOP` go out), publish `offline`, flush the outbox briefly, and only
 //! then stop the tasks.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use std::time::Duration;
 use tokio::sync::watch;
@@ -91,7 +93,7 @@ pub struct Room {
     /// A likely feedback misconfiguration seen in the last scene.
     feedback_hint: Arc<RwLock<Option<String>>>,
     /// The line each command gets (see [`Room::apply`]), rate-limited.
-    command_log: Arc<std::sync::Mutex<crate::ratelog::RateLog>>,
+    command_log: Arc<parking_lot::Mutex<crate::ratelog::RateLog>>,
     /// Reloads in a row become one (see [`Room::reload_coalesced`]).
     reloads: Arc<ReloadGate>,
     /// One STOP per burst of stop requests.
@@ -339,7 +341,7 @@ impl Room {
             started: unix_now(),
             live,
             feedback_hint: Arc::default(),
-            command_log: Arc::new(std::sync::Mutex::new(crate::ratelog::RateLog::new(
+            command_log: Arc::new(parking_lot::Mutex::new(crate::ratelog::RateLog::new(
                 crate::ratelog::LogLimit::default(),
             ))),
             reloads: Arc::default(),
@@ -469,7 +471,7 @@ impl Room {
                         .history(self.config.feedback.history)
                         .iter()
                         .any(|r| r.scene.as_deref() == Some(scene.as_str()) && r.at >= since && r.result != crate::events::Outcome::Timeout);
-                    let mut cur = self.feedback_hint.write().unwrap();
+                    let mut cur = self.feedback_hint.write();
                     if hint.is_some() || confirmed {
                         *cur = hint;
                     }
@@ -481,7 +483,7 @@ impl Room {
     /// A likely feedback misconfiguration seen in the last scene (for
     /// healthz and `play`).
     pub fn feedback_hint(&self) -> Option<String> {
-        self.feedback_hint.read().unwrap().clone()
+        self.feedback_hint.read().clone()
     }
 
     /// Publishes the retained state. It expires (MQTT 5) three refresh

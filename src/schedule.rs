@@ -13,8 +13,10 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use jiff::civil::{Date, Time, Weekday};
@@ -402,7 +404,7 @@ impl Wall {
         match &self.fake {
             None => Timestamp::now(),
             Some(f) => {
-                let (t, i) = *f.lock().unwrap();
+                let (t, i) = *f.lock();
                 let d = tokio::time::Instant::now() - i;
                 t.checked_add(d).unwrap_or(t)
             }
@@ -412,7 +414,7 @@ impl Wall {
     /// Moves a test clock by `by` seconds (negative: back).
     pub fn jump(&self, by: i64) {
         if let Some(f) = &self.fake {
-            let mut g = f.lock().unwrap();
+            let mut g = f.lock();
             g.0 = g.0.checked_add(by.seconds()).unwrap_or(g.0);
         }
     }
@@ -521,7 +523,7 @@ impl ScheduleHandle {
         // Written first and switched after, under the save lock: whoever
         // sees the new switch finds it on disk too (or the failure in
         // `unsaved`), and no retry writes the old value in between.
-        let mut unsaved = self.inner.unsaved.lock().unwrap();
+        let mut unsaved = self.inner.unsaved.lock();
         let r = self.save(paused);
         let was = self.inner.paused.swap(paused, Ordering::SeqCst);
         if was != paused {
@@ -535,7 +537,7 @@ impl ScheduleHandle {
 
     /// Why the pause switch is not on disk, while it is not.
     pub fn unsaved(&self) -> Option<SaveError> {
-        self.inner.unsaved.lock().unwrap().clone()
+        self.inner.unsaved.lock().clone()
     }
 
     /// Writes the switch as it is now; remembers a failure (logged when it
@@ -543,7 +545,7 @@ impl ScheduleHandle {
     fn save_now(&self) -> Result<(), SaveError> {
         // One save at a time, under the lock that records its result, so
         // an older value never overwrites a newer one.
-        let mut unsaved = self.inner.unsaved.lock().unwrap();
+        let mut unsaved = self.inner.unsaved.lock();
         let r = self.save(self.paused());
         Self::note_save(&mut unsaved, &r);
         r
@@ -603,17 +605,17 @@ impl ScheduleHandle {
             now: z.strftime("%Y-%m-%d %H:%M:%S %Z").to_string(),
             today,
             next: s.upcoming(now, n),
-            recent: self.inner.recent.lock().unwrap().iter().cloned().collect(),
+            recent: self.inner.recent.lock().iter().cloned().collect(),
         }
     }
 
     /// The outcomes so far (newest last, at most 20).
     pub fn recent(&self) -> Vec<Outcome> {
-        self.inner.recent.lock().unwrap().iter().cloned().collect()
+        self.inner.recent.lock().iter().cloned().collect()
     }
 
     fn record(&self, planned: Planned, result: &str, detail: String) {
-        let mut r = self.inner.recent.lock().unwrap();
+        let mut r = self.inner.recent.lock();
         if r.len() == RECENT {
             r.pop_front();
         }

@@ -13,7 +13,9 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -111,7 +113,7 @@ impl ShowLog {
     /// file-size limit) is logged once per kind of failure and reported by
     /// [`ShowLog::failing`], never fatal; the next record tries again.
     pub fn append(&self, r: &Record) {
-        let mut f = self.files.lock().unwrap();
+        let mut f = self.files.lock();
         match f.append(r) {
             Ok(()) => {
                 if f.failing.take().is_some() {
@@ -134,12 +136,12 @@ impl ShowLog {
     /// Since when (unix time) and why records cannot be written, while
     /// they cannot.
     pub fn failing(&self) -> Option<(f64, String)> {
-        self.files.lock().unwrap().failing.clone()
+        self.files.lock().failing.clone()
     }
 
     /// Every record on disk, oldest first.
     pub fn read_all(&self) -> Vec<Record> {
-        let f = self.files.lock().unwrap();
+        let f = self.files.lock();
         let mut out = Vec::new();
         read_file(&f.old(), &mut out);
         read_file(&f.path, &mut out);
@@ -213,7 +215,7 @@ impl ShowLog {
                 _ = cancel.cancelled() => break,
                 _ = sync.tick() => {
                     self.flush_limits(&mut limits);
-                    self.files.lock().unwrap().sync();
+                    self.files.lock().sync();
                     continue;
                 }
             };
@@ -231,7 +233,7 @@ impl ShowLog {
             }
         }
         self.flush_limits(&mut limits);
-        self.files.lock().unwrap().sync();
+        self.files.lock().sync();
     }
 
     fn flush_limits(&self, limits: &mut RateLog) {

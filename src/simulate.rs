@@ -5,7 +5,9 @@
 //! latency, dropping a fraction of them.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use anyhow::bail;
@@ -85,7 +87,7 @@ pub fn parse_latency(s: &str) -> anyhow::Result<(Duration, Duration)> {
 pub const KEPT_RECEIVED: usize = 10_000;
 
 fn keep(log: &Mutex<VecDeque<Received>>, r: Received) {
-    let mut log = log.lock().unwrap();
+    let mut log = log.lock();
     if log.len() >= KEPT_RECEIVED {
         log.pop_front();
     }
@@ -119,7 +121,7 @@ impl Fleet {
     /// What was received, oldest first: the newest [`KEPT_RECEIVED`]
     /// (a simulator left running for days keeps constant memory).
     pub fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().iter().cloned().collect()
+        self.received.lock().iter().cloned().collect()
     }
 
     /// Stops without DISCONNECT (like pulling the plug): brokers publish each
@@ -284,7 +286,7 @@ mod tests {
                 },
             );
         }
-        let log = log.into_inner().unwrap();
+        let log = log.into_inner();
         assert_eq!(log.len(), KEPT_RECEIVED);
         assert_eq!(log.front().unwrap().payload, "C5", "the oldest go first");
     }

@@ -9,7 +9,9 @@
 //! state document of at most 64 KiB, names that are plain topic levels.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -145,7 +147,7 @@ impl Site {
             return;
         }
         let now = unix_now();
-        let mut rooms = self.inner.rooms.lock().unwrap();
+        let mut rooms = self.inner.rooms.lock();
         if !rooms.contains_key(room) && rooms.len() >= MAX_ROOMS {
             ratelog!(
                 self.inner.log,
@@ -214,7 +216,6 @@ impl Site {
         self.inner
             .rooms
             .lock()
-            .unwrap()
             .iter()
             .map(|(room, e)| RoomView {
                 room: room.clone(),
@@ -228,7 +229,7 @@ impl Site {
     }
 
     fn scenes_of(&self, room: &str) -> Result<Vec<String>, SiteError> {
-        let rooms = self.inner.rooms.lock().unwrap();
+        let rooms = self.inner.rooms.lock();
         let e = rooms
             .get(room)
             .ok_or_else(|| SiteError::NoRoom(room.chars().take(64).collect()))?;

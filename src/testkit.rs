@@ -3,7 +3,7 @@
 //! and with the `testkit` feature (enabled only by the crate's
 //! dev-dependency on itself), never into the shipped binary.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use crate::scene::{Action, ActionSink};
 
@@ -14,21 +14,17 @@ pub struct RecordingSink(pub Mutex<Vec<String>>);
 impl RecordingSink {
     /// Everything recorded, in order.
     pub fn entries(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
+        self.0.lock().clone()
     }
 }
 
 impl ActionSink for RecordingSink {
     fn execute(&self, _scene: &str, a: &Action) {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("{}={}", a.topic, a.message));
+        self.0.lock().push(format!("{}={}", a.topic, a.message));
     }
     fn all_off(&self, scene: Option<&str>) {
         self.0
             .lock()
-            .unwrap()
             .push(format!("ALL_OFF({})", scene.unwrap_or("-")));
     }
 }

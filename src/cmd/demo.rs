@@ -204,7 +204,7 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
     });
     // The brokers outlive the room's orderly shutdown (its last messages
     // must still reach them); the signal future only borrows the primary.
-    let primary = std::sync::Mutex::new(primary);
+    let primary = parking_lot::Mutex::new(primary);
     let kill_after = opts.kill_primary_after;
     let signal = async {
         if let Some(d) = kill_after {
@@ -212,7 +212,7 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
                 _ = shutdown_signal() => return,
                 _ = tokio::time::sleep(d) => {
                     info!(target: "daemon", "demo: killing the primary broker to show the failover");
-                    primary.lock().unwrap().kill();
+                    primary.lock().kill();
                 }
             }
         }

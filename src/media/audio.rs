@@ -7,8 +7,10 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use rodio::source::EmptyCallback;
@@ -166,7 +168,7 @@ impl AudioPlayer {
 
     /// What is playing, the device, the volume.
     pub fn status(&self) -> AudioStatus {
-        self.status.lock().unwrap().clone()
+        self.status.lock().clone()
     }
 
     /// Stops every sound and ends the audio thread.
@@ -248,7 +250,7 @@ impl AudioThread {
         let opened = match opener {
             Opener::Disabled => {
                 info!(target: "media", "Audio output disabled (media.audio: false); sounds are timed, not heard");
-                self.status.lock().unwrap().device_error = Some("disabled in config".into());
+                self.status.lock().device_error = Some("disabled in config".into());
                 return;
             }
             Opener::Default => {
@@ -273,13 +275,13 @@ impl AudioThread {
                 };
                 info!(target: "media", "Audio output open: {} Hz, {} channel(s), {}", out.sample_rate, out.channels, out.sample_format);
                 self.sink = Some(s);
-                let mut st = self.status.lock().unwrap();
+                let mut st = self.status.lock();
                 st.device = true;
                 st.output = Some(out);
             }
             Err(e) => {
                 warn!(target: "media", "No audio output device ({e}); sounds are timed, not heard");
-                self.status.lock().unwrap().device_error = Some(e.to_string());
+                self.status.lock().device_error = Some(e.to_string());
             }
         }
     }
@@ -337,7 +339,7 @@ impl AudioThread {
     }
 
     fn update_status(&self) {
-        let mut s = self.status.lock().unwrap();
+        let mut s = self.status.lock();
         s.playing = self.tracks.iter().map(|t| t.name.clone()).collect();
         s.paused = self.paused;
         s.master_volume = self.master;

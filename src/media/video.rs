@@ -6,8 +6,10 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -99,7 +101,7 @@ impl VideoPlayer {
 
     /// The player's status.
     pub fn status(&self) -> VideoStatus {
-        self.status.lock().unwrap().clone()
+        self.status.lock().clone()
     }
 }
 
@@ -173,7 +175,7 @@ impl VideoTask {
     }
 
     fn set_status(&self, f: impl FnOnce(&mut VideoStatus)) {
-        f(&mut self.status.lock().unwrap());
+        f(&mut self.status.lock());
     }
 
     fn publish(&self, event: &str, file: Option<&str>, detail: Option<String>) {
@@ -424,7 +426,7 @@ impl VideoTask {
             Some("file-loaded") => {
                 let seek = self.current.as_mut().and_then(|c| {
                     c.loaded = true;
-                    self.status.lock().unwrap().loaded = true;
+                    self.status.lock().loaded = true;
                     c.pending_seek.take()
                 });
                 if let Some(s) = seek {

@@ -19,8 +19,10 @@ pub mod probe;
 pub mod session;
 mod supervisor;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -434,12 +436,11 @@ impl MqttHandle {
         if !connected {
             bump(&c.messages_queued, 1);
         }
-        let (id, dropped) = self.shared.session.lock().unwrap().push(
-            topic,
-            payload,
-            opts,
-            tokio::time::Instant::now(),
-        );
+        let (id, dropped) =
+            self.shared
+                .session
+                .lock()
+                .push(topic, payload, opts, tokio::time::Instant::now());
         for d in &dropped {
             warn!(target: "mqtt", "Queue full (message_queue_size): dropped oldest message for {}", d.topic);
         }
@@ -458,7 +459,7 @@ impl MqttHandle {
             error!(target: "mqtt", "Not subscribing to `{}`: {e}", filter.chars().take(80).collect::<String>());
             return Err(e);
         }
-        let mut subs = self.shared.wanted.lock().unwrap();
+        let mut subs = self.shared.wanted.lock();
         if !subs.contains(&filter) {
             subs.push(filter);
             drop(subs);
@@ -491,7 +492,7 @@ impl MqttHandle {
     /// Waits until connected with every wanted filter acknowledged by the
     /// broker (SUBACK); false on timeout.
     pub async fn wait_subscribed(&self, timeout: Duration) -> bool {
-        let wanted = self.shared.wanted.lock().unwrap().len();
+        let wanted = self.shared.wanted.lock().len();
         let mut rx = self.shared.subscriptions.subscribe();
         tokio::time::timeout(
             timeout,
@@ -507,7 +508,6 @@ impl MqttHandle {
         self.shared
             .session
             .lock()
-            .unwrap()
             .stuck_for(tokio::time::Instant::now())
             .filter(|d| *d > self.shared.ack_timeout)
     }
@@ -517,8 +517,8 @@ impl MqttHandle {
         let c = &self.shared.counters;
         let st = self.status();
         let subs = self.shared.subscriptions.borrow().clone();
-        let wanted = self.shared.wanted.lock().unwrap().len();
-        let session = self.shared.session.lock().unwrap();
+        let wanted = self.shared.wanted.lock().len();
+        let session = self.shared.session.lock();
         Stats {
             connection_state: st.state,
             current_broker: st.broker.filter(|_| st.state == ConnectionState::Connected),
@@ -556,7 +556,7 @@ impl MqttHandle {
     pub async fn close(&self, flush: Duration) -> usize {
         let (tx, rx) = oneshot::channel();
         let left = || {
-            let s = self.shared.session.lock().unwrap();
+            let s = self.shared.session.lock();
             s.queued() + s.in_flight()
         };
         if self

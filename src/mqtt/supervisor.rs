@@ -179,7 +179,7 @@ pub(super) async fn run(
 
     'outer: loop {
         if let Some(c) = &closing
-            && (Instant::now() >= c.deadline || sup.shared.session.lock().unwrap().is_idle())
+            && (Instant::now() >= c.deadline || sup.shared.session.lock().is_idle())
         {
             break;
         }
@@ -310,7 +310,7 @@ pub(super) async fn run(
     }
 
     // Leaving: whatever is still queued will not be delivered.
-    let left = sup.shared.session.lock().unwrap().drain();
+    let left = sup.shared.session.lock().drain();
     if !left.is_empty() {
         warn!(target: "mqtt", "Stopping with {} undelivered message(s)", left.len());
     }
@@ -540,7 +540,7 @@ impl Supervisor {
         self.subscribe_new(conn);
         if let Some(birth) = &self.s.birth {
             // The birth message goes out before anything queued.
-            self.shared.session.lock().unwrap().push_front(
+            self.shared.session.lock().push_front(
                 birth.topic.clone(),
                 birth.payload.clone(),
                 super::PublishOptions {
@@ -562,18 +562,18 @@ impl Supervisor {
             if draining.is_none() {
                 self.pump(conn);
             }
-            let idle = self.shared.session.lock().unwrap().is_idle();
+            let idle = self.shared.session.lock().is_idle();
             if closing.is_some() && idle {
                 debug!(target: "mqtt", "Outbox flushed");
                 break Exit::Closed;
             }
-            let in_flight = self.shared.session.lock().unwrap().in_flight();
+            let in_flight = self.shared.session.lock().in_flight();
             if let Some(idx) = draining
                 && in_flight == 0
             {
                 break Exit::Failback(idx);
             }
-            let answer_deadline = self.shared.session.lock().unwrap().deadline();
+            let answer_deadline = self.shared.session.lock().deadline();
             let close_deadline = closing.as_ref().map(|c| c.deadline);
             tokio::select! {
                 _ = cancel.cancelled() => break Exit::Cancelled,
@@ -589,7 +589,7 @@ impl Supervisor {
                 },
                 _ = self.shared.wake.notified() => self.subscribe_new(conn),
                 _ = sleep_until(answer_deadline.unwrap_or_else(Instant::now)), if answer_deadline.is_some() => {
-                    let verdict = self.shared.session.lock().unwrap().verdict(Instant::now());
+                    let verdict = self.shared.session.lock().verdict(Instant::now());
                     let ms = self.s.ack_timeout.as_millis();
                     let what = match verdict {
                         // An answer came meanwhile.
@@ -641,7 +641,7 @@ impl Supervisor {
     fn subscribe_new(&self, conn: &mut Conn) {
         // Called on every wake-up (each publish): copy nothing unless new.
         let added: Vec<String> = {
-            let subs = self.shared.wanted.lock().unwrap();
+            let subs = self.shared.wanted.lock();
             match subs.get(conn.requested..) {
                 Some(new) if !new.is_empty() => new.to_vec(),
                 _ => return,
@@ -680,7 +680,7 @@ impl Supervisor {
         let mut too_big = Vec::new();
         loop {
             let now = Instant::now();
-            let mut session = self.shared.session.lock().unwrap();
+            let mut session = self.shared.session.lock();
             let Some(q) = session.next_to_send(now, conn.max_in_flight, &mut d.expired) else {
                 break;
             };
@@ -734,7 +734,7 @@ impl Supervisor {
         let c = &self.shared.counters;
         let now = Instant::now();
         if matches!(event, Event::Incoming(_)) {
-            self.shared.session.lock().unwrap().heard(now);
+            self.shared.session.lock().heard(now);
         }
         match event {
             Event::Incoming(Packet::Publish(p)) => {
@@ -755,12 +755,7 @@ impl Supervisor {
                     .map(|pp| pp.subscription_identifiers.as_slice())
                     .unwrap_or_default();
                 if conn.sub_ids
-                    && !first_copy(
-                        &self.shared.wanted.lock().unwrap(),
-                        &conn.usable,
-                        &topic,
-                        ids,
-                    )
+                    && !first_copy(&self.shared.wanted.lock(), &conn.usable, &topic, ids)
                 {
                     // Another copy of the same message for an overlapping
                     // subscription: one OK must not confirm two commands.
@@ -788,12 +783,7 @@ impl Supervisor {
             }
             Event::Outgoing(Outgoing::Publish(pkid)) => self.on_wire(pkid, now),
             Event::Incoming(Packet::PubAck(ack)) => {
-                let done = self
-                    .shared
-                    .session
-                    .lock()
-                    .unwrap()
-                    .acknowledged(ack.pkid, now);
+                let done = self.shared.session.lock().acknowledged(ack.pkid, now);
                 if let Some(d) = done {
                     if matches!(
                         ack.reason,
@@ -809,10 +799,10 @@ impl Supervisor {
                 }
             }
             Event::Outgoing(Outgoing::PingReq) => {
-                self.shared.session.lock().unwrap().ping_sent(now);
+                self.shared.session.lock().ping_sent(now);
             }
             Event::Incoming(Packet::PingResp(_)) => {
-                self.shared.session.lock().unwrap().ping_answered();
+                self.shared.session.lock().ping_answered();
             }
             Event::Outgoing(Outgoing::Subscribe(pkid)) => {
                 if let Some(p) = conn.sub_pending.iter_mut().find(|p| p.0.is_none()) {
@@ -826,7 +816,7 @@ impl Supervisor {
                         s.return_codes.first(),
                         Some(SubscribeReasonCode::Success(_))
                     );
-                    let wanted = self.shared.wanted.lock().unwrap();
+                    let wanted = self.shared.wanted.lock();
                     let filter = wanted.get(index).cloned().unwrap_or_default();
                     drop(wanted);
                     if !ok {
@@ -857,14 +847,7 @@ impl Supervisor {
     /// rumqttc put a publish on the wire as `pkid` (it reports publishes in
     /// the order they were requested); a QoS 0 message is done now.
     fn on_wire(&self, pkid: u16, now: Instant) {
-        if self
-            .shared
-            .session
-            .lock()
-            .unwrap()
-            .packet_id(pkid, now)
-            .is_some()
-        {
+        if self.shared.session.lock().packet_id(pkid, now).is_some() {
             bump(&self.shared.counters.messages_published, 1);
         }
     }
@@ -872,7 +855,7 @@ impl Supervisor {
     /// Moves unacknowledged messages back to the outbox for the next broker.
     fn requeue_sent(&mut self) {
         let (n, discarded) = {
-            let mut session = self.shared.session.lock().unwrap();
+            let mut session = self.shared.session.lock();
             let n = session.in_flight();
             (n, session.connection_lost())
         };
@@ -931,7 +914,7 @@ impl Supervisor {
 
     fn health_check(&self, conn: &Conn) {
         let (queued, in_flight) = {
-            let s = self.shared.session.lock().unwrap();
+            let s = self.shared.session.lock();
             (s.queued(), s.in_flight())
         };
         if conn.poller.is_finished() {
@@ -940,7 +923,7 @@ impl Supervisor {
             debug!(target: "mqtt", "Health check: connected to {}, {queued} queued, {in_flight} in flight",
                 conn.addr);
         }
-        for s in self.shared.log.lock().unwrap().flush(Instant::now()) {
+        for s in self.shared.log.lock().flush(Instant::now()) {
             warn!(target: "mqtt", "{} more `{}` warning(s) in the last minute were not logged", s.count, s.source);
         }
     }

@@ -6,7 +6,9 @@
 //! without a broker. Nothing from the network can make it panic: bad input
 //! is logged with the reason and dropped.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use futures::FutureExt;
 use tokio::sync::{mpsc, watch};
@@ -171,7 +173,7 @@ impl Router {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = summary.tick() => {
-                    for s in self.log.lock().unwrap().flush(tokio::time::Instant::now()) {
+                    for s in self.log.lock().flush(tokio::time::Instant::now()) {
                         warn!(target: "mqtt_handler", "{} more `{}` warning(s) in the last minute were not logged", s.count, s.source);
                     }
                 }
@@ -367,7 +369,7 @@ mod tests {
         let applied = Applied::default();
         let log = applied.clone();
         let apply: Apply = Arc::new(move |o, c| {
-            log.lock().unwrap().push((o, c));
+            log.lock().push((o, c));
             Box::pin(std::future::ready(Err(RoomError::Conflict("busy".into()))))
         });
         let (_tx, live) = watch::channel(Live::of(&cfg));
@@ -453,7 +455,7 @@ mod tests {
             Route::Command
         );
         assert_eq!(r.handle(&msg("room1/sensor", b"1")), Route::Scene);
-        let applied = applied.lock().unwrap();
+        let applied = applied.lock();
         assert_eq!(applied.len(), 2, "{applied:?}");
         assert_eq!(applied[0].1, Command::StartScene("outro".into()));
         assert_eq!(applied[1].1, Command::Stop);
@@ -479,7 +481,7 @@ mod tests {
             let _ = r.handle(&msg(t, p));
         }
         assert!(registry.all().is_empty());
-        assert!(applied.lock().unwrap().is_empty());
+        assert!(applied.lock().is_empty());
     }
 
     #[tokio::test(start_paused = true)]
@@ -488,7 +490,7 @@ mod tests {
         let mut m = msg("roomctl/room1/scene/start", b"intro");
         m.retain = true;
         assert!(matches!(r.handle(&m), Route::Rejected(_)));
-        assert!(applied.lock().unwrap().is_empty());
+        assert!(applied.lock().is_empty());
         let mut d = msg("devices/esp32_02/status", b"online");
         d.retain = true;
         assert_eq!(

@@ -1,6 +1,6 @@
 //! One `ROOM/STOP` per burst of stop requests (see [`StopGate`]).
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -25,14 +25,14 @@ pub(crate) struct StopGate {
 impl StopGate {
     /// An output command went out: the next STOP is needed.
     pub(crate) fn output_sent(&self) {
-        if let Some((_, sent)) = self.last.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        if let Some((_, sent)) = self.last.lock().as_mut() {
             *sent = true;
         }
     }
 
     /// Whether a STOP should go out now (and remember it did).
     pub(crate) fn admit(&self, now: Instant) -> bool {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = self.last.lock();
         let redundant = last.is_some_and(|(at, sent)| {
             !sent && now.saturating_duration_since(at) < STOP_REPEAT_WINDOW
         });

@@ -11,8 +11,10 @@
 //! files themselves are read by `scene::load` (`load/command_file.rs`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
@@ -95,7 +97,7 @@ impl CommandRunner {
 
     /// Names of the commands running now.
     pub fn running(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.inner.running.lock().unwrap().keys().cloned().collect();
+        let mut v: Vec<String> = self.inner.running.lock().keys().cloned().collect();
         v.sort();
         v
     }
@@ -112,7 +114,7 @@ impl CommandRunner {
         let cancel = self.inner.cancel.child_token();
         let id = self.inner.next.fetch_add(1, Ordering::Relaxed);
         {
-            let mut running = self.inner.running.lock().unwrap();
+            let mut running = self.inner.running.lock();
             if running.contains_key(&cmd.name) {
                 return Err(RunError::AlreadyRunning(cmd.name.clone()));
             }
@@ -172,7 +174,7 @@ impl CommandRunner {
     /// Cancels every running command (steps not yet sent are dropped);
     /// how many there were.
     pub fn cancel_all(&self) -> usize {
-        let running = self.inner.running.lock().unwrap();
+        let running = self.inner.running.lock();
         for (_, c) in running.values() {
             c.cancel();
         }
@@ -189,12 +191,7 @@ struct Done {
 
 impl Drop for Done {
     fn drop(&mut self) {
-        let mut running = self
-            .runner
-            .inner
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut running = self.runner.inner.running.lock();
         if running
             .get(&self.name)
             .is_some_and(|(id, _)| *id == self.id)
@@ -310,8 +307,8 @@ mod tests {
 
     impl ActionSink for Rec {
         fn execute(&self, label: &str, a: &Action) {
-            let t0 = *self.t0.lock().unwrap().get_or_insert_with(Instant::now);
-            self.log.lock().unwrap().push((
+            let t0 = *self.t0.lock().get_or_insert_with(Instant::now);
+            self.log.lock().push((
                 (Instant::now() - t0).as_millis(),
                 label.to_string(),
                 format!("{}={}", a.topic, a.message),
@@ -345,7 +342,7 @@ mod tests {
     async fn steps_go_out_at_their_offsets_once_at_a_time() {
         let (r, rec, events, tasks) = runner(THREE);
         let mut ev = events.subscribe();
-        *rec.t0.lock().unwrap() = Some(Instant::now());
+        *rec.t0.lock() = Some(Instant::now());
         r.run("light_off", crate::testkit::cli()).unwrap();
         assert_eq!(
             r.run("light_off", crate::testkit::cli()),
@@ -358,7 +355,7 @@ mod tests {
         assert_eq!(r.running(), ["light_off"]);
         assert!(r.list()[0].running);
         tokio::time::sleep(Duration::from_secs(6)).await;
-        let log = rec.log.lock().unwrap().clone();
+        let log = rec.log.lock().clone();
         assert_eq!(
             log,
             [
@@ -385,7 +382,7 @@ mod tests {
         tasks.close();
         tokio::time::sleep(Duration::from_secs(6)).await;
         tasks.wait().await;
-        assert_eq!(rec.log.lock().unwrap().len(), 6);
+        assert_eq!(rec.log.lock().len(), 6);
     }
 
     #[tokio::test(start_paused = true)]
@@ -395,7 +392,7 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert_eq!(r.cancel_all(), 1);
         tokio::time::sleep(Duration::from_secs(10)).await;
-        assert_eq!(rec.log.lock().unwrap().len(), 2);
+        assert_eq!(rec.log.lock().len(), 2);
         assert!(r.running().is_empty());
     }
 }

@@ -10,8 +10,10 @@
 //! no longer runs.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
@@ -118,7 +120,7 @@ struct Running {
 
 struct Inner {
     /// Replaced by a reload; a running scene keeps its own definition.
-    scenes: std::sync::RwLock<SceneSet>,
+    scenes: parking_lot::RwLock<SceneSet>,
     sink: Arc<dyn ActionSink>,
     events: EventBus,
     tasks: TaskTracker,
@@ -176,12 +178,7 @@ impl EndGuard {
             return;
         };
         {
-            let mut cur = self
-                .ctl
-                .inner
-                .current
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut cur = self.ctl.inner.current.lock();
             if cur.as_ref().is_some_and(|r| r.id == self.id) {
                 *cur = None;
             }
@@ -223,7 +220,7 @@ impl SceneController {
     ) -> Self {
         SceneController {
             inner: Arc::new(Inner {
-                scenes: std::sync::RwLock::new(scenes),
+                scenes: parking_lot::RwLock::new(scenes),
                 sink,
                 events,
                 tasks,
@@ -236,13 +233,13 @@ impl SceneController {
 
     /// The loaded scenes (a snapshot).
     pub fn scenes(&self) -> SceneSet {
-        self.inner.scenes.read().unwrap().clone()
+        self.inner.scenes.read().clone()
     }
 
     /// Replaces the scene set (a reload). A running scene finishes on the
     /// definition it started with.
     pub fn replace_scenes(&self, scenes: SceneSet) {
-        *self.inner.scenes.write().unwrap() = scenes;
+        *self.inner.scenes.write() = scenes;
     }
 
     /// Starts `name` unless another scene is running; `origin` is what
@@ -252,10 +249,9 @@ impl SceneController {
             .inner
             .scenes
             .read()
-            .unwrap()
             .get(name)
             .ok_or_else(|| StartError::NotFound(name.chars().take(64).collect()))?;
-        let mut cur = self.inner.current.lock().unwrap();
+        let mut cur = self.inner.current.lock();
         if let Some(r) = cur.as_ref() {
             return Err(StartError::AlreadyRunning(r.scene.name.clone()));
         }
@@ -305,9 +301,7 @@ impl SceneController {
             let name = guard.scene.name.clone();
             let end = match runner.await {
                 Ok(RunEnd::Completed) => EndReason::Completed,
-                Ok(RunEnd::Cancelled) => {
-                    reason.lock().unwrap().take().unwrap_or(EndReason::Stopped)
-                }
+                Ok(RunEnd::Cancelled) => reason.lock().take().unwrap_or(EndReason::Stopped),
                 Ok(RunEnd::Error(e)) => {
                     error!(target: "scene", "Scene {name} failed: {e}");
                     EndReason::Error(e)
@@ -330,9 +324,9 @@ impl SceneController {
     /// the scene asked to stop.
     pub fn request_stop(&self, reason: EndReason) -> Option<String> {
         let running = {
-            let cur = self.inner.current.lock().unwrap();
+            let cur = self.inner.current.lock();
             cur.as_ref().map(|r| {
-                *r.reason.lock().unwrap() = Some(reason.clone());
+                *r.reason.lock() = Some(reason.clone());
                 r.cancel.cancel();
                 r.scene.name.clone()
             })
@@ -362,7 +356,7 @@ impl SceneController {
     /// can react to it. Never blocks: when the scene falls behind, the
     /// event is dropped (and logged, rate-limited).
     pub fn input(&self, input: SceneInput) {
-        let cur = self.inner.current.lock().unwrap();
+        let cur = self.inner.current.lock();
         let Some(r) = cur.as_ref() else {
             return;
         };
@@ -380,14 +374,14 @@ impl SceneController {
 
     /// A scene is running.
     pub fn is_running(&self) -> bool {
-        self.inner.current.lock().unwrap().is_some()
+        self.inner.current.lock().is_some()
     }
 
     /// The running scene, if any.
     pub fn status(&self) -> Option<SceneStatus> {
-        let cur = self.inner.current.lock().unwrap();
+        let cur = self.inner.current.lock();
         cur.as_ref().map(|r| {
-            let p = r.progress.lock().unwrap().clone();
+            let p = r.progress.lock().clone();
             let now = Instant::now();
             SceneStatus {
                 state_elapsed: p
@@ -407,13 +401,7 @@ impl SceneController {
 
     /// Waits until no scene is running.
     pub async fn wait_idle(&self) {
-        let done = self
-            .inner
-            .current
-            .lock()
-            .unwrap()
-            .as_ref()
-            .map(|r| r.done.clone());
+        let done = self.inner.current.lock().as_ref().map(|r| r.done.clone());
         if let Some(mut d) = done {
             let _ = d.wait_for(|d| *d).await;
         }
@@ -577,6 +565,51 @@ mod tests {
         // The next start works.
         c.start_from("intro", crate::testkit::cli()).unwrap();
         assert_eq!(c.stop(EndReason::Stopped).await, Some("intro".into()));
+    }
+
+    /// A sink that panics while it holds its own lock: with poisoning locks
+    /// every later call would fail too.
+    #[derive(Default)]
+    struct Jammed(Mutex<Vec<String>>);
+
+    impl ActionSink for Jammed {
+        fn execute(&self, _scene: &str, a: &Action) {
+            let mut sent = self.0.lock();
+            if a.message == "BOOM" {
+                panic!("sink exploded on {} while holding its lock", a.topic);
+            }
+            sent.push(format!("{}={}", a.topic, a.message));
+        }
+        fn all_off(&self, scene: Option<&str>) {
+            self.0
+                .lock()
+                .push(format!("ALL_OFF({})", scene.unwrap_or("-")));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panic_under_a_lock_never_takes_the_next_scene_down() {
+        let sink = Arc::new(Jammed::default());
+        let bomb = parse_scene(
+            "name: bomb\nactions:\n  - {at: 0, topic: room1/fx, message: BOOM}\non_stop:\n  - {topic: room1/light, message: 'OFF'}\n",
+            Path::new("bomb.yaml"),
+            &ctx(),
+        )
+        .unwrap()
+        .0;
+        let c = controller(sink.clone(), vec![bomb, intro()]);
+        c.start_from("bomb", crate::testkit::cli()).unwrap();
+        tokio::time::timeout(Duration::from_secs(60), c.wait_idle())
+            .await
+            .expect("the crashed scene never ended");
+        c.start_from("intro", crate::testkit::cli()).unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(c.status().map(|s| s.name).as_deref(), Some("intro"));
+        assert_eq!(c.stop(EndReason::Stopped).await, Some("intro".into()));
+        let sent = sink.0.lock().clone();
+        assert_eq!(sent[..2], ["room1/light=OFF", "ALL_OFF(bomb)"], "{sent:?}");
+        assert!(sent.contains(&"room1/light=ON".to_string()), "{sent:?}");
+        assert!(sent.contains(&"ALL_OFF(intro)".to_string()), "{sent:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -7,7 +7,9 @@
 //! timeout's deadline, not at the moment the task woke up. When the task is
 //! late, due work is done in deadline order.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -339,7 +341,7 @@ impl Runner {
             )
             .collect();
         {
-            let mut p = self.progress.lock().unwrap();
+            let mut p = self.progress.lock();
             p.state = state.name.clone();
             p.entered = Some(entered);
             p.waits = waits;
@@ -367,7 +369,7 @@ impl Runner {
     fn execute(&self, state: &State, a: &Action, start: Instant) {
         let elapsed = start.elapsed().as_secs_f64();
         self.sink.execute(&self.scene.name, a);
-        self.progress.lock().unwrap().actions_done += 1;
+        self.progress.lock().actions_done += 1;
         self.events.publish(Event::Scene(SceneEvent::Action {
             scene: self.scene.name.clone(),
             state: state.name.clone(),
@@ -397,14 +399,13 @@ mod tests {
 
     impl Recorder {
         fn at(&self) -> Duration {
-            let mut t0 = self.t0.lock().unwrap();
+            let mut t0 = self.t0.lock();
             let t0 = *t0.get_or_insert_with(Instant::now);
             Instant::now() - t0
         }
         fn entries(&self) -> Vec<(u64, String)> {
             self.log
                 .lock()
-                .unwrap()
                 .iter()
                 .map(|(d, s)| (d.as_millis() as u64, s.clone()))
                 .collect()
@@ -416,12 +417,11 @@ mod tests {
             let at = self.at();
             self.log
                 .lock()
-                .unwrap()
                 .push((at, format!("{}={}", a.topic, a.message)));
         }
         fn all_off(&self, _scene: Option<&str>) {
             let at = self.at();
-            self.log.lock().unwrap().push((at, "ALL_OFF".into()));
+            self.log.lock().push((at, "ALL_OFF".into()));
         }
     }
 
@@ -616,7 +616,7 @@ mod tests {
                 .collect()
         };
         {
-            let p = r.progress.lock().unwrap();
+            let p = r.progress.lock();
             assert_eq!(p.state, "wait");
             assert_eq!(
                 view(&p),
@@ -640,7 +640,7 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let now = Instant::now();
         {
-            let p = r.progress.lock().unwrap();
+            let p = r.progress.lock();
             assert_eq!(p.state, "show");
             let left: Vec<_> = p
                 .waits

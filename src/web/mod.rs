@@ -195,7 +195,7 @@ pub async fn serve_router(
         .header_read_timeout(Some(limits.header_timeout))
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
-    let log = std::sync::Mutex::new(RateLog::new(LogLimit::default()));
+    let log = parking_lot::Mutex::new(RateLog::new(LogLimit::default()));
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,

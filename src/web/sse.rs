@@ -15,7 +15,9 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -55,7 +57,7 @@ impl Clients {
     /// Registers a new stream, ending the oldest when full. The stream ends
     /// when the token fires; the guard unregisters it.
     fn join(&self) -> (CancellationToken, Leave) {
-        let mut l = self.inner.lock().unwrap();
+        let mut l = self.inner.lock();
         while l.open.len() >= l.cap {
             if let Some((id, old)) = l.open.pop_front() {
                 info!(target: "web", "Too many event streams (web.max_sse_clients {}): closing the oldest (#{id})", l.cap);
@@ -77,7 +79,7 @@ impl Clients {
 
     /// How many streams are open.
     pub(crate) fn len(&self) -> usize {
-        self.inner.lock().unwrap().open.len()
+        self.inner.lock().open.len()
     }
 }
 
@@ -89,7 +91,7 @@ struct Leave {
 
 impl Drop for Leave {
     fn drop(&mut self) {
-        let mut l = self.clients.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut l = self.clients.inner.lock();
         l.open.retain(|(id, _)| *id != self.id);
     }
 }
