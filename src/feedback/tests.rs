@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn tracker() -> (FeedbackTracker, tokio::sync::broadcast::Receiver<Event>) {

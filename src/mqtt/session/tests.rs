@@ -1,4 +1,3 @@
-
 use super::*;
 
 const ACK: Duration = Duration::from_millis(500);

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::scene::load::{SceneContext, parse_scene};
 use crate::scene::{Action, Scene};

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::scene::Scene;
 use crate::scene::load::{SceneContext, parse_scene};

@@ -1,0 +1,303 @@
+//! Checking the raw config and building the typed one: every problem a
+//! `file:line:col` diagnostic, every default in one place.
+
+mod mqtt;
+mod schedule;
+
+use super::raw::*;
+use super::*;
+
+pub(super) struct Validator<'a> {
+    pub(super) file: &'a Path,
+    pub(super) base: &'a Path,
+    pub(super) env: &'a dyn Fn(&str) -> Option<String>,
+    pub(super) policy: EnvPolicy,
+    pub(super) diags: Diagnostics,
+    pub(super) warnings: Diagnostics,
+}
+
+impl Validator<'_> {
+    pub(super) fn err(&mut self, pos: Pos, msg: impl Into<String>) {
+        self.diags.push(Diagnostic::new(self.file, pos, msg));
+    }
+
+    pub(super) fn warn(&mut self, pos: Pos, msg: impl Into<String>) {
+        self.warnings.push(Diagnostic::new(
+            self.file,
+            pos,
+            format!("warning: {}", msg.into()),
+        ));
+    }
+
+    /// `${VAR}` / `${VAR:-default}` from the environment.
+    pub(super) fn expand(&mut self, s: &S) -> String {
+        match expand_env(&s.value, self.env) {
+            Ok(v) => v,
+            Err(ValueError::Unset(name)) if self.policy == EnvPolicy::Optional => {
+                self.warn(
+                    Pos::of(s),
+                    format!("environment variable `{name}` is not set here; the daemon will not start without it (under systemd it comes from /etc/roomctl/roomctl.env)"),
+                );
+                // The rest of the value still counts (`${A}` alone: empty).
+                let lenient = |k: &str| (self.env)(k).or_else(|| Some(String::new()));
+                expand_env(&s.value, &lenient).unwrap_or_default()
+            }
+            Err(e) => {
+                self.err(Pos::of(s), e.to_string());
+                String::new()
+            }
+        }
+    }
+
+    pub(super) fn path(&mut self, s: &S) -> PathBuf {
+        let p = PathBuf::from(self.expand(s));
+        if p.is_absolute() {
+            p
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    /// A duration setting, checked against its documented range.
+    pub(super) fn dur(&mut self, d: &Option<Spanned<Dur>>, r: DurRange) -> Duration {
+        match d {
+            None => r.default,
+            Some(s) if !r.contains(s.value.0) => {
+                self.err(Pos::of(s), r.message(r.name, s.value.0));
+                r.default
+            }
+            Some(s) => s.value.0,
+        }
+    }
+
+    /// A whole-number setting, checked against its range.
+    pub(super) fn count<T>(
+        &mut self,
+        v: &Option<Spanned<T>>,
+        name: &str,
+        default: T,
+        lo: T,
+        hi: T,
+    ) -> T
+    where
+        T: Copy + PartialOrd + fmt::Display,
+    {
+        match v {
+            None => default,
+            Some(s) if s.value < lo || s.value > hi => {
+                self.err(
+                    Pos::of(s),
+                    format!("{name} {} is outside {lo}..{hi}", s.value),
+                );
+                default
+            }
+            Some(s) => s.value,
+        }
+    }
+
+    pub(super) fn config(mut self, raw: RawConfig) -> Result<Config, Diagnostics> {
+        let room = self.expand(&raw.room);
+        if !topic::is_plain_level(&room) || room.trim() != room {
+            self.err(
+                Pos::of(&raw.room),
+                format!("room `{room}` must be a non-empty name without '/', '+', '#' or spaces"),
+            );
+        }
+        let mqtt = self.mqtt(raw.mqtt, &room);
+        let feedback = self.feedback(raw.feedback);
+        let devices = self.devices(&raw.devices);
+        let scenes = ScenesConfig {
+            dir: match &raw.scenes.dir {
+                Some(d) => self.path(d),
+                None => self.base.join("scenes"),
+            },
+            default: raw.scenes.default.as_ref().map(|s| self.expand(s)),
+            default_pos: raw.scenes.default.as_ref().map(Pos::of).unwrap_or_default(),
+        };
+        let media = self.media(raw.media);
+        let web = self.web(raw.web);
+        let mut triggers = Vec::new();
+        for t in raw.triggers {
+            if let Err(e) = topic::validate_filter(&t.topic.value) {
+                self.err(Pos::of(&t.topic), format!("trigger topic: {e}"));
+            }
+            triggers.push(TriggerConfig {
+                topic: t.topic.value.clone(),
+                payload: t.payload,
+                scene: t.scene.value.clone(),
+                pos: Pos::of(&t.scene),
+            });
+        }
+        let schedule = raw.schedule.map(|r| self.schedule(r));
+        let state_dir = match &raw.state_dir {
+            Some(d) => self.path(d),
+            None => std::env::var_os("STATE_DIRECTORY")
+                .filter(|v| !v.is_empty())
+                // systemd may list several, separated by ':'.
+                .and_then(|v| std::env::split_paths(&v).next())
+                .unwrap_or_else(|| self.base.join("state")),
+        };
+        let Validator {
+            file,
+            diags,
+            warnings,
+            ..
+        } = self;
+        diags.into_result(Config {
+            schedule,
+            state_dir,
+            file: file.to_path_buf(),
+            room,
+            mqtt,
+            feedback,
+            devices,
+            scenes,
+            media,
+            web,
+            triggers,
+            warnings,
+        })
+    }
+
+    pub(super) fn devices(&mut self, d: &RawDevices) -> DevicesConfig {
+        let mut known = BTreeMap::new();
+        let entries: Vec<(&S, &[S])> = match d.known.as_ref().map(|k| &k.value) {
+            None => Vec::new(),
+            Some(RawKnown::List(ids)) => ids.iter().map(|i| (i, &[][..])).collect(),
+            Some(RawKnown::Map(m)) => m.iter().map(|(i, t)| (i, t.as_slice())).collect(),
+        };
+        for (id, topics) in entries {
+            if !topic::is_plain_level(&id.value) {
+                self.err(
+                    Pos::of(id),
+                    format!(
+                        "devices.known: `{}` is not a device id (one topic level, no '/', '+', '#')",
+                        id.value
+                    ),
+                );
+                continue;
+            }
+            let mut channels = Vec::new();
+            for t in topics {
+                match topic::validate_name(&t.value) {
+                    Ok(()) => channels.push(t.value.clone()),
+                    Err(e) => self.err(Pos::of(t), format!("devices.known.{}: {e}", id.value)),
+                }
+            }
+            known.insert(id.value.clone(), channels);
+        }
+        let known_only = d.known_only.as_ref().is_some_and(|k| k.value);
+        if known_only && known.is_empty() {
+            let pos = d.known_only.as_ref().map(Pos::of).unwrap_or_default();
+            self.err(
+                pos,
+                "devices.known_only is true but devices.known lists no device: every device would be ignored",
+            );
+        }
+        DevicesConfig {
+            stale_after: self.dur(&d.stale_after, ranges::STALE_AFTER),
+            known,
+            known_only,
+        }
+    }
+
+    pub(super) fn feedback(&mut self, f: RawFeedback) -> FeedbackConfig {
+        let topic = match &f.topic {
+            None => FeedbackTopic::default(),
+            Some(s) => match FeedbackTopic::new(&s.value) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.err(Pos::of(s), e.to_string());
+                    FeedbackTopic::default()
+                }
+            },
+        };
+        let local_channels = match &f.local_channels {
+            None => vec!["audio".to_string(), "video".to_string()],
+            Some(list) => {
+                let mut out = Vec::new();
+                for c in list {
+                    if c.value == "audio" || c.value == "video" {
+                        out.push(c.value.clone());
+                    } else {
+                        self.err(
+                            Pos::of(c),
+                            format!(
+                                "feedback.local_channels: `{}` has no player on the Pi (allowed: audio, video)",
+                                c.value
+                            ),
+                        );
+                    }
+                }
+                out
+            }
+        };
+        FeedbackConfig {
+            timeout: self.dur(&f.timeout, ranges::FEEDBACK_TIMEOUT),
+            topic,
+            local_channels,
+            history: self.count(&f.history, "feedback.history", 200, 1, 100_000),
+        }
+    }
+
+    pub(super) fn media(&mut self, m: RawMedia) -> MediaConfig {
+        let video_player = match &m.video_player {
+            None => ["mpv", "--fs", "--really-quiet", "{file}"]
+                .map(String::from)
+                .to_vec(),
+            Some(s) if s.value.is_empty() => {
+                self.err(Pos::of(s), "media.video_player must name a program");
+                Vec::new()
+            }
+            Some(s) => s.value.clone(),
+        };
+        MediaConfig {
+            dir: match &m.dir {
+                Some(d) => self.path(d),
+                None => self.base.join("media"),
+            },
+            audio_dir: m.audio_dir.as_ref().map(|d| self.path(d)),
+            video_dir: m.video_dir.as_ref().map(|d| self.path(d)),
+            video_player,
+            idle_image: m.idle_image.as_ref().map(|p| self.path(p)),
+            idle_image_pos: m.idle_image.as_ref().map(Pos::of).unwrap_or_default(),
+            audio_fade: self.dur(&m.audio_fade, ranges::AUDIO_FADE),
+            audio_enabled: m.audio.unwrap_or(true),
+            video_enabled: m.video.unwrap_or(true),
+        }
+    }
+
+    pub(super) fn web(&mut self, w: RawWeb) -> WebConfig {
+        let listen = match &w.listen {
+            None => SocketAddr::from(([0, 0, 0, 0], 8080)),
+            Some(s) => {
+                let text = self.expand(s);
+                match text.parse() {
+                    Ok(a) => a,
+                    Err(_) => {
+                        self.err(
+                            Pos::of(s),
+                            format!("web.listen `{text}` is not an address like 0.0.0.0:8080"),
+                        );
+                        SocketAddr::from(([0, 0, 0, 0], 8080))
+                    }
+                }
+            }
+        };
+        let token = w
+            .token
+            .as_ref()
+            .map(|t| self.expand(t))
+            .filter(|t| !t.is_empty())
+            .map(Secret);
+        WebConfig {
+            enabled: w.enabled.unwrap_or(true),
+            listen,
+            token,
+            max_connections: self.count(&w.max_connections, "web.max_connections", 256, 4, 65_536),
+            max_sse_clients: self.count(&w.max_sse_clients, "web.max_sse_clients", 32, 1, 1024),
+            header_timeout: self.dur(&w.header_timeout, ranges::HEADER_TIMEOUT),
+            open_stop: w.open_stop.unwrap_or(true),
+        }
+    }
+}
