@@ -63,7 +63,7 @@ pub struct Config {
     /// Messages that start a scene.
     pub triggers: Vec<TriggerConfig>,
     /// Opening hours and scheduled shows (`schedule:`).
-    pub schedule: Option<crate::schedule::Schedule>,
+    pub schedule: Option<crate::schedule::plan::Schedule>,
     /// Where the daemon keeps what must survive a restart (the schedule's
     /// pause switch, the show log): `state_dir`, else `$STATE_DIRECTORY`
     /// (systemd's `StateDirectory=`), else `state/` beside the config.

@@ -1,4 +1,7 @@
 use super::*;
+use crate::diag::Pos;
+use jiff::Timestamp;
+use jiff::civil::Time;
 
 fn t(s: &str) -> Time {
     parse_time(s).unwrap()

@@ -5,8 +5,8 @@ use super::Validator;
 use super::*;
 
 impl Validator<'_> {
-    pub(super) fn schedule(&mut self, raw: Spanned<RawSchedule>) -> crate::schedule::Schedule {
-        use crate::schedule::{self as sch, Hours, Named, Show, When};
+    pub(super) fn schedule(&mut self, raw: Spanned<RawSchedule>) -> crate::schedule::plan::Schedule {
+        use crate::schedule::plan::{self as sch, Hours, Named, Show, When};
         let r = raw.value;
         let tz = match sch::parse_timezone(&r.timezone.value) {
             Ok(tz) => tz,
