@@ -5,7 +5,10 @@ use super::Validator;
 use super::*;
 
 impl Validator<'_> {
-    pub(super) fn schedule(&mut self, raw: Spanned<RawSchedule>) -> crate::schedule::plan::Schedule {
+    pub(super) fn schedule(
+        &mut self,
+        raw: Spanned<RawSchedule>,
+    ) -> crate::schedule::plan::Schedule {
         use crate::schedule::plan::{self as sch, Hours, Named, Show, When};
         let r = raw.value;
         let tz = match sch::parse_timezone(&r.timezone.value) {
