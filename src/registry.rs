@@ -39,7 +39,8 @@ pub const MAX_CHANNELS: usize = 64;
 const IGNORED_RECENTLY: Duration = Duration::from_secs(600);
 
 /// Device counts for the API, health, metrics and the state topic.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct DeviceCounts {
     /// Devices listed (known ones included before they speak).
     pub total: usize,

@@ -14,7 +14,6 @@ use parking_lot::RwLock;
 use std::time::Duration;
 use tokio::sync::watch;
 
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -24,10 +23,9 @@ use crate::events::{ConnectionState, Event, EventBus};
 use crate::feedback::FeedbackTracker;
 use crate::media::{MediaEnd, MediaHandle};
 use crate::mqtt::{self, MqttHandle, MqttSettings, OwnMessage, PublishOptions, unix_now};
-use crate::registry::{DeviceCounts, Registry};
+use crate::registry::Registry;
 use crate::scene::{
-    Action, ActionKind, ActionSink, CommandRunner, EndReason, SceneController, SceneInput,
-    SceneSet, SceneStatus,
+    Action, ActionKind, ActionSink, CommandRunner, EndReason, SceneController, SceneInput, SceneSet,
 };
 use crate::schedule::{ScheduleHandle, Wall};
 use crate::showlog::{self, ShowLog};
@@ -37,6 +35,7 @@ mod control;
 mod health;
 mod reload;
 mod router;
+mod state;
 mod stop_gate;
 pub use command::{Command, Completion, Player, Reply, RoomError, ScheduleAction, Volume};
 pub use control::{Channel, ControlError, describe};
@@ -44,6 +43,7 @@ pub use health::{Health, HealthStatus};
 use reload::ReloadGate;
 pub use reload::ReloadReport;
 pub use router::{Apply, Route, Router, RouterMode, Rules, control};
+pub use state::RoomState;
 pub(crate) use stop_gate::StopGate;
 
 /// How long shutdown waits for queued messages to reach the broker.
@@ -184,33 +184,6 @@ impl Live {
             problems: Vec::new(),
         }
     }
-}
-
-/// The retained `roomctl/ROOM/state` document.
-#[derive(Debug, Clone, Serialize)]
-pub struct RoomState {
-    /// Room id.
-    pub room: String,
-    /// Connection state (seed 002 name).
-    pub connection: String,
-    /// `host:port` of the broker in use.
-    pub broker: Option<String>,
-    /// The running scene.
-    pub scene: Option<SceneStatus>,
-    /// Device counts.
-    pub devices: DeviceCounts,
-    /// `healthy`, `degraded` or `unhealthy`, as `/healthz` says.
-    pub health: HealthStatus,
-    /// Why, worst first (at most five).
-    pub issues: Vec<String>,
-    /// The scenes it can start (for the site overview's Start buttons).
-    pub scenes: Vec<String>,
-    /// The next scheduled start, when there is a schedule.
-    pub next_show: Option<crate::schedule::Planned>,
-    /// The schedule is paused (none: no schedule).
-    pub schedule_paused: Option<bool>,
-    /// Unix time of this snapshot.
-    pub updated: f64,
 }
 
 impl Room {
@@ -378,129 +351,6 @@ impl Room {
             room.tasks.spawn(s.clone().run(shows, room.cancel.clone()));
         }
         room
-    }
-
-    /// A snapshot for the state topic and the dashboard.
-    pub fn state(&self) -> RoomState {
-        let st = self.mqtt.status();
-        let h = self.health();
-        RoomState {
-            room: self.config.room.clone(),
-            connection: st.state.as_str().to_string(),
-            broker: st.broker,
-            scene: self.scenes.status(),
-            devices: self.registry.counts(),
-            health: h.status,
-            issues: h.issues.into_iter().take(5).collect(),
-            scenes: self.scenes.scenes().names().map(String::from).collect(),
-            next_show: self.schedule.as_ref().and_then(|s| s.upcoming(1).pop()),
-            schedule_paused: self.schedule.as_ref().map(|s| s.paused()),
-            updated: unix_now(),
-        }
-    }
-
-    /// Keeps `roomctl/ROOM/state` current: at start, at once on every
-    /// connection, scene or device change (then at most every 250 ms, so a
-    /// burst becomes one update), and every 30 s.
-    async fn publish_state_loop(self, mut rx: tokio::sync::broadcast::Receiver<Event>) {
-        const MIN_INTERVAL: Duration = Duration::from_millis(250);
-        let mut refresh = tokio::time::interval(STATE_REFRESH);
-        let mut last: Option<tokio::time::Instant> = None;
-        let mut dirty = true;
-        loop {
-            let due =
-                dirty.then(|| last.map_or_else(tokio::time::Instant::now, |l| l + MIN_INTERVAL));
-            tokio::select! {
-                _ = self.state_stop.cancelled() => return,
-                _ = refresh.tick() => dirty = true,
-                e = rx.recv() => match e {
-                    Ok(Event::Feedback(_) | Event::Media(_)) => {}
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => dirty = true,
-                    Err(_) => return,
-                },
-                _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
-                    self.publish_state(&self.state());
-                    last = Some(tokio::time::Instant::now());
-                    dirty = false;
-                }
-            }
-        }
-    }
-
-    /// After each scene (once its last commands had time to be answered):
-    /// when every command timed out while replies arrived on the other
-    /// feedback topic form, says which `feedback.topic` to use (log,
-    /// healthz, dashboard); a scene with a confirmed command clears it.
-    async fn feedback_doctor(self, mut rx: tokio::sync::broadcast::Receiver<Event>) {
-        use crate::scene::SceneEvent;
-        let mut started: std::collections::HashMap<String, f64> = Default::default();
-        let mut due: Option<(tokio::time::Instant, String, f64)> = None;
-        loop {
-            let at = due.as_ref().map(|d| d.0);
-            tokio::select! {
-                _ = self.cancel.cancelled() => return,
-                e = rx.recv() => match e {
-                    Ok(Event::Scene(SceneEvent::Started { scene, .. })) => {
-                        started.insert(scene, unix_now());
-                    }
-                    Ok(Event::Scene(SceneEvent::Ended { scene, .. })) => {
-                        let since = started.remove(&scene).unwrap_or(self.started);
-                        let wait = self
-                            .scenes
-                            .scenes()
-                            .get(&scene)
-                            .into_iter()
-                            .flat_map(|s| s.all_actions().filter_map(|a| a.timeout).collect::<Vec<_>>())
-                            .chain([self.live.borrow().cue_timeout])
-                            .max()
-                            .unwrap_or_default();
-                        let when = crate::clock::after(tokio::time::Instant::now(), wait + Duration::from_millis(250));
-                        due = Some((when, scene, since));
-                    }
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(_) => return,
-                },
-                _ = tokio::time::sleep_until(at.unwrap_or_else(tokio::time::Instant::now)), if at.is_some() => {
-                    let Some((_, scene, since)) = due.take() else { continue };
-                    let hint = self.feedback.diagnose(&scene, since);
-                    if let Some(h) = &hint {
-                        warn!(target: "mqtt_feedback", "{h}");
-                    }
-                    let confirmed = self
-                        .feedback
-                        .history(self.config.feedback.history)
-                        .iter()
-                        .any(|r| r.scene.as_deref() == Some(scene.as_str()) && r.at >= since && r.result != crate::events::Outcome::Timeout);
-                    let mut cur = self.feedback_hint.write();
-                    if hint.is_some() || confirmed {
-                        *cur = hint;
-                    }
-                }
-            }
-        }
-    }
-
-    /// A likely feedback misconfiguration seen in the last scene (for
-    /// healthz and `play`).
-    pub fn feedback_hint(&self) -> Option<String> {
-        self.feedback_hint.read().clone()
-    }
-
-    /// Publishes the retained state. It expires (MQTT 5) three refresh
-    /// periods after it was sent: if the room dies without a word, the
-    /// broker drops the stale snapshot instead of showing it forever.
-    fn publish_state(&self, state: &RoomState) {
-        let topic = self.config.topics().daemon_state();
-        match serde_json::to_string(state) {
-            Ok(json) => {
-                let opts = PublishOptions {
-                    expiry: Some(STATE_REFRESH * 3),
-                    ..PublishOptions::retained_state()
-                };
-                let _ = self.mqtt.publish(topic, json, opts);
-            }
-            Err(e) => warn!(target: "mqtt", "Cannot encode room state: {e}"),
-        }
     }
 
     /// Graceful stop: scene end sequence, `offline`, flush, tasks.

@@ -26,6 +26,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Secret;
 use crate::mqtt::{self, InMessage, MqttHandle, MqttSettings, PublishOptions, unix_now};
 use crate::ratelog::{LogLimit, RateLog};
+use crate::room::RoomState;
 use crate::{ratelog, topic};
 
 /// At most this many rooms are listed.
@@ -39,7 +40,7 @@ const STATE_FRESH: f64 = 90.0;
 struct Entry {
     status: Option<String>,
     status_at: f64,
-    state: Option<serde_json::Value>,
+    state: Option<RoomState>,
     state_at: f64,
 }
 
@@ -53,7 +54,7 @@ pub struct RoomView {
     /// Seconds since its status last changed.
     pub status_age: f64,
     /// Its last retained state (`roomctl/ROOM/state`), if any.
-    pub state: Option<serde_json::Value>,
+    pub state: Option<RoomState>,
     /// Seconds since that state was received; a state older than 90 s is
     /// not current (the daemon refreshes it every 30 s).
     pub state_age: Option<f64>,
@@ -189,19 +190,19 @@ impl Site {
                     );
                     return;
                 }
-                match serde_json::from_slice::<serde_json::Value>(&m.payload) {
-                    Ok(v) if v.is_object() => {
+                match serde_json::from_slice::<RoomState>(&m.payload) {
+                    Ok(v) => {
                         let e = rooms.entry(room.to_string()).or_default();
                         e.state = Some(v);
                         e.state_at = now;
                     }
-                    _ => {
+                    Err(err) => {
                         ratelog!(
                             self.inner.log,
                             warn,
                             "site",
                             "state",
-                            "Ignoring a state from {room} that is not a JSON object"
+                            "Ignoring a state from {room} that is not a room state: {err}"
                         );
                     }
                 }
@@ -235,13 +236,7 @@ impl Site {
             .ok_or_else(|| SiteError::NoRoom(room.chars().take(64).collect()))?;
         Ok(e.state
             .as_ref()
-            .and_then(|s| s.get("scenes"))
-            .and_then(|s| s.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
+            .map(|s| s.scenes.clone())
             .unwrap_or_default())
     }
 

@@ -108,7 +108,7 @@ async fn three_rooms_on_one_broker_pair_seen_started_stopped_and_one_dies() {
                         && r.current
                         && r.state
                             .as_ref()
-                            .is_some_and(|s| s["connection"] == "CONNECTED")
+                            .is_some_and(|s| s.connection == "CONNECTED")
                 })
             })
         },
@@ -164,7 +164,7 @@ async fn three_rooms_on_one_broker_pair_seen_started_stopped_and_one_dies() {
             r.room == "vault"
                 && r.state
                     .as_ref()
-                    .is_some_and(|s| s["scene"]["name"] == "tour")
+                    .is_some_and(|s| s.scene.as_ref().is_some_and(|sc| sc.name == "tour"))
         })
     })
     .await;

@@ -45,7 +45,7 @@ pub enum StartError {
 }
 
 /// The running scene, for `/api/status`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct SceneStatus {
     /// Scene name.
     pub name: String,

@@ -96,7 +96,7 @@ pub struct Wait {
 }
 
 /// What `/api/status` says a state waits for.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct Waiting {
     /// The trigger in words.
     pub what: String,

@@ -84,7 +84,7 @@ pub struct Schedule {
 }
 
 /// Why a start is planned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// `at_opening`.
@@ -108,6 +108,29 @@ pub struct Planned {
     pub kind: Kind,
     #[serde(skip)]
     pub(super) instant: Timestamp,
+}
+
+/// Read back (by `roomctl site`): the instant comes from `unix`.
+impl<'de> serde::Deserialize<'de> for Planned {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Text {
+            at: String,
+            unix: f64,
+            scene: String,
+            kind: Kind,
+        }
+        let t = Text::deserialize(d)?;
+        let instant = Timestamp::from_microsecond((t.unix * 1e6).round() as i64)
+            .map_err(serde::de::Error::custom)?;
+        Ok(Planned {
+            at: t.at,
+            unix: t.unix,
+            scene: t.scene,
+            kind: t.kind,
+            instant,
+        })
+    }
 }
 
 impl Planned {
