@@ -58,7 +58,8 @@ fn check_passes_on_the_shipped_example() {
 
 /// The Debian package's config, laid out as its postinst lays it out
 /// (scenes in /etc/roomctl/scenes, media in /var/lib/roomctl/media), checks
-/// OK, and differs from the commented example only in those paths: the two
+/// OK, and differs from the commented example only in those paths (and the
+/// example's `../scenes`, the repository's top-level folder): the two
 /// cannot drift apart. (CI installs the real .deb and checks it too.)
 #[test]
 fn the_packaged_config_checks_and_matches_the_example() {
@@ -70,6 +71,8 @@ fn the_packaged_config_checks_and_matches_the_example() {
             .map(|l| l.split(" #").next().unwrap().trim_end().to_string())
             .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
             .map(|l| l.replace("/var/lib/roomctl/media", "media"))
+            // The example lives in config/, its scenes at the top level.
+            .map(|l| l.replace("dir: ../scenes", "dir: scenes"))
             .collect()
     };
     assert_eq!(settings(&packaged), settings(&example));
@@ -82,11 +85,7 @@ fn the_packaged_config_checks_and_matches_the_example() {
     let cp = |args: &[&str]| {
         assert!(Command::new("cp").args(args).status().unwrap().success());
     };
-    cp(&[
-        "-r",
-        &format!("{repo}/config/scenes"),
-        etc.to_str().unwrap(),
-    ]);
+    cp(&["-r", &format!("{repo}/scenes"), etc.to_str().unwrap()]);
     cp(&[
         "-r",
         &format!("{repo}/config/media"),
@@ -483,6 +482,25 @@ async fn journald_lines_are_plain_name_their_client_and_alsa_stays_quiet() {
     })
     .await;
     assert!(!got.is_empty(), "never online");
+    // The audio thread opens the device on its own: wait until it has
+    // failed to (healthz says so), or the line may not be written yet.
+    let healthz = format!("http://127.0.0.1:{}/healthz", site.web_port);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let h = match reqwest::get(&healthz).await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        // "(unknown)" until the thread has tried.
+        if h.contains("no audio output") && !h.contains("no audio output (unknown)") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "healthz never reported the missing audio device: {h}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     Command::new("kill")
         .args(["-TERM", &child.id().unwrap().to_string()])
         .status()

@@ -25,22 +25,19 @@ use crate::systemd::shutdown_signal;
 pub const EXAMPLE_CONFIG: &str = include_str!("../../config/roomctl.yaml");
 /// The example scenes.
 pub const EXAMPLE_SCENES: &[(&str, &str)] = &[
-    ("intro.yaml", include_str!("../../config/scenes/intro.yaml")),
-    (
-        "showcase.json",
-        include_str!("../../config/scenes/showcase.json"),
-    ),
-    ("outro.yaml", include_str!("../../config/scenes/outro.yaml")),
+    ("intro.yaml", include_str!("../../scenes/intro.yaml")),
+    ("showcase.json", include_str!("../../scenes/showcase.json")),
+    ("outro.yaml", include_str!("../../scenes/outro.yaml")),
 ];
 /// The example command files (`scenes/commands/`).
 pub const EXAMPLE_COMMANDS: &[(&str, &str)] = &[
     (
         "light_off.json",
-        include_str!("../../config/scenes/commands/light_off.json"),
+        include_str!("../../scenes/commands/light_off.json"),
     ),
     (
         "STOPALL.json",
-        include_str!("../../config/scenes/commands/STOPALL.json"),
+        include_str!("../../scenes/commands/STOPALL.json"),
     ),
 ];
 /// The example sounds.
