@@ -6,6 +6,8 @@
 //! Real time, real brokers: these numbers depend on the machine (run them on
 //! the Pi for deployment figures).
 
+// The benchmarks use a few of the integration tests' helpers.
+#[allow(dead_code)]
 #[path = "../tests/common/mod.rs"]
 mod common;
 

@@ -4,12 +4,11 @@
 //! byte rate (the `null` slave alone would run ~90x faster than real time)
 //! and checks what came out.
 //!
-//! One test in this binary: ALSA reads `~/.asoundrc` once per process, so
-//! HOME must be set before anything touches audio.
+//! ALSA reads `~/.asoundrc` once per process, so HOME must be set before
+//! anything touches audio: the test re-executes the test binary with its
+//! own HOME and runs the playback there, alone.
 
-mod common;
-
-use common::wait_until;
+use crate::common::wait_until;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -99,10 +98,45 @@ fn events_of(bus: &mut tokio::sync::broadcast::Receiver<Event>, what: &str) -> V
     out
 }
 
+/// Set in the re-executed process.
+const CHILD: &str = "ROOMCTL_ALSA_CHILD";
+
 #[test]
 fn audio_plays_for_real_through_an_alsa_file_sink() {
     let home = tempfile::tempdir().unwrap();
-    let fifo = home.path().join("out.fifo");
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "audio_alsa::playback_in_a_fresh_process",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("HOME", home.path())
+        .env(CHILD, "1")
+        .output()
+        .expect("re-executing the test binary");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "the playback failed:\n{text}");
+    assert!(
+        text.contains("1 passed"),
+        "the playback test did not run:\n{text}"
+    );
+}
+
+#[test]
+#[ignore = "runs when re-executed by audio_plays_for_real_through_an_alsa_file_sink"]
+fn playback_in_a_fresh_process() {
+    if std::env::var_os(CHILD).is_none() {
+        return;
+    }
+    // HOME was set by the parent before this process started.
+    let home = PathBuf::from(std::env::var_os("HOME").expect("HOME"));
+    let fifo = home.join("out.fifo");
     assert!(
         std::process::Command::new("mkfifo")
             .arg(&fifo)
@@ -111,19 +145,16 @@ fn audio_plays_for_real_through_an_alsa_file_sink() {
             .success()
     );
     std::fs::write(
-        home.path().join(".asoundrc"),
+        home.join(".asoundrc"),
         format!(
             "pcm.!default {{ type file; slave.pcm \"null\"; file \"{}\"; format \"raw\" }}\n",
             fifo.display()
         ),
     )
     .unwrap();
-    // SAFETY: set before any thread of this process reads the environment
-    // (this binary has exactly one test and it has not started anything).
-    unsafe { std::env::set_var("HOME", home.path()) };
     let capture = Capture::start(fifo);
 
-    let media = home.path().join("media");
+    let media = home.join("media");
     std::fs::create_dir(&media).unwrap();
     write_tone(&media.join("long.wav"), 0.6, 440.0, 0.5);
     write_tone(&media.join("short.wav"), 0.3, 660.0, 0.5);

@@ -1,11 +1,9 @@
 //! The `roomctl` binary, as a user or systemd runs it.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use roomctl::broker::Mosquitto;
 use roomctl::simulate::{self, SimOptions};
 use tokio_util::sync::CancellationToken;

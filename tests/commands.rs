@@ -2,11 +2,9 @@
 //! HTTP and over MQTT against real Mosquitto, with feedback from the
 //! simulated fleet.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use roomctl::broker::Mosquitto;
 use roomctl::events::Outcome;
 use roomctl::room::{Role, Room};

@@ -2,12 +2,10 @@
 //! devices and feedback, start/stop, and recovery from a lost link to the
 //! controller and from a lost broker.
 
-mod common;
-
 use std::time::Duration;
 
-use common::webdriver::{self, Browser};
-use common::*;
+use crate::common::webdriver::{self, Browser};
+use crate::common::*;
 use roomctl::broker::Mosquitto;
 use roomctl::room::{Role, Room};
 use roomctl::simulate;

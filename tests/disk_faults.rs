@@ -5,13 +5,11 @@
 //! that is not on disk, the daemon never dies of it, and no record is
 //! written onto a damaged line.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use roomctl::broker::Mosquitto;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;

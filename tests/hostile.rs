@@ -2,12 +2,10 @@
 //! over"), measured from outside with independent clients on real
 //! Mosquitto brokers.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use roomctl::broker::Mosquitto;
 use roomctl::room::{Role, Room};
 use tokio_util::sync::CancellationToken;

@@ -1,10 +1,8 @@
 //! The connection supervisor against real Mosquitto brokers.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use roomctl::broker::Mosquitto;
 use roomctl::mqtt::{ConnectionState, OwnMessage, PublishOptions};
 use tokio_util::sync::CancellationToken;

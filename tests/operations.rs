@@ -2,12 +2,10 @@
 //! broken scene file, reload after editing scenes (SIGHUP, the dashboard's
 //! reload), press the panic button without a token.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use roomctl::broker::Mosquitto;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;

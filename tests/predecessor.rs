@@ -3,11 +3,9 @@
 //! separate `audio/` and `videos/` folders. Real Mosquitto, the simulated
 //! fleet, the real binary where the CLI matters.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use roomctl::broker::Mosquitto;
 use roomctl::config::FeedbackTopic;
 use roomctl::room::{Role, Room};

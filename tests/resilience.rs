@@ -3,12 +3,10 @@
 //! truth, a backoff that forgets old outages, retained messages that are
 //! true on every broker.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use roomctl::broker::{Mosquitto, free_port};
 use roomctl::room::HealthStatus;
 use roomctl::room::{Role, Room};

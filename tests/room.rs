@@ -1,11 +1,9 @@
 //! The whole room (daemon role) against real Mosquitto brokers and the
 //! simulated ESP32 fleet.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use roomctl::broker::Mosquitto;
 use roomctl::mqtt::PublishOptions;
 use roomctl::origin::Origin;

@@ -7,14 +7,12 @@
 //! `ROOMCTL_RUMQTTD_PORT`), so it can be SIGKILLed and SIGSTOPped like
 //! Mosquitto.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use roomctl::broker::{Mosquitto, free_port};
 use roomctl::feedback::Outcome;
 use roomctl::mqtt::PublishOptions;
@@ -81,7 +79,7 @@ impl Rumqttd {
     fn start_on(port: u16) -> Rumqttd {
         let child = Command::new(std::env::current_exe().unwrap())
             .args([
-                "rumqttd_process",
+                "second_broker::rumqttd_process",
                 "--exact",
                 "--ignored",
                 "--nocapture",

@@ -3,14 +3,12 @@
 //! to their retained status and state, starting and stopping scenes through
 //! their control topics, and the page in headless Chromium.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::webdriver::Browser;
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::webdriver::Browser;
-use common::*;
 use http_body_util::BodyExt;
 use roomctl::broker::Mosquitto;
 use roomctl::room::{Role, Room};
@@ -32,7 +30,7 @@ fn room_site(ports: &[u16], room: &str) -> Site_ {
     .unwrap();
     s
 }
-type Site_ = common::Site;
+type Site_ = crate::common::Site;
 
 async fn call(app: axum::Router, req: Request<Body>) -> (StatusCode, Value) {
     let r = app.oneshot(req).await.unwrap();

@@ -2,11 +2,9 @@
 //! client certificates required, password auth, failover between a TLS
 //! primary and a plain backup, and clear errors for a wrong CA or password.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use roomctl::broker::Mosquitto;
 use roomctl::mqtt::ConnectionState;
 use roomctl::room::{Role, Room};
@@ -94,7 +92,7 @@ async fn tls_with_a_client_certificate_and_a_password() {
     room.shutdown(Role::Daemon).await;
 
     // The wrong password is refused in words, and no plain client gets in.
-    let site2 = common::site(&[b.port()], &[SHOW], "");
+    let site2 = crate::common::site(&[b.port()], &[SHOW], "");
     broker_options(
         &site2,
         b.port(),
@@ -153,7 +151,7 @@ async fn a_wrong_ca_is_a_clear_error_naming_the_broker_not_a_hang() {
     room.shutdown(Role::Daemon).await;
 
     // Without a client certificate the broker refuses the handshake.
-    let site = common::site(&[b.port()], &[SHOW], "");
+    let site = crate::common::site(&[b.port()], &[SHOW], "");
     broker_options(
         &site,
         b.port(),

@@ -1,13 +1,11 @@
 //! The HTTP surface: `app(state)` driven with `oneshot`, and the live SSE
 //! stream over a real listener.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::*;
 use http_body_util::BodyExt;
 use roomctl::broker::Mosquitto;
 use roomctl::room::{Role, Room};

@@ -3,12 +3,10 @@
 //! descriptors, as a slowloris client or a kiosk tablet reconnecting in a
 //! loop would open.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use futures::StreamExt;
 use roomctl::broker::Mosquitto;
 use roomctl::room::{Role, Room};

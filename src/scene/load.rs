@@ -24,7 +24,7 @@ use super::{
 };
 use crate::config::{Config, Dur, Topics, ranges};
 use crate::diag::{Diagnostic, Diagnostics, Pos};
-use crate::media::{AudioCommand, VideoCommand};
+use crate::media::command::{AudioCommand, VideoCommand};
 use crate::mqtt::connect::MAX_PACKET_SIZE;
 pub(crate) use build::Builder;
 pub use command_file::{

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::diag::Pos;
-use crate::media::{AudioCommand, VideoCommand};
+use crate::media::command::{AudioCommand, VideoCommand};
 
 pub use crate::events::{EndReason, SceneEvent};
 pub use commands::{CommandFile, CommandRunner, CommandSummary, RunError};

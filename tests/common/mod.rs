@@ -1,6 +1,5 @@
 //! Helpers shared by the integration tests: real Mosquitto brokers, MQTT
 //! observers and settings with short timings.
-#![allow(dead_code)]
 
 use std::time::Duration;
 
@@ -290,7 +289,6 @@ pub mod webdriver;
 /// cannot show: not reachable yet, or a silent partition (connections stay
 /// open, nothing passes).
 pub struct Proxy {
-    pub port: u16,
     /// Client to broker.
     up: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
     /// Broker to client.
@@ -327,12 +325,7 @@ impl Proxy {
                 tokio::spawn(pipe(sr, cw, d.subscribe(), s.clone()));
             }
         });
-        Proxy {
-            port,
-            up,
-            down,
-            stop,
-        }
+        Proxy { up, down, stop }
     }
 
     /// A silent partition: connections stay open, nothing gets through.

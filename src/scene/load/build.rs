@@ -187,7 +187,10 @@ impl<'a> Builder<'a> {
                 Trigger::VideoEnd(Some(target)) => (target, &video, "videoEnd"),
                 _ => continue,
             };
-            if !played.iter().any(|f| crate::media::same_media(target, f)) {
+            if !played
+                .iter()
+                .any(|f| crate::media::command::same_media(target, f))
+            {
                 let plays = if played.is_empty() {
                     "none".to_string()
                 } else {

@@ -1,0 +1,24 @@
+//! The integration tests: one binary, one module per area, sharing one
+//! compiled kit (`common`). Real processes throughout: Mosquitto, rumqttd,
+//! the roomctl binary, mpv, ALSA, headless Chromium.
+
+mod common;
+mod layers;
+
+mod audio_alsa;
+mod cli;
+mod commands;
+mod dashboard;
+mod disk_faults;
+mod hostile;
+mod mqtt_connection;
+mod operations;
+mod predecessor;
+mod resilience;
+mod room;
+mod second_broker;
+mod site;
+mod tls;
+mod video_mpv;
+mod web;
+mod web_limits;
