@@ -336,33 +336,31 @@ impl ShowLog {
     }
 }
 
-/// `t` as a CSV field.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 /// The records as CSV (`time_utc,unix,kind,scene,device,origin,text`).
 pub fn to_csv(records: &[Record]) -> String {
-    let mut out = String::from("time_utc,unix,kind,scene,device,origin,text\n");
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    let header = [
+        "time_utc", "unix", "kind", "scene", "device", "origin", "text",
+    ];
+    // Writing into a Vec cannot fail.
+    let _ = w.write_record(header);
     for r in records {
         let when = jiff::Timestamp::from_millisecond((r.t * 1000.0) as i64)
             .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
             .unwrap_or_default();
-        out.push_str(&format!(
-            "{when},{:.3},{},{},{},{},{}\n",
-            r.t,
-            csv_field(&r.kind),
-            csv_field(r.scene.as_deref().unwrap_or("")),
-            csv_field(r.device.as_deref().unwrap_or("")),
-            csv_field(r.origin.as_deref().unwrap_or("")),
-            csv_field(&r.text),
-        ));
+        let _ = w.write_record([
+            when.as_str(),
+            &format!("{:.3}", r.t),
+            &r.kind,
+            r.scene.as_deref().unwrap_or(""),
+            r.device.as_deref().unwrap_or(""),
+            r.origin.as_deref().unwrap_or(""),
+            &r.text,
+        ]);
     }
-    out
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -42,6 +42,21 @@ fn version_and_help() {
     }
 }
 
+/// A bad duration is a usage error like any other bad argument: clap says
+/// which argument and why, and the exit code is 2.
+#[test]
+fn bad_durations_on_the_command_line_are_usage_errors() {
+    for args in [
+        &["demo", "--kill-primary-after", "soon"][..],
+        &["simulate", "--latency", "250ms..50ms"][..],
+    ] {
+        let o = roomctl(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(args[1]), "{args:?}: {err}");
+    }
+}
+
 #[test]
 fn check_passes_on_the_shipped_example() {
     let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/config/roomctl.yaml");

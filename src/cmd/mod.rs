@@ -13,6 +13,7 @@ pub mod site;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -73,8 +74,8 @@ pub enum Command {
         /// How many boards.
         devices: usize,
         /// Reply latency, a range like 50ms..250ms.
-        #[arg(long, default_value = "50ms..250ms")]
-        latency: String,
+        #[arg(long, default_value = "50ms..250ms", value_parser = latency_arg)]
+        latency: (Duration, Duration),
         /// Fraction of commands left unanswered (0..1).
         #[arg(long, default_value_t = 0.0)]
         drop: f64,
@@ -91,8 +92,8 @@ pub enum Command {
         /// How many simulated boards.
         devices: usize,
         /// Kill the primary broker after this long (e.g. 30s) to show failover.
-        #[arg(long, value_name = "DURATION")]
-        kill_primary_after: Option<String>,
+        #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+        kill_primary_after: Option<Duration>,
     },
     /// The site overview: every room on the brokers on one page, with
     /// scene start and stop.
@@ -222,7 +223,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             drop,
             reply,
         } => {
-            simulate::simulate(&path(config), devices, &latency, drop, reply).await?;
+            simulate::simulate(&path(config), devices, latency, drop, reply).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo {
@@ -230,11 +231,10 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             devices,
             kill_primary_after,
         } => {
-            let kill = kill_primary_after.map(|s| parse_duration(&s)).transpose()?;
             demo::demo(demo::DemoOptions {
                 listen,
                 devices,
-                kill_primary_after: kill,
+                kill_primary_after,
             })
             .await?;
             Ok(ExitCode::SUCCESS)
@@ -254,4 +254,15 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             Ok(ok(answered > 0))
         }
     }
+}
+
+/// A duration on the command line (`30s`, `500ms`, `2m`), checked by clap:
+/// a bad one is a usage error (exit 2) like any other bad argument.
+fn duration_arg(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// A latency range on the command line (`50ms..250ms` or `100ms`).
+fn latency_arg(s: &str) -> Result<(Duration, Duration), String> {
+    crate::simulate::parse_latency(s).map_err(|e| e.to_string())
 }

@@ -84,28 +84,13 @@ fn reserve_descriptors(config: &mut crate::config::Config) {
 
 /// Sets the soft RLIMIT_NOFILE to the hard one; returns both after.
 fn raise_nofile() -> std::io::Result<(u64, u64)> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read/write the struct passed.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                lim = raised;
-            }
-        }
+    let nofile = rlimit::Resource::NOFILE;
+    let (soft, hard) = nofile.get()?;
+    if soft < hard {
+        // Kept as it was when the kernel refuses; the caller logs the limit.
+        let _ = nofile.set(hard, hard);
     }
-    // rlim_t is u64 here, narrower on some 32-bit targets.
-    #[allow(clippy::unnecessary_cast)]
-    Ok((lim.rlim_cur as u64, lim.rlim_max as u64))
+    nofile.get()
 }
 
 /// Runs the dashboard beside `room` until `signal` resolves, then shuts

@@ -9,13 +9,13 @@ use std::time::Duration;
 use anyhow::bail;
 use tokio_util::sync::CancellationToken;
 
-use crate::simulate::{self, ReplyStyle, SimOptions, parse_latency};
+use crate::simulate::{self, ReplyStyle, SimOptions};
 
 /// The fleet for the config at `path`.
 pub async fn simulate(
     path: &Path,
     devices: usize,
-    latency: &str,
+    latency: (Duration, Duration),
     drop: f64,
     reply: ReplyStyle,
 ) -> anyhow::Result<()> {
@@ -29,7 +29,7 @@ pub async fn simulate(
     }
     let opts = SimOptions {
         devices,
-        latency: parse_latency(latency)?,
+        latency,
         drop,
         heartbeat: (config.devices.stale_after / 3).max(Duration::from_secs(1)),
         reply,

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use subtle::ConstantTimeEq;
 use tracing::warn;
 
 use super::{AppError, AppState};
@@ -49,27 +50,36 @@ pub(crate) fn bearer(headers: &HeaderMap, token: Option<&Secret>) -> Result<(), 
         .map(str::trim);
     match given {
         None => Err(Refusal::Missing),
-        Some(g) if !constant_time_eq(g.as_bytes(), token.expose().as_bytes()) => {
+        Some(g) if !bool::from(g.as_bytes().ct_eq(token.expose().as_bytes())) => {
             Err(Refusal::Wrong)
         }
         Some(_) => Ok(()),
     }
 }
 
-/// Compares without an early exit on the first differing byte.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn with(auth: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, auth.parse().unwrap());
+        h
+    }
+
     #[test]
-    fn compares_tokens() {
-        assert!(super::constant_time_eq(b"abc", b"abc"));
-        assert!(!super::constant_time_eq(b"abc", b"abd"));
-        assert!(!super::constant_time_eq(b"abc", b"abcd"));
+    fn compares_tokens_whole() {
+        let token = Some(crate::config::Secret::new("abc"));
+        assert!(bearer(&with("Bearer abc"), token.as_ref()).is_ok());
+        for wrong in ["Bearer abd", "Bearer abcd", "Bearer ab", "Bearer "] {
+            assert!(
+                matches!(bearer(&with(wrong), token.as_ref()), Err(Refusal::Wrong)),
+                "{wrong}"
+            );
+        }
+        assert!(matches!(
+            bearer(&HeaderMap::new(), token.as_ref()),
+            Err(Refusal::Missing)
+        ));
     }
 }
