@@ -72,7 +72,7 @@ pub struct Config {
     pub warnings: Diagnostics,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 /// `mqtt:` (seed 002 names and defaults).
 pub struct MqttConfig {
     /// The MQTT client id (default `rpi_room_<room>`).
@@ -157,7 +157,7 @@ pub struct FeedbackConfig {
     pub history: usize,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 /// `devices:`.
 pub struct DevicesConfig {
     /// An online device silent for longer than this is stale.
@@ -191,7 +191,7 @@ pub struct ScenesConfig {
     pub default_pos: Pos,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 /// `media:`.
 pub struct MediaConfig {
     /// The folder of sounds and clips.
@@ -228,7 +228,7 @@ impl MediaConfig {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 /// `web:`.
 pub struct WebConfig {
     /// Serve the dashboard at all.
@@ -334,11 +334,6 @@ impl Config {
             warnings: Diagnostics::default(),
         }
         .config(raw)
-    }
-
-    /// The channels that play on the Pi (`audio`, `video`), never published.
-    pub fn is_local_channel(&self, channel: &str) -> bool {
-        self.feedback.local_channels.iter().any(|c| c == channel)
     }
 
     /// Control topics of this room.

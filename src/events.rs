@@ -105,15 +105,6 @@ impl ConnectionState {
             ConnectionState::Failed => "FAILED",
         }
     }
-
-    /// Every state, in seed order.
-    pub const ALL: [ConnectionState; 5] = [
-        ConnectionState::Disconnected,
-        ConnectionState::Connecting,
-        ConnectionState::Connected,
-        ConnectionState::Reconnecting,
-        ConnectionState::Failed,
-    ];
 }
 
 /// Where the connection is now.

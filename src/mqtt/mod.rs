@@ -491,6 +491,7 @@ impl MqttHandle {
 
     /// Waits until connected with every wanted filter acknowledged by the
     /// broker (SUBACK); false on timeout.
+    #[cfg(any(test, feature = "testkit"))]
     pub async fn wait_subscribed(&self, timeout: Duration) -> bool {
         let wanted = self.shared.wanted.lock().len();
         let mut rx = self.shared.subscriptions.subscribe();

@@ -70,22 +70,10 @@ impl Room {
         let mut needs_restart = Vec::new();
         for (what, changed) in [
             ("room", old.room != config.room),
-            (
-                "mqtt",
-                format!("{:?}", old.mqtt) != format!("{:?}", config.mqtt),
-            ),
-            (
-                "web",
-                format!("{:?}", old.web) != format!("{:?}", config.web),
-            ),
-            (
-                "media",
-                format!("{:?}", old.media) != format!("{:?}", config.media),
-            ),
-            (
-                "devices",
-                format!("{:?}", old.devices) != format!("{:?}", config.devices),
-            ),
+            ("mqtt", old.mqtt != config.mqtt),
+            ("web", old.web != config.web),
+            ("media", old.media != config.media),
+            ("devices", old.devices != config.devices),
             (
                 "feedback.topic",
                 old.feedback.topic != config.feedback.topic,

@@ -85,6 +85,7 @@ impl AppState {
     }
 
     /// Ticks every `every` instead of [`sse::TICK`] (tests).
+    #[cfg(any(test, feature = "testkit"))]
     pub fn tick_every(mut self, every: Duration) -> Self {
         self.tick = every.max(Duration::from_millis(100));
         self
