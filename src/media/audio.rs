@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use rodio::source::EmptyCallback;
-use rodio::{Decoder, DeviceSinkBuilder, MixerDeviceSink, Player, Source};
+use rodio::{DeviceSinkBuilder, MixerDeviceSink, Player};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, warn};
@@ -22,6 +22,10 @@ use tracing::{debug, error, info, warn};
 use super::command::{AUDIO_EXTENSIONS, AudioCommand, resolve_media, same_media};
 use super::{MediaEnd, MediaEvent};
 use crate::events::{Event, EventBus};
+
+mod length;
+pub use length::{DecodeError, decode_length};
+use length::{header_length, open};
 
 const FADE_STEP: Duration = Duration::from_millis(20);
 /// Headless timing decodes at most this much audio to learn a length.
@@ -525,101 +529,6 @@ impl AudioThread {
             self.ended(id);
         }
     }
-}
-
-impl AudioThread {
-    /// The length of a file for headless timing: known, read from the
-    /// header, or (None) being measured by a thread of its own, which
-    /// reports back with [`Request::Measured`]. Decoding a long file here
-    /// would hold up every other audio command.
-    fn length(&mut self, path: &Path) -> Option<Duration> {
-        if let Some(l) = self.lengths.get(path) {
-            return Some(*l);
-        }
-        match (self.measure.header)(path) {
-            Ok(Some(l)) => {
-                self.lengths.insert(path.to_path_buf(), l);
-                return Some(l);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                warn!(target: "media", "Cannot read length of {}: {e}", path.display());
-                return Some(Duration::ZERO);
-            }
-        }
-        let (tx, p, decode) = (self.tx.clone(), path.to_path_buf(), self.measure.decode);
-        let spawned = std::thread::Builder::new()
-            .name("roomctl-measure".into())
-            .spawn(move || {
-                let len = decode(&p);
-                let _ = tx.send(Request::Measured(p, len));
-            });
-        if let Err(e) = spawned {
-            warn!(target: "media", "Cannot measure {}: {e}", path.display());
-            return Some(Duration::ZERO);
-        }
-        debug!(target: "media", "Measuring the length of {}", path.display());
-        None
-    }
-
-    /// A measuring thread is done: every sound of that file now has a length.
-    fn measured(&mut self, path: PathBuf, len: Result<Duration, DecodeError>) {
-        let len = len.unwrap_or_else(|e| {
-            warn!(target: "media", "Cannot read the length of a sound: {e}");
-            Duration::ZERO
-        });
-        let file = path
-            .strip_prefix(&self.dir)
-            .unwrap_or(&path)
-            .to_string_lossy()
-            .into_owned();
-        for t in &mut self.tracks {
-            if let Output::Timed(c) = &mut t.output
-                && c.len.is_none()
-                && t.name == file
-            {
-                c.len = Some(len);
-            }
-        }
-        self.lengths.insert(path, len);
-    }
-}
-
-fn open(path: &Path) -> Result<Decoder<std::io::BufReader<std::fs::File>>, String> {
-    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    Decoder::try_from(f).map_err(|e| e.to_string())
-}
-
-/// Why a sound's length is unknown.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot decode {path}: {reason}")]
-pub struct DecodeError {
-    /// The file.
-    pub path: String,
-    /// What the decoder said.
-    pub reason: String,
-}
-
-/// The length the file's header gives, if any (cheap).
-fn header_length(path: &Path) -> Result<Option<Duration>, String> {
-    Ok(open(path)?.total_duration())
-}
-
-/// The length of a sound: from the header, else by decoding it (up to an
-/// hour of audio; slow, so never on the audio thread).
-pub fn decode_length(path: &Path) -> Result<Duration, DecodeError> {
-    let d = open(path).map_err(|reason| DecodeError {
-        path: path.display().to_string(),
-        reason,
-    })?;
-    if let Some(t) = d.total_duration() {
-        return Ok(t);
-    }
-    let rate = f64::from(d.sample_rate().get());
-    let channels = f64::from(d.channels().get());
-    let max = (MAX_MEASURE.as_secs_f64() * rate * channels) as usize;
-    let n = d.take(max).count() as f64;
-    Ok(Duration::from_secs_f64(n / rate / channels))
 }
 
 #[cfg(test)]

@@ -201,38 +201,28 @@ impl Router {
         };
         let topic = m.topic.as_str();
 
-        if let Some(id) = device_channels_id(topic) {
-            return match self.registry.announce_channels(id, payload) {
-                Ok(_) => Route::Device,
-                Err(e) => {
-                    ratelog!(
-                        self.log,
-                        warn,
-                        "mqtt_devices",
-                        "device status",
-                        "Ignoring {}: {e}",
-                        short(topic)
-                    );
-                    Route::Rejected(e.to_string())
-                }
-            };
-        }
-        if let Some(id) = device_id(topic) {
+        let device = if let Some(id) = device_channels_id(topic) {
+            Some(self.registry.announce_channels(id, payload).map(drop))
+        } else if let Some(id) = device_id(topic) {
             debug!(target: "mqtt_handler", "{topic} -> device registry");
-            return match self.registry.update(id, payload) {
-                Ok(_) => Route::Device,
-                Err(e) => {
-                    ratelog!(
-                        self.log,
-                        warn,
-                        "mqtt_devices",
-                        "device status",
-                        "Ignoring {}: {e}",
-                        short(topic)
-                    );
-                    Route::Rejected(e.to_string())
-                }
-            };
+            Some(self.registry.update(id, payload).map(drop))
+        } else {
+            None
+        };
+        match device {
+            Some(Ok(())) => return Route::Device,
+            Some(Err(e)) => {
+                ratelog!(
+                    self.log,
+                    warn,
+                    "mqtt_devices",
+                    "device status",
+                    "Ignoring {}: {e}",
+                    short(topic)
+                );
+                return Route::Rejected(e.to_string());
+            }
+            None => {}
         }
 
         // Retained messages are old news: they must not confirm a command,
