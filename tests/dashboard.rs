@@ -308,10 +308,7 @@ async fn dashboard_never_shows_stale_truth_and_fits_a_phone() {
     assert!(width <= 400, "the window is {width} px wide");
 
     // Phone width: nothing sticks out, every Start button is whole.
-    let overflow = br
-        .js("return document.documentElement.scrollWidth - window.innerWidth")
-        .await;
-    assert!(overflow.as_i64().unwrap() <= 0, "overflow {overflow} px");
+    br.assert_fits("the page").await;
     let cut = br
         .js("return [...document.querySelectorAll('button.start')].filter(b => { const r = b.getBoundingClientRect(); return r.width === 0 || r.left < 0 || r.right > window.innerWidth; }).length")
         .await;
@@ -401,14 +398,7 @@ async fn dashboard_never_shows_stale_truth_and_fits_a_phone() {
         "Start must be disabled without a link"
     );
     assert_ne!(br.text("#health").await, "healthy");
-    assert_eq!(
-        br.js("return document.documentElement.scrollWidth - window.innerWidth")
-            .await
-            .as_i64()
-            .unwrap()
-            .max(0),
-        0
-    );
+    br.assert_fits("stale devices at 390 px").await;
     if let Some(dir) = std::env::var_os("ROOMCTL_SCREENSHOT_DIR") {
         br.screenshot(&std::path::Path::new(&dir).join("dashboard-stale-390.png"))
             .await;
@@ -610,19 +600,8 @@ async fn dashboard_schedule_and_show_log_work_on_a_phone() {
                 .contains("Europe/Bratislava")
         );
         // Nothing sticks out sideways.
-        let overflow = br
-            .js("return document.documentElement.scrollWidth - window.innerWidth;")
-            .await;
-        assert!(
-            overflow.as_i64().unwrap() <= 0,
-            "{name}: {overflow} px too wide"
-        );
-        if let Ok(dir) = std::env::var("ROOMCTL_SCREENSHOTS") {
-            br.screenshot(
-                &std::path::Path::new(&dir).join(format!("dashboard-schedule-{name}.png")),
-            )
-            .await;
-        }
+        br.assert_fits(name).await;
+        br.snapshot(&format!("dashboard-schedule-{name}")).await;
     }
 
     br.js("document.getElementById('token').value = 'door-key'; return true;")
@@ -675,19 +654,10 @@ async fn dashboard_schedule_and_show_log_work_on_a_phone() {
         .await;
     assert_eq!(href, "/api/log.csv");
     br.resize(390, 844).await;
-    let overflow = br
-        .js("return document.documentElement.scrollWidth - window.innerWidth;")
+    br.assert_fits("log card").await;
+    br.js("document.getElementById('log-card').scrollIntoView(); return true;")
         .await;
-    assert!(
-        overflow.as_i64().unwrap() <= 0,
-        "log card: {overflow} px too wide"
-    );
-    if let Ok(dir) = std::env::var("ROOMCTL_SCREENSHOTS") {
-        br.js("document.getElementById('log-card').scrollIntoView(); return true;")
-            .await;
-        br.screenshot(&std::path::Path::new(&dir).join("dashboard-log-phone.png"))
-            .await;
-    }
+    br.snapshot("dashboard-log-phone").await;
 
     br.quit().await;
     stop_web.cancel();
@@ -778,21 +748,10 @@ async fn dashboard_manual_control_on_a_phone() {
     .await;
     for (w, h, name) in [(390, 844, "phone"), (820, 1180, "tablet")] {
         br.resize(w, h).await;
-        let overflow = br
-            .js("return document.documentElement.scrollWidth - window.innerWidth;")
+        br.assert_fits(name).await;
+        br.js("document.getElementById('commands-card').scrollIntoView(); return true;")
             .await;
-        assert!(
-            overflow.as_i64().unwrap() <= 0,
-            "{name}: {overflow} px too wide"
-        );
-        if let Ok(dir) = std::env::var("ROOMCTL_SCREENSHOTS") {
-            br.js("document.getElementById('commands-card').scrollIntoView(); return true;")
-                .await;
-            br.screenshot(
-                &std::path::Path::new(&dir).join(format!("dashboard-control-{name}.png")),
-            )
-            .await;
-        }
+        br.snapshot(&format!("dashboard-control-{name}")).await;
     }
     br.quit().await;
     stop_web.cancel();

@@ -177,6 +177,26 @@ impl Browser {
         }
     }
 
+    /// Fails (saying `what`) when the page is wider than the window:
+    /// nothing may stick out sideways at any width tested.
+    pub async fn assert_fits(&self, what: &str) {
+        let overflow = self
+            .js("return document.documentElement.scrollWidth - window.innerWidth;")
+            .await;
+        assert!(
+            overflow.as_i64().is_some_and(|o| o <= 0),
+            "{what}: {overflow} px too wide"
+        );
+    }
+
+    /// Saves a screenshot as `<name>.png` in `ROOMCTL_SCREENSHOTS`, when set.
+    pub async fn snapshot(&self, name: &str) {
+        if let Ok(dir) = std::env::var("ROOMCTL_SCREENSHOTS") {
+            self.screenshot(&std::path::Path::new(&dir).join(format!("{name}.png")))
+                .await;
+        }
+    }
+
     pub async fn quit(self) {
         let _ = self
             .http
