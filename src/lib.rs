@@ -5,27 +5,27 @@
 
 pub mod broker;
 pub mod check;
-pub mod clock;
+mod clock;
 pub mod cmd;
 pub mod config;
-pub mod diag;
+mod diag;
 pub(crate) mod durable;
 pub mod events;
 pub mod feedback;
 pub mod media;
 pub mod mqtt;
 pub mod origin;
-pub mod ratelog;
+mod ratelog;
 pub mod registry;
 pub mod room;
 pub mod scene;
-pub mod schedule;
-pub mod showlog;
+mod schedule;
+mod showlog;
 pub mod simulate;
 pub mod site;
-pub mod systemd;
+mod systemd;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod tls;
-pub mod topic;
+mod topic;
 pub mod web;

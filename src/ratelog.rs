@@ -124,7 +124,7 @@ impl RateLog {
     }
 }
 
-/// Logs through a [`RateLog`] behind a mutex: `ratelog!(lock, warn,
+/// Logs through a `RateLog` behind a mutex: `ratelog!(lock, warn,
 /// target, source, "format", args...)` (any `tracing` level macro). The
 /// summary of what was left out is a warning.
 #[macro_export]

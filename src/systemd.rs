@@ -18,11 +18,6 @@ pub fn stopping() {
     notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
 }
 
-/// A STATUS= line for `systemctl status`.
-pub fn status(s: &str) {
-    notify(&[NotifyState::Status(s)]);
-}
-
 fn notify(states: &[NotifyState]) {
     if let Err(e) = sd_notify::notify(false, states) {
         debug!(target: "daemon", "sd_notify failed: {e}");
