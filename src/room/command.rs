@@ -5,6 +5,8 @@
 //! it is logged is written once, here.
 
 use std::future::Future;
+
+use futures::FutureExt;
 use std::pin::Pin;
 
 use super::{ControlError, ReloadReport, Room};
@@ -382,12 +384,18 @@ impl Shows for ScheduledShows {
     }
 
     fn start(&self, scene: &str, what: &'static str) -> Result<(), Refused> {
-        match self.0.start_scene(scene, Origin::Schedule { what }) {
-            Ok(_) => Ok(()),
-            Err(RoomError::Conflict(_)) => Err(Refused::Busy(
+        let start = self.0.apply(
+            Origin::Schedule { what },
+            Command::StartScene(scene.to_string()),
+        );
+        // A start is decided when apply returns: its completion is ready.
+        match start.now_or_never() {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(RoomError::Conflict(_))) => Err(Refused::Busy(
                 self.running().unwrap_or_else(|| "another".into()),
             )),
-            Err(e) => Err(Refused::Failed(e.to_string())),
+            Some(Err(e)) => Err(Refused::Failed(e.to_string())),
+            None => Err(Refused::Failed("the start did not finish at once".into())),
         }
     }
 }
