@@ -205,22 +205,10 @@ impl Room {
             events.clone(),
         );
         feedback.set_owner_lookup(Box::new(move |t| owners.owner_of(t)));
-        let (media, mut media_ends) =
+        let (media, media_ends) =
             MediaHandle::start(&config.media, events.clone(), cancel.child_token(), &tasks);
 
-        let mut settings = MqttSettings::from_config(&config.mqtt);
-        settings.subscriptions = subscriptions(&config, &scenes, &feedback, role);
-        if role == Role::Daemon {
-            settings.will = Some(OwnMessage::retained(topics.daemon_status(), "offline"));
-            settings.birth = Some(OwnMessage::retained(topics.daemon_status(), "online"));
-            // Leaving a broker for another: clear what the room said there.
-            settings.farewell = vec![
-                OwnMessage::retained(topics.daemon_status(), ""),
-                OwnMessage::retained(topics.daemon_state(), ""),
-            ];
-        } else {
-            settings.client_id = format!("{}-play-{}", settings.client_id, std::process::id());
-        }
+        let settings = mqtt_settings(&config, &scenes, &feedback, role);
         let (mqtt, incoming) = mqtt::start(settings, cancel.child_token(), &tasks);
 
         let (live, live_rx) = watch::channel(Live::of(&config));
@@ -243,10 +231,6 @@ impl Room {
             tasks.clone(),
             cancel.child_token(),
         );
-        let mode = match role {
-            Role::Daemon => RouterMode::Daemon,
-            Role::Player => RouterMode::Observer,
-        };
         let schedule = match (&config.schedule, role) {
             (Some(plan), Role::Daemon) => Some(ScheduleHandle::new(
                 plan.clone(),
@@ -268,37 +252,16 @@ impl Room {
         tasks.spawn(feedback.clone().run(cancel.clone()));
         tasks.spawn(registry.clone().watch_stale(cancel.clone()));
 
-        // Media ends drive audioEnd / videoEnd transitions.
-        let (c, s) = (cancel.clone(), scenes.clone());
-        tasks.spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = c.cancelled() => return,
-                    e = media_ends.recv() => match e {
-                        Some(MediaEnd::Audio(f)) => s.input(SceneInput::AudioEnd(f)),
-                        Some(MediaEnd::Video(f)) => s.input(SceneInput::VideoEnd(f)),
-                        None => return,
-                    },
-                }
-            }
-        });
-
-        // Connection changes onto the bus.
-        let (c, m, ev) = (cancel.clone(), mqtt.clone(), events.clone());
-        tasks.spawn(async move {
-            let mut w = m.watch();
-            ev.publish(Event::Connection(w.borrow_and_update().clone()));
-            loop {
-                tokio::select! {
-                    _ = c.cancelled() => return,
-                    r = w.changed() => {
-                        if r.is_err() { return; }
-                        let st = w.borrow_and_update().clone();
-                        ev.publish(Event::Connection(st));
-                    }
-                }
-            }
-        });
+        tasks.spawn(media_ends_to_scenes(
+            media_ends,
+            scenes.clone(),
+            cancel.clone(),
+        ));
+        tasks.spawn(connection_to_bus(
+            mqtt.clone(),
+            events.clone(),
+            cancel.clone(),
+        ));
 
         let room = Room {
             config,
@@ -324,33 +287,45 @@ impl Room {
             cancel,
             tasks,
         };
-        if role == Role::Daemon {
-            let r = room.clone();
-            // Subscribed here, before any task runs, so no change is missed.
-            let rx = events_rx;
-            room.tasks.spawn(r.publish_state_loop(rx));
+        room.spawn_edges(events_rx, incoming, live_rx);
+        room
+    }
+
+    /// The tasks that need the whole room: the retained-state publisher
+    /// (`events_rx` was subscribed before any task ran, so no change is
+    /// missed), the feedback doctor, and the edges inside the process, the
+    /// MQTT router and the scheduler, which act through the front door.
+    fn spawn_edges(
+        &self,
+        events_rx: tokio::sync::broadcast::Receiver<Event>,
+        incoming: tokio::sync::mpsc::Receiver<mqtt::InMessage>,
+        live: watch::Receiver<Live>,
+    ) {
+        if self.role == Role::Daemon {
+            self.tasks.spawn(self.clone().publish_state_loop(events_rx));
         }
-        let r = room.clone();
-        let rx = room.events.subscribe();
-        room.tasks.spawn(r.feedback_doctor(rx));
-        // The edges inside the process act through the front door too.
-        let front = room.clone();
+        let rx = self.events.subscribe();
+        self.tasks.spawn(self.clone().feedback_doctor(rx));
+        let front = self.clone();
         let apply: Apply = Arc::new(move |origin, command| front.apply(origin, command));
+        let mode = match self.role {
+            Role::Daemon => RouterMode::Daemon,
+            Role::Player => RouterMode::Observer,
+        };
         let router = Router::new(
-            &room.config,
+            &self.config,
             mode,
-            room.registry.clone(),
-            room.feedback.clone(),
-            room.scenes.clone(),
-            live_rx,
+            self.registry.clone(),
+            self.feedback.clone(),
+            self.scenes.clone(),
+            live,
             apply,
         );
-        room.tasks.spawn(router.run(incoming, room.cancel.clone()));
-        if let Some(s) = &room.schedule {
-            let shows = command::ScheduledShows(room.clone());
-            room.tasks.spawn(s.clone().run(shows, room.cancel.clone()));
+        self.tasks.spawn(router.run(incoming, self.cancel.clone()));
+        if let Some(s) = &self.schedule {
+            let shows = command::ScheduledShows(self.clone());
+            self.tasks.spawn(s.clone().run(shows, self.cancel.clone()));
         }
-        room
     }
 
     /// Graceful stop: scene end sequence, `offline`, flush, tasks.
@@ -432,6 +407,65 @@ impl Room {
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         self.tasks.spawn(task);
+    }
+}
+
+/// The MQTT client's settings for a room in `role`: its subscriptions, and
+/// for the daemon the retained `online` / `offline` status (birth and last
+/// will) and what it clears when it leaves a broker for another.
+fn mqtt_settings(
+    config: &Config,
+    scenes: &SceneSet,
+    feedback: &FeedbackTracker,
+    role: Role,
+) -> MqttSettings {
+    let topics = config.topics();
+    let mut settings = MqttSettings::from_config(&config.mqtt);
+    settings.subscriptions = subscriptions(config, scenes, feedback, role);
+    if role == Role::Daemon {
+        settings.will = Some(OwnMessage::retained(topics.daemon_status(), "offline"));
+        settings.birth = Some(OwnMessage::retained(topics.daemon_status(), "online"));
+        settings.farewell = vec![
+            OwnMessage::retained(topics.daemon_status(), ""),
+            OwnMessage::retained(topics.daemon_state(), ""),
+        ];
+    } else {
+        settings.client_id = format!("{}-play-{}", settings.client_id, std::process::id());
+    }
+    settings
+}
+
+/// Media ends drive `audioEnd` / `videoEnd` transitions.
+async fn media_ends_to_scenes(
+    mut ends: tokio::sync::mpsc::UnboundedReceiver<MediaEnd>,
+    scenes: SceneController,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            e = ends.recv() => match e {
+                Some(MediaEnd::Audio(f)) => scenes.input(SceneInput::AudioEnd(f)),
+                Some(MediaEnd::Video(f)) => scenes.input(SceneInput::VideoEnd(f)),
+                None => return,
+            },
+        }
+    }
+}
+
+/// Connection changes onto the bus.
+async fn connection_to_bus(mqtt: MqttHandle, events: EventBus, cancel: CancellationToken) {
+    let mut w = mqtt.watch();
+    events.publish(Event::Connection(w.borrow_and_update().clone()));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = w.changed() => {
+                if r.is_err() { return; }
+                let st = w.borrow_and_update().clone();
+                events.publish(Event::Connection(st));
+            }
+        }
     }
 }
 
