@@ -49,6 +49,8 @@ use crate::clock::after;
 use crate::topic;
 
 mod connection;
+mod round;
+use round::Flow;
 
 const REQUEST_CAPACITY: usize = 128;
 /// How long a clean DISCONNECT may take to go out.
@@ -204,31 +206,7 @@ pub(super) async fn run(
             }
         };
 
-        let deadline = closing.as_ref().map(|c| c.deadline);
-        let round = {
-            let attempt = sup.attempt(idx, deadline);
-            tokio::pin!(attempt);
-            loop {
-                tokio::select! {
-                    c = &mut attempt => break match c {
-                        Some(c) => Round::Connected(Box::new(c)),
-                        None => Round::Failed,
-                    },
-                    _ = cancel.cancelled() => break Round::Stop,
-                    ctl = control.recv() => {
-                        let was_closing = closing.is_some();
-                        Closing::add(&mut closing, ctl);
-                        if !was_closing {
-                            break Round::Restart;
-                        }
-                    }
-                    _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                        break Round::Stop;
-                    }
-                }
-            }
-        };
-
+        let round = sup.round(idx, &mut control, &cancel, &mut closing).await;
         let mut conn = match round {
             Round::Stop => break,
             Round::Restart => continue,
@@ -248,73 +226,16 @@ pub(super) async fn run(
             }
         };
 
-        // Connected.
-        sup.policy.connected(conn.index);
-        let c = &sup.shared.counters;
-        c.consecutive_failures.store(0);
-        bump(&c.total_connections, 1);
-        if let Some(prev) = last_index {
-            bump(&c.total_reconnections, 1);
-            if prev != conn.index {
-                bump(&c.failovers, 1);
-                info!(target: "mqtt", "[FAILOVER] Now using broker {}/{}: {} (was {})",
-                    conn.index + 1, n, conn.addr, sup.s.brokers[prev].addr());
-            }
-        }
+        sup.now_connected(&conn, last_index);
         last_index = Some(conn.index);
-        sup.set_state(ConnectionState::Connected, Some(&conn), None);
-
         let exit = sup
             .connected(&mut conn, &mut control, &cancel, &mut closing)
             .await;
-        bump(&sup.shared.counters.total_disconnections, 1);
-        sup.set_subscriptions(0, Vec::new());
-        let lived = conn.since.elapsed();
-        match exit {
-            Exit::Closed => {
-                let deadline = closing.as_ref().map(|c| c.deadline);
-                sup.disconnect(*conn, deadline, &[]).await;
-                break 'outer;
-            }
-            // Cancelled: drop the socket without DISCONNECT, as a crash
-            // would; the broker then publishes the last will.
-            Exit::Cancelled => {
-                conn.shutdown();
-                break 'outer;
-            }
-            Exit::Failback(idx) => {
-                info!(target: "mqtt", "[FAILOVER] Broker {}/{} ({}) is reachable again; switching back from {}",
-                    idx + 1, n, sup.s.brokers[idx].addr(), conn.addr);
-                let deadline = closing.as_ref().map(|c| c.deadline);
-                let addr = conn.addr.clone();
-                // What this client left retained there must not outlive it.
-                let farewell = sup.s.farewell.clone();
-                sup.disconnect(*conn, deadline, &farewell).await;
-                debug!(target: "mqtt", "Left {addr} cleanly");
-                sup.requeue_sent();
-                sup.policy.failback(idx);
-                continue;
-            }
-            Exit::Lost(e) => {
-                let index = conn.index;
-                conn.shutdown();
-                sup.requeue_sent();
-                sup.lost(index, lived, e, closing.is_some()).await;
-            }
+        if sup.ended(conn, exit, closing.as_ref()).await == Flow::Stop {
+            break;
         }
     }
-
-    // Leaving: whatever is still queued will not be delivered.
-    let left = sup.shared.session.lock().drain();
-    if !left.is_empty() {
-        warn!(target: "mqtt", "Stopping with {} undelivered message(s)", left.len());
-    }
-    sup.set_state(ConnectionState::Disconnected, None, None);
-    if let Some(c) = closing {
-        for d in c.done {
-            let _ = d.send(left.len());
-        }
-    }
+    sup.leave(closing);
 }
 
 impl Supervisor {
