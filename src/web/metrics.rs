@@ -38,8 +38,19 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         text: String::new(),
         room: r.config.room.replace(['"', '\\', '\n'], "_"),
     };
-    let st = r.mqtt.stats();
-    let conn = r.mqtt.status();
+    mqtt_families(&mut o, &r.mqtt.stats(), &r.mqtt.status());
+    room_families(&mut o, r, s.sse.len());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        o.text,
+    )
+}
+
+/// `roomctl_mqtt_*`: the connection, the outbox and the counters.
+fn mqtt_families(o: &mut Out, st: &crate::mqtt::Stats, conn: &crate::mqtt::ConnectionStatus) {
     let states = [
         ConnectionState::Disconnected,
         ConnectionState::Connecting,
@@ -188,7 +199,11 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         "failed connection rounds in a row",
         f64::from(st.consecutive_failures),
     );
+}
 
+/// Feedback, devices, scenes and what else the room reports.
+fn room_families(o: &mut Out, r: &crate::room::Room, sse_clients: usize) {
+    let c = |n: u64| n as f64;
     let f = r.feedback.stats();
     o.metric(
         "feedback_total",
@@ -258,7 +273,7 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         "web_sse_clients",
         "gauge",
         "open event streams (dashboards)",
-        s.sse.len() as f64,
+        sse_clients as f64,
     );
     o.one(
         "scene_running",
@@ -284,11 +299,4 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         "seconds since start",
         unix_now() - r.started,
     );
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        o.text,
-    )
 }
