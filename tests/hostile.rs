@@ -74,11 +74,11 @@ async fn retained_oversize_messages_cause_no_reconnect_storm_and_cues_stay_exact
     assert_each_cue_once(&cue_counts(&got), 20);
     let st = room.mqtt.stats();
     assert!(
-        st.total_connections <= 2,
+        st.counts.total_connections <= 2,
         "{} connections in 10 s: {st:?}",
-        st.total_connections
+        st.counts.total_connections
     );
-    assert_eq!(st.total_disconnections, 0, "{st:?}");
+    assert_eq!(st.counts.total_disconnections, 0, "{st:?}");
     room.shutdown(Role::Daemon).await;
     cancel.cancel();
 }
@@ -125,7 +125,8 @@ async fn a_device_flood_never_hides_a_real_device() {
     // router because the flood outran it (bounded, never stalling).
     let expected = 20_000 - roomctl::registry::MAX_UNKNOWN_DEVICES as u64;
     eventually(Duration::from_secs(30), "the flood to be routed", || {
-        room.registry.counts().unknown_ignored + room.mqtt.stats().incoming_dropped >= expected
+        room.registry.counts().unknown_ignored + room.mqtt.stats().counts.incoming_dropped
+            >= expected
     })
     .await;
     let c = room.registry.counts();
@@ -275,9 +276,9 @@ async fn a_failback_mid_scene_sends_every_cue_exactly_once() {
     let counts = cue_counts(&all);
     assert_each_cue_once(&counts, 40);
     let st = room.mqtt.stats();
-    assert_eq!(st.failovers, 1, "{st:?}");
+    assert_eq!(st.counts.failovers, 1, "{st:?}");
     assert_eq!(
-        st.messages_resent, 0,
+        st.counts.messages_resent, 0,
         "a clean switch resends nothing: {st:?}"
     );
     room.shutdown(Role::Daemon).await;

@@ -27,12 +27,12 @@ async fn publishes_and_receives_through_a_real_broker() {
     assert_eq!(text(&got[0]), "ON");
     // The PUBACK is counted.
     eventually(Duration::from_secs(2), "the PUBACK", || {
-        h.stats().messages_published == 1
+        h.stats().counts.messages_published == 1
     })
     .await;
     let st = h.stats();
-    assert_eq!(st.messages_published, 1);
-    assert_eq!(st.total_connections, 1);
+    assert_eq!(st.counts.messages_published, 1);
+    assert_eq!(st.counts.total_connections, 1);
     assert_eq!(st.connection_state, ConnectionState::Connected);
     cancel.cancel();
 }
@@ -83,9 +83,9 @@ async fn fails_over_to_backup_and_resends_without_losing_messages() {
     let missing: Vec<u32> = (0..60).filter(|i| !all.contains(i)).collect();
     assert!(missing.is_empty(), "lost messages: {missing:?}");
     let st = h.stats();
-    assert_eq!(st.failovers, 1);
+    assert_eq!(st.counts.failovers, 1);
     assert_eq!(
-        st.messages_failed + st.messages_expired + st.messages_dropped,
+        st.counts.messages_failed + st.counts.messages_expired + st.counts.messages_dropped,
         0
     );
     cancel.cancel();
@@ -105,7 +105,7 @@ async fn last_will_and_birth_are_retained() {
     eventually(
         Duration::from_secs(2),
         "the birth message acknowledged",
-        || h.stats().messages_published >= 1,
+        || h.stats().counts.messages_published >= 1,
     )
     .await;
 
@@ -151,8 +151,8 @@ async fn a_hung_broker_is_declared_dead_after_the_ack_timeout() {
         "failed over before the ack timeout"
     );
     let st = h.stats();
-    assert_eq!(st.ack_timeouts, 1);
-    assert_eq!(st.failovers, 1);
+    assert_eq!(st.counts.ack_timeouts, 1);
+    assert_eq!(st.counts.failovers, 1);
     assert_eq!(h.status().broker_priority_index, Some(2));
     primary.thaw();
     cancel.cancel();
@@ -207,7 +207,7 @@ async fn stale_cues_are_dropped_while_state_is_delivered_late() {
         ["roomctl/room1/state"],
         "the stale cue must not be sent late"
     );
-    assert_eq!(h.stats().messages_expired, 1);
+    assert_eq!(h.stats().counts.messages_expired, 1);
     cancel.cancel();
 }
 
@@ -230,7 +230,7 @@ async fn gives_up_into_failed_then_recovers_when_a_broker_appears() {
     .expect("never reached FAILED")
     .unwrap();
     assert!(h.stats().consecutive_failures >= 2);
-    assert!(h.stats().failed_connections >= 2);
+    assert!(h.stats().counts.failed_connections >= 2);
 
     let _b = Mosquitto::start_on(port).await.unwrap();
     assert!(
@@ -270,7 +270,7 @@ async fn fails_back_to_the_primary_when_it_returns() {
     .await
     .expect("no failback")
     .unwrap();
-    assert_eq!(h.stats().failovers, 2);
+    assert_eq!(h.stats().counts.failovers, 2);
     cancel.cancel();
 }
 
@@ -347,7 +347,7 @@ async fn the_broker_drops_a_cue_older_than_its_max_age() {
     )
     .unwrap();
     eventually(Duration::from_secs(5), "the stale cue acknowledged", || {
-        h.stats().messages_published >= 1
+        h.stats().counts.messages_published >= 1
     })
     .await;
     tokio::time::sleep(Duration::from_millis(3500)).await;
@@ -358,7 +358,7 @@ async fn the_broker_drops_a_cue_older_than_its_max_age() {
     )
     .unwrap();
     eventually(Duration::from_secs(5), "the fresh cue acknowledged", || {
-        h.stats().messages_published >= 2
+        h.stats().counts.messages_published >= 2
     })
     .await;
 

@@ -124,7 +124,7 @@ async fn a_retained_action_is_published_retained() {
     assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
     start(&room, "SceneV01").await;
     eventually(Duration::from_secs(5), "the actions sent", || {
-        room.mqtt.stats().messages_published >= 2
+        room.mqtt.stats().counts.messages_published >= 2
     })
     .await;
     room.scenes.stop(roomctl::scene::EndReason::Stopped).await;

@@ -110,7 +110,7 @@ async fn garbage_payloads_leave_the_daemon_up() {
     .await;
     let st = room.mqtt.stats();
     assert_eq!(
-        (st.total_connections, st.total_disconnections),
+        (st.counts.total_connections, st.counts.total_disconnections),
         (1, 0),
         "the oversize message must not cost a reconnect: {st:?}"
     );

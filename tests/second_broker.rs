@@ -287,9 +287,9 @@ async fn failover_mid_scene_loses_no_cue_and_feedback_follows(kind: Kind) {
         Some(2),
         "{kind:?}"
     );
-    assert_eq!(st.failovers, 1, "{kind:?}");
+    assert_eq!(st.counts.failovers, 1, "{kind:?}");
     assert_eq!(
-        st.messages_failed + st.messages_expired + st.messages_dropped,
+        st.counts.messages_failed + st.counts.messages_expired + st.counts.messages_dropped,
         0,
         "{kind:?}: {st:?}"
     );
@@ -358,10 +358,13 @@ async fn a_frozen_primary_is_left_and_unacked_messages_are_resent(kind: Kind) {
     assert!(missing.is_empty(), "{kind:?}: lost: {missing:?}");
     let st = h.stats();
     assert_eq!(h.status().broker_priority_index, Some(2), "{kind:?}");
-    assert_eq!(st.failovers, 1, "{kind:?}");
-    assert!(st.messages_resent >= 1, "{kind:?}: nothing resent: {st:?}");
+    assert_eq!(st.counts.failovers, 1, "{kind:?}");
+    assert!(
+        st.counts.messages_resent >= 1,
+        "{kind:?}: nothing resent: {st:?}"
+    );
     assert_eq!(
-        st.messages_failed + st.messages_expired + st.messages_dropped,
+        st.counts.messages_failed + st.counts.messages_expired + st.counts.messages_dropped,
         0,
         "{kind:?}: {st:?}"
     );

@@ -145,43 +145,11 @@ pub struct Stats {
     pub connection_state: ConnectionState,
     /// `host:port` while connected.
     pub current_broker: Option<String>,
-    /// Successful connections.
-    pub total_connections: u64,
-    /// Connections lost or closed.
-    pub total_disconnections: u64,
-    /// Connections after the first.
-    pub total_reconnections: u64,
+    /// The counters (seed 002 names), flattened into this document.
+    #[serde(flatten)]
+    pub counts: Counts,
     /// 1 while connected (seed 001).
     pub active_connections: u64,
-    /// Failed connection attempts (seed 001).
-    pub failed_connections: u64,
-    /// Switches to another broker.
-    pub failovers: u64,
-    /// Messages acknowledged by a broker.
-    pub messages_published: u64,
-    /// Messages published while not connected.
-    pub messages_queued: u64,
-    /// Messages given up (retry limit, refused, too large, invalid).
-    pub messages_failed: u64,
-    /// Messages older than `message_max_age`, dropped.
-    pub messages_expired: u64,
-    /// Messages dropped because the queue was full.
-    pub messages_dropped: u64,
-    /// Unacknowledged messages resent after a loss.
-    pub messages_resent: u64,
-    /// Messages received.
-    pub messages_received: u64,
-    /// Received messages dropped because the router fell behind.
-    pub incoming_dropped: u64,
-    /// Extra copies of one message (overlapping subscriptions), dropped.
-    pub duplicates_dropped: u64,
-    /// Packets over the size limit: ours refused, or a broker's that broke
-    /// the connection.
-    pub oversize_packets: u64,
-    /// Connections closed because another client took over our client id.
-    pub takeovers: u64,
-    /// PUBACKs or PINGRESPs later than `ack_timeout`.
-    pub ack_timeouts: u64,
     /// Failed rounds since the last connection (seed 002).
     pub consecutive_failures: u32,
     /// Messages waiting in the outbox.
@@ -236,28 +204,58 @@ impl F64Cell {
     }
 }
 
-#[derive(Default)]
-struct Counters {
-    total_connections: Counter,
-    total_disconnections: Counter,
-    total_reconnections: Counter,
-    failed_connections: Counter,
-    failovers: Counter,
-    messages_published: Counter,
-    messages_queued: Counter,
-    messages_failed: Counter,
-    messages_expired: Counter,
-    messages_dropped: Counter,
-    messages_resent: Counter,
-    messages_received: Counter,
-    incoming_dropped: Counter,
-    duplicates_dropped: Counter,
-    oversize_packets: Counter,
-    takeovers: Counter,
-    ack_timeouts: Counter,
-    consecutive_failures: Gauge,
-    /// f64 bits of a unix time; 0 = never.
-    last_connection_attempt: F64Cell,
+/// Declares each counter once: its field, its metric and what it counts.
+/// Gives [`Counts`] (the numbers, in [`Stats`] and `/metrics`), the
+/// atomic `Counters` behind them and the list `/metrics` writes.
+macro_rules! counters {
+    ($($field:ident: $metric:literal, $help:literal;)*) => {
+        /// What the client counted since it started.
+        #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+        pub struct Counts {
+            $(#[doc = $help] pub $field: u64,)*
+        }
+
+        impl Counts {
+            /// Each counter as (metric name, help, value), for `/metrics`.
+            pub fn metrics(&self) -> Vec<(&'static str, &'static str, u64)> {
+                vec![$(($metric, $help, self.$field),)*]
+            }
+        }
+
+        #[derive(Default)]
+        struct Counters {
+            $($field: Counter,)*
+            consecutive_failures: Gauge,
+            /// f64 bits of a unix time; 0 = never.
+            last_connection_attempt: F64Cell,
+        }
+
+        impl Counters {
+            fn counts(&self) -> Counts {
+                Counts { $($field: self.$field.get(),)* }
+            }
+        }
+    };
+}
+
+counters! {
+    total_connections: "mqtt_connections_total", "successful connections";
+    total_disconnections: "mqtt_disconnections_total", "connections lost or closed";
+    total_reconnections: "mqtt_reconnections_total", "connections after the first";
+    failed_connections: "mqtt_failed_connections_total", "failed connection attempts";
+    failovers: "mqtt_failovers_total", "switches to another broker";
+    ack_timeouts: "mqtt_ack_timeouts_total", "PUBACKs or PINGRESPs later than ack_timeout";
+    messages_published: "mqtt_messages_published_total", "messages acknowledged by a broker";
+    messages_queued: "mqtt_messages_queued_total", "messages queued while not connected";
+    messages_failed: "mqtt_messages_failed_total", "messages given up (retry limit, refused, too large, invalid)";
+    messages_expired: "mqtt_messages_expired_total", "messages older than message_max_age, dropped";
+    messages_dropped: "mqtt_messages_dropped_total", "messages dropped because the queue was full";
+    messages_resent: "mqtt_messages_resent_total", "unacknowledged messages resent after a loss";
+    messages_received: "mqtt_messages_received_total", "messages received";
+    incoming_dropped: "mqtt_incoming_dropped_total", "received messages dropped because the router fell behind";
+    duplicates_dropped: "mqtt_duplicates_dropped_total", "extra copies from overlapping subscriptions, dropped";
+    oversize_packets: "mqtt_oversize_packets_total", "packets over the size limit (refused, or breaking a connection)";
+    takeovers: "mqtt_takeovers_total", "connections closed because another client used our client id";
 }
 
 /// Subscriptions on the current connection.
@@ -523,24 +521,8 @@ impl MqttHandle {
         Stats {
             connection_state: st.state,
             current_broker: st.broker.filter(|_| st.state == ConnectionState::Connected),
-            total_connections: c.total_connections.get(),
-            total_disconnections: c.total_disconnections.get(),
-            total_reconnections: c.total_reconnections.get(),
+            counts: c.counts(),
             active_connections: u64::from(st.state == ConnectionState::Connected),
-            failed_connections: c.failed_connections.get(),
-            failovers: c.failovers.get(),
-            messages_published: c.messages_published.get(),
-            messages_queued: c.messages_queued.get(),
-            messages_failed: c.messages_failed.get(),
-            messages_expired: c.messages_expired.get(),
-            messages_dropped: c.messages_dropped.get(),
-            messages_resent: c.messages_resent.get(),
-            messages_received: c.messages_received.get(),
-            incoming_dropped: c.incoming_dropped.get(),
-            duplicates_dropped: c.duplicates_dropped.get(),
-            oversize_packets: c.oversize_packets.get(),
-            takeovers: c.takeovers.get(),
-            ack_timeouts: c.ack_timeouts.get(),
             consecutive_failures: c.consecutive_failures.get(),
             queue_size: session.queued(),
             inflight: session.in_flight(),

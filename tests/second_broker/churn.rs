@@ -171,9 +171,12 @@ impl Churn {
         let missing = cues_seen(self.cues, [a, b]).await;
         assert!(missing.is_empty(), "{kind:?}: cues lost: {missing:?}");
         let st = self.room.mqtt.stats();
-        assert_eq!(st.takeovers, 0, "{kind:?}: crashes taken for a takeover");
         assert_eq!(
-            st.messages_failed + st.messages_expired + st.messages_dropped,
+            st.counts.takeovers, 0,
+            "{kind:?}: crashes taken for a takeover"
+        );
+        assert_eq!(
+            st.counts.messages_failed + st.counts.messages_expired + st.counts.messages_dropped,
             0,
             "{kind:?}: {st:?}"
         );
@@ -204,7 +207,7 @@ pub(super) async fn alternating_broker_crashes_lose_no_cue_and_no_time(kind: Kin
         assert!(churn.brokers.iter().any(Broker::is_up));
     }
     let st = churn.finish("a broker").await;
-    assert!(st.failovers >= 6, "{kind:?}: {st:?}");
+    assert!(st.counts.failovers >= 6, "{kind:?}: {st:?}");
 }
 
 /// The primary crash-loops (SIGKILL every 1.5 s, back 0.3 s later) while
@@ -241,7 +244,7 @@ pub(super) async fn a_second_client_with_the_same_id_is_called_a_takeover(kind: 
     eventually(
         Duration::from_secs(20),
         "the takeover to be noticed",
-        || room.mqtt.stats().takeovers >= 1,
+        || room.mqtt.stats().counts.takeovers >= 1,
     )
     .await;
     let st = room.mqtt.status();
@@ -252,9 +255,9 @@ pub(super) async fn a_second_client_with_the_same_id_is_called_a_takeover(kind: 
         "{kind:?}: {st:?}"
     );
     // Backed off: one connection per hold (1 s, 2 s, 4 s ...), not a fight.
-    let before = room.mqtt.stats().total_connections;
+    let before = room.mqtt.stats().counts.total_connections;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let during = room.mqtt.stats().total_connections - before;
+    let during = room.mqtt.stats().counts.total_connections - before;
     assert!(
         during <= 3,
         "{kind:?}: {during} connections in 4 s after the takeover"
