@@ -61,11 +61,36 @@ type PollResult = Result<Event, PollError>;
 
 #[derive(Debug, Clone)]
 struct PollError {
+    /// In words, for the log and the status.
     text: String,
-    oversize: bool,
-    takeover: bool,
+    cause: Cause,
+}
+
+/// What about a lost connection the supervisor acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    /// The broker said another client took our client id (0x8E).
+    TakenOver,
+    /// A packet over the size limit broke the connection.
+    Oversize,
     /// EOF or reset without DISCONNECT (see [`policy::SilentCloses`]).
-    silent: bool,
+    ClosedByPeer,
+    /// Anything else.
+    Other,
+}
+
+impl Cause {
+    fn of(e: &rumqttc::v5::ConnectionError) -> Cause {
+        if connect::is_takeover(e) {
+            Cause::TakenOver
+        } else if connect::is_oversize(e) {
+            Cause::Oversize
+        } else if connect::is_closed_by_peer(e) {
+            Cause::ClosedByPeer
+        } else {
+            Cause::Other
+        }
+    }
 }
 
 /// One live connection to one broker.
@@ -341,21 +366,21 @@ impl Supervisor {
     async fn lost(&mut self, idx: usize, lived: Duration, mut e: PollError, closing: bool) {
         let b = &self.s.brokers[idx];
         let addr = b.addr();
-        let loss = if e.takeover {
-            Loss::TakenOver
-        } else if e.silent && !closing && connect::still_listening(b).await {
-            Loss::SilentWhileListening
-        } else {
-            Loss::Other
+        let loss = match e.cause {
+            Cause::TakenOver => Loss::TakenOver,
+            Cause::ClosedByPeer if !closing && connect::still_listening(b).await => {
+                Loss::SilentWhileListening
+            }
+            _ => Loss::Other,
         };
         let v = self
             .policy
             .lost(idx, lived, loss, Instant::now(), backoff::random_unit());
-        if v.takeover && !e.takeover {
+        if v.takeover && e.cause != Cause::TakenOver {
             e.text = policy::SUSPECTED_TAKEOVER.to_string();
         }
         warn!(target: "mqtt", "[FAILOVER] Connection to {addr} lost - {}", e.text);
-        if e.oversize {
+        if e.cause == Cause::Oversize {
             bump(&self.shared.counters.oversize_packets, 1);
         }
         if v.takeover {
@@ -395,9 +420,7 @@ impl Supervisor {
                     };
                     let r = r.map_err(|e| PollError {
                         text: connect::describe(&e),
-                        oversize: connect::is_oversize(&e),
-                        takeover: connect::is_takeover(&e),
-                        silent: connect::is_closed_by_peer(&e),
+                        cause: Cause::of(&e),
                     });
                     let failed = r.is_err();
                     if tx.send(r).await.is_err() || failed {
@@ -449,9 +472,7 @@ impl Supervisor {
 fn lost(text: &str) -> PollError {
     PollError {
         text: text.to_string(),
-        oversize: false,
-        takeover: false,
-        silent: false,
+        cause: Cause::Other,
     }
 }
 
