@@ -27,12 +27,13 @@ use crate::diag::{Diagnostic, Diagnostics, Pos};
 use crate::media::command::{AudioCommand, VideoCommand};
 use crate::mqtt::connect::MAX_PACKET_SIZE;
 pub(crate) use build::Builder;
+use command_file::parse_command_in;
 pub use command_file::{
     COMMANDS_DIR, CommandFile, CommandSummary, Step, is_command_text, parse_command,
 };
-pub(crate) use keys::unknown_step_keys;
-use keys::{Level, Node, unknown_keys};
-pub(crate) use raw::{RawItem, Shape};
+use keys::{Level, unknown_keys};
+pub(crate) use keys::{Node, key_tree, unknown_step_keys};
+pub(crate) use raw::RawItem;
 use raw::{RawScene, RawState, RawTransition};
 
 /// Name of the single state of a simple-form scene.
@@ -256,7 +257,7 @@ pub fn load_scenes(config: &Config) -> Loaded {
             return out;
         }
     };
-    let mut command_files: Vec<(PathBuf, String)> = Vec::new();
+    let mut command_files: Vec<(PathBuf, String, Option<Node>)> = Vec::new();
     let mut scenes: Vec<Scene> = Vec::new();
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     for f in files {
@@ -265,15 +266,17 @@ pub fn load_scenes(config: &Config) -> Loaded {
             Err(e) => {
                 out.errors
                     .push(Diagnostic::file(&f, format!("cannot read scene: {e}")));
-                out.failed.extend(declared_names(&f));
+                out.failed.extend(declared_names(&f, None));
                 continue;
             }
         };
-        if is_command_text(&text) {
-            command_files.push((f, text));
+        // Read once, parsed into the key tree once and the typed form once.
+        let keys = key_tree(&text);
+        if keys.as_ref().is_some_and(Node::is_list) {
+            command_files.push((f, text, keys));
             continue;
         }
-        match parse_scene(&text, &f, &ctx) {
+        match parse_scene_in(&text, keys.as_ref(), &f, &ctx) {
             Ok((scene, warnings)) => {
                 out.warnings.extend(warnings);
                 if let Some(first) = seen.get(&scene.name) {
@@ -293,7 +296,7 @@ pub fn load_scenes(config: &Config) -> Loaded {
             Err((errors, warnings)) => {
                 out.errors.extend(errors);
                 out.warnings.extend(warnings);
-                out.failed.extend(declared_names(&f));
+                out.failed.extend(declared_names(&f, Some(&text)));
             }
         }
     }
@@ -308,7 +311,10 @@ pub fn load_scenes(config: &Config) -> Loaded {
             Ok(files) => {
                 for f in files {
                     match std::fs::read_to_string(&f) {
-                        Ok(t) => command_files.push((f, t)),
+                        Ok(t) => {
+                            let keys = key_tree(&t);
+                            command_files.push((f, t, keys));
+                        }
                         Err(e) => out.errors.push(Diagnostic::file(
                             &f,
                             format!("cannot read command file: {e}"),
@@ -324,8 +330,8 @@ pub fn load_scenes(config: &Config) -> Loaded {
     }
     let mut commands: Vec<CommandFile> = Vec::new();
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
-    for (f, text) in command_files {
-        match parse_command(&text, &f, &ctx) {
+    for (f, text, keys) in command_files {
+        match parse_command_in(&text, keys.as_ref(), &f, &ctx) {
             Ok((cmd, warnings)) => {
                 out.warnings.extend(warnings);
                 if let Some(first) = seen.get(&cmd.name) {
@@ -355,8 +361,9 @@ pub fn load_scenes(config: &Config) -> Loaded {
     out
 }
 
-/// The names a scene file goes by, read as loosely as possible.
-fn declared_names(path: &Path) -> Vec<String> {
+/// The names a scene file that did not load goes by (its file name, and
+/// `name` / `sceneId` when its `text` says), read as loosely as possible.
+fn declared_names(path: &Path, text: Option<&str>) -> Vec<String> {
     #[derive(Deserialize)]
     struct Names {
         name: Option<String>,
@@ -368,8 +375,8 @@ fn declared_names(path: &Path) -> Vec<String> {
         .map(|s| s.to_string_lossy().into_owned())
         .into_iter()
         .collect();
-    if let Ok(text) = std::fs::read_to_string(path)
-        && let Ok(n) = serde_saphyr::from_str::<Names>(&text)
+    if let Some(text) = text
+        && let Ok(n) = serde_saphyr::from_str::<Names>(text)
     {
         out.extend(n.name);
         out.extend(n.scene_id);
@@ -383,6 +390,16 @@ pub fn parse_scene(
     path: &Path,
     ctx: &SceneContext,
 ) -> Result<(Scene, Diagnostics), (Diagnostics, Diagnostics)> {
+    parse_scene_in(text, key_tree(text).as_ref(), path, ctx)
+}
+
+/// [`parse_scene`] with the file's key tree already read.
+fn parse_scene_in(
+    text: &str,
+    keys: Option<&Node>,
+    path: &Path,
+    ctx: &SceneContext,
+) -> Result<(Scene, Diagnostics), (Diagnostics, Diagnostics)> {
     let raw: RawScene = serde_saphyr::from_str(text).map_err(|e| {
         (
             Diagnostics::from(Diagnostic::from_yaml(path, &e)),
@@ -391,8 +408,8 @@ pub fn parse_scene(
     })?;
     let mut warnings = Diagnostics::default();
     let mut b = Builder::new(path, ctx);
-    if let Ok(tree) = serde_saphyr::from_str::<Node>(text) {
-        unknown_keys(&tree, Level::Top, path, &mut warnings, &mut b.errors);
+    if let Some(tree) = keys {
+        unknown_keys(tree, Level::Top, path, &mut warnings, &mut b.errors);
     }
     let mut scene = b.scene(raw);
     b.media_targets(&scene);

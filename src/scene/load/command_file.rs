@@ -90,16 +90,23 @@ struct RawStep {
 /// Whether `text` is an array at its top (a command file rather than a
 /// scene).
 pub fn is_command_text(text: &str) -> bool {
-    matches!(
-        serde_saphyr::from_str::<super::Shape>(text),
-        Ok(super::Shape::Seq)
-    )
+    super::key_tree(text).is_some_and(|t| t.is_list())
 }
 
 /// Parses a command file. Ok carries warnings; Err carries errors and
 /// warnings.
 pub fn parse_command(
     text: &str,
+    path: &Path,
+    ctx: &SceneContext,
+) -> Result<(CommandFile, Diagnostics), (Diagnostics, Diagnostics)> {
+    parse_command_in(text, super::key_tree(text).as_ref(), path, ctx)
+}
+
+/// [`parse_command`] with the file's key tree already read.
+pub(crate) fn parse_command_in(
+    text: &str,
+    keys: Option<&super::Node>,
     path: &Path,
     ctx: &SceneContext,
 ) -> Result<(CommandFile, Diagnostics), (Diagnostics, Diagnostics)> {
@@ -115,7 +122,7 @@ pub fn parse_command(
         .unwrap_or_default();
     let mut b = Builder::new(path, ctx);
     let mut warnings = Diagnostics::default();
-    super::unknown_step_keys(text, path, &mut warnings, &mut b.errors);
+    super::unknown_step_keys(keys, path, &mut warnings, &mut b.errors);
     if !crate::topic::is_plain_level(&name) {
         b.err(
             Pos::UNKNOWN,

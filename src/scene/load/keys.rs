@@ -9,16 +9,31 @@ use serde::Deserialize;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
+/// The key tree of a file (keys and their positions), read once per file:
+/// whether it is a command file (a list at the top) and which keys are
+/// unknown both come from it. None when the text does not parse (the typed
+/// parse then says why).
+pub(crate) fn key_tree(text: &str) -> Option<Node> {
+    serde_saphyr::from_str::<Node>(text).ok()
+}
+
+impl Node {
+    /// A list at the top: a command file rather than a scene.
+    pub(crate) fn is_list(&self) -> bool {
+        matches!(self, Node::Seq(_))
+    }
+}
+
 /// Unknown keys of a command file's steps: warnings, or errors when they
 /// look like a misspelt known key.
 pub(crate) fn unknown_step_keys(
-    text: &str,
+    tree: Option<&Node>,
     path: &Path,
     warnings: &mut Diagnostics,
     errors: &mut Diagnostics,
 ) {
-    if let Ok(tree @ Node::Seq(_)) = serde_saphyr::from_str::<Node>(text) {
-        unknown_keys(&tree, Level::Step, path, warnings, errors);
+    if let Some(tree @ Node::Seq(_)) = tree {
+        unknown_keys(tree, Level::Step, path, warnings, errors);
     }
 }
 
@@ -27,7 +42,7 @@ pub(crate) fn unknown_step_keys(
 // ---------------------------------------------------------------------------
 
 /// A YAML/JSON tree that keeps only key positions.
-pub(super) enum Node {
+pub(crate) enum Node {
     Map(Vec<(Spanned<String>, Node)>),
     Seq(Vec<Node>),
     Scalar,
