@@ -39,10 +39,34 @@ impl Room {
     }
 }
 
+/// Every check, unhealthy reasons first, then the degraded ones in the
+/// order the checks run.
 fn health_of(r: &Room) -> Health {
     let mut unhealthy = Vec::new();
     let mut degraded = Vec::new();
+    connection(r, &mut unhealthy, &mut degraded);
+    for check in [devices, feedback, media, storage] {
+        check(r, &mut degraded);
+    }
+    degraded.extend(r.problems());
+    degraded.extend(r.feedback_hint());
 
+    let status = if !unhealthy.is_empty() {
+        HealthStatus::Unhealthy
+    } else if !degraded.is_empty() {
+        HealthStatus::Degraded
+    } else {
+        HealthStatus::Healthy
+    };
+    unhealthy.extend(degraded);
+    Health {
+        status,
+        issues: unhealthy,
+    }
+}
+
+/// The broker connection, its subscriptions and its outbox.
+fn connection(r: &Room, unhealthy: &mut Vec<String>, degraded: &mut Vec<String>) {
     let conn = r.mqtt.status();
     match conn.state {
         ConnectionState::Connected => {
@@ -100,6 +124,10 @@ fn health_of(r: &Room) -> Health {
             stats.queue_size
         ));
     }
+}
+
+/// Boards offline, stale, or a flood of unknown ids.
+fn devices(r: &Room, degraded: &mut Vec<String>) {
     let devices = r.registry.counts();
     if devices.offline > 0 {
         degraded.push(format!("{} device(s) offline", devices.offline));
@@ -112,6 +140,10 @@ fn health_of(r: &Room) -> Health {
             "{n} unknown device id(s) ignored (a flood of made-up ids, or devices missing from devices.known)"
         ));
     }
+}
+
+/// Commands that were not confirmed lately.
+fn feedback(r: &Room, degraded: &mut Vec<String>) {
     let recent = r.feedback.history(RECENT_FEEDBACK);
     let bad = recent.iter().filter(|f| f.result != Outcome::Ok).count();
     if bad > 0 {
@@ -120,6 +152,10 @@ fn health_of(r: &Room) -> Health {
             recent.len()
         ));
     }
+}
+
+/// Audio and video outputs the config asks for.
+fn media(r: &Room, degraded: &mut Vec<String>) {
     let media = r.media.status();
     if r.config.media.audio_enabled && !media.audio.device {
         degraded.push(format!(
@@ -133,6 +169,10 @@ fn health_of(r: &Room) -> Health {
             media.video.error.unwrap_or_else(|| "not started".into())
         ));
     }
+}
+
+/// Writes that did not reach the card (full, read-only, worn out).
+fn storage(r: &Room, degraded: &mut Vec<String>) {
     // Writes that did not reach the card (full, read-only, worn out).
     if let Some(s) = &r.schedule
         && let Some(e) = s.unsaved()
@@ -147,20 +187,5 @@ fn health_of(r: &Room) -> Health {
             "the show log cannot be written (for {:.0}s): {why}",
             (unix_now() - since).max(0.0)
         ));
-    }
-    degraded.extend(r.problems());
-    degraded.extend(r.feedback_hint());
-
-    let status = if !unhealthy.is_empty() {
-        HealthStatus::Unhealthy
-    } else if !degraded.is_empty() {
-        HealthStatus::Degraded
-    } else {
-        HealthStatus::Healthy
-    };
-    unhealthy.extend(degraded);
-    Health {
-        status,
-        issues: unhealthy,
     }
 }

@@ -238,9 +238,22 @@ impl Router {
             payload: payload.to_string(),
         });
 
+        if let Some(route) = self.feedback(topic, payload) {
+            return route;
+        }
+
+        if self.mode == RouterMode::Observer {
+            return Route::Scene;
+        }
+        self.command(topic, payload)
+    }
+
+    /// A reply on a feedback topic: to the tracker. None when `topic` is
+    /// no feedback topic.
+    fn feedback(&self, topic: &str, payload: &str) -> Option<Route> {
         match self.feedback.handle(topic, payload) {
-            Handled::NotFeedback => {}
-            Handled::Confirmed(_) | Handled::Unmatched => return Route::Feedback,
+            Handled::NotFeedback => None,
+            Handled::Confirmed(_) | Handled::Unmatched => Some(Route::Feedback),
             Handled::Elsewhere {
                 command_topic,
                 expected,
@@ -252,7 +265,7 @@ impl Router {
                     "feedback elsewhere",
                     "Reply to {command_topic} arrived on {topic}, but feedback.topic expects it on {expected}: it confirms nothing"
                 );
-                return Route::Feedback;
+                Some(Route::Feedback)
             }
             Handled::Invalid(e) => {
                 ratelog!(
@@ -262,13 +275,14 @@ impl Router {
                     "feedback payloads",
                     "Ignoring payload on {topic}: {e}"
                 );
-                return Route::Rejected(e.to_string());
+                Some(Route::Rejected(e.to_string()))
             }
         }
+    }
 
-        if self.mode == RouterMode::Observer {
-            return Route::Scene;
-        }
+    /// A control topic or a trigger: the command it means, handed to the
+    /// room; anything else is only the running scene's business.
+    fn command(&self, topic: &str, payload: &str) -> Route {
         let command = control(&self.topics, &self.live.borrow().rules, topic, payload);
         match command {
             Some(Ok((origin, command))) => {
