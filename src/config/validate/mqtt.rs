@@ -5,8 +5,9 @@ use super::Validator;
 use super::*;
 
 impl Validator<'_> {
-    pub(super) fn mqtt(&mut self, m: RawMqtt, room: &str) -> MqttConfig {
-        let client_id = match &m.client_id {
+    /// `mqtt.client_id` (expanded), or `rpi_room_<room>`.
+    fn client_id(&mut self, client_id: Option<&S>, room: &str) -> String {
+        match client_id {
             Some(c) => {
                 let id = self.expand(c);
                 let n = id.chars().count();
@@ -24,7 +25,12 @@ impl Validator<'_> {
                 id
             }
             None => format!("rpi_room_{room}"),
-        };
+        }
+    }
+
+    /// `mqtt.brokers` and those of `mqtt.brokers_file` (whose diagnostics
+    /// point at that file), by priority.
+    fn brokers(&mut self, m: &RawMqtt) -> Vec<BrokerConfig> {
         let mut brokers = Vec::new();
         for (i, b) in m.brokers.iter().enumerate() {
             brokers.push(self.broker(b, i));
@@ -65,6 +71,12 @@ impl Validator<'_> {
             );
         }
         brokers.sort_by_key(|b| b.priority);
+        brokers
+    }
+
+    pub(super) fn mqtt(&mut self, m: RawMqtt, room: &str) -> MqttConfig {
+        let client_id = self.client_id(m.client_id.as_ref(), room);
+        let brokers = self.brokers(&m);
 
         // Whole seconds (the MQTT field); never off: the PINGREQs it sets
         // are how a silent broker is found.
