@@ -7,7 +7,7 @@
 //! the Pi for deployment figures).
 
 // The benchmarks use a few of the integration tests' helpers.
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../tests/common/mod.rs"]
 mod common;
 

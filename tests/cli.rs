@@ -497,23 +497,13 @@ async fn journald_lines_are_plain_name_their_client_and_alsa_stays_quiet() {
     assert!(!got.is_empty(), "never online");
     // The audio thread opens the device on its own: wait until it has
     // failed to (healthz says so), or the line may not be written yet.
-    let healthz = format!("http://127.0.0.1:{}/healthz", site.web_port);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let h = match reqwest::get(&healthz).await {
-            Ok(r) => r.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        };
+    let base = format!("http://127.0.0.1:{}", site.web_port);
+    wait_health(&base, "the missing audio device in health", |h| {
         // "(unknown)" until the thread has tried.
-        if h.contains("no audio output") && !h.contains("no audio output (unknown)") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "healthz never reported the missing audio device: {h}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        let issues = h["issues"].to_string();
+        issues.contains("no audio output") && !issues.contains("no audio output (unknown)")
+    })
+    .await;
     Command::new("kill")
         .args(["-TERM", &child.id().unwrap().to_string()])
         .status()

@@ -73,30 +73,6 @@ impl Drop for SmallFs {
     }
 }
 
-async fn health(base: &str) -> Value {
-    reqwest::get(format!("{base}/healthz"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-async fn wait_health(base: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let h = health(base).await;
-        if pred(&h) {
-            return h;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}; health: {h}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn issues(h: &Value) -> String {
     h["issues"].to_string()
 }
