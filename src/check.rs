@@ -85,6 +85,11 @@ pub fn check_config(config: Config) -> Report {
     let (media_errors, media_warnings, media_files) = media(&config, &scenes);
     errors.extend(media_errors);
     warnings.extend(media_warnings);
+    // The accounts file, when there is one: a broken one locks everyone out.
+    match crate::accounts::check_file(&config.web.users) {
+        Ok(w) => warnings.extend(w),
+        Err(e) => errors.extend(e),
+    }
     Report {
         config: Some(config),
         scenes,

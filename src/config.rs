@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use crate::access::Role;
 use crate::diag::{Diagnostic, Diagnostics, Pos};
 use crate::topic;
 pub use crate::topic::{FeedbackTopic, Topics};
@@ -247,6 +248,21 @@ pub struct WebConfig {
     pub header_timeout: Duration,
     /// `Stop — all off` needs no token (a panic button is never locked).
     pub open_stop: bool,
+    /// The accounts file (`users.yaml` beside the config by default).
+    pub users: PathBuf,
+    /// What a request without credentials may do once any account or
+    /// token exists (`None`: nothing, not even read).
+    pub anonymous: Option<Role>,
+    /// The role of `web.token`.
+    pub token_role: Role,
+    /// A session ends after this long without a request.
+    pub session_idle: Duration,
+    /// A session ends this long after the login, used or not.
+    pub session_max: Duration,
+    /// The session cookie is `Secure` (served through a TLS proxy).
+    /// Without it, the cookie is `Secure` when the request came as
+    /// `X-Forwarded-Proto: https`.
+    pub secure_cookie: bool,
 }
 
 #[derive(Debug, Clone)]

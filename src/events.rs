@@ -28,6 +28,8 @@ pub enum Event {
     Media(MediaEvent),
     /// A command file started or ended.
     Command(CommandEvent),
+    /// Someone acted on the room, or tried to (the audit trail).
+    Action(ActionEvent),
 }
 
 impl Event {
@@ -40,6 +42,7 @@ impl Event {
             Event::Connection(_) => "connection",
             Event::Media(_) => "media",
             Event::Command(_) => "command",
+            Event::Action(_) => "action",
         }
     }
 }
@@ -334,4 +337,21 @@ pub enum CommandEvent {
         /// Stopped before the last step.
         cancelled: bool,
     },
+}
+
+/// One entry of the audit trail: a command applied to the room (by a
+/// person, a token, the schedule, a trigger...), a login, a logout or a
+/// failed login, and whether it was refused.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ActionEvent {
+    /// Unix time.
+    pub t: f64,
+    /// Where it came from, in words (`alice (dashboard 10.0.0.7)`).
+    pub origin: String,
+    /// The person or token, when one is known.
+    pub who: Option<String>,
+    /// What was asked, in words (`stop — all off`).
+    pub what: String,
+    /// Why it was refused, if it was.
+    pub refused: Option<String>,
 }

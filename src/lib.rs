@@ -3,6 +3,8 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
+pub mod accounts;
 pub mod broker;
 pub mod check;
 mod clock;

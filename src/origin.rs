@@ -1,8 +1,10 @@
 //! Who asked the room to act: the one vocabulary the show log, the logs and
 //! the event stream use for it, so a start from the dashboard reads the same
-//! in all three. A model: it imports nothing of the crate.
+//! in all three. A model: it imports only the access model.
 
 use std::fmt;
+
+use crate::access::{Actor, Role};
 
 use serde::{Serialize, Serializer};
 
@@ -13,6 +15,8 @@ pub enum Origin {
     Dashboard {
         /// The peer's address (`ip` or `ip:port`).
         address: String,
+        /// Who was logged in (or whose token it was).
+        actor: Actor,
     },
     /// The opening-hours schedule.
     Schedule {
@@ -42,10 +46,33 @@ pub enum Origin {
 }
 
 impl Origin {
-    /// The dashboard or API at `address`.
-    pub fn dashboard(address: impl Into<String>) -> Self {
+    /// The dashboard or API at `address`, used by `actor`.
+    pub fn dashboard(address: impl Into<String>, actor: Actor) -> Self {
         Origin::Dashboard {
             address: address.into(),
+            actor,
+        }
+    }
+
+    /// What this origin may do. People and tokens have their role; the
+    /// schedule, triggers and control topics act as an operator would
+    /// (they start and stop shows); the CLI and signals come from whoever
+    /// runs the daemon, and so may do everything.
+    pub fn role(&self) -> Role {
+        match self {
+            Origin::Dashboard { actor, .. } => actor.role(),
+            Origin::Schedule { .. } | Origin::Trigger { .. } | Origin::Mqtt { .. } => {
+                Role::Operator
+            }
+            Origin::Cli { .. } | Origin::Signal { .. } => Role::Admin,
+        }
+    }
+
+    /// The person or token behind it, for the audit trail.
+    pub fn who(&self) -> Option<String> {
+        match self {
+            Origin::Dashboard { actor, .. } => actor.who(),
+            _ => None,
         }
     }
 
@@ -67,7 +94,10 @@ impl Origin {
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Origin::Dashboard { address } => write!(f, "dashboard ({address})"),
+            Origin::Dashboard { address, actor } => match actor.who() {
+                Some(who) => write!(f, "{who} (dashboard {address})"),
+                None => write!(f, "dashboard ({address})"),
+            },
             Origin::Schedule { what } => write!(f, "schedule ({what})"),
             Origin::Trigger { topic } => write!(f, "trigger {topic}"),
             Origin::Mqtt { topic } => write!(f, "MQTT {topic}"),
@@ -90,8 +120,20 @@ mod tests {
 
     #[test]
     fn every_origin_reads_the_same_way() {
+        let anonymous = Actor::Anonymous { role: Role::Admin };
+        let alice = Actor::User {
+            name: "alice".into(),
+            role: Role::Operator,
+        };
         let cases = [
-            (Origin::dashboard("10.0.0.7"), "dashboard (10.0.0.7)"),
+            (
+                Origin::dashboard("10.0.0.7", anonymous),
+                "dashboard (10.0.0.7)",
+            ),
+            (
+                Origin::dashboard("10.0.0.7", alice),
+                "alice (dashboard 10.0.0.7)",
+            ),
             (Origin::Schedule { what: "show" }, "schedule (show)"),
             (Origin::trigger("room1/button"), "trigger room1/button"),
             (

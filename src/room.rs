@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::accounts::{Accounts, AccountsConfig};
 use crate::config::{Config, Topics};
 use crate::events::{ConnectionState, Event, EventBus};
 use crate::feedback::FeedbackTracker;
@@ -86,6 +87,8 @@ pub struct Room {
     pub schedule: Option<ScheduleHandle>,
     /// The persistent show log (daemon only).
     pub show_log: Option<ShowLog>,
+    /// Who may use the dashboard and the API.
+    pub accounts: Accounts,
     /// Unix time the room started.
     pub started: f64,
     /// What a reload replaces, as one snapshot.
@@ -249,6 +252,8 @@ impl Room {
             log
         });
 
+        let accounts = Accounts::new(AccountsConfig::from_web(&config.web), events.clone());
+
         tasks.spawn(feedback.clone().run(cancel.clone()));
         tasks.spawn(registry.clone().watch_stale(cancel.clone()));
 
@@ -274,6 +279,7 @@ impl Room {
             commands,
             schedule,
             show_log,
+            accounts,
             started: unix_now(),
             live,
             feedback_hint: Arc::default(),

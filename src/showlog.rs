@@ -40,7 +40,7 @@ const SYNC_EVERY: Duration = Duration::from_secs(5);
 pub struct Record {
     /// Unix time.
     pub t: f64,
-    /// `scene_start`, `scene_end`, `timeout`, `error`, `device`,
+    /// `scene_start`, `scene_end`, `action`, `timeout`, `error`, `device`,
     /// `connection`, `note`.
     pub kind: String,
     /// What happened, in words.
@@ -51,9 +51,12 @@ pub struct Record {
     /// The device (or command topic) concerned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
-    /// What started a scene.
+    /// What started a scene, or asked for an action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    /// The person or API token behind it, when one is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub who: Option<String>,
 }
 
 impl Record {
@@ -65,6 +68,7 @@ impl Record {
             scene: None,
             device: None,
             origin: None,
+            who: None,
         }
     }
 }
@@ -151,10 +155,16 @@ impl ShowLog {
     /// Records after `since` (unix time), oldest first, at most `limit`
     /// (the newest ones when there are more).
     pub fn query(&self, since: f64, limit: usize) -> Vec<Record> {
+        self.query_by(since, limit, None)
+    }
+
+    /// [`ShowLog::query`], only the records of `who` (a user, or
+    /// `token NAME`) when given.
+    pub fn query_by(&self, since: f64, limit: usize, who: Option<&str>) -> Vec<Record> {
         let mut all: Vec<Record> = self
             .read_all()
             .into_iter()
-            .filter(|r| r.t > since)
+            .filter(|r| r.t > since && who.is_none_or(|w| r.who.as_deref() == Some(w)))
             .collect();
         if all.len() > limit {
             all.drain(..all.len() - limit);
@@ -264,6 +274,7 @@ impl ShowLog {
                 let mut r =
                     Record::new("scene_start", format!("Scene {scene} started by {origin}"));
                 r.scene = Some(scene);
+                r.who = origin.who();
                 r.origin = Some(origin.to_string());
                 Some(("scene", r))
             }
@@ -331,18 +342,29 @@ impl ShowLog {
                 *was_connected = connected;
                 rec.map(|r| ("connection", r))
             }
+            Event::Action(a) => {
+                let text = match &a.refused {
+                    None => format!("{}: {}", a.origin, a.what),
+                    Some(why) => format!("{}: {} (refused: {why})", a.origin, a.what),
+                };
+                let mut r = Record::new("action", text);
+                r.t = a.t;
+                r.origin = Some(a.origin);
+                r.who = a.who;
+                Some(("action", r))
+            }
             _ => None,
         }
     }
 }
 
-/// The records as CSV (`time_utc,unix,kind,scene,device,origin,text`).
+/// The records as CSV (`time_utc,unix,kind,scene,device,origin,who,text`).
 pub fn to_csv(records: &[Record]) -> String {
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
         .from_writer(Vec::new());
     let header = [
-        "time_utc", "unix", "kind", "scene", "device", "origin", "text",
+        "time_utc", "unix", "kind", "scene", "device", "origin", "who", "text",
     ];
     // Writing into a Vec cannot fail.
     let _ = w.write_record(header);
@@ -357,6 +379,7 @@ pub fn to_csv(records: &[Record]) -> String {
             r.scene.as_deref().unwrap_or(""),
             r.device.as_deref().unwrap_or(""),
             r.origin.as_deref().unwrap_or(""),
+            r.who.as_deref().unwrap_or(""),
             &r.text,
         ]);
     }
@@ -446,7 +469,7 @@ mod tests {
         let csv = to_csv(&[rec(1)]);
         assert_eq!(
             csv,
-            "time_utc,unix,kind,scene,device,origin,text\n1970-01-01 00:16:41,1001.000,note,,,,\"record 1, with \"\"quotes\"\"\"\n"
+            "time_utc,unix,kind,scene,device,origin,who,text\n1970-01-01 00:16:41,1001.000,note,,,,,\"record 1, with \"\"quotes\"\"\"\n"
         );
     }
 

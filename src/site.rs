@@ -23,7 +23,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Secret;
 use crate::mqtt::{self, InMessage, MqttHandle, MqttSettings, PublishOptions, unix_now};
 use crate::ratelog::{LogLimit, RateLog};
 use crate::room::RoomState;
@@ -65,7 +64,6 @@ pub struct RoomView {
 struct Inner {
     rooms: Mutex<BTreeMap<String, Entry>>,
     mqtt: MqttHandle,
-    token: Option<Secret>,
     log: Mutex<RateLog>,
 }
 
@@ -99,7 +97,6 @@ impl Site {
     /// the room list current until `cancel`.
     pub fn start(
         mut settings: MqttSettings,
-        token: Option<Secret>,
         cancel: CancellationToken,
         tasks: &TaskTracker,
     ) -> Site {
@@ -111,7 +108,6 @@ impl Site {
             inner: Arc::new(Inner {
                 rooms: Mutex::new(BTreeMap::new()),
                 mqtt,
-                token,
                 log: Mutex::new(RateLog::new(LogLimit::default())),
             }),
         };
@@ -274,24 +270,39 @@ impl Site {
     }
 
     /// The site page and its API: `GET /`, `GET /api/rooms`,
-    /// `POST /api/rooms/{room}/start` `{"scene"}`, `POST /api/rooms/{room}/stop`
-    /// (both with `Authorization: Bearer <web.token>` when a token is set).
-    pub fn router(&self) -> Router {
+    /// `POST /api/rooms/{room}/start` `{"scene"}`, `POST /api/rooms/{room}/stop`,
+    /// with logging in and out; who may do what is `guard`'s (the accounts
+    /// of the room config the site was started with).
+    pub fn router(&self, mut guard: crate::web::Guard) -> Router {
+        use crate::access::Role;
+        use crate::web::Need;
+        use axum::http::Method;
+        let mut rules = crate::web::Rules::default();
+        rules.insert(Method::GET, "/", Need::Public);
+        rules.insert(Method::GET, "/login", Need::Public);
+        rules.insert(Method::GET, "/api/rooms", Need::Role(Role::Viewer));
+        rules.insert(
+            Method::POST,
+            "/api/rooms/{room}/start",
+            Need::Role(Role::Operator),
+        );
+        rules.insert(Method::POST, "/api/rooms/{room}/stop", Need::Panic);
+        for (m, p, n) in crate::web::session_rules() {
+            rules.insert(m.clone(), p, *n);
+        }
+        guard.rules = Arc::new(rules);
         Router::new()
             .route("/", get(page))
+            .route("/login", get(login_page))
             .route("/api/rooms", get(rooms))
             .route("/api/rooms/{room}/start", post(start))
             .route("/api/rooms/{room}/stop", post(stop))
             .with_state(self.clone())
-    }
-
-    /// Why the request's token is refused, if it is.
-    fn refused(&self, headers: &axum::http::HeaderMap) -> Option<&'static str> {
-        match crate::web::bearer(headers, self.inner.token.as_ref()) {
-            Ok(()) => None,
-            Err(crate::web::Refusal::Wrong) => Some("wrong token"),
-            Err(crate::web::Refusal::Missing) => Some("a token is needed (web.token)"),
-        }
+            .merge(crate::web::session_routes(guard.clone()))
+            .route_layer(axum::middleware::from_fn_with_state(
+                guard,
+                crate::web::auth::guard,
+            ))
     }
 }
 
@@ -309,6 +320,10 @@ fn site_error(e: SiteError) -> Response {
 
 async fn page() -> Response {
     crate::web::asset_response("site.html")
+}
+
+async fn login_page() -> Response {
+    crate::web::asset_response("login.html")
 }
 
 #[derive(Serialize)]
@@ -334,12 +349,8 @@ struct StartBody {
 async fn start(
     State(site): State<Site>,
     Path(room): Path<String>,
-    headers: axum::http::HeaderMap,
     Json(b): Json<StartBody>,
 ) -> Response {
-    if let Some(why) = site.refused(&headers) {
-        return error(StatusCode::UNAUTHORIZED, why);
-    }
     match site.start_scene(&room, &b.scene) {
         Ok(()) => (
             StatusCode::ACCEPTED,
@@ -350,14 +361,7 @@ async fn start(
     }
 }
 
-async fn stop(
-    State(site): State<Site>,
-    Path(room): Path<String>,
-    headers: axum::http::HeaderMap,
-) -> Response {
-    if let Some(why) = site.refused(&headers) {
-        return error(StatusCode::UNAUTHORIZED, why);
-    }
+async fn stop(State(site): State<Site>, Path(room): Path<String>) -> Response {
     match site.stop_scene(&room) {
         Ok(()) => (
             StatusCode::ACCEPTED,

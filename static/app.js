@@ -50,7 +50,7 @@ function ago(d) {
 }
 
 async function getJSON(path) {
-  const r = await fetch(path, { cache: "no-store" });
+  const r = await fetch(path, { cache: "no-store", headers: auth.headers() });
   if (!r.ok) throw new Error(`${path}: ${r.status}`);
   return r.json();
 }
@@ -157,7 +157,7 @@ function renderScenes(list) {
   if (list) state.scenes = list;
   $("scenes").querySelector("tbody").replaceChildren(
     ...state.scenes.map((s) => {
-      const b = el("button", { class: "start" }, "Start");
+      const b = el("button", { class: "start needs-operator" }, "Start");
       b.addEventListener("click", () => control(`/api/scenes/${encodeURIComponent(s.name)}/start`));
       const warnings = s.warnings || [];
       const name = warnings.length
@@ -176,7 +176,7 @@ function renderCommands(list) {
   if (list) state.commands = list;
   $("commands").querySelector("tbody").replaceChildren(
     ...state.commands.map((c) => {
-      const b = el("button", { class: "run" }, c.running ? "Running…" : "Run");
+      const b = el("button", { class: "run needs-operator" }, c.running ? "Running…" : "Run");
       b.disabled = c.running || !state.linkUp;
       b.addEventListener("click", () => control(`/api/commands/${encodeURIComponent(c.name)}/run`));
       const what = `${c.topics.join(", ")}${c.duration > 0 ? ` · over ${secs(c.duration)}` : ""}`;
@@ -268,13 +268,20 @@ function renderLog(records, today) {
   const worst = c.timeouts.slice(0, 3).map(([d, n]) => `${d} ${n}`).join(", ");
   $("log-today").textContent = `Today (${today.day}): ${c.shows_started} show(s) started, ${c.shows_completed} completed` +
     `, ${c.timeouts.reduce((a, [, n]) => a + n, 0)} timeout(s)${worst ? ` (${worst})` : ""}, ${c.errors} error(s), ${c.failovers} failover(s)`;
-  $("log").replaceChildren(...records.slice().reverse().map((r) => el("li", { class: `log-${r.kind}` },
+  $("log").replaceChildren(...records.slice().reverse().map((r) => el("li", { class: `log-${r.kind}`, "data-who": r.who || "" },
     el("span", { class: "muted" }, new Date(r.t * 1000).toLocaleTimeString()), ` ${r.text}`)));
+  // The people seen so far, offered in the filter.
+  state.people = state.people || new Set();
+  for (const r of records) if (r.who) state.people.add(r.who);
+  $("log-people").replaceChildren(...[...state.people].sort().map((p) => el("option", { value: p })));
 }
 
 async function refreshLog() {
+  const who = $("log-who").value.trim();
+  const q = who ? `&who=${encodeURIComponent(who)}` : "";
+  $("log-csv").href = `/api/log.csv${who ? "?who=" + encodeURIComponent(who) : ""}`;
   try {
-    const [r, t] = await Promise.all([fetch("/api/log?limit=15", { cache: "no-store" }), fetch("/api/log/today", { cache: "no-store" })]);
+    const [r, t] = await Promise.all([fetch(`/api/log?limit=15${q}`, { cache: "no-store" }), fetch("/api/log/today", { cache: "no-store" })]);
     if (r.status === 404) return;
     renderLog(await r.json(), await t.json());
   } catch (_) { /* the event stream reports the link state */ }
@@ -301,7 +308,7 @@ function renderDevices() {
         el("span", { class: "presence" }, up ? d.presence : `last known ${d.presence}`),
         el("span", { class: "muted seen", "data-device-seen": d.id }, seenText(d)),
         ...(d.channels && d.channels.length ? [(() => {
-          const b = el("button", { class: "test quiet", title: "Resend its last command and show the reply time (needs the token)" }, "Test");
+          const b = el("button", { class: "test quiet needs-technician", title: "Resend its last command and show the reply time" }, "Test");
           b.disabled = !up;
           b.addEventListener("click", () => control(`/api/control/devices/${encodeURIComponent(d.id)}/test`));
           return b;
@@ -422,21 +429,17 @@ function showInfo(text) {
 }
 
 async function control(path, payload) {
-  const token = $("token").value.trim();
-  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  const headers = auth.headers();
   if (payload !== undefined) headers["Content-Type"] = "application/json";
   let body = null;
   try {
     const r = await fetch(path, { method: "POST", headers, body: payload === undefined ? undefined : JSON.stringify(payload) });
     body = await r.json().catch(() => ({}));
-    if (r.status === 401) {
-      $("token").parentElement.classList.add("needed");
-      throw new Error(body.error === "wrong token"
-        ? "wrong token: check web.token and enter it again at the top right"
-        : "a token is needed (enter web.token at the top right)");
+    if (r.status === 401 || r.status === 403) {
+      // Who we are has changed (a session ended, a role was changed).
+      refreshMe();
+      throw new Error(r.status === 401 ? `${body.error} (Log in at the top right)` : body.error);
     }
-    if (r.ok && token) localStorage.setItem("roomctl-token", token);
-    if (r.ok || r.status !== 401) $("token").parentElement.classList.remove("needed");
     if (!r.ok) {
       const more = body.errors ? `: ${body.errors.join("; ")}` : "";
       throw new Error((body.error || r.statusText) + more);
@@ -553,7 +556,7 @@ $("audio-stop").addEventListener("click", () => control("/api/control/audio/stop
 $("video-stop").addEventListener("click", () => control("/api/control/video/stop"));
 $("schedule-toggle").addEventListener("click", () =>
   control(state.schedule && state.schedule.paused ? "/api/schedule/resume" : "/api/schedule/pause"));
-$("token").value = localStorage.getItem("roomctl-token") || "";
+$("log-who").addEventListener("change", refreshLog);
 setInterval(() => {
   ageDevices();
   if (state.linkUp && state.status && state.status.scene) refreshStatus();

@@ -18,6 +18,8 @@ fn layer(module: &str) -> usize {
         ("topic", 0),
         ("events", 0),
         ("origin", 0),
+        ("access", 0),
+        ("accounts", 1),
         ("clock", 0),
         ("ratelog", 0),
         ("durable", 0),

@@ -5,6 +5,7 @@
 mod common;
 mod layers;
 
+mod accounts;
 mod audio_alsa;
 mod cli;
 mod commands;

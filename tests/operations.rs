@@ -104,7 +104,7 @@ async fn sighup_and_the_dashboard_reload_scenes_without_a_restart() {
     init_logs();
     let b = Mosquitto::start().await.unwrap();
     let site = site(&[b.port()], &[("long.yaml", LONG)], "");
-    site.set_web_token("door-key");
+    site.set_web_token_as("door-key", "technician");
     let cancel = CancellationToken::new();
     let (_o, mut seen) = observer(b.port(), "room1/#", &cancel).await;
     let (_s, mut status) = observer(b.port(), "roomctl/room1/status", &cancel).await;
@@ -205,7 +205,7 @@ async fn the_panic_button_needs_no_token_and_the_rest_does() {
     init_logs();
     let b = Mosquitto::start().await.unwrap();
     let site = site(&[b.port()], &[("long.yaml", LONG)], "");
-    site.set_web_token("door-key");
+    site.set_web_token_as("door-key", "technician");
     let cancel = CancellationToken::new();
     let (_o, mut seen) = observer(b.port(), "#", &cancel).await;
     let mut child = daemon(&site, &mut seen).await;
@@ -222,7 +222,7 @@ async fn the_panic_button_needs_no_token_and_the_rest_does() {
         body["error"]
             .as_str()
             .unwrap()
-            .contains("a token is needed")
+            .contains("log in first (or send an API token)")
     );
     let r = http
         .post(format!("{base}/api/scenes/long/start"))

@@ -85,15 +85,17 @@ async fn three_rooms_on_one_broker_pair_seen_started_stopped_and_one_dies() {
 
     // The site, from the brokers only.
     let brokers: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let (mut settings, _, _) = roomctl::cmd::site::settings(None, &brokers).unwrap();
+    let (mut settings, mut web) = roomctl::cmd::site::settings(None, &brokers).unwrap();
     settings.keep_alive = Duration::from_secs(5);
-    let tasks = tokio_util::task::TaskTracker::new();
-    let site = Site::start(
-        settings,
-        Some(roomctl::config::Secret::new("front-desk")),
-        cancel.clone(),
-        &tasks,
+    web.token = Some(roomctl::config::Secret::new("front-desk"));
+    let users_dir = tempfile::tempdir().unwrap();
+    web.users = users_dir.path().join("no-users.yaml");
+    let accounts = roomctl::accounts::Accounts::new(
+        roomctl::accounts::AccountsConfig::from_web(&web),
+        roomctl::events::EventBus::default(),
     );
+    let tasks = tokio_util::task::TaskTracker::new();
+    let site = Site::start(settings, cancel.clone(), &tasks);
     eventually(
         Duration::from_secs(10),
         "three rooms online and current",
@@ -112,7 +114,7 @@ async fn three_rooms_on_one_broker_pair_seen_started_stopped_and_one_dies() {
         },
     )
     .await;
-    let app = site.router();
+    let app = site.router(roomctl::web::Guard::new(accounts, &web));
     let (st, v) = call(
         app.clone(),
         Request::get("/api/rooms").body(Body::empty()).unwrap(),
@@ -242,12 +244,25 @@ async fn three_rooms_on_one_broker_pair_seen_started_stopped_and_one_dies() {
     if std::env::var_os("ROOMCTL_SKIP_BROWSER").is_none() {
         webdriver::available()
             .expect("headless Chromium; set ROOMCTL_SKIP_BROWSER=1 to skip deliberately");
-        // The real `roomctl site`, from the brokers alone (no token then).
+        // The real `roomctl site`, from the brokers alone, with accounts
+        // of its own: the front desk logs in to start a show.
         let port = roomctl::broker::free_port().unwrap();
+        let users = users_dir.path().join("site-users.yaml");
+        roomctl::accounts::change_file(
+            &users,
+            &roomctl::accounts::AccountChange::AddUser {
+                name: "desk".into(),
+                role: roomctl::access::Role::Operator,
+                password: roomctl::config::Secret::new(password_of("desk")),
+            },
+        )
+        .unwrap();
         let mut args = vec![
             "site".to_string(),
             "--listen".into(),
             format!("127.0.0.1:{port}"),
+            "--users".into(),
+            users.display().to_string(),
         ];
         for b in &brokers {
             args.extend(["--broker".to_string(), b.clone()]);
@@ -279,8 +294,28 @@ async fn three_rooms_on_one_broker_pair_seen_started_stopped_and_one_dies() {
                 .to_lowercase(),
             "online"
         );
-        br.js("document.getElementById('token').value = 'front-desk'; return true;")
-            .await;
+        // Not logged in: the rooms are seen, not run.
+        let shown = "return [...document.querySelectorAll('.room[data-room=hall] button.start, #login-link')].map(b => b.offsetParent !== null);";
+        assert_eq!(br.js(shown).await, serde_json::json!([true, false]));
+        br.click("#login-link").await;
+        br.wait_for(
+            "login page",
+            "location.pathname === '/login'",
+            Duration::from_secs(5),
+        )
+        .await;
+        br.js(&format!(
+            "document.getElementById('user').value = 'desk'; document.getElementById('password').value = '{}'; return true;",
+            password_of("desk")
+        ))
+        .await;
+        br.click("#submit").await;
+        br.wait_for(
+            "back, logged in",
+            "location.pathname === '/' && document.getElementById('who').textContent === 'desk · operator' && document.querySelectorAll('.room').length === 3",
+            Duration::from_secs(10),
+        )
+        .await;
         br.click(".room[data-room=hall] button.start").await;
         br.wait_for(
             "hall running",

@@ -34,11 +34,11 @@ async fn room_with(ports: &[u16], options: Option<&str>) -> (Site, Room) {
     (site, Room::start(config, scenes, Role::Daemon))
 }
 
-fn state(room: &Room) -> AppState {
+pub(crate) fn state(room: &Room) -> AppState {
     AppState::new(room.clone(), CancellationToken::new())
 }
 
-async fn call(
+pub(crate) async fn call(
     app: axum::Router,
     req: Request<Body>,
 ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
@@ -61,7 +61,7 @@ fn post(path: &str, token: Option<&str>) -> Request<Body> {
     b.body(Body::empty()).unwrap()
 }
 
-fn json(body: &[u8]) -> Value {
+pub(crate) fn json(body: &[u8]) -> Value {
     serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(body)))
 }
@@ -107,7 +107,7 @@ async fn control_routes_need_the_bearer_token() {
     assert_eq!(h[header::WWW_AUTHENTICATE], "Bearer");
     assert_eq!(
         json(&body)["error"],
-        "a token is needed (web.token): enter it on the dashboard"
+        "log in first (or send an API token): this needs the operator role"
     );
     let (s, _, body) = call(a(), post("/api/scenes/intro/start", Some("wrong"))).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);

@@ -160,12 +160,8 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
     site_mqtt.client_id = "roomctl_site_demo".into();
     let site_stop = CancellationToken::new();
     let site_tasks = tokio_util::task::TaskTracker::new();
-    let site = crate::site::Site::start(
-        site_mqtt,
-        config.web.token.clone(),
-        site_stop.clone(),
-        &site_tasks,
-    );
+    let site = crate::site::Site::start(site_mqtt, site_stop.clone(), &site_tasks);
+    let web = config.web.clone();
     let room = Room::start(config, report.scenes, Role::Daemon);
     println!("roomctl demo");
     println!("  dashboard:  {url}");
@@ -215,7 +211,9 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
         }
         shutdown_signal().await;
     };
-    serve_until(room, Some(listener), Some(site.router()), signal).await;
+    // The site page under /site shares the room's accounts and sessions.
+    let site = site.router(crate::web::Guard::new(room.accounts.clone(), &web));
+    serve_until(room, Some(listener), Some(site), signal).await;
     fleet_stop.cancel();
     site_stop.cancel();
     drop(primary);

@@ -9,6 +9,7 @@ pub mod play;
 pub mod run;
 pub mod simulate;
 pub mod site;
+pub mod user;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -109,6 +110,27 @@ pub enum Command {
         /// Where to serve the page.
         #[arg(long, default_value = "0.0.0.0:8090")]
         listen: SocketAddr,
+        /// The accounts file (default: the room config's web.users).
+        #[arg(long, value_name = "FILE")]
+        users: Option<PathBuf>,
+    },
+    /// Manage the dashboard's users (users.yaml beside the config).
+    User {
+        #[arg(short, long, value_name = "FILE", global = true)]
+        /// The config file (default: /etc/roomctl/config.yaml, else config/roomctl.yaml).
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        /// What to do.
+        action: user::UserAction,
+    },
+    /// Manage API tokens for scripts, the site page and Home Assistant.
+    Token {
+        #[arg(short, long, value_name = "FILE", global = true)]
+        /// The config file (default: /etc/roomctl/config.yaml, else config/roomctl.yaml).
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        /// What to do.
+        action: user::TokenAction,
     },
     /// Try every configured broker and report which answer, how fast.
     Doctor {
@@ -155,7 +177,11 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = matches!(
         cli.command,
-        Command::Check { .. } | Command::Doctor { .. } | Command::Play { .. }
+        Command::Check { .. }
+            | Command::Doctor { .. }
+            | Command::Play { .. }
+            | Command::User { .. }
+            | Command::Token { .. }
     );
     init_logging(if quiet { "warn" } else { "info" });
     ignore_file_size_signal();
@@ -168,6 +194,16 @@ pub fn main() -> ExitCode {
     } = cli.command
     {
         return check::check(&path(config), config_only, require_env);
+    }
+    // So are the accounts: no runtime needed.
+    match cli.command {
+        Command::User { config, action } => {
+            return accounts(config, |p, out| user::user(p, action, out));
+        }
+        Command::Token { config, action } => {
+            return accounts(config, |p, out| user::token(p, action, out));
+        }
+        _ => {}
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -240,15 +276,35 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             config,
             brokers,
             listen,
+            users,
         } => {
             let config = brokers.is_empty().then(|| path(config));
-            site::site(config.as_deref(), &brokers, listen).await?;
+            site::site(config.as_deref(), &brokers, users.as_deref(), listen).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::User { .. } | Command::Token { .. } => unreachable!("run without a runtime"),
         Command::Doctor { config } => {
             let mut out = std::io::stdout();
             let answered = doctor::doctor(&path(config), &mut out).await?;
             Ok(ok(answered > 0))
+        }
+    }
+}
+
+/// Runs a `user` or `token` action on the config's accounts file.
+fn accounts(
+    config: Option<PathBuf>,
+    act: impl FnOnce(&std::path::Path, &mut std::io::Stdout) -> anyhow::Result<()>,
+) -> ExitCode {
+    let run = || -> anyhow::Result<()> {
+        let file = user::users_file(&path(config))?;
+        act(&file, &mut std::io::stdout())
+    };
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

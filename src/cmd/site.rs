@@ -1,6 +1,7 @@
 //! `roomctl site`: the site overview of every room on the brokers, served
-//! on its own port. Brokers and the token come from a room's config (`-c`)
-//! or from `--broker` (no per-room config needed).
+//! on its own port. Brokers and accounts come from a room's config (`-c`:
+//! its brokers, its `users.yaml` and `web.token`), or from `--broker` and
+//! `--users` (no per-room config needed).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -11,18 +12,19 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
-use crate::config::{Config, EnvPolicy, Secret};
+use crate::accounts::{Accounts, AccountsConfig};
+use crate::config::{Config, EnvPolicy, WebConfig};
+use crate::events::EventBus;
 use crate::mqtt::MqttSettings;
 use crate::site::Site;
 
-/// The MQTT settings, token and web limits the site uses: a room config's
-/// brokers, timings, `web.token` and `web.max_connections` /
-/// `web.header_timeout` (under its own client id), or `brokers`
-/// (`host[:port]`) with the defaults.
+/// The MQTT settings and web settings the site uses: a room config's
+/// brokers, timings and `web:` section (accounts, limits), under its own
+/// client id; or `brokers` (`host[:port]`) with the defaults.
 pub fn settings(
     config: Option<&Path>,
     brokers: &[String],
-) -> anyhow::Result<(MqttSettings, Option<Secret>, crate::web::Limits)> {
+) -> anyhow::Result<(MqttSettings, WebConfig)> {
     let c = if brokers.is_empty() {
         let Some(p) = config else {
             bail!("say where the brokers are: -c <a room's config> or --broker host:port");
@@ -55,23 +57,32 @@ pub fn settings(
     let mut s = MqttSettings::from_config(&c.mqtt);
     // Its own id: never the room's (the broker would close one of the two).
     s.client_id = format!("roomctl_site_{:08x}", rand::random::<u32>());
-    let limits = crate::web::Limits {
-        max_connections: c.web.max_connections,
-        header_timeout: c.web.header_timeout,
-    };
-    Ok((s, c.web.token.clone(), limits))
+    Ok((s, c.web))
 }
 
 /// Serves the site page on `listen` until Ctrl-C or SIGTERM.
 pub async fn site(
     config: Option<&Path>,
     brokers: &[String],
+    users: Option<&Path>,
     listen: SocketAddr,
 ) -> anyhow::Result<()> {
-    let (settings, token, limits) = settings(config, brokers)?;
+    let (settings, mut web) = settings(config, brokers)?;
+    if let Some(u) = users {
+        web.users = u.to_path_buf();
+    } else if config.is_none() {
+        // No room config: no accounts file unless one is named.
+        web.users = Path::new("/nonexistent/roomctl-site-users.yaml").to_path_buf();
+    }
+    let limits = crate::web::Limits {
+        max_connections: web.max_connections,
+        header_timeout: web.header_timeout,
+    };
+    let accounts = Accounts::new(AccountsConfig::from_web(&web), EventBus::default());
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
-    let site = Site::start(settings, token, cancel.clone(), &tasks);
+    let site = Site::start(settings, cancel.clone(), &tasks);
+    let guard = crate::web::Guard::new(accounts, &web);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -83,9 +94,15 @@ pub async fn site(
         stop.cancel();
     });
     let t = tasks.clone();
-    crate::web::serve_router(listener, site.router(), limits, cancel.clone(), move |f| {
-        t.spawn(f);
-    })
+    crate::web::serve_router(
+        listener,
+        site.router(guard),
+        limits,
+        cancel.clone(),
+        move |f| {
+            t.spawn(f);
+        },
+    )
     .await?;
     cancel.cancel();
     tasks.close();

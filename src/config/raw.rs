@@ -235,6 +235,12 @@ pub(super) struct RawWeb {
     pub(super) max_sse_clients: Option<Spanned<usize>>,
     pub(super) header_timeout: Option<Spanned<Dur>>,
     pub(super) open_stop: Option<bool>,
+    pub(super) users: Option<S>,
+    pub(super) anonymous: Option<S>,
+    pub(super) token_role: Option<S>,
+    pub(super) session_idle: Option<Spanned<Dur>>,
+    pub(super) session_max: Option<Spanned<Dur>>,
+    pub(super) secure_cookie: Option<bool>,
 }
 
 #[derive(Deserialize)]

@@ -177,6 +177,20 @@ pub mod ranges {
         min: ms(100),
         max: secs(300),
     };
+    /// `web.session_idle`.
+    pub const SESSION_IDLE: DurRange = DurRange {
+        name: "web.session_idle",
+        default: secs(4 * HOUR),
+        min: secs(60),
+        max: secs(7 * 24 * HOUR),
+    };
+    /// `web.session_max`.
+    pub const SESSION_MAX: DurRange = DurRange {
+        name: "web.session_max",
+        default: secs(12 * HOUR),
+        min: secs(60),
+        max: secs(30 * 24 * HOUR),
+    };
     /// A scene's `at`, `duration`, a transition's `delay`: up to a day.
     pub const SCENE_TIME: DurRange = DurRange {
         name: "scene time",

@@ -290,7 +290,39 @@ impl Validator<'_> {
             .map(|t| self.expand(t))
             .filter(|t| !t.is_empty())
             .map(Secret);
+        let role =
+            |v: &mut Self, s: &Option<S>, key: &str, default: Option<Role>| -> Option<Role> {
+                let Some(s) = s else { return default };
+                if s.value == "none" && key == "web.anonymous" {
+                    return None;
+                }
+                match s.value.parse::<Role>() {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        let none = if key == "web.anonymous" {
+                            " or none"
+                        } else {
+                            ""
+                        };
+                        v.err(Pos::of(s), format!("{key}: {e}{none}"));
+                        default
+                    }
+                }
+            };
+        let anonymous = role(self, &w.anonymous, "web.anonymous", Some(Role::Viewer));
+        let token_role = role(self, &w.token_role, "web.token_role", Some(Role::Operator))
+            .unwrap_or(Role::Operator);
+        let users = match &w.users {
+            Some(s) => self.path(s),
+            None => self.base.join("users.yaml"),
+        };
         WebConfig {
+            users,
+            anonymous,
+            token_role,
+            session_idle: self.dur(&w.session_idle, ranges::SESSION_IDLE),
+            session_max: self.dur(&w.session_max, ranges::SESSION_MAX),
+            secure_cookie: w.secure_cookie.unwrap_or(false),
             enabled: w.enabled.unwrap_or(true),
             listen,
             token,

@@ -10,8 +10,10 @@ use futures::FutureExt;
 use std::pin::Pin;
 
 use super::{ControlError, ReloadReport, Room};
+use crate::access::Role;
+use crate::accounts::{AccountChange, AccountError, AccountReply};
 use crate::diag::Diagnostics;
-use crate::events::FeedbackRecord;
+use crate::events::{ActionEvent, Event, FeedbackRecord};
 use crate::media::{AudioCommand, VideoCommand};
 use crate::origin::Origin;
 use crate::ratelog;
@@ -49,6 +51,27 @@ pub enum Command {
     StopMedia(Player),
     /// Read the config and the scenes again.
     Reload,
+    /// Change the accounts (users and API tokens).
+    Account(AccountChange),
+}
+
+impl Command {
+    /// The lowest role that may do it (see [`crate::access::Role`]).
+    pub fn needs(&self) -> Role {
+        match self {
+            Command::StartScene(_)
+            | Command::StartDefaultScene
+            | Command::Stop
+            | Command::RunCommand(_)
+            | Command::Schedule(_) => Role::Operator,
+            Command::Send { .. }
+            | Command::TestDevice(_)
+            | Command::Volume(_)
+            | Command::StopMedia(_)
+            | Command::Reload => Role::Technician,
+            Command::Account(_) => Role::Admin,
+        }
+    }
 }
 
 impl std::fmt::Display for Command {
@@ -71,6 +94,7 @@ impl std::fmt::Display for Command {
             Command::StopMedia(Player::Audio) => f.write_str("stop audio"),
             Command::StopMedia(Player::Video) => f.write_str("stop video"),
             Command::Reload => f.write_str("reload"),
+            Command::Account(c) => write!(f, "{c}"),
         }
     }
 }
@@ -181,6 +205,8 @@ pub enum Reply {
     MediaStopped(Player),
     /// The reload is done.
     Reloaded(Box<ReloadReport>),
+    /// The accounts changed.
+    Account(AccountReply),
 }
 
 /// Why a command was refused. Reads as a sentence; the HTTP edge maps
@@ -202,6 +228,23 @@ pub enum RoomError {
     /// The config does not load; the running config stays.
     #[error("the config does not load; the running config stays")]
     Reload(Diagnostics),
+    /// The origin's role does not allow it.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Saved nowhere: `users.yaml` could not be read or written.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<AccountError> for RoomError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::Invalid(_) => RoomError::BadRequest(e.to_string()),
+            AccountError::NotFound(_) => RoomError::NotFound(e.to_string()),
+            AccountError::Conflict(_) => RoomError::Conflict(e.to_string()),
+            AccountError::File(_) => RoomError::Failed(e.to_string()),
+        }
+    }
 }
 
 impl From<StartError> for RoomError {
@@ -248,6 +291,11 @@ impl Room {
     /// were applied; the returned future finishes the rest (a stopped
     /// scene's end sequence, a device's answer, a reload) and may be
     /// awaited, spawned or dropped.
+    ///
+    /// A command the origin's role does not allow is refused
+    /// ([`RoomError::Forbidden`]); Stop — all off is allowed to everyone
+    /// when `web.open_stop` is set. Every command, done or refused, is an
+    /// [`ActionEvent`] (the show log's audit trail).
     pub fn apply(&self, origin: Origin, command: Command) -> Completion {
         // One line per command, whoever asked, bounded against a flood.
         ratelog!(
@@ -257,6 +305,50 @@ impl Room {
             "commands",
             "{origin}: {command}"
         );
+        let what = command.to_string();
+        if let Err(e) = self.allowed(&origin, &command) {
+            self.audit(&origin, what, Some(e.to_string()));
+            return done(Err(e));
+        }
+        let start = matches!(command, Command::StartScene(_) | Command::StartDefaultScene);
+        let mut completion = self.act(origin.clone(), command);
+        match (&mut completion).now_or_never() {
+            // A scene that started is in the show log as its start, with
+            // its origin: no second record.
+            Some(Ok(r)) if start => done(Ok(r)),
+            Some(r) => {
+                self.audit(&origin, what, r.as_ref().err().map(ToString::to_string));
+                done(r)
+            }
+            None => {
+                self.audit(&origin, what, None);
+                completion
+            }
+        }
+    }
+
+    fn allowed(&self, origin: &Origin, command: &Command) -> Result<(), RoomError> {
+        let (has, needs) = (origin.role(), command.needs());
+        if has >= needs || (*command == Command::Stop && self.config.web.open_stop) {
+            return Ok(());
+        }
+        let who = origin.who().unwrap_or_else(|| "anonymous".into());
+        Err(RoomError::Forbidden(format!(
+            "{who} ({has}) may not {command}: that needs the {needs} role"
+        )))
+    }
+
+    fn audit(&self, origin: &Origin, what: String, refused: Option<String>) {
+        self.events.publish(Event::Action(ActionEvent {
+            t: crate::mqtt::unix_now(),
+            origin: origin.to_string(),
+            who: origin.who(),
+            what,
+            refused,
+        }));
+    }
+
+    fn act(&self, origin: Origin, command: Command) -> Completion {
         match command {
             Command::StartScene(name) => done(self.start_scene(&name, origin)),
             Command::StartDefaultScene => done(
@@ -315,6 +407,10 @@ impl Room {
                     Player::Video => self.media.video(VideoCommand::Stop),
                 }
                 done(Ok(Reply::MediaStopped(p)))
+            }
+            Command::Account(change) => {
+                let accounts = self.accounts.clone();
+                Box::pin(async move { Ok(Reply::Account(accounts.change(change).await?)) })
             }
             Command::Reload => {
                 let room = self.clone();

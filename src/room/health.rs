@@ -45,7 +45,7 @@ fn health_of(r: &Room) -> Health {
     let mut unhealthy = Vec::new();
     let mut degraded = Vec::new();
     connection(r, &mut unhealthy, &mut degraded);
-    for check in [devices, feedback, media, storage] {
+    for check in [devices, feedback, media, storage, accounts] {
         check(r, &mut degraded);
     }
     degraded.extend(r.problems());
@@ -172,6 +172,15 @@ fn media(r: &Room, degraded: &mut Vec<String>) {
 }
 
 /// Writes that did not reach the card (full, read-only, worn out).
+/// The accounts file: when it does not load, nobody can log in.
+fn accounts(r: &Room, degraded: &mut Vec<String>) {
+    if let Some(e) = r.accounts.problem() {
+        degraded.push(format!(
+            "the accounts file does not load, so the accounts last read stay in use (none, if it never loaded): {e}"
+        ));
+    }
+}
+
 fn storage(r: &Room, degraded: &mut Vec<String>) {
     // Writes that did not reach the card (full, read-only, worn out).
     if let Some(s) = &r.schedule

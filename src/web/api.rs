@@ -8,6 +8,7 @@ use axum::response::IntoResponse;
 use tracing::info;
 
 use super::{AppError, AppState};
+use crate::access::{Actor, Role};
 use crate::feedback::{FeedbackRecord, FeedbackStats};
 use crate::media::MediaStatus;
 use crate::mqtt::{ConnectionStatus, Stats, unix_now};
@@ -118,9 +119,15 @@ pub async fn stop_scene(
     }
 }
 
-/// The dashboard or API client that sent `parts`.
-fn origin(parts: &axum::http::request::Parts) -> Origin {
-    Origin::dashboard(super::peer(&parts.extensions))
+/// The dashboard or API client that sent `parts`, and who it was (the
+/// guard left the actor in the request).
+pub(super) fn origin(parts: &axum::http::request::Parts) -> Origin {
+    let actor = parts
+        .extensions
+        .get::<Actor>()
+        .cloned()
+        .unwrap_or(Actor::Anonymous { role: Role::Viewer });
+    Origin::dashboard(super::peer(&parts.extensions), actor)
 }
 
 /// A reply of another kind than the command's: a bug, reported as one.
@@ -282,11 +289,13 @@ pub async fn control_media_stop(
     }
 }
 
-/// `?since=<unix time>&limit=N` for the show log.
+/// `?since=<unix time>&limit=N&who=NAME` for the show log.
 #[derive(Deserialize)]
 pub struct LogQuery {
     since: Option<f64>,
     limit: Option<usize>,
+    /// Only this person's (or `token NAME`'s) records.
+    who: Option<String>,
 }
 
 fn log_of(s: &AppState) -> Result<&crate::showlog::ShowLog, AppError> {
@@ -304,7 +313,8 @@ pub async fn show_log(
 ) -> Result<Json<Vec<crate::showlog::Record>>, AppError> {
     let log = log_of(&s)?.clone();
     let (since, limit) = (q.since.unwrap_or(0.0), q.limit.unwrap_or(200).min(10_000));
-    let r = tokio::task::spawn_blocking(move || log.query(since, limit))
+    let who = q.who.filter(|w| !w.is_empty());
+    let r = tokio::task::spawn_blocking(move || log.query_by(since, limit, who.as_deref()))
         .await
         .unwrap_or_default();
     Ok(Json(r))
@@ -318,10 +328,15 @@ pub async fn show_log_csv(
     let log = log_of(&s)?.clone();
     let since = q.since.unwrap_or(0.0);
     let room = s.room.config.room.clone();
-    let csv =
-        tokio::task::spawn_blocking(move || crate::showlog::to_csv(&log.query(since, usize::MAX)))
-            .await
-            .unwrap_or_default();
+    let csv = tokio::task::spawn_blocking(move || {
+        crate::showlog::to_csv(&log.query_by(
+            since,
+            usize::MAX,
+            q.who.as_deref().filter(|w| !w.is_empty()),
+        ))
+    })
+    .await
+    .unwrap_or_default();
     Ok((
         [
             (

@@ -11,20 +11,28 @@
 //! open, the oldest dropped for a new one.
 
 mod api;
-mod auth;
-pub(crate) use auth::{Refusal, bearer};
+pub mod auth;
 pub mod health;
 mod metrics;
+mod session;
 mod sse;
+mod users;
+pub use auth::{Guard, Need, Rules};
+pub use session::routes as session_routes;
+
+/// The rules of logging in and out (for a router of its own, the site's).
+pub fn session_rules() -> &'static [(Method, &'static str, Need)] {
+    session::RULES
+}
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -38,7 +46,7 @@ use tokio_util::sync::CancellationToken;
 use tower::Service;
 use tracing::info;
 
-use crate::config::Secret;
+use crate::access::Role;
 use crate::ratelog;
 use crate::ratelog::{LogLimit, RateLog};
 use crate::room::{Room, RoomError};
@@ -52,8 +60,8 @@ struct Assets;
 pub struct AppState {
     /// The room.
     pub room: Room,
-    /// `web.token`.
-    pub token: Option<Secret>,
+    /// Who may do what (the room's accounts, the routes' rules).
+    pub guard: Guard,
     /// Ends open SSE streams at shutdown.
     pub shutdown: CancellationToken,
     /// The open event streams.
@@ -69,7 +77,10 @@ impl AppState {
     /// State for `room`; `shutdown` ends SSE streams.
     pub fn new(room: Room, shutdown: CancellationToken) -> Self {
         AppState {
-            token: room.config.web.token.clone(),
+            guard: Guard {
+                rules: Arc::new(rules()),
+                ..Guard::new(room.accounts.clone(), &room.config.web)
+            },
             sse: sse::Clients::new(room.config.web.max_sse_clients),
             room,
             shutdown,
@@ -92,49 +103,146 @@ impl AppState {
     }
 }
 
+/// Every route of the dashboard and its API with its rule: the router and
+/// the access table are both built from this one list, so no route exists
+/// without a rule. (Logging in and out: [`session::routes`].)
+fn routes() -> Vec<(Method, &'static str, Need, MethodRouter<AppState>)> {
+    use Need::{Panic, Public};
+    let read = Need::Role(Role::Viewer);
+    let operator = Need::Role(Role::Operator);
+    let technician = Need::Role(Role::Technician);
+    let admin = Need::Role(Role::Admin);
+    vec![
+        (Method::GET, "/", Public, get(index)),
+        (Method::GET, "/login", Public, get(login_page)),
+        (Method::GET, "/assets/{*path}", Public, get(asset)),
+        (Method::GET, "/healthz", Public, get(health::healthz)),
+        (Method::GET, "/metrics", read, get(metrics::metrics)),
+        (Method::GET, "/api/status", read, get(api::status)),
+        (Method::GET, "/api/devices", read, get(api::devices)),
+        (Method::GET, "/api/scenes", read, get(api::scenes)),
+        (Method::GET, "/api/commands", read, get(api::commands)),
+        (Method::GET, "/api/schedule", read, get(api::schedule)),
+        (
+            Method::GET,
+            "/api/control/channels",
+            read,
+            get(api::control_channels),
+        ),
+        (Method::GET, "/api/log", read, get(api::show_log)),
+        (Method::GET, "/api/log.csv", read, get(api::show_log_csv)),
+        (
+            Method::GET,
+            "/api/log/today",
+            read,
+            get(api::show_log_today),
+        ),
+        (Method::GET, "/api/feedback", read, get(api::feedback)),
+        (Method::GET, "/api/events", read, get(sse::events)),
+        // The panic button: open to everyone with web.open_stop.
+        (
+            Method::POST,
+            "/api/scenes/stop",
+            Panic,
+            post(api::stop_scene),
+        ),
+        (
+            Method::POST,
+            "/api/scenes/{name}/start",
+            operator,
+            post(api::start_scene),
+        ),
+        (
+            Method::POST,
+            "/api/commands/{name}/run",
+            operator,
+            post(api::run_command),
+        ),
+        (
+            Method::POST,
+            "/api/schedule/{action}",
+            operator,
+            post(api::schedule_control),
+        ),
+        (Method::POST, "/api/reload", technician, post(api::reload)),
+        (
+            Method::POST,
+            "/api/control/send",
+            technician,
+            post(api::control_send),
+        ),
+        (
+            Method::POST,
+            "/api/control/devices/{id}/test",
+            technician,
+            post(api::control_test),
+        ),
+        (
+            Method::POST,
+            "/api/control/volume",
+            technician,
+            post(api::control_volume),
+        ),
+        (
+            Method::POST,
+            "/api/control/{player}/stop",
+            technician,
+            post(api::control_media_stop),
+        ),
+        (Method::GET, "/api/users", admin, get(users::list)),
+        (Method::POST, "/api/users", admin, post(users::add)),
+        (
+            Method::POST,
+            "/api/users/{name}/password",
+            admin,
+            post(users::password),
+        ),
+        (
+            Method::POST,
+            "/api/users/{name}/role",
+            admin,
+            post(users::role),
+        ),
+        (
+            Method::DELETE,
+            "/api/users/{name}",
+            admin,
+            delete(users::remove),
+        ),
+        (Method::POST, "/api/tokens", admin, post(users::add_token)),
+        (
+            Method::DELETE,
+            "/api/tokens/{name}",
+            admin,
+            delete(users::revoke_token),
+        ),
+    ]
+}
+
+/// The rule of every route of [`app`].
+pub fn rules() -> Rules {
+    let mut r = Rules::default();
+    for (m, p, n, _) in routes() {
+        r.insert(m, p, n);
+    }
+    for (m, p, n) in session::RULES {
+        r.insert(m.clone(), p, *n);
+    }
+    r
+}
+
 /// The whole HTTP surface.
 pub fn app(state: AppState) -> Router {
-    // Stop — all off is the panic button: by default it needs no token.
-    let stop = Router::new().route("/api/scenes/stop", post(api::stop_scene));
-    let (open, locked) = if state.room.config.web.open_stop {
-        (stop, Router::new())
-    } else {
-        (Router::new(), stop)
-    };
-    let control = Router::new()
-        .route("/api/scenes/{name}/start", post(api::start_scene))
-        .route("/api/reload", post(api::reload))
-        .route("/api/commands/{name}/run", post(api::run_command))
-        .route("/api/schedule/{action}", post(api::schedule_control))
-        .route("/api/control/send", post(api::control_send))
-        .route("/api/control/devices/{id}/test", post(api::control_test))
-        .route("/api/control/volume", post(api::control_volume))
-        .route("/api/control/{player}/stop", post(api::control_media_stop))
-        .merge(locked)
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
-        ));
-    let app = Router::new()
-        .route("/", get(index))
-        .route("/assets/{*path}", get(asset))
-        .route("/api/status", get(api::status))
-        .route("/api/devices", get(api::devices))
-        .route("/api/scenes", get(api::scenes))
-        .route("/api/commands", get(api::commands))
-        .route("/api/schedule", get(api::schedule))
-        .route("/api/control/channels", get(api::control_channels))
-        .route("/api/log", get(api::show_log))
-        .route("/api/log.csv", get(api::show_log_csv))
-        .route("/api/log/today", get(api::show_log_today))
-        .route("/api/feedback", get(api::feedback))
-        .route("/api/events", get(sse::events))
-        .route("/healthz", get(health::healthz))
-        .route("/metrics", get(metrics::metrics))
-        .merge(control)
-        .merge(open)
+    let mut app = Router::new();
+    for (_, path, _, handler) in routes() {
+        app = app.route(path, handler);
+    }
+    let guard = state.guard.clone();
+    let app = app
         .fallback(not_found)
-        .with_state(state.clone());
+        .with_state(state.clone())
+        .merge(session::routes(guard.clone()))
+        .route_layer(axum::middleware::from_fn_with_state(guard, auth::guard));
     match state.site {
         Some(site) => app.nest("/site", site),
         None => app,
@@ -251,6 +359,10 @@ async fn index() -> Response {
     asset_response("index.html")
 }
 
+async fn login_page() -> Response {
+    asset_response("login.html")
+}
+
 async fn asset(uri: Uri) -> Response {
     let path = uri.path().trim_start_matches("/assets/");
     asset_response(path)
@@ -298,8 +410,17 @@ pub enum AppError {
     /// 409 (a scene is running).
     Conflict(String),
     #[error("{0}")]
-    /// 401: why.
-    Unauthorized(&'static str),
+    /// 401: who you are is not known (or not any more): why.
+    Unauthorized(String),
+    #[error("{0}")]
+    /// 403: who you are may not do this: why.
+    Forbidden(String),
+    #[error("{0}")]
+    /// 429: try again later.
+    TooMany(String, std::time::Duration),
+    #[error("{0}")]
+    /// 500: it could not be done, nothing changed.
+    Failed(String),
     #[error("{0}")]
     /// 400.
     BadRequest(String),
@@ -321,6 +442,13 @@ impl IntoResponse for AppError {
             AppError::NotFound(_) | AppError::Room(RoomError::NotFound(_)) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) | AppError::Room(RoomError::Conflict(_)) => StatusCode::CONFLICT,
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) | AppError::Room(RoomError::Forbidden(_)) => {
+                StatusCode::FORBIDDEN
+            }
+            AppError::TooMany(..) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Failed(_) | AppError::Room(RoomError::Failed(_)) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             AppError::BadRequest(_) | AppError::Room(RoomError::BadRequest(_)) => {
                 StatusCode::BAD_REQUEST
             }
@@ -338,6 +466,12 @@ impl IntoResponse for AppError {
         if matches!(self, AppError::Unauthorized(_)) {
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let AppError::TooMany(_, wait) = &self {
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(crate::accounts::whole_seconds(*wait)),
+            );
         }
         r
     }

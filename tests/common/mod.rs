@@ -161,6 +161,11 @@ pub struct Site {
     pub web_port: u16,
 }
 
+/// The password [`Site::add_user`] gives `name`.
+pub fn password_of(name: &str) -> String {
+    format!("pw of {name}!")
+}
+
 /// A scene file with one cue: `room1/light = ON` at once.
 pub const ONE_CUE: (&str, &str) = (
     "a.yaml",
@@ -203,6 +208,26 @@ impl Site {
     /// Sets `web.token` (control routes then need `Authorization: Bearer`).
     pub fn set_web_token(&self, token: &str) {
         self.web_options(&format!("token: \"{token}\""));
+    }
+
+    /// Sets `web.token` with a role of its own (`technician` for the
+    /// tests that use manual control or reload with it).
+    pub fn set_web_token_as(&self, token: &str, role: &str) {
+        self.web_options(&format!("token: \"{token}\", token_role: {role}"));
+    }
+
+    /// Adds a user to `users.yaml` beside the config; the password is
+    /// [`password_of`] the name.
+    pub fn add_user(&self, name: &str, role: roomctl::access::Role) {
+        roomctl::accounts::change_file(
+            &self.dir.path().join("users.yaml"),
+            &roomctl::accounts::AccountChange::AddUser {
+                name: name.into(),
+                role,
+                password: roomctl::config::Secret::new(password_of(name)),
+            },
+        )
+        .unwrap();
     }
 
     /// Adds keys to `web:` (e.g. `max_connections: 32`).

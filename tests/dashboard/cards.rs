@@ -1,4 +1,4 @@
-//! The dashboard's token prompt, schedule, show log and manual-control
+//! The dashboard with an API token, schedule, show log and manual-control
 //! cards in Chromium, on a phone and a tablet.
 
 use super::*;
@@ -11,7 +11,7 @@ async fn dashboard_says_wrong_token_and_stop_needs_none() {
     init_logs();
     let port = roomctl::broker::free_port().unwrap();
     let site = site(&[port], &[("intro.yaml", SHOW), ("stub.json", STUB)], "");
-    site.set_web_token("door-key");
+    site.set_web_token_as("door-key", "technician");
     let commands = site.dir.path().join("scenes").join("commands");
     std::fs::create_dir_all(&commands).unwrap();
     std::fs::write(
@@ -38,19 +38,20 @@ async fn dashboard_says_wrong_token_and_stop_needs_none() {
     assert!(warn.contains("transition without `type`"), "{warn}");
     // The manual-control panel lists the command files.
     assert!(br.text("#commands").await.contains("light_off"));
-    br.js("document.getElementById('token').value = 'not-the-key'; return true;")
+    br.js("localStorage.setItem('roomctl-token', 'not-the-key'); location.reload(); return true;")
         .await;
-    br.click("#scenes tr[data-scene=intro] button.start").await;
     br.wait_for(
         "refusal",
-        "!document.getElementById('control-error').hidden",
+        "document.getElementById('who').textContent.startsWith('wrong token · not logged in')",
         T,
     )
     .await;
-    assert!(br.text("#control-error").await.contains("wrong token"));
+    // Not allowed to start: no Start button; the panic stop is there.
+    let shown = "return [...document.querySelectorAll('#scenes button.start, #stop')].map(b => b.offsetParent !== null);";
+    assert_eq!(br.js(shown).await, serde_json::json!([true, false, false]));
     assert!(!room.scenes.is_running());
 
-    // The panic button works whatever the token field says.
+    // The panic button works whatever the token says.
     start(&room, "intro").await;
     br.click("#stop").await;
     br.wait_for(
@@ -62,8 +63,7 @@ async fn dashboard_says_wrong_token_and_stop_needs_none() {
     assert!(!room.scenes.is_running());
 
     // Reload with the right token reports what it loaded.
-    br.js("document.getElementById('token').value = 'door-key'; return true;")
-        .await;
+    super::use_token(&br, "door-key").await;
     br.click("#reload").await;
     br.wait_for(
         "reload report",
@@ -142,8 +142,13 @@ async fn dashboard_schedule_and_show_log_work_on_a_phone() {
         br.snapshot(&format!("dashboard-schedule-{name}")).await;
     }
 
-    br.js("document.getElementById('token').value = 'door-key'; return true;")
-        .await;
+    super::use_token(&br, "door-key").await;
+    br.wait_for(
+        "schedule card",
+        "!document.getElementById('schedule-card').hidden",
+        T,
+    )
+    .await;
     br.click("#schedule-toggle").await;
     br.wait_for(
         "paused banner",
@@ -163,7 +168,12 @@ async fn dashboard_schedule_and_show_log_work_on_a_phone() {
 
     // The show log card: a start and its origin, the day's counts.
     room.apply(
-        roomctl::origin::Origin::dashboard("the front desk"),
+        roomctl::origin::Origin::dashboard(
+            "the front desk",
+            roomctl::access::Actor::Anonymous {
+                role: roomctl::access::Role::Admin,
+            },
+        ),
         roomctl::room::Command::StartScene("intro".into()),
     )
     .await
@@ -214,7 +224,7 @@ async fn dashboard_manual_control_on_a_phone() {
     init_logs();
     let b = Mosquitto::start().await.unwrap();
     let site = site(&[b.port()], &[("intro.yaml", SHOW)], "");
-    site.set_web_token("door-key");
+    site.set_web_token_as("door-key", "technician");
     let (config, scenes) = site.load();
     let cancel = CancellationToken::new();
     let fleet = simulate::start(&config, &scenes, &fast_fleet(), cancel.child_token());
@@ -227,14 +237,13 @@ async fn dashboard_manual_control_on_a_phone() {
     br.resize(390, 844).await;
     br.goto(&format!("http://127.0.0.1:{}/", site.web_port))
         .await;
+    super::use_token(&br, "door-key").await;
     br.wait_for(
         "channels with their boards",
         "document.querySelectorAll('#channels tbody tr').length === 2 && ![...document.querySelectorAll('#channels tbody tr')].some(r => r.textContent.includes('no board announced'))",
         Duration::from_secs(15),
     )
     .await;
-    br.js("document.getElementById('token').value = 'door-key'; return true;")
-        .await;
     br.click("#channels tr[data-channel='room1/light'] button[data-message='ON']")
         .await;
     br.wait_for(

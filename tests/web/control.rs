@@ -84,10 +84,10 @@ async fn show_log_records_starts_ends_and_timeouts_and_survives_a_restart() {
             .contains("roomctl-room1-show-log.csv")
     );
     let csv = String::from_utf8(body).unwrap();
-    assert!(csv.starts_with("time_utc,unix,kind,scene,device,origin,text\n"));
+    assert!(csv.starts_with("time_utc,unix,kind,scene,device,origin,who,text\n"));
     assert!(
         csv.contains(
-            ",scene_start,quick,,trigger room1/button,Scene quick started by trigger room1/button\n"
+            ",scene_start,quick,,trigger room1/button,,Scene quick started by trigger room1/button\n"
         ),
         "{csv}"
     );
@@ -122,7 +122,7 @@ async fn manual_control_channels_send_test_volume_and_stop() {
     let b = Mosquitto::start().await.unwrap();
     let scene = "name: s\nactions:\n  - { at: 0, topic: room1/light, message: 'ON' }\n  - { at: 1, topic: room1/light, message: 'OFF' }\n  - { at: 2, topic: room1/motor, message: START }\n  - { at: 3, topic: audio, message: 'PLAY:x.wav' }\n";
     let site = site(&[b.port()], &[("s.yaml", scene)], "");
-    site.set_web_token("k");
+    site.set_web_token_as("k", "technician");
     std::fs::write(
         site.dir.path().join("media/x.wav"),
         roomctl::testkit::sine_wav(0.1, 440.0, 0.1),
