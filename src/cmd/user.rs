@@ -150,7 +150,7 @@ pub fn token(path: &Path, action: TokenAction, out: &mut impl Write) -> anyhow::
 fn apply(path: &Path, change: AccountChange, out: &mut impl Write) -> anyhow::Result<()> {
     let what = change.to_string();
     match change_file(path, &change).map_err(|e| anyhow::anyhow!("{e}"))? {
-        AccountReply::Done => writeln!(out, "Done: {what} ({}).", path.display())?,
+        AccountReply::Done => writeln!(out, "Done: {what}, in {}.", path.display())?,
         AccountReply::TokenCreated { name, token } => {
             writeln!(
                 out,
