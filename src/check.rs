@@ -105,7 +105,30 @@ pub fn references(config: &Config, scenes: &SceneSet, failed: &[String]) -> Diag
     let mut out = Diagnostics::default();
     let known = || scenes.names().collect::<Vec<_>>().join(", ");
     let missing = |name: &str| scenes.get(name).is_none() && !failed.iter().any(|f| f == name);
+    // The room's own messages: what the scenes send and what it publishes
+    // about itself. A trigger on them would start a scene by itself.
+    let topics = config.topics();
+    let mut own: Vec<String> = scenes
+        .every_action()
+        .filter(|(_, a)| matches!(a.kind, crate::scene::ActionKind::Mqtt))
+        .map(|(_, a)| a.topic.clone())
+        .collect();
+    own.extend([
+        topics.daemon_status(),
+        topics.daemon_state(),
+        topics.all_stop(),
+    ]);
     for t in &config.triggers {
+        if let Some(hit) = own.iter().find(|o| crate::topic::matches(&t.topic, o)) {
+            out.push(Diagnostic::new(
+                &config.file,
+                t.topic_pos,
+                format!(
+                    "trigger `{}` matches {hit}, which the room itself sends: it would start `{}` by itself (use the button's own topic)",
+                    t.topic, t.scene
+                ),
+            ));
+        }
         if missing(&t.scene) {
             out.push(Diagnostic::new(
                 &config.file,
@@ -334,6 +357,10 @@ mod tests {
     }
 
     const BROKER: &str = "room: room1\nmqtt: {brokers: [{broker: h}]}\nscenes:\n  dir: ../scenes\n";
+    const ONE: (&str, &str) = (
+        "a.yaml",
+        "name: a\nactions: [{at: 0, topic: room1/light, message: 'ON'}]\n",
+    );
 
     #[test]
     fn broker_mistakes_are_said_in_words() {
@@ -356,6 +383,54 @@ mod tests {
             EnvPolicy::Required,
         );
         assert!(r.config.is_some(), "{}", r.errors);
+    }
+
+    /// The first error of `config` (with `scenes`), as printed.
+    fn first_error(config: &str, scenes: &[(&str, &str)]) -> String {
+        let r = check_room(config, scenes, EnvPolicy::Required);
+        r.errors
+            .iter()
+            .next()
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn strict_about_what_later_breaks_the_room() {
+        let ends_with =
+            |got: String, want: &str| assert!(got.ends_with(want), "{got}\nwanted …{want}");
+        ends_with(
+            first_error("room: 5\nmqtt: {brokers: [{broker: h}]}\n", &[]),
+            "roomctl.yaml:1:7: room `5` is a number, not a name: it names the room's topics and client id (write e.g. room5)",
+        );
+        ends_with(
+            first_error("room: r\nmqtt: {brokers: [{broker: 'a b c'}]}\n", &[]),
+            "roomctl.yaml:2:27: broker `a b c` is not a host name or an IP address",
+        );
+        ends_with(
+            first_error("room: r\nfeedback: {timeout: 1s}\nmqtt: {}\n", &[]),
+            "roomctl.yaml:3:1: mqtt: no brokers configured (add mqtt.brokers or mqtt.brokers_file)",
+        );
+        ends_with(
+            first_error(
+                &format!("{BROKER}triggers:\n  - {{ topic: 'room1/#', scene: a }}\n"),
+                &[ONE],
+            ),
+            "roomctl.yaml:6:14: trigger `room1/#` matches room1/light, which the room itself sends: it would start `a` by itself (use the button's own topic)",
+        );
+        let machine = r#"{"sceneId": "m", "initialState": "a", "states": {"a": {"transitions": [{"type": "timeout", "delay": 1, "goto": "end"}]}, "end": {}}}"#;
+        ends_with(
+            first_error(BROKER, &[("m.json", machine)]),
+            "m.json:1:129: state `end` differs from END only in case: name it otherwise, or call it END",
+        );
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "c.yaml", "");
+        std::fs::write(d.path().join("c.yaml"), b"room: r\n# caf\xe9\n").unwrap();
+        let e = check(&d.path().join("c.yaml")).errors.to_string();
+        assert!(
+            e.ends_with("c.yaml:2:6: is not UTF-8 text (save it as UTF-8)"),
+            "{e}"
+        );
     }
 
     #[test]

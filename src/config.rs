@@ -276,6 +276,8 @@ pub struct TriggerConfig {
     pub scene: String,
     /// Where the scene name was written, for `check`.
     pub pos: Pos,
+    /// Where the topic was written.
+    pub topic_pos: Pos,
 }
 
 /// What an unset `${VAR}` is.
@@ -309,6 +311,16 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Where the top-level `key:` is written in `text` (1:1 when it is not).
+fn top_level_key(text: &str, key: &str) -> Pos {
+    text.lines()
+        .position(|l| l.strip_prefix(key).is_some_and(|r| r.starts_with(':')))
+        .map_or(Pos { line: 1, col: 1 }, |i| Pos {
+            line: u32::try_from(i + 1).unwrap_or(u32::MAX),
+            col: 1,
+        })
+}
+
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, Diagnostics> {
@@ -317,8 +329,7 @@ impl Config {
 
     /// Reads and validates a config file, with `${VAR}` handled per `env`.
     pub fn load_with(path: &Path, env: EnvPolicy) -> Result<Config, Diagnostics> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Diagnostic::file(path, format!("cannot read config: {e}")))?;
+        let text = crate::diag::read_text(path, "config")?;
         Self::parse_with(&text, path, &|k| std::env::var(k).ok(), env)
     }
 
@@ -348,6 +359,7 @@ impl Config {
             policy,
             diags: Diagnostics::default(),
             warnings: Diagnostics::default(),
+            mqtt_pos: top_level_key(text, "mqtt"),
         }
         .config(raw)
     }

@@ -35,6 +35,23 @@ impl Diagnostic {
         Self::new(file, Pos::UNKNOWN, message)
     }
 
+    /// Where `bytes` stop being UTF-8 (`valid_up_to`), as a diagnostic.
+    pub fn not_utf8(file: &Path, bytes: &[u8], valid_up_to: usize) -> Self {
+        let before = &bytes[..valid_up_to.min(bytes.len())];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let col = before.len()
+            - before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |p| p + 1)
+            + 1;
+        let pos = Pos {
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            col: u32::try_from(col).unwrap_or(u32::MAX),
+        };
+        Self::new(file, pos, "is not UTF-8 text (save it as UTF-8)")
+    }
+
     /// Turns a parser error into a diagnostic, keeping its position.
     pub fn from_yaml(file: &Path, err: &serde_saphyr::Error) -> Self {
         let pos = err.location().map(Pos::from).unwrap_or(Pos::UNKNOWN);
@@ -58,6 +75,17 @@ impl fmt::Display for Diagnostic {
             )
         }
     }
+}
+
+/// The text of `file`, or why it cannot be had: `cannot read {what}: …`,
+/// or the position where it stops being UTF-8.
+pub fn read_text(file: &Path, what: &str) -> Result<String, Diagnostic> {
+    let bytes = std::fs::read(file)
+        .map_err(|e| Diagnostic::file(file, format!("cannot read {what}: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let up_to = e.utf8_error().valid_up_to();
+        Diagnostic::not_utf8(file, e.as_bytes(), up_to)
+    })
 }
 
 /// A list of diagnostics, shown one per line.

@@ -473,3 +473,97 @@ fn metric(text: &str, name: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
 }
+
+/// Text from the network cannot forge a log line or put NUL bytes in the
+/// journal, and names are taken exactly as sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_text_stays_one_log_line_and_names_are_exact() {
+    init_logs();
+    let b = Mosquitto::start().await.unwrap();
+    let site = site(&[b.port()], &[ONE_CUE], "");
+    let commands = site.dir.path().join("scenes").join("commands");
+    std::fs::create_dir_all(&commands).unwrap();
+    std::fs::write(
+        commands.join("off.json"),
+        r#"[{"topic": "room1/light", "message": "OFF", "timestamp": 0}]"#,
+    )
+    .unwrap();
+    let log_path = site.dir.path().join("stderr.log");
+    let cancel = CancellationToken::new();
+    let (_s, mut status) = observer(b.port(), "roomctl/room1/status", &cancel).await;
+    let mut daemon = daemon_logging_to(&site, &log_path, Some("info"), &mut status).await;
+
+    let forged = "nope\n2099-01-01T00:00:00.000000Z  INFO web: FORGED line";
+    raw_publish(
+        b.port(),
+        &[
+            (
+                "roomctl/room1/command/run",
+                forged.as_bytes().to_vec(),
+                false,
+            ),
+            (
+                "roomctl/room1/scene/start",
+                forged.as_bytes().to_vec(),
+                false,
+            ),
+        ],
+    )
+    .await;
+    let base = format!("http://127.0.0.1:{}", site.web_port);
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{base}/api/control/send"))
+        .json(&serde_json::json!({"topic": "room1/light", "message": "A\u{0}B\nFORGED"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+
+    // Names are exact: a space is part of the name; the volume is as sent.
+    for path in [
+        "/api/commands/%20off/run",
+        "/api/scenes/%20a/start",
+        "/api/schedule/%20pause",
+    ] {
+        let r = http.post(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+    }
+    let r = http
+        .post(format!("{base}/api/control/volume"))
+        .json(&serde_json::json!({"volume": 0.3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), r#"{"volume":0.3}"#);
+    let r = http
+        .post(format!("{base}/api/control/volume"))
+        .json(&serde_json::json!({"volume": -0.0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    let log = || std::fs::read(&log_path).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !String::from_utf8_lossy(&log()).contains("FORGED") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the hostile text was never logged"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = daemon.start_kill();
+    let bytes = log();
+    assert!(!bytes.contains(&0), "a NUL byte in the log");
+    let text = String::from_utf8(bytes).unwrap();
+    for line in text.lines() {
+        assert!(
+            line.starts_with(|c: char| c.is_ascii_digit()),
+            "a line that is not a record of its own: {line:?}"
+        );
+        assert!(!line.starts_with("2099"), "a forged line: {line:?}");
+    }
+    assert!(text.contains("nope\\n2099-01-01"), "{text}");
+    cancel.cancel();
+}

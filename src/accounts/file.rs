@@ -156,20 +156,13 @@ pub struct Loaded {
 
 /// Reads `path`; a missing file is an empty one.
 pub fn load(path: &Path) -> Result<Loaded, Diagnostics> {
-    let text = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Loaded {
-                file: UsersFile::default(),
-                warnings: Vec::new(),
-            });
-        }
-        Err(e) => return Err(Diagnostic::file(path, format!("cannot read: {e}")).into()),
-    };
-    let text = String::from_utf8(text).map_err(|e| {
-        let (line, col) = line_col(e.as_bytes(), e.utf8_error().valid_up_to());
-        Diagnostic::new(path, Pos { line, col }, "is not UTF-8 text")
-    })?;
+    if !path.exists() {
+        return Ok(Loaded {
+            file: UsersFile::default(),
+            warnings: Vec::new(),
+        });
+    }
+    let text = crate::diag::read_text(path, "the accounts file")?;
     let file = parse(&text, path)?;
     let mut warnings = Vec::new();
     if let Ok(m) = std::fs::metadata(path) {
@@ -182,18 +175,6 @@ pub fn load(path: &Path) -> Result<Loaded, Diagnostics> {
         }
     }
     Ok(Loaded { file, warnings })
-}
-
-fn line_col(bytes: &[u8], at: usize) -> (u32, u32) {
-    let before = &bytes[..at];
-    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let col = at
-        - before
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map_or(0, |p| p + 1)
-        + 1;
-    (line as u32, col as u32)
 }
 
 /// Parses the text of `users.yaml` (named `path` in errors).

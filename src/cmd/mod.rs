@@ -5,6 +5,7 @@
 pub mod check;
 pub mod demo;
 pub mod doctor;
+pub mod logline;
 pub mod play;
 pub mod run;
 pub mod simulate;
@@ -146,11 +147,14 @@ pub fn init_logging(default: &str) {
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colours only on a terminal (and journald adds its own timestamps).
+    let ansi = !journald && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi)
+        .with_writer(logline::OneLineStderr { ansi });
     let _ = if journald {
-        b.without_time().with_ansi(false).try_init()
+        b.without_time().try_init()
     } else {
         b.try_init()
     };

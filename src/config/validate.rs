@@ -14,6 +14,8 @@ pub(super) struct Validator<'a> {
     pub(super) policy: EnvPolicy,
     pub(super) diags: Diagnostics,
     pub(super) warnings: Diagnostics,
+    /// Where `mqtt:` is written (1:1 without one), for what it lacks.
+    pub(super) mqtt_pos: Pos,
 }
 
 impl Validator<'_> {
@@ -102,6 +104,11 @@ impl Validator<'_> {
                 Pos::of(&raw.room),
                 format!("room `{room}` must be a non-empty name without '/', '+', '#' or spaces"),
             );
+        } else if !room.chars().any(|c| c.is_alphabetic()) {
+            self.err(
+                Pos::of(&raw.room),
+                format!("room `{room}` is a number, not a name: it names the room's topics and client id (write e.g. room{room})"),
+            );
         }
         let mqtt = self.mqtt(raw.mqtt, &room);
         let feedback = self.feedback(raw.feedback);
@@ -126,6 +133,7 @@ impl Validator<'_> {
                 payload: t.payload,
                 scene: t.scene.value.clone(),
                 pos: Pos::of(&t.scene),
+                topic_pos: Pos::of(&t.topic),
             });
         }
         let schedule = raw.schedule.map(|r| self.schedule(r));

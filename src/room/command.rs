@@ -111,9 +111,9 @@ pub enum ScheduleAction {
 impl std::str::FromStr for ScheduleAction {
     type Err = RoomError;
 
-    /// `pause` or `resume`, in any case.
+    /// `pause` or `resume`, in any case (not trimmed: names are exact).
     fn from_str(s: &str) -> Result<Self, RoomError> {
-        match s.trim().to_ascii_lowercase().as_str() {
+        match s.to_ascii_lowercase().as_str() {
             "pause" => Ok(ScheduleAction::Pause),
             "resume" => Ok(ScheduleAction::Resume),
             _ => Err(RoomError::NotFound(format!(
@@ -126,12 +126,12 @@ impl std::str::FromStr for ScheduleAction {
 
 /// A master volume, 0 (silent) to 1 (full).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Volume(f32);
+pub struct Volume(f64);
 
 impl Volume {
-    /// `v` if it is between 0 and 1.
-    pub fn new(v: f32) -> Result<Volume, RoomError> {
-        if (0.0..=1.0).contains(&v) {
+    /// `v` if it is between 0 and 1 (`-0` is not).
+    pub fn new(v: f64) -> Result<Volume, RoomError> {
+        if (0.0..=1.0).contains(&v) && v.is_sign_positive() {
             Ok(Volume(v))
         } else {
             Err(RoomError::BadRequest(format!(
@@ -140,8 +140,8 @@ impl Volume {
         }
     }
 
-    /// The value.
-    pub fn get(self) -> f32 {
+    /// The value, as it was given.
+    pub fn get(self) -> f64 {
         self.0
     }
 }
@@ -376,9 +376,7 @@ impl Room {
             Command::RunCommand(name) => done(
                 self.commands
                     .run(&name, origin)
-                    .map(|()| Reply::CommandStarted {
-                        name: name.trim().to_string(),
-                    })
+                    .map(|()| Reply::CommandStarted { name: name.clone() })
                     .map_err(RoomError::from),
             ),
             Command::Schedule(action) => done(self.schedule_action(action)),
@@ -398,7 +396,9 @@ impl Room {
                 })
             }
             Command::Volume(v) => {
-                self.media.audio(AudioCommand::Volume { volume: v.get() });
+                self.media.audio(AudioCommand::Volume {
+                    volume: v.get() as f32,
+                });
                 done(Ok(Reply::Volume(v)))
             }
             Command::StopMedia(p) => {
@@ -425,8 +425,8 @@ impl Room {
     }
 
     fn start_scene(&self, name: &str, origin: Origin) -> Result<Reply, RoomError> {
-        // Names are looked up in the loaded scene list, never used as paths.
-        let name = name.trim();
+        // Names are looked up in the loaded scene list, never used as
+        // paths, and exact (` intro` is not `intro`).
         self.scenes.start_from(name, origin)?;
         Ok(Reply::Started {
             scene: name.to_string(),

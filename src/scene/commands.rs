@@ -104,7 +104,6 @@ impl CommandRunner {
 
     /// Starts command `name`; `origin` says who asked (for the log).
     pub fn run(&self, name: &str, origin: Origin) -> Result<(), RunError> {
-        let name = name.trim();
         let cmd = self
             .inner
             .scenes

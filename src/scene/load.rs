@@ -16,6 +16,23 @@ mod build;
 mod command_file;
 mod keys;
 mod raw;
+
+/// Where a scene's name is written (its `name:` or `"sceneId"`), else the
+/// file's start (a scene named by its file name).
+fn name_pos(text: &str, name: &str) -> crate::diag::Pos {
+    for (i, line) in text.lines().enumerate() {
+        if (line.contains("name") || line.contains("sceneId"))
+            && let Some(c) = line.find(name)
+        {
+            return crate::diag::Pos {
+                line: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                col: u32::try_from(line[..c].chars().count() + 1).unwrap_or(u32::MAX),
+            };
+        }
+    }
+    crate::diag::Pos { line: 1, col: 1 }
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -261,11 +278,10 @@ pub fn load_scenes(config: &Config) -> Loaded {
     let mut scenes: Vec<Scene> = Vec::new();
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     for f in files {
-        let text = match std::fs::read_to_string(&f) {
+        let text = match crate::diag::read_text(&f, "scene") {
             Ok(t) => t,
             Err(e) => {
-                out.errors
-                    .push(Diagnostic::file(&f, format!("cannot read scene: {e}")));
+                out.errors.push(e);
                 out.failed.extend(declared_names(&f, None));
                 continue;
             }
@@ -280,8 +296,9 @@ pub fn load_scenes(config: &Config) -> Loaded {
             Ok((scene, warnings)) => {
                 out.warnings.extend(warnings);
                 if let Some(first) = seen.get(&scene.name) {
-                    out.errors.push(Diagnostic::file(
+                    out.errors.push(Diagnostic::new(
                         &f,
+                        name_pos(&text, &scene.name),
                         format!(
                             "scene name `{}` is already used by {}",
                             scene.name,
@@ -310,15 +327,12 @@ pub fn load_scenes(config: &Config) -> Loaded {
         match files_in(&sub) {
             Ok(files) => {
                 for f in files {
-                    match std::fs::read_to_string(&f) {
+                    match crate::diag::read_text(&f, "command file") {
                         Ok(t) => {
                             let keys = key_tree(&t);
                             command_files.push((f, t, keys));
                         }
-                        Err(e) => out.errors.push(Diagnostic::file(
-                            &f,
-                            format!("cannot read command file: {e}"),
-                        )),
+                        Err(e) => out.errors.push(e),
                     }
                 }
             }

@@ -251,7 +251,7 @@ pub async fn control_test(
 /// The body of `POST /api/control/volume`.
 #[derive(Deserialize)]
 pub struct VolumeBody {
-    volume: f32,
+    volume: f64,
 }
 
 /// `POST /api/control/volume` `{"volume": 0..1}` (token): master volume.

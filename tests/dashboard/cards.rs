@@ -46,6 +46,13 @@ async fn dashboard_says_wrong_token_and_stop_needs_none() {
         T,
     )
     .await;
+    // The refused token is dropped: the page reads again, as anyone.
+    br.wait_for(
+        "scene list again",
+        "document.querySelectorAll('#scenes tbody tr').length === 2 && !document.body.classList.contains('link-down')",
+        T,
+    )
+    .await;
     // Not allowed to start: no Start button; the panic stop is there.
     let shown = "return [...document.querySelectorAll('#scenes button.start, #stop')].map(b => b.offsetParent !== null);";
     assert_eq!(br.js(shown).await, serde_json::json!([true, false, false]));

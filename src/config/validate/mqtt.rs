@@ -53,6 +53,7 @@ impl Validator<'_> {
                             policy: self.policy,
                             diags: Diagnostics::default(),
                             warnings: Diagnostics::default(),
+                            mqtt_pos: Pos::UNKNOWN,
                         };
                         let start = brokers.len();
                         for (i, b) in file.brokers.iter().enumerate() {
@@ -65,8 +66,14 @@ impl Validator<'_> {
             }
         }
         if brokers.is_empty() {
+            // Where the brokers should be: the `mqtt:` section, else the top.
+            let pos = m
+                .brokers_file
+                .as_ref()
+                .map(Pos::of)
+                .unwrap_or(self.mqtt_pos);
             self.err(
-                Pos::UNKNOWN,
+                pos,
                 "mqtt: no brokers configured (add mqtt.brokers or mqtt.brokers_file)",
             );
         }
@@ -163,6 +170,17 @@ impl Validator<'_> {
             self.err(
                 host_pos,
                 format!("broker `{host}` has the port in it: write `broker: {h}` and `port: {p}`"),
+            );
+        } else if !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']'))
+        {
+            self.err(
+                host_pos,
+                format!(
+                    "broker `{}` is not a host name or an IP address",
+                    host.escape_debug()
+                ),
             );
         }
         let tls = self.tls(b.value.tls.as_ref(), url_tls);

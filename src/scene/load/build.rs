@@ -106,6 +106,13 @@ impl<'a> Builder<'a> {
                 let names: Vec<String> = raw_states.value.keys().cloned().collect();
                 let mut states = BTreeMap::new();
                 for (n, rs) in &raw_states.value {
+                    if n != END && n.eq_ignore_ascii_case(END) {
+                        // `goto: end` would mean END, and this state never run.
+                        self.err(
+                            Pos::of(rs),
+                            format!("state `{n}` differs from END only in case: name it otherwise, or call it END"),
+                        );
+                    }
                     let st = self.state(n, rs, &names);
                     states.insert(n.clone(), st);
                 }

@@ -457,7 +457,7 @@ fn load_dir_reports_duplicates_and_keeps_good_scenes() {
     assert!(
         l.errors
             .to_string()
-            .contains("b.json: scene name `same` is already used by")
+            .contains("b.json:1:11: scene name `same` is already used by")
     );
 }
 
