@@ -291,21 +291,25 @@ async fn router(r: &mut Report) {
                 topic: format!("devices/esp32_{:02}/status", i % 50),
                 payload: Bytes::from_static(b"online"),
                 retain: false,
+                properties: Vec::new(),
             },
             1 => InMessage {
                 topic: "room1/status".into(),
                 payload: Bytes::from_static(b"OK"),
                 retain: false,
+                properties: Vec::new(),
             },
             2 => InMessage {
                 topic: "room1/sensor".into(),
                 payload: Bytes::from_static(b"23.5"),
                 retain: false,
+                properties: Vec::new(),
             },
             _ => InMessage {
                 topic: "devices/esp32_01/status".into(),
                 payload: Bytes::from_static(b"\xff\xfe"),
                 retain: false,
+                properties: Vec::new(),
             },
         })
         .collect();

@@ -63,6 +63,8 @@ pub struct Config {
     pub web: WebConfig,
     /// Messages that start a scene.
     pub triggers: Vec<TriggerConfig>,
+    /// Who may run the room over MQTT (`control:`).
+    pub control: ControlConfig,
     /// Opening hours and scheduled shows (`schedule:`).
     pub schedule: Option<crate::schedule::plan::Schedule>,
     /// Where the daemon keeps what must survive a restart (the schedule's
@@ -263,6 +265,17 @@ pub struct WebConfig {
     /// Without it, the cookie is `Secure` when the request came as
     /// `X-Forwarded-Proto: https`.
     pub secure_cookie: bool,
+}
+
+/// `control:`: signed control messages (see `crate::signing`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ControlConfig {
+    /// The site's key: with it, commands on the control topics count only
+    /// when signed with it. Without it, they count unsigned (as before).
+    pub key: Option<Secret>,
+    /// Control topics (filters) that count unsigned even with a key: the
+    /// predecessor's `ROOM/scene`, a button board that cannot sign.
+    pub unsigned: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -23,6 +23,7 @@ pub mod room;
 pub mod scene;
 mod schedule;
 mod showlog;
+pub mod signing;
 pub mod simulate;
 pub mod site;
 mod systemd;

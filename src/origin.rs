@@ -32,6 +32,9 @@ pub enum Origin {
     Mqtt {
         /// The control topic.
         topic: String,
+        /// Who signed it (with `control.key` set), as the sender named
+        /// itself: `desk` for a site page user, say.
+        by: Option<String>,
     },
     /// A `roomctl` subcommand (`play`, `demo`) in this process.
     Cli {
@@ -72,6 +75,7 @@ impl Origin {
     pub fn who(&self) -> Option<String> {
         match self {
             Origin::Dashboard { actor, .. } => actor.who(),
+            Origin::Mqtt { by, .. } => by.clone(),
             _ => None,
         }
     }
@@ -80,6 +84,7 @@ impl Origin {
     pub fn mqtt(topic: impl Into<String>) -> Self {
         Origin::Mqtt {
             topic: topic.into(),
+            by: None,
         }
     }
 
@@ -100,7 +105,11 @@ impl fmt::Display for Origin {
             },
             Origin::Schedule { what } => write!(f, "schedule ({what})"),
             Origin::Trigger { topic } => write!(f, "trigger {topic}"),
-            Origin::Mqtt { topic } => write!(f, "MQTT {topic}"),
+            Origin::Mqtt { topic, by: None } => write!(f, "MQTT {topic}"),
+            Origin::Mqtt {
+                topic,
+                by: Some(by),
+            } => write!(f, "{by} (MQTT {topic}, signed)"),
             Origin::Cli { command } => write!(f, "CLI (roomctl {command})"),
             Origin::Signal { name } => f.write_str(name),
         }

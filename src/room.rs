@@ -43,7 +43,7 @@ pub use control::{Channel, ControlError, describe};
 pub use health::{Health, HealthStatus};
 use reload::ReloadGate;
 pub use reload::ReloadReport;
-pub use router::{Apply, Route, Router, RouterMode, Rules, control};
+pub use router::{Apply, ControlRefusals, Route, Router, RouterMode, Rules, control};
 pub use state::RoomState;
 pub(crate) use stop_gate::StopGate;
 
@@ -101,6 +101,8 @@ pub struct Room {
     reloads: Arc<ReloadGate>,
     /// One STOP per burst of stop requests.
     pub(crate) stops: Arc<StopGate>,
+    /// Control messages refused for their signature.
+    pub control_refused: Arc<ControlRefusals>,
     role: Role,
     /// The root of the shutdown tree: every task of the room ends with it.
     cancel: CancellationToken,
@@ -287,6 +289,7 @@ impl Room {
                 crate::ratelog::LogLimit::default(),
             ))),
             reloads: Arc::default(),
+            control_refused: Arc::default(),
             stops,
             role,
             state_stop: cancel.child_token(),
@@ -326,7 +329,8 @@ impl Room {
             self.scenes.clone(),
             live,
             apply,
-        );
+        )
+        .counting_refusals(self.control_refused.clone());
         self.tasks.spawn(router.run(incoming, self.cancel.clone()));
         if let Some(s) = &self.schedule {
             let shows = command::ScheduledShows(self.clone());

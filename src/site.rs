@@ -17,12 +17,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::access::Actor;
 use crate::mqtt::{self, InMessage, MqttHandle, MqttSettings, PublishOptions, unix_now};
 use crate::ratelog::{LogLimit, RateLog};
 use crate::room::RoomState;
@@ -41,6 +42,64 @@ struct Entry {
     status_at: f64,
     state: Option<RoomState>,
     state_at: f64,
+}
+
+impl Entry {
+    /// When anything was last heard of it.
+    fn heard(&self) -> f64 {
+        self.status_at.max(self.state_at)
+    }
+}
+
+/// What a message says of a room.
+enum Update {
+    /// `online`/`offline`, or garbage (`None`).
+    Status(Option<String>),
+    /// A room state, or cleared.
+    State(Option<Box<RoomState>>),
+}
+
+/// How much a room looks real: 3 with a state its daemon stamped within
+/// the last 90 s (it refreshes it every 30 s), 2 with an older state, 1
+/// with only an `online`/`offline` status, 0 with garbage. Expected rooms
+/// are kept whatever their evidence.
+fn evidence_of(status: Option<&str>, state: Option<&RoomState>, now: f64) -> u8 {
+    match (status, state) {
+        (_, Some(s)) if (now - s.updated).abs() < STATE_FRESH => 3,
+        (_, Some(_)) => 2,
+        (Some(_), None) => 1,
+        (None, None) => 0,
+    }
+}
+
+/// Scene names kept per room at most.
+const MAX_SCENES: usize = 64;
+
+/// `s` cut to what the page shows: a few issues, at most [`MAX_SCENES`]
+/// scenes, every text at most 128 characters; so memory stays bounded by
+/// rooms × a few KiB whatever arrives.
+fn summarised(mut s: RoomState) -> RoomState {
+    let clip = |t: &mut String| {
+        if t.len() > 128 {
+            *t = t.chars().take(128).collect();
+        }
+    };
+    clip(&mut s.room);
+    clip(&mut s.connection);
+    if let Some(b) = &mut s.broker {
+        clip(b);
+    }
+    s.issues.truncate(5);
+    s.issues.iter_mut().for_each(clip);
+    s.scenes.truncate(MAX_SCENES);
+    s.scenes.iter_mut().for_each(clip);
+    s.scenes.shrink_to_fit();
+    if let Some(sc) = &mut s.scene {
+        clip(&mut sc.name);
+        clip(&mut sc.state);
+        sc.waiting_for.truncate(8);
+    }
+    s
 }
 
 /// One room as the site page shows it.
@@ -64,6 +123,10 @@ pub struct RoomView {
 struct Inner {
     rooms: Mutex<BTreeMap<String, Entry>>,
     mqtt: MqttHandle,
+    /// Rooms always listed and never evicted (`roomctl site --room`).
+    expected: Vec<String>,
+    /// `control.key`: control messages are signed with it.
+    key: Option<crate::config::Secret>,
     log: Mutex<RateLog>,
 }
 
@@ -97,17 +160,26 @@ impl Site {
     /// the room list current until `cancel`.
     pub fn start(
         mut settings: MqttSettings,
+        key: Option<crate::config::Secret>,
+        expected: Vec<String>,
         cancel: CancellationToken,
         tasks: &TaskTracker,
     ) -> Site {
         settings.subscriptions = vec!["roomctl/+/status".into(), "roomctl/+/state".into()];
         settings.will = None;
         settings.birth = None;
+        // On subscribing, the brokers send every room's retained status and
+        // state at once (thousands on a busy or polluted broker): room for
+        // them, so no real room's retained message is dropped. Small
+        // messages; states are at most MAX_STATE each.
+        settings.incoming_capacity = settings.incoming_capacity.max(16 * 1024);
         let (mqtt, rx) = mqtt::start(settings, cancel.clone(), tasks);
         let site = Site {
             inner: Arc::new(Inner {
                 rooms: Mutex::new(BTreeMap::new()),
                 mqtt,
+                expected,
+                key,
                 log: Mutex::new(RateLog::new(LogLimit::default())),
             }),
         };
@@ -133,6 +205,9 @@ impl Site {
     }
 
     /// Takes one message from `roomctl/+/status` or `roomctl/+/state`.
+    /// With [`MAX_ROOMS`] known, a new room gets in only with more evidence
+    /// of being real than the weakest one kept, which makes room (see
+    /// [`evidence`]); expected rooms are never evicted.
     pub fn handle(&self, m: &InMessage) {
         let mut parts = m.topic.split('/');
         let (Some("roomctl"), Some(room), Some(kind), None) =
@@ -144,85 +219,138 @@ impl Site {
             return;
         }
         let now = unix_now();
-        let mut rooms = self.inner.rooms.lock();
-        if !rooms.contains_key(room) && rooms.len() >= MAX_ROOMS {
-            ratelog!(
-                self.inner.log,
-                warn,
-                "site",
-                "rooms",
-                "More than {MAX_ROOMS} rooms: ignoring {room}"
-            );
-            return;
-        }
-        match kind {
+        // What the message is, before any lock: a status, a state, or
+        // nothing worth keeping.
+        let update = match kind {
             "status" => {
                 let text = String::from_utf8_lossy(&m.payload)
                     .trim()
                     .to_ascii_lowercase();
-                let e = rooms.entry(room.to_string()).or_default();
-                e.status = match text.as_str() {
-                    "online" | "offline" => Some(text),
-                    // Cleared (empty retained message) or garbage.
-                    _ => None,
-                };
-                e.status_at = now;
+                Update::Status(matches!(text.as_str(), "online" | "offline").then_some(text))
             }
-            "state" => {
-                if m.payload.is_empty() {
-                    if let Some(e) = rooms.get_mut(room) {
-                        e.state = None;
-                    }
-                    return;
-                }
-                if m.payload.len() > MAX_STATE {
+            "state" if m.payload.is_empty() => Update::State(None),
+            "state" if m.payload.len() > MAX_STATE => {
+                ratelog!(
+                    self.inner.log,
+                    warn,
+                    "site",
+                    "state",
+                    "Ignoring a {} byte state from {room}",
+                    m.payload.len()
+                );
+                return;
+            }
+            "state" => match serde_json::from_slice::<RoomState>(&m.payload) {
+                Ok(v) => Update::State(Some(Box::new(summarised(v)))),
+                Err(err) => {
                     ratelog!(
                         self.inner.log,
                         warn,
                         "site",
                         "state",
-                        "Ignoring a {} byte state from {room}",
-                        m.payload.len()
+                        "Ignoring a state from {room} that is not a room state: {err}"
                     );
                     return;
                 }
-                match serde_json::from_slice::<RoomState>(&m.payload) {
-                    Ok(v) => {
-                        let e = rooms.entry(room.to_string()).or_default();
-                        e.state = Some(v);
-                        e.state_at = now;
-                    }
-                    Err(err) => {
-                        ratelog!(
-                            self.inner.log,
-                            warn,
-                            "site",
-                            "state",
-                            "Ignoring a state from {room} that is not a room state: {err}"
-                        );
-                    }
-                }
+            },
+            _ => return,
+        };
+        let mut rooms = self.inner.rooms.lock();
+        if !rooms.contains_key(room) {
+            let offered = match &update {
+                Update::State(Some(st)) => evidence_of(None, Some(&**st), now),
+                Update::Status(Some(_)) => 1,
+                _ => 0,
+            };
+            if rooms.len() >= MAX_ROOMS && !self.make_room(&mut rooms, offered, now) {
+                ratelog!(
+                    self.inner.log,
+                    warn,
+                    "site",
+                    "rooms",
+                    "{MAX_ROOMS} rooms with at least as much evidence of being real: ignoring {room}"
+                );
+                return;
             }
-            _ => {}
+        }
+        let e = rooms.entry(room.to_string()).or_default();
+        match update {
+            Update::Status(st) => {
+                e.status = st;
+                e.status_at = now;
+            }
+            Update::State(st) => {
+                e.state = st.map(|b| *b);
+                e.state_at = now;
+            }
         }
     }
 
-    /// Every room heard of, by name.
+    /// Evicts the room with the least evidence (the one heard of longest
+    /// ago among equals) if it has less than `offered`.
+    fn make_room(&self, rooms: &mut BTreeMap<String, Entry>, offered: u8, now: f64) -> bool {
+        let expected = &self.inner.expected;
+        let weakest = rooms
+            .iter()
+            .filter(|(name, _)| !expected.contains(*name))
+            .map(|(name, e)| {
+                (
+                    evidence_of(e.status.as_deref(), e.state.as_ref(), now),
+                    e.heard(),
+                    name,
+                )
+            })
+            .min_by(|a, b| {
+                (a.0, a.1)
+                    .partial_cmp(&(b.0, b.1))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+            .map(|(ev, _, name)| (ev, name.clone()));
+        match weakest {
+            Some((ev, name)) if ev < offered => {
+                rooms.remove(&name);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Every room heard of, and every expected one, by name.
     pub fn rooms(&self) -> Vec<RoomView> {
         let now = unix_now();
-        self.inner
-            .rooms
-            .lock()
+        let rooms = self.inner.rooms.lock();
+        let mut out: Vec<RoomView> = rooms
             .iter()
             .map(|(room, e)| RoomView {
                 room: room.clone(),
-                status: e.status.clone().unwrap_or_else(|| "unknown".into()),
+                // A state its daemon stamped lately is proof of life when
+                // the retained status was lost (a broker drops retained
+                // messages past its queue limit when thousands arrive at
+                // once); the last will still says offline.
+                status: e.status.clone().unwrap_or_else(|| {
+                    let alive = evidence_of(None, e.state.as_ref(), now) == 3;
+                    if alive { "online" } else { "unknown" }.into()
+                }),
                 status_age: now - e.status_at,
                 state: e.state.clone(),
                 state_age: e.state.as_ref().map(|_| now - e.state_at),
                 current: e.state.is_some() && now - e.state_at < STATE_FRESH,
             })
-            .collect()
+            .collect();
+        for room in &self.inner.expected {
+            if !rooms.contains_key(room) {
+                out.push(RoomView {
+                    room: room.clone(),
+                    status: "unknown".into(),
+                    status_age: 0.0,
+                    state: None,
+                    state_age: None,
+                    current: false,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.room.cmp(&b.room));
+        out
     }
 
     fn scenes_of(&self, room: &str) -> Result<Vec<String>, SiteError> {
@@ -237,36 +365,39 @@ impl Site {
     }
 
     /// Starts `scene` in `room` (`roomctl/ROOM/scene/start`).
-    pub fn start_scene(&self, room: &str, scene: &str) -> Result<(), SiteError> {
+    pub fn start_scene(&self, room: &str, scene: &str, by: &str) -> Result<(), SiteError> {
         if !self.scenes_of(room)?.iter().any(|s| s == scene) {
             return Err(SiteError::NoScene {
                 room: room.into(),
                 scene: scene.chars().take(64).collect(),
             });
         }
+        self.send(&format!("roomctl/{room}/scene/start"), scene, by)
+    }
+
+    /// Publishes a control message, signed with the site's key when it has
+    /// one (see `crate::signing`), as sent by `by`.
+    fn send(&self, topic: &str, payload: &str, by: &str) -> Result<(), SiteError> {
+        let props = self.inner.key.as_ref().map(|k| {
+            let now = unix_now().max(0.0) as u64;
+            crate::signing::sign(k.expose().as_bytes(), topic, payload.as_bytes(), by, now).into()
+        });
         self.inner
             .mqtt
-            .publish(
-                format!("roomctl/{room}/scene/start"),
-                scene.to_string(),
+            .publish_with(
+                topic,
+                payload.to_string(),
                 PublishOptions::reliable(),
+                props,
             )
             .map(|_| ())
             .map_err(|e| SiteError::Send(e.to_string()))
     }
 
     /// Stops the scene in `room` (`roomctl/ROOM/scene/stop`).
-    pub fn stop_scene(&self, room: &str) -> Result<(), SiteError> {
+    pub fn stop_scene(&self, room: &str, by: &str) -> Result<(), SiteError> {
         self.scenes_of(room)?;
-        self.inner
-            .mqtt
-            .publish(
-                format!("roomctl/{room}/scene/stop"),
-                "",
-                PublishOptions::reliable(),
-            )
-            .map(|_| ())
-            .map_err(|e| SiteError::Send(e.to_string()))
+        self.send(&format!("roomctl/{room}/scene/stop"), "", by)
     }
 
     /// The site page and its API: `GET /`, `GET /api/rooms`,
@@ -286,7 +417,11 @@ impl Site {
             "/api/rooms/{room}/start",
             Need::Role(Role::Operator),
         );
-        rules.insert(Method::POST, "/api/rooms/{room}/stop", Need::Panic);
+        rules.insert(
+            Method::POST,
+            "/api/rooms/{room}/stop",
+            Need::Role(Role::Operator),
+        );
         for (m, p, n) in crate::web::session_rules() {
             rules.insert(m.clone(), p, *n);
         }
@@ -346,12 +481,25 @@ struct StartBody {
     scene: String,
 }
 
+/// The answer to a start or stop by nobody in particular: rooms are run
+/// from the site page only by someone it knows.
+fn anonymous_refused() -> Response {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "log in first: the site page runs rooms only for a known person or token (roomctl site --users FILE, or -c with a room's accounts)",
+    )
+}
+
 async fn start(
     State(site): State<Site>,
     Path(room): Path<String>,
+    Extension(actor): Extension<Actor>,
     Json(b): Json<StartBody>,
 ) -> Response {
-    match site.start_scene(&room, &b.scene) {
+    let Some(by) = actor.who() else {
+        return anonymous_refused();
+    };
+    match site.start_scene(&room, &b.scene, &by) {
         Ok(()) => (
             StatusCode::ACCEPTED,
             Json(serde_json::json!({"room": room, "started": b.scene})),
@@ -361,8 +509,15 @@ async fn start(
     }
 }
 
-async fn stop(State(site): State<Site>, Path(room): Path<String>) -> Response {
-    match site.stop_scene(&room) {
+async fn stop(
+    State(site): State<Site>,
+    Path(room): Path<String>,
+    Extension(actor): Extension<Actor>,
+) -> Response {
+    let Some(by) = actor.who() else {
+        return anonymous_refused();
+    };
+    match site.stop_scene(&room, &by) {
         Ok(()) => (
             StatusCode::ACCEPTED,
             Json(serde_json::json!({"room": room, "stopped": true})),

@@ -23,6 +23,7 @@ fn layer(module: &str) -> usize {
         ("clock", 0),
         ("ratelog", 0),
         ("durable", 0),
+        ("signing", 0),
         ("tls", 0),
         ("scene", 0),
         ("scene::load", 0),

@@ -9,6 +9,7 @@ mod accounts;
 mod audio_alsa;
 mod cli;
 mod commands;
+mod control_auth;
 mod dashboard;
 mod disk_faults;
 mod hostile;

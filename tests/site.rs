@@ -20,8 +20,15 @@ use tower::ServiceExt;
 const SCENE: &str =
     "name: tour\nactions:\n  - { at: 0, topic: room1/light, message: 'ON' }\nduration: 600\n";
 
+/// The site's key: every room here takes only signed commands.
+const KEY: &str = "the museum's control key 2026";
+
 fn room_site(ports: &[u16], room: &str) -> Site_ {
-    let s = site(ports, &[("tour.yaml", SCENE)], "");
+    let s = site(
+        ports,
+        &[("tour.yaml", SCENE)],
+        &format!("control: {{ key: \"{KEY}\" }}\n"),
+    );
     let text = std::fs::read_to_string(&s.config).unwrap();
     std::fs::write(
         &s.config,
@@ -85,7 +92,7 @@ async fn three_rooms_on_one_broker_pair_seen_started_stopped_and_one_dies() {
 
     // The site, from the brokers only.
     let brokers: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let (mut settings, mut web) = roomctl::cmd::site::settings(None, &brokers).unwrap();
+    let (mut settings, mut web, _) = roomctl::cmd::site::settings(None, &brokers).unwrap();
     settings.keep_alive = Duration::from_secs(5);
     web.token = Some(roomctl::config::Secret::new("front-desk"));
     let users_dir = tempfile::tempdir().unwrap();
@@ -95,7 +102,8 @@ async fn three_rooms_on_one_broker_pair_seen_started_stopped_and_one_dies() {
         roomctl::events::EventBus::default(),
     );
     let tasks = tokio_util::task::TaskTracker::new();
-    let site = Site::start(settings, cancel.clone(), &tasks);
+    let key = Some(roomctl::config::Secret::new(KEY));
+    let site = Site::start(settings, key, vec![], cancel.clone(), &tasks);
     eventually(
         Duration::from_secs(10),
         "three rooms online and current",
@@ -159,6 +167,25 @@ async fn three_rooms_on_one_broker_pair_seen_started_stopped_and_one_dies() {
     })
     .await;
     assert!(rooms[0].scenes.status().is_none(), "only vault");
+    // The room knows who asked: the signed message names the token.
+    eventually(
+        Duration::from_secs(5),
+        "the signed start in vault's show log",
+        || {
+            rooms[1]
+                .show_log
+                .as_ref()
+                .unwrap()
+                .read_all()
+                .iter()
+                .any(|r| {
+                    r.kind == "scene_start"
+                        && r.who.as_deref() == Some("token web.token")
+                        && r.text.contains("(MQTT roomctl/vault/scene/start, signed)")
+                })
+        },
+    )
+    .await;
     eventually(Duration::from_secs(5), "the site sees it", || {
         site.rooms().iter().any(|r| {
             r.room == "vault"
@@ -269,6 +296,7 @@ async fn three_rooms_on_one_broker_pair_seen_started_stopped_and_one_dies() {
         }
         let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomctl"))
             .args(&args)
+            .env("ROOMCTL_CONTROL_KEY", KEY)
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -338,4 +366,127 @@ async fn three_rooms_on_one_broker_pair_seen_started_stopped_and_one_dies() {
 
 fn settings_for_junk(port: u16) -> roomctl::mqtt::MqttSettings {
     settings("junk", &[port])
+}
+
+/// `VmRSS` of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Ten thousand retained fake rooms (old test rooms, any client) and three
+/// hundred states at the size limit: the real room and the expected one are
+/// still listed, memory stays bounded, and so does the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fake_rooms_never_hide_the_real_and_expected_ones() {
+    init_logs();
+    let b = Mosquitto::start().await.unwrap();
+    let real = room_site(&[b.port()], "hall");
+    let (config, scenes) = real.load();
+    let room = Room::start(config, scenes, Role::Daemon);
+    assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
+    // A state at the size limit: a real one with 3000 scene names, old.
+    let mut big = serde_json::to_value(room.state()).unwrap();
+    big["updated"] = serde_json::json!(1_000_000.0);
+    big["scenes"] = (0..3000).map(|i| format!("scene-number-{i:05}")).collect();
+    let big = serde_json::to_vec(&big).unwrap();
+    assert!(big.len() > 50_000 && big.len() < 64 * 1024, "{}", big.len());
+    let mut fakes: Vec<(String, Vec<u8>, bool)> = (0..10_000)
+        .map(|i| {
+            (
+                format!("roomctl/fake{i:05}/status"),
+                b"online".to_vec(),
+                true,
+            )
+        })
+        .collect();
+    fakes.extend((0..300).map(|i| (format!("roomctl/big{i:03}/state"), big.clone(), true)));
+    fakes.extend((0..100).map(|i| {
+        (
+            format!("roomctl/junk{i:03}/state"),
+            b"{not json".to_vec(),
+            true,
+        )
+    }));
+    raw_publish(b.port(), &fakes).await;
+
+    // The real room's retained state is on the broker.
+    let cancel = CancellationToken::new();
+    let (_o, mut seen) = observer(b.port(), "roomctl/hall/state", &cancel).await;
+    collect_until(&mut seen, Duration::from_secs(10), |g| !g.is_empty()).await;
+    let port = roomctl::broker::free_port().unwrap();
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomctl"))
+        .args(["site", "--broker", &format!("127.0.0.1:{}", b.port())])
+        .args(["--room", "vault", "--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "error")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/api/rooms");
+    let listed = |v: &Value, name: &str| {
+        v["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["room"] == name)
+            .cloned()
+    };
+    // Mosquitto drops retained messages past a client's queue limit
+    // (max_queued_messages, 1000) when thousands come at once: the real
+    // room is then seen at its next state refresh (every 30 s).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
+    let mut last = Value::Null;
+    let v = loop {
+        if let Ok(r) = reqwest::get(&url).await
+            && let Ok(v) = r.json::<Value>().await
+        {
+            if listed(&v, "hall").is_some_and(|h| h["current"] == true && h["status"] == "online") {
+                break v;
+            }
+            last = v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the real room never got listed: hall {:?} among {} rooms",
+            listed(&last, "hall"),
+            last["rooms"].as_array().map_or(0, Vec::len)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        listed(&v, "vault").unwrap()["status"],
+        "unknown",
+        "the expected room is listed"
+    );
+    let rooms = v["rooms"].as_array().unwrap();
+    assert!(
+        rooms.len() <= roomctl::site::MAX_ROOMS + 1,
+        "{} rooms",
+        rooms.len()
+    );
+    // Settle, then measure: memory and the answer are bounded.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let body = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+    for _ in 0..10 {
+        let _ = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
+    }
+    let rss = rss_kib(server.id().unwrap());
+    eprintln!(
+        "roomctl site: {} rooms listed, answer {} KiB, RSS {} KiB",
+        rooms.len(),
+        body.len() / 1024,
+        rss
+    );
+    assert!(
+        body.len() < 1024 * 1024,
+        "an answer of {} bytes",
+        body.len()
+    );
+    assert!(rss < 48 * 1024, "roomctl site uses {rss} KiB");
+    server.kill().await.unwrap();
+    room.shutdown(Role::Daemon).await;
 }

@@ -160,7 +160,13 @@ pub async fn demo(opts: DemoOptions) -> anyhow::Result<()> {
     site_mqtt.client_id = "roomctl_site_demo".into();
     let site_stop = CancellationToken::new();
     let site_tasks = tokio_util::task::TaskTracker::new();
-    let site = crate::site::Site::start(site_mqtt, site_stop.clone(), &site_tasks);
+    let site = crate::site::Site::start(
+        site_mqtt,
+        config.control.key.clone(),
+        vec![config.room.clone()],
+        site_stop.clone(),
+        &site_tasks,
+    );
     let web = config.web.clone();
     let room = Room::start(config, report.scenes, Role::Daemon);
     println!("roomctl demo");

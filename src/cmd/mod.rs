@@ -108,12 +108,17 @@ pub enum Command {
         /// A broker, `host[:port]` (repeat for the failover list).
         #[arg(long = "broker", value_name = "HOST:PORT")]
         brokers: Vec<String>,
-        /// Where to serve the page.
-        #[arg(long, default_value = "0.0.0.0:8090")]
+        /// Where to serve the page (this machine only, unless told
+        /// otherwise: e.g. 0.0.0.0:8090).
+        #[arg(long, default_value = "127.0.0.1:8090")]
         listen: SocketAddr,
         /// The accounts file (default: the room config's web.users).
         #[arg(long, value_name = "FILE")]
         users: Option<PathBuf>,
+        /// A room that is always listed, heard of or not, and never pushed
+        /// out by others (repeat for each).
+        #[arg(long = "room", value_name = "ROOM")]
+        rooms: Vec<String>,
     },
     /// Manage the dashboard's users (users.yaml beside the config).
     User {
@@ -281,9 +286,17 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             brokers,
             listen,
             users,
+            rooms,
         } => {
             let config = brokers.is_empty().then(|| path(config));
-            site::site(config.as_deref(), &brokers, users.as_deref(), listen).await?;
+            site::site(
+                config.as_deref(),
+                &brokers,
+                users.as_deref(),
+                &rooms,
+                listen,
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::User { .. } | Command::Token { .. } => unreachable!("run without a runtime"),

@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 use tracing::info;
 
 use crate::accounts::{Accounts, AccountsConfig};
-use crate::config::{Config, EnvPolicy, WebConfig};
+use crate::config::{Config, EnvPolicy, Secret, WebConfig};
 use crate::events::EventBus;
 use crate::mqtt::MqttSettings;
 use crate::site::Site;
@@ -24,7 +24,7 @@ use crate::site::Site;
 pub fn settings(
     config: Option<&Path>,
     brokers: &[String],
-) -> anyhow::Result<(MqttSettings, WebConfig)> {
+) -> anyhow::Result<(MqttSettings, WebConfig, Option<Secret>)> {
     let c = if brokers.is_empty() {
         let Some(p) = config else {
             bail!("say where the brokers are: -c <a room's config> or --broker host:port");
@@ -57,7 +57,15 @@ pub fn settings(
     let mut s = MqttSettings::from_config(&c.mqtt);
     // Its own id: never the room's (the broker would close one of the two).
     s.client_id = format!("roomctl_site_{:08x}", rand::random::<u32>());
-    Ok((s, c.web))
+    // The site's key: the room config's `control.key`, else (with
+    // --broker) $ROOMCTL_CONTROL_KEY.
+    let key = c.control.key.clone().or_else(|| {
+        std::env::var("ROOMCTL_CONTROL_KEY")
+            .ok()
+            .filter(|k| !k.is_empty())
+            .map(Secret::new)
+    });
+    Ok((s, c.web, key))
 }
 
 /// Serves the site page on `listen` until Ctrl-C or SIGTERM.
@@ -65,9 +73,10 @@ pub async fn site(
     config: Option<&Path>,
     brokers: &[String],
     users: Option<&Path>,
+    expected: &[String],
     listen: SocketAddr,
 ) -> anyhow::Result<()> {
-    let (settings, mut web) = settings(config, brokers)?;
+    let (settings, mut web, key) = settings(config, brokers)?;
     if let Some(u) = users {
         web.users = u.to_path_buf();
     } else if config.is_none() {
@@ -81,7 +90,10 @@ pub async fn site(
     let accounts = Accounts::new(AccountsConfig::from_web(&web), EventBus::default());
     let cancel = CancellationToken::new();
     let tasks = TaskTracker::new();
-    let site = Site::start(settings, cancel.clone(), &tasks);
+    if key.is_none() {
+        tracing::warn!(target: "web", "No control.key (or ROOMCTL_CONTROL_KEY): starts and stops go out unsigned, and rooms with a key refuse them");
+    }
+    let site = Site::start(settings, key, expected.to_vec(), cancel.clone(), &tasks);
     let guard = crate::web::Guard::new(accounts, &web);
     let listener = tokio::net::TcpListener::bind(listen)
         .await

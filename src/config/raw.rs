@@ -25,6 +25,16 @@ pub(super) struct RawConfig {
     pub(super) triggers: Vec<RawTrigger>,
     pub(super) schedule: Option<Spanned<RawSchedule>>,
     pub(super) state_dir: Option<S>,
+    #[serde(default)]
+    pub(super) control: RawControl,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawControl {
+    pub(super) key: Option<S>,
+    #[serde(default)]
+    pub(super) unsigned: Vec<S>,
 }
 
 #[derive(Deserialize)]

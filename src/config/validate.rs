@@ -136,6 +136,7 @@ impl Validator<'_> {
                 topic_pos: Pos::of(&t.topic),
             });
         }
+        let control = self.control(&raw.control, &room);
         let schedule = raw.schedule.map(|r| self.schedule(r));
         let state_dir = match &raw.state_dir {
             Some(d) => self.path(d),
@@ -163,8 +164,54 @@ impl Validator<'_> {
             media,
             web,
             triggers,
+            control,
             warnings,
         })
+    }
+
+    /// `control:`: the key (at least 16 characters), the unsigned topics
+    /// (each one of the room's control topics).
+    fn control(&mut self, c: &RawControl, room: &str) -> ControlConfig {
+        let key = c
+            .key
+            .as_ref()
+            .map(|k| (Pos::of(k), self.expand(k)))
+            .filter(|(_, k)| !k.is_empty());
+        if let Some((pos, k)) = &key
+            && k.chars().count() < 16
+        {
+            self.err(
+                *pos,
+                "control.key must have at least 16 characters (use e.g. `openssl rand -hex 32`)",
+            );
+        }
+        let t = Topics::new(room);
+        let control = [
+            t.scene_start(),
+            t.scene_stop(),
+            t.command_run(),
+            t.schedule_control(),
+            t.compat_scene(),
+            t.compat_start_scene(),
+        ];
+        let mut unsigned = Vec::new();
+        for u in &c.unsigned {
+            if !control.iter().any(|c| topic::matches(&u.value, c)) {
+                self.err(
+                    Pos::of(u),
+                    format!(
+                        "control.unsigned `{}` is none of the room's control topics ({})",
+                        u.value,
+                        control.join(", ")
+                    ),
+                );
+            }
+            unsigned.push(u.value.clone());
+        }
+        ControlConfig {
+            key: key.map(|(_, k)| Secret(k)),
+            unsigned,
+        }
     }
 
     pub(super) fn devices(&mut self, d: &RawDevices) -> DevicesConfig {

@@ -50,7 +50,13 @@ pub struct InMessage {
     pub payload: Bytes,
     /// A retained message (old news, sent because we subscribed).
     pub retain: bool,
+    /// Its MQTT 5 user properties (at most [`MAX_USER_PROPERTIES`], each
+    /// at most 256 bytes; more are dropped).
+    pub properties: Vec<(String, String)>,
 }
+
+/// User properties kept of an incoming message.
+pub const MAX_USER_PROPERTIES: usize = 8;
 
 /// A message the supervisor publishes by itself (last will, birth).
 #[derive(Debug, Clone)]
@@ -389,6 +395,18 @@ impl MqttHandle {
         payload: impl Into<Bytes>,
         opts: PublishOptions,
     ) -> Result<MessageId, PublishError> {
+        self.publish_with(topic, payload, opts, None)
+    }
+
+    /// [`MqttHandle::publish`] with MQTT 5 user `properties` (a signed
+    /// control message: see `crate::signing`).
+    pub fn publish_with(
+        &self,
+        topic: impl Into<String>,
+        payload: impl Into<Bytes>,
+        opts: PublishOptions,
+        properties: Option<session::UserProperties>,
+    ) -> Result<MessageId, PublishError> {
         let _in = self.shared.span.enter();
         let topic = topic.into();
         let payload = payload.into();
@@ -434,11 +452,13 @@ impl MqttHandle {
         if !connected {
             bump(&c.messages_queued, 1);
         }
-        let (id, dropped) =
-            self.shared
-                .session
-                .lock()
-                .push(topic, payload, opts, tokio::time::Instant::now());
+        let (id, dropped) = self.shared.session.lock().push_with(
+            topic,
+            payload,
+            opts,
+            properties,
+            tokio::time::Instant::now(),
+        );
         for d in &dropped {
             warn!(target: "mqtt", "Queue full (message_queue_size): dropped oldest message for {}", d.topic);
         }

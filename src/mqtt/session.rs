@@ -102,7 +102,12 @@ pub struct Queued {
     pub created: Instant,
     /// How many times it has been handed to a connection.
     pub attempts: u32,
+    /// MQTT 5 user properties it carries (a control message's signature).
+    pub properties: Option<UserProperties>,
 }
+
+/// MQTT 5 user properties, shared by every copy of a queued message.
+pub type UserProperties = std::sync::Arc<[(String, String)]>;
 
 impl Queued {
     /// The MQTT 5 Message Expiry Interval to send it with now, in whole
@@ -251,7 +256,20 @@ impl Session {
         opts: PublishOptions,
         now: Instant,
     ) -> (MessageId, Vec<Queued>) {
-        let q = self.admit(topic, payload, opts, now);
+        self.push_with(topic, payload, opts, None, now)
+    }
+
+    /// [`Session::push`], carrying MQTT 5 user `properties`.
+    pub fn push_with(
+        &mut self,
+        topic: String,
+        payload: Bytes,
+        opts: PublishOptions,
+        properties: Option<UserProperties>,
+        now: Instant,
+    ) -> (MessageId, Vec<Queued>) {
+        let mut q = self.admit(topic, payload, opts, now);
+        q.properties = properties;
         let id = q.id;
         self.queue.push_back(q);
         (id, self.trim())
@@ -292,6 +310,7 @@ impl Session {
             opts,
             created: now,
             attempts: 0,
+            properties: None,
         }
     }
 

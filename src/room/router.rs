@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 
 use super::Live;
 use super::command::{Command, Completion, RoomError, ScheduleAction};
-use crate::config::{Config, Topics, TriggerConfig};
+use crate::config::{Config, ControlConfig, Topics, TriggerConfig};
 use crate::feedback::{FeedbackTracker, Handled};
 use crate::mqtt::InMessage;
 use crate::origin::Origin;
@@ -25,7 +25,11 @@ use crate::ratelog;
 use crate::ratelog::{LogLimit, RateLog};
 use crate::registry::Registry;
 use crate::scene::{SceneController, SceneInput};
+use crate::signing::Verifier;
+
+mod verify;
 use crate::topic::{self, device_channels_id, device_id};
+pub use verify::ControlRefusals;
 
 /// At most 64 characters of something from the network, for a log line.
 fn short(s: &str) -> String {
@@ -68,6 +72,8 @@ pub struct Rules {
     pub default_scene: Option<String>,
     /// `triggers:`.
     pub triggers: Vec<TriggerConfig>,
+    /// `control:`: whether control topics need a signature.
+    pub control: ControlConfig,
 }
 
 impl Rules {
@@ -76,6 +82,7 @@ impl Rules {
         Rules {
             default_scene: config.scenes.default.clone(),
             triggers: config.triggers.clone(),
+            control: config.control.clone(),
         }
     }
 }
@@ -139,6 +146,9 @@ pub struct Router {
     feedback: FeedbackTracker,
     scenes: SceneController,
     apply: Apply,
+    /// Nonces of signed control messages seen lately.
+    verifier: Mutex<Verifier>,
+    refusals: Arc<ControlRefusals>,
 }
 
 impl Router {
@@ -162,7 +172,15 @@ impl Router {
             feedback,
             scenes,
             apply,
+            verifier: Mutex::new(Verifier::default()),
+            refusals: Arc::default(),
         }
+    }
+
+    /// Counts refused control messages into `refusals` (the room's).
+    pub fn counting_refusals(mut self, refusals: Arc<ControlRefusals>) -> Self {
+        self.refusals = refusals;
+        self
     }
 
     /// Routes messages from `rx` until `cancel` fires or the channel closes.
@@ -245,7 +263,7 @@ impl Router {
         if self.mode == RouterMode::Observer {
             return Route::Scene;
         }
-        self.command(topic, payload)
+        self.command(topic, payload, &m.properties)
     }
 
     /// A reply on a feedback topic: to the tracker. None when `topic` is
@@ -282,10 +300,26 @@ impl Router {
 
     /// A control topic or a trigger: the command it means, handed to the
     /// room; anything else is only the running scene's business.
-    fn command(&self, topic: &str, payload: &str) -> Route {
+    fn command(&self, topic: &str, payload: &str, props: &[(String, String)]) -> Route {
         let command = control(&self.topics, &self.live.borrow().rules, topic, payload);
         match command {
             Some(Ok((origin, command))) => {
+                let origin = match self.signed(origin, topic, payload, props) {
+                    Ok(o) => o,
+                    Err(r) => {
+                        self.refusals.bump(r);
+                        ratelog!(
+                            self.log,
+                            warn,
+                            "mqtt_handler",
+                            "control refused",
+                            "Refused {} = {:?}: {r} (control.key is set)",
+                            short(topic),
+                            short(payload)
+                        );
+                        return Route::Rejected(format!("control message refused: {r}"));
+                    }
+                };
                 self.hand_over(origin, command);
                 Route::Command
             }
@@ -394,6 +428,7 @@ mod tests {
             topic: topic.into(),
             payload: Bytes::copy_from_slice(payload),
             retain: false,
+            properties: Vec::new(),
         }
     }
 

@@ -200,6 +200,22 @@ fn room_families(o: &mut Out, r: &crate::room::Room, sse_clients: usize) {
         "repeated ROOM/STOP requests dropped (nothing was sent since the last STOP)",
         c(r.stops_coalesced()),
     );
+    let refused = r.control_refused.counts();
+    let labels: Vec<String> = refused
+        .iter()
+        .map(|(l, _)| format!("reason=\"{l}\""))
+        .collect();
+    let samples: Vec<(&str, f64)> = labels
+        .iter()
+        .zip(&refused)
+        .map(|(l, (_, n))| (l.as_str(), *n as f64))
+        .collect();
+    o.metric(
+        "control_refused_total",
+        "counter",
+        "control messages from the broker refused for their signature (control.key)",
+        &samples,
+    );
     o.one(
         "reloads_total",
         "counter",

@@ -52,6 +52,7 @@ fn fifo_and_drop_oldest_on_overflow() {
 fn a_cue_carries_what_is_left_of_its_max_age_as_its_expiry() {
     let t0 = Instant::now();
     let q = |opts| Queued {
+        properties: None,
         id: 1,
         topic: "room1/light".into(),
         payload: Bytes::from_static(b"ON"),

@@ -183,20 +183,21 @@ impl Supervisor {
                 too_big.push(q);
                 continue;
             }
-            let sent = match q.expiry_at(now) {
-                None => conn.client.try_publish(
+            let sent = match (q.expiry_at(now), &q.properties) {
+                (None, None) => conn.client.try_publish(
                     q.topic.clone(),
                     qos(q.opts.qos),
                     q.opts.retain,
                     q.payload.clone(),
                 ),
-                Some(e) => conn.client.try_publish_with_properties(
+                (e, props) => conn.client.try_publish_with_properties(
                     q.topic.clone(),
                     qos(q.opts.qos),
                     q.opts.retain,
                     q.payload.clone(),
                     PublishProperties {
-                        message_expiry_interval: Some(e),
+                        message_expiry_interval: e,
+                        user_properties: props.as_deref().map(<[_]>::to_vec).unwrap_or_default(),
                         ..PublishProperties::default()
                     },
                 ),
@@ -257,10 +258,21 @@ impl Supervisor {
                     bump(&c.duplicates_dropped, 1);
                     return None;
                 }
+                let properties = p
+                    .properties
+                    .map(|pp| {
+                        pp.user_properties
+                            .into_iter()
+                            .filter(|(k, v)| k.len() + v.len() <= 256)
+                            .take(crate::mqtt::MAX_USER_PROPERTIES)
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 let msg = InMessage {
                     topic,
                     payload: p.payload,
                     retain: p.retain,
+                    properties,
                 };
                 if let Err(e) = self.incoming.try_send(msg) {
                     bump(&c.incoming_dropped, 1);
