@@ -99,12 +99,49 @@ async fn starve_attempt() {
     cancel.cancel();
 }
 
+/// A client whose connections come from `ip` (127.0.0.x: the loopback
+/// answers them all, so one machine can play several addresses).
+fn client_from(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(ip))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+/// Opens an event stream at `base` from `client` and reads its `hello`.
+async fn open_stream(
+    client: &reqwest::Client,
+    base: &str,
+) -> impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin {
+    let r = client
+        .get(format!("{base}/api/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut body = r.bytes_stream();
+    let first = body.next().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("event: hello"));
+    body
+}
+
+/// Whether a stream was closed by the server within `d`.
+async fn closed_within(
+    s: &mut (impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    d: Duration,
+) -> bool {
+    tokio::time::timeout(d, async { while let Some(Ok(_)) = s.next().await {} })
+        .await
+        .is_ok()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_oldest_event_stream_is_dropped_past_the_cap() {
+async fn past_an_addresses_share_its_own_oldest_stream_is_dropped() {
     init_logs();
     let b = Mosquitto::start().await.unwrap();
     let site = site(&[b.port()], &[ONE_CUE], "");
-    site.web_options("max_sse_clients: 3");
+    site.web_options("max_sse_clients: 8");
     let (config, scenes) = site.load();
     let room = Room::start(config, scenes, Role::Daemon);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
@@ -114,18 +151,11 @@ async fn the_oldest_event_stream_is_dropped_past_the_cap() {
     let state = AppState::new(room.clone(), room.cancel_token());
     tokio::spawn(serve(listener, state));
 
-    // Opens an event stream and reads its `hello`.
-    let open = || async {
-        let r = reqwest::get(format!("{base}/api/events")).await.unwrap();
-        assert_eq!(r.status(), 200);
-        let mut body = r.bytes_stream();
-        let first = body.next().await.unwrap().unwrap();
-        assert!(String::from_utf8_lossy(&first).contains("event: hello"));
-        body
-    };
-    let mut first = open().await;
-    let _second = open().await;
-    let _third = open().await;
+    // Two from one address (its share of 8 is 2), one from another.
+    let (a, other) = (client_from([127, 0, 0, 1]), client_from([127, 0, 0, 2]));
+    let mut first = open_stream(&a, &base).await;
+    let _second = open_stream(&a, &base).await;
+    let mut desk = open_stream(&other, &base).await;
     let metric = || async {
         let m = reqwest::get(format!("{base}/metrics"))
             .await
@@ -140,13 +170,75 @@ async fn the_oldest_event_stream_is_dropped_past_the_cap() {
             .unwrap()
     };
     assert_eq!(metric().await, 3.0);
-    // A fourth: the first is closed.
-    let _fourth = open().await;
-    let ended = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(Ok(_)) = first.next().await {}
-    })
-    .await;
-    assert!(ended.is_ok(), "the oldest stream was not closed");
+    // A third from the first address closes its own oldest, not the desk's.
+    let _third = open_stream(&a, &base).await;
+    assert!(
+        closed_within(&mut first, Duration::from_secs(5)).await,
+        "the oldest stream was not closed"
+    );
+    assert!(
+        !closed_within(&mut desk, Duration::from_millis(500)).await,
+        "another address's stream was closed"
+    );
     assert_eq!(metric().await, 3.0);
+    room.shutdown(Role::Daemon).await;
+}
+
+/// 200 event streams and 500 slow connections from one address leave a
+/// second address's dashboard and Stop working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_from_one_address_leaves_the_others_their_dashboard_and_stop() {
+    init_logs();
+    let b = Mosquitto::start().await.unwrap();
+    let site = site(&[b.port()], &[ONE_CUE], "");
+    let (config, scenes) = site.load();
+    let room = Room::start(config, scenes, Role::Daemon);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let base = format!("http://{addr}");
+    let state = AppState::new(room.clone(), room.cancel_token());
+    tokio::spawn(serve(listener, state));
+
+    let desk = client_from([127, 0, 0, 2]);
+    let mut desk_stream = open_stream(&desk, &base).await;
+    // The flood, from 127.0.0.1: event streams, then slow request heads.
+    let flooder = client_from([127, 0, 0, 1]);
+    let mut streams = Vec::new();
+    for _ in 0..200 {
+        if let Ok(r) = flooder.get(format!("{base}/api/events")).send().await {
+            streams.push(r);
+        }
+    }
+    let mut slow = Vec::new();
+    for _ in 0..500 {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        if let Ok(mut c) = sock.connect(addr).await {
+            let _ = tokio::io::AsyncWriteExt::write_all(&mut c, b"GET /api/status HTTP/1.1\r\nHo")
+                .await;
+            slow.push(c);
+        }
+    }
+    assert!(slow.len() >= 400, "only {} slow connections", slow.len());
+    // The desk's stream is still open, its status and Stop answer at once.
+    assert!(
+        !closed_within(&mut desk_stream, Duration::from_millis(500)).await,
+        "the flood closed the desk's dashboard"
+    );
+    let r = desk.get(format!("{base}/api/status")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = desk
+        .post(format!("{base}/api/scenes/stop"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "Stop — all off did not answer during the flood"
+    );
+    drop((streams, slow));
     room.shutdown(Role::Daemon).await;
 }

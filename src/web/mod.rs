@@ -15,6 +15,7 @@ pub mod auth;
 pub mod health;
 mod metrics;
 mod session;
+mod slots;
 mod sse;
 mod users;
 pub use auth::{Guard, Need, Rules};
@@ -41,7 +42,6 @@ use hyper_util::server::graceful::GracefulShutdown;
 use rust_embed::RustEmbed;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower::Service;
 use tracing::info;
@@ -298,7 +298,7 @@ pub async fn serve_router(
     shutdown: CancellationToken,
     spawn: impl Fn(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>),
 ) -> std::io::Result<()> {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let slots = slots::Slots::new(limits.max_connections);
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(Some(limits.header_timeout))
@@ -318,19 +318,34 @@ pub async fn serve_router(
                 }
             },
         };
-        // Over the cap: a short answer and the connection is closed, so the
-        // backlog never fills with connections waiting for a slot.
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            let _ = stream.try_write(BUSY);
-            ratelog!(
-                log,
-                warn,
-                "web",
-                "busy",
-                "Busy ({} connections, web.max_connections): refused {peer}",
-                limits.max_connections
-            );
-            continue;
+        // Over the cap (or this address's share of it): a short answer and
+        // the connection is closed, so the backlog never fills with
+        // connections waiting for a slot.
+        let slot = match slots.take(peer.ip()) {
+            Ok(s) => s,
+            Err(full) => {
+                let _ = stream.try_write(BUSY);
+                match full {
+                    slots::Full::All => ratelog!(
+                        log,
+                        warn,
+                        "web",
+                        "busy",
+                        "Busy ({} connections, web.max_connections): refused {peer}",
+                        limits.max_connections
+                    ),
+                    slots::Full::Address => ratelog!(
+                        log,
+                        warn,
+                        "web",
+                        "busy address",
+                        "{} connections from {}, its share: refused another",
+                        slots.per_address(),
+                        peer.ip()
+                    ),
+                }
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
