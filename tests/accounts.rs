@@ -498,13 +498,10 @@ async fn every_command_kind_is_in_the_audit_trail_with_its_person_and_address() 
     let broker = roomctl::broker::Mosquitto::start().await.unwrap();
     let port = broker.port();
     let site = site(&[port], &[("intro.yaml", INTRO)], SCHEDULE);
-    let commands = site.dir.path().join("scenes").join("commands");
-    std::fs::create_dir_all(&commands).unwrap();
-    std::fs::write(
-        commands.join("off.json"),
+    site.add_command(
+        "off",
         r#"[{"topic": "room1/light", "message": "OFF", "timestamp": 0}]"#,
-    )
-    .unwrap();
+    );
     site.add_user("ada", Role::Admin);
     site.add_user("otto", Role::Operator);
     let (config, scenes) = site.load();

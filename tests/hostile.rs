@@ -481,13 +481,10 @@ async fn hostile_text_stays_one_log_line_and_names_are_exact() {
     init_logs();
     let b = Mosquitto::start().await.unwrap();
     let site = site(&[b.port()], &[ONE_CUE], "");
-    let commands = site.dir.path().join("scenes").join("commands");
-    std::fs::create_dir_all(&commands).unwrap();
-    std::fs::write(
-        commands.join("off.json"),
+    site.add_command(
+        "off",
         r#"[{"topic": "room1/light", "message": "OFF", "timestamp": 0}]"#,
-    )
-    .unwrap();
+    );
     let log_path = site.dir.path().join("stderr.log");
     let cancel = CancellationToken::new();
     let (_s, mut status) = observer(b.port(), "roomctl/room1/status", &cancel).await;

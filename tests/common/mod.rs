@@ -230,6 +230,13 @@ impl Site {
         .unwrap();
     }
 
+    /// Writes a command file `scenes/commands/{name}.json` with `json`.
+    pub fn add_command(&self, name: &str, json: &str) {
+        let dir = self.dir.path().join("scenes").join("commands");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.json")), json).unwrap();
+    }
+
     /// Adds keys to `web:` (e.g. `max_connections: 32`).
     pub fn web_options(&self, options: &str) {
         let text = std::fs::read_to_string(&self.config).unwrap();
@@ -295,6 +302,24 @@ pub async fn fleet_ready(fleet: &roomctl::simulate::Fleet) {
             "a simulated device could not subscribe"
         );
     }
+}
+
+/// The room of `site` and a simulated fleet that answers its commands,
+/// both subscribed; the fleet ends with the token.
+pub async fn room_with_fleet(
+    site: &Site,
+) -> (
+    roomctl::room::Room,
+    roomctl::simulate::Fleet,
+    tokio_util::sync::CancellationToken,
+) {
+    let (config, scenes) = site.load();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let fleet = roomctl::simulate::start(&config, &scenes, &fast_fleet(), cancel.child_token());
+    let room = roomctl::room::Room::start(config, scenes, roomctl::room::Role::Daemon);
+    assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
+    fleet_ready(&fleet).await;
+    (room, fleet, cancel)
 }
 
 /// Waits until `pred` holds, polling every 20 ms.

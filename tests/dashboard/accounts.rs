@@ -44,12 +44,7 @@ async fn the_front_desk_runs_shows_and_the_technician_works_by_hand() {
     site.add_user("desk", Access::Operator);
     site.add_user("tech", Access::Technician);
     site.add_user("boss", Access::Admin);
-    let (config, scenes) = site.load();
-    let cancel = CancellationToken::new();
-    let fleet = simulate::start(&config, &scenes, &fast_fleet(), cancel.child_token());
-    let room = Room::start(config, scenes, Role::Daemon);
-    assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
-    fleet_ready(&fleet).await;
+    let (room, _fleet, cancel) = room_with_fleet(&site).await;
     let (stop_web, server) = serve(&room, site.web_port).await;
     let br = Browser::start().await;
 

@@ -12,13 +12,10 @@ async fn dashboard_says_wrong_token_and_stop_needs_none() {
     let port = roomctl::broker::free_port().unwrap();
     let site = site(&[port], &[("intro.yaml", SHOW), ("stub.json", STUB)], "");
     site.set_web_token_as("door-key", "technician");
-    let commands = site.dir.path().join("scenes").join("commands");
-    std::fs::create_dir_all(&commands).unwrap();
-    std::fs::write(
-        commands.join("light_off.json"),
+    site.add_command(
+        "light_off",
         r#"[{"topic": "room1/light", "message": "OFF", "timestamp": 0}]"#,
-    )
-    .unwrap();
+    );
     let (config, scenes) = site.load();
     let room = Room::start(config, scenes, Role::Daemon);
     let mut events = room.events.subscribe();
@@ -232,12 +229,7 @@ async fn dashboard_manual_control_on_a_phone() {
     let b = Mosquitto::start().await.unwrap();
     let site = site(&[b.port()], &[("intro.yaml", SHOW)], "");
     site.set_web_token_as("door-key", "technician");
-    let (config, scenes) = site.load();
-    let cancel = CancellationToken::new();
-    let fleet = simulate::start(&config, &scenes, &fast_fleet(), cancel.child_token());
-    let room = Room::start(config, scenes, Role::Daemon);
-    assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
-    fleet_ready(&fleet).await;
+    let (room, fleet, cancel) = room_with_fleet(&site).await;
     let (stop_web, server) = serve(&room, site.web_port).await;
 
     let br = Browser::start().await;
