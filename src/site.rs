@@ -42,6 +42,21 @@ struct Entry {
     status_at: f64,
     state: Option<RoomState>,
     state_at: f64,
+    /// The version that last changed it.
+    changed: u64,
+}
+
+/// Rooms dropped to make room, remembered for the page's `since`.
+const GONE_KEPT: usize = 1024;
+
+/// The rooms, with a version that counts every change.
+#[derive(Default)]
+struct Rooms {
+    map: BTreeMap<String, Entry>,
+    version: u64,
+    /// Rooms dropped, with the version that dropped them (the newest
+    /// [`GONE_KEPT`]).
+    gone: std::collections::VecDeque<(u64, String)>,
 }
 
 impl Entry {
@@ -102,6 +117,19 @@ fn summarised(mut s: RoomState) -> RoomState {
     s
 }
 
+/// What changed on the site since a version (see [`Site::changes`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct Changes {
+    /// The version now: ask `since` it next time.
+    pub version: u64,
+    /// Every room is listed (no `since`, or one too old to answer).
+    pub full: bool,
+    /// The rooms changed (all of them when `full`).
+    pub rooms: Vec<RoomView>,
+    /// Rooms dropped since then.
+    pub gone: Vec<String>,
+}
+
 /// One room as the site page shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct RoomView {
@@ -121,7 +149,9 @@ pub struct RoomView {
 }
 
 struct Inner {
-    rooms: Mutex<BTreeMap<String, Entry>>,
+    /// The rooms and the changes since the page last asked, in one lock,
+    /// so a reader never sees a change without its version.
+    rooms: Mutex<Rooms>,
     mqtt: MqttHandle,
     /// Rooms always listed and never evicted (`roomctl site --room`).
     expected: Vec<String>,
@@ -176,7 +206,7 @@ impl Site {
         let (mqtt, rx) = mqtt::start(settings, cancel.clone(), tasks);
         let site = Site {
             inner: Arc::new(Inner {
-                rooms: Mutex::new(BTreeMap::new()),
+                rooms: Mutex::new(Rooms::default()),
                 mqtt,
                 expected,
                 key,
@@ -255,14 +285,20 @@ impl Site {
             },
             _ => return,
         };
-        let mut rooms = self.inner.rooms.lock();
+        let mut guard = self.inner.rooms.lock();
+        let all = &mut *guard;
+        all.version += 1;
+        let version = all.version;
+        let rooms = &mut all.map;
         if !rooms.contains_key(room) {
             let offered = match &update {
                 Update::State(Some(st)) => evidence_of(None, Some(&**st), now),
                 Update::Status(Some(_)) => 1,
                 _ => 0,
             };
-            if rooms.len() >= MAX_ROOMS && !self.make_room(&mut rooms, offered, now) {
+            if rooms.len() >= MAX_ROOMS
+                && !self.make_room(rooms, &mut all.gone, version, offered, now)
+            {
                 ratelog!(
                     self.inner.log,
                     warn,
@@ -274,6 +310,7 @@ impl Site {
             }
         }
         let e = rooms.entry(room.to_string()).or_default();
+        e.changed = version;
         match update {
             Update::Status(st) => {
                 e.status = st;
@@ -288,7 +325,14 @@ impl Site {
 
     /// Evicts the room with the least evidence (the one heard of longest
     /// ago among equals) if it has less than `offered`.
-    fn make_room(&self, rooms: &mut BTreeMap<String, Entry>, offered: u8, now: f64) -> bool {
+    fn make_room(
+        &self,
+        rooms: &mut BTreeMap<String, Entry>,
+        gone: &mut std::collections::VecDeque<(u64, String)>,
+        version: u64,
+        offered: u8,
+        now: f64,
+    ) -> bool {
         let expected = &self.inner.expected;
         let weakest = rooms
             .iter()
@@ -309,6 +353,10 @@ impl Site {
         match weakest {
             Some((ev, name)) if ev < offered => {
                 rooms.remove(&name);
+                if gone.len() >= GONE_KEPT {
+                    gone.pop_front();
+                }
+                gone.push_back((version, name));
                 true
             }
             _ => false,
@@ -317,45 +365,74 @@ impl Site {
 
     /// Every room heard of, and every expected one, by name.
     pub fn rooms(&self) -> Vec<RoomView> {
+        self.changes(None).rooms
+    }
+
+    /// What changed after version `since` (every room when `since` is
+    /// `None`, or too old to answer with changes only).
+    pub fn changes(&self, since: Option<u64>) -> Changes {
         let now = unix_now();
-        let rooms = self.inner.rooms.lock();
-        let mut out: Vec<RoomView> = rooms
+        let all = self.inner.rooms.lock();
+        let oldest_known = all.gone.front().map_or(0, |(v, _)| v.saturating_sub(1));
+        let since = since
+            .filter(|s| *s <= all.version && (all.gone.len() < GONE_KEPT || *s >= oldest_known));
+        let view = |room: &String, e: &Entry| RoomView {
+            room: room.clone(),
+            // A state its daemon stamped lately is proof of life when
+            // the retained status was lost (a broker drops retained
+            // messages past its queue limit when thousands arrive at
+            // once); the last will still says offline.
+            status: e.status.clone().unwrap_or_else(|| {
+                let alive = evidence_of(None, e.state.as_ref(), now) == 3;
+                if alive { "online" } else { "unknown" }.into()
+            }),
+            status_age: now - e.status_at,
+            state: e.state.clone(),
+            state_age: e.state.as_ref().map(|_| now - e.state_at),
+            current: e.state.is_some() && now - e.state_at < STATE_FRESH,
+        };
+        let mut rooms: Vec<RoomView> = all
+            .map
             .iter()
-            .map(|(room, e)| RoomView {
-                room: room.clone(),
-                // A state its daemon stamped lately is proof of life when
-                // the retained status was lost (a broker drops retained
-                // messages past its queue limit when thousands arrive at
-                // once); the last will still says offline.
-                status: e.status.clone().unwrap_or_else(|| {
-                    let alive = evidence_of(None, e.state.as_ref(), now) == 3;
-                    if alive { "online" } else { "unknown" }.into()
-                }),
-                status_age: now - e.status_at,
-                state: e.state.clone(),
-                state_age: e.state.as_ref().map(|_| now - e.state_at),
-                current: e.state.is_some() && now - e.state_at < STATE_FRESH,
-            })
+            .filter(|(_, e)| since.is_none_or(|s| e.changed > s))
+            .map(|(room, e)| view(room, e))
             .collect();
-        for room in &self.inner.expected {
-            if !rooms.contains_key(room) {
-                out.push(RoomView {
-                    room: room.clone(),
-                    status: "unknown".into(),
-                    status_age: 0.0,
-                    state: None,
-                    state_age: None,
-                    current: false,
-                });
+        if since.is_none() {
+            for room in &self.inner.expected {
+                if !all.map.contains_key(room) {
+                    rooms.push(RoomView {
+                        room: room.clone(),
+                        status: "unknown".into(),
+                        status_age: 0.0,
+                        state: None,
+                        state_age: None,
+                        current: false,
+                    });
+                }
             }
+            rooms.sort_by(|a, b| a.room.cmp(&b.room));
         }
-        out.sort_by(|a, b| a.room.cmp(&b.room));
-        out
+        let gone = match since {
+            Some(s) => all
+                .gone
+                .iter()
+                .filter(|(v, name)| *v > s && !all.map.contains_key(name))
+                .map(|(_, n)| n.clone())
+                .collect(),
+            None => Vec::new(),
+        };
+        Changes {
+            version: all.version,
+            full: since.is_none(),
+            rooms,
+            gone,
+        }
     }
 
     fn scenes_of(&self, room: &str) -> Result<Vec<String>, SiteError> {
         let rooms = self.inner.rooms.lock();
         let e = rooms
+            .map
             .get(room)
             .ok_or_else(|| SiteError::NoRoom(room.chars().take(64).collect()))?;
         Ok(e.state
@@ -465,14 +542,27 @@ async fn login_page() -> Response {
 struct RoomsReply {
     now: f64,
     mqtt: crate::events::ConnectionStatus,
-    rooms: Vec<RoomView>,
+    #[serde(flatten)]
+    changes: Changes,
 }
 
-async fn rooms(State(site): State<Site>) -> Json<RoomsReply> {
+/// `?since=<version>`: only what changed after it.
+#[derive(Deserialize)]
+struct Since {
+    since: Option<u64>,
+}
+
+/// `GET /api/rooms[?since=V]`: every room, or only the rooms changed
+/// after version `V` and those dropped (`full: false`), with the version
+/// to ask from next.
+async fn rooms(
+    State(site): State<Site>,
+    axum::extract::Query(q): axum::extract::Query<Since>,
+) -> Json<RoomsReply> {
     Json(RoomsReply {
         now: unix_now(),
         mqtt: site.inner.mqtt.status(),
-        rooms: site.rooms(),
+        changes: site.changes(q.since),
     })
 }
 

@@ -487,6 +487,33 @@ async fn fake_rooms_never_hide_the_real_and_expected_ones() {
         body.len()
     );
     assert!(rss < 48 * 1024, "roomctl site uses {rss} KiB");
+    // The page asks for changes only: after the whole list, a poll since
+    // its version carries only what changed (little, on a quiet site).
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["full"], true);
+    let since = v["version"].as_u64().unwrap();
+    let changed = reqwest::get(format!("{url}?since={since}"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let c: Value = serde_json::from_slice(&changed).unwrap();
+    assert_eq!(c["full"], false, "{c}");
+    assert!(c["rooms"].as_array().unwrap().len() <= 2, "{c}");
+    assert!(
+        changed.len() < 8 * 1024,
+        "a poll of {} bytes",
+        changed.len()
+    );
+    // A version the server cannot answer from gives the whole list again.
+    let all: Value = reqwest::get(format!("{url}?since=999999999"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all["full"], true);
     server.kill().await.unwrap();
     room.shutdown(Role::Daemon).await;
 }
