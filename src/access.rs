@@ -1,6 +1,6 @@
 //! Who may do what: the four roles, each with fixed rights that include the
 //! rights of the roles below it, and the [`Actor`] a request was made by.
-//! What each command needs is [`crate::room::Command::needs`]; what each
+//! What each command needs is the room's `Command::needs`; what each
 //! HTTP route needs is the web edge's rule table. A model: it imports
 //! nothing of the crate.
 

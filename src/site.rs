@@ -27,7 +27,10 @@ use crate::access::Actor;
 use crate::mqtt::{self, InMessage, MqttHandle, MqttSettings, PublishOptions, unix_now};
 use crate::ratelog::{LogLimit, RateLog};
 use crate::room::RoomState;
+
+mod rooms;
 use crate::{ratelog, topic};
+use rooms::{Entry, GONE_KEPT, Rooms, Update, evidence_of, summarised};
 
 /// At most this many rooms are listed.
 pub const MAX_ROOMS: usize = 256;
@@ -35,87 +38,6 @@ pub const MAX_ROOMS: usize = 256;
 const MAX_STATE: usize = 64 * 1024;
 /// A state older than this (three refresh periods) is not current.
 const STATE_FRESH: f64 = 90.0;
-
-#[derive(Default)]
-struct Entry {
-    status: Option<String>,
-    status_at: f64,
-    state: Option<RoomState>,
-    state_at: f64,
-    /// The version that last changed it.
-    changed: u64,
-}
-
-/// Rooms dropped to make room, remembered for the page's `since`.
-const GONE_KEPT: usize = 1024;
-
-/// The rooms, with a version that counts every change.
-#[derive(Default)]
-struct Rooms {
-    map: BTreeMap<String, Entry>,
-    version: u64,
-    /// Rooms dropped, with the version that dropped them (the newest
-    /// [`GONE_KEPT`]).
-    gone: std::collections::VecDeque<(u64, String)>,
-}
-
-impl Entry {
-    /// When anything was last heard of it.
-    fn heard(&self) -> f64 {
-        self.status_at.max(self.state_at)
-    }
-}
-
-/// What a message says of a room.
-enum Update {
-    /// `online`/`offline`, or garbage (`None`).
-    Status(Option<String>),
-    /// A room state, or cleared.
-    State(Option<Box<RoomState>>),
-}
-
-/// How much a room looks real: 3 with a state its daemon stamped within
-/// the last 90 s (it refreshes it every 30 s), 2 with an older state, 1
-/// with only an `online`/`offline` status, 0 with garbage. Expected rooms
-/// are kept whatever their evidence.
-fn evidence_of(status: Option<&str>, state: Option<&RoomState>, now: f64) -> u8 {
-    match (status, state) {
-        (_, Some(s)) if (now - s.updated).abs() < STATE_FRESH => 3,
-        (_, Some(_)) => 2,
-        (Some(_), None) => 1,
-        (None, None) => 0,
-    }
-}
-
-/// Scene names kept per room at most.
-const MAX_SCENES: usize = 64;
-
-/// `s` cut to what the page shows: a few issues, at most [`MAX_SCENES`]
-/// scenes, every text at most 128 characters; so memory stays bounded by
-/// rooms × a few KiB whatever arrives.
-fn summarised(mut s: RoomState) -> RoomState {
-    let clip = |t: &mut String| {
-        if t.len() > 128 {
-            *t = t.chars().take(128).collect();
-        }
-    };
-    clip(&mut s.room);
-    clip(&mut s.connection);
-    if let Some(b) = &mut s.broker {
-        clip(b);
-    }
-    s.issues.truncate(5);
-    s.issues.iter_mut().for_each(clip);
-    s.scenes.truncate(MAX_SCENES);
-    s.scenes.iter_mut().for_each(clip);
-    s.scenes.shrink_to_fit();
-    if let Some(sc) = &mut s.scene {
-        clip(&mut sc.name);
-        clip(&mut sc.state);
-        sc.waiting_for.truncate(8);
-    }
-    s
-}
 
 /// What changed on the site since a version (see [`Site::changes`]).
 #[derive(Debug, Clone, Serialize)]
