@@ -38,6 +38,13 @@ fn send(c: &MqttHandle, topic: &str, payload: &str, props: Option<Vec<(String, S
     .unwrap();
 }
 
+/// Publishes `payload` on `topic` signed with the site's key by `by`,
+/// as signed `age` seconds ago.
+fn send_signed(c: &MqttHandle, topic: &str, payload: &str, by: &str, age: u64) {
+    let props = signing::sign(KEY.as_bytes(), topic, payload.as_bytes(), by, now() - age);
+    send(c, topic, payload, Some(props));
+}
+
 /// Waits `d` and says whether a scene ran meanwhile.
 async fn started_within(room: &Room, d: Duration) -> bool {
     let end = tokio::time::Instant::now() + d;
@@ -95,18 +102,7 @@ async fn forged_control_messages_change_nothing_and_are_counted() {
             now(),
         )),
     );
-    send(
-        &c,
-        start,
-        "intro",
-        Some(signing::sign(
-            KEY.as_bytes(),
-            start,
-            b"intro",
-            "eve",
-            now() - 60,
-        )),
-    );
+    send_signed(&c, start, "intro", "eve", 60);
     // A signature for another payload.
     send(
         &c,
@@ -131,12 +127,7 @@ async fn forged_control_messages_change_nothing_and_are_counted() {
     );
     assert_eq!(room.scenes.status().unwrap().name, "intro");
     let stop = "roomctl/room1/scene/stop";
-    send(
-        &c,
-        stop,
-        "",
-        Some(signing::sign(KEY.as_bytes(), stop, b"", "desk", now())),
-    );
+    send_signed(&c, stop, "", "desk", 0);
     eventually(Duration::from_secs(3), "stopped", || {
         !room.scenes.is_running()
     })
@@ -312,18 +303,7 @@ async fn mosquitto_acl_keeps_boards_off_the_control_topics() {
     // A board holding the key still may not publish there: the broker
     // drops it before the room ever sees it.
     let start = "roomctl/room1/scene/start";
-    send(
-        &board,
-        start,
-        "intro",
-        Some(signing::sign(
-            KEY.as_bytes(),
-            start,
-            b"intro",
-            "board",
-            now(),
-        )),
-    );
+    send_signed(&board, start, "intro", "board", 0);
     assert!(
         !started_within(&room, Duration::from_secs(1)).await,
         "the ACL let a board start a scene"
@@ -334,18 +314,7 @@ async fn mosquitto_acl_keeps_boards_off_the_control_topics() {
         "it reached the room"
     );
     // The site user may, signed.
-    send(
-        &desk,
-        start,
-        "intro",
-        Some(signing::sign(
-            KEY.as_bytes(),
-            start,
-            b"intro",
-            "desk",
-            now(),
-        )),
-    );
+    send_signed(&desk, start, "intro", "desk", 0);
     assert!(
         started_within(&room, Duration::from_secs(3)).await,
         "the site's signed start did not run"

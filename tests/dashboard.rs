@@ -44,6 +44,19 @@ async fn serve(
     (stop, tokio::spawn(web::serve(listener, st)))
 }
 
+/// Presses `room1/light`'s ON on the Channels table and waits for its
+/// confirmation there.
+async fn light_on_by_hand(br: &Browser) {
+    br.click("#channels tr[data-channel='room1/light'] button[data-message='ON']")
+        .await;
+    br.wait_for(
+        "light confirmed",
+        "document.querySelector(\"#channels tr[data-channel='room1/light'] td.last\").textContent.startsWith('ON → OK')",
+        T,
+    )
+    .await;
+}
+
 /// Uses an API token in the page, as the login page's "use an API token"
 /// keeps it, and waits until the page knows who it is.
 async fn use_token(br: &Browser, token: &str) {

@@ -96,14 +96,7 @@ async fn the_front_desk_runs_shows_and_the_technician_works_by_hand() {
         T,
     )
     .await;
-    br.click("#channels tr[data-channel='room1/light'] button[data-message='ON']")
-        .await;
-    br.wait_for(
-        "light confirmed",
-        "document.querySelector(\"#channels tr[data-channel='room1/light'] td.last\").textContent.startsWith('ON → OK')",
-        T,
-    )
-    .await;
+    super::light_on_by_hand(&br).await;
     assert_eq!(
         shown(&br, "#tabs button[data-show=users]").await,
         serde_json::json!([false])

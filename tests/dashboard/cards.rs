@@ -243,14 +243,7 @@ async fn dashboard_manual_control_on_a_phone() {
         Duration::from_secs(15),
     )
     .await;
-    br.click("#channels tr[data-channel='room1/light'] button[data-message='ON']")
-        .await;
-    br.wait_for(
-        "light confirmed",
-        "document.querySelector(\"#channels tr[data-channel='room1/light'] td.last\").textContent.startsWith('ON → OK')",
-        T,
-    )
-    .await;
+    super::light_on_by_hand(&br).await;
     // Free text on the steam channel.
     br.js("document.querySelector(\"#channels tr[data-channel='room1/steam'] input.free\").value = 'PULSE'; return true;")
         .await;
