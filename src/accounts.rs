@@ -36,6 +36,7 @@ use crate::config::{Secret, WebConfig};
 use crate::diag::Diagnostics;
 use crate::events::{ActionEvent, Event, EventBus};
 use crate::mqtt::unix_now;
+use crate::origin::Origin;
 
 /// Password checks at once at most (each takes 19 MiB for a moment).
 const HASHING_AT_ONCE: usize = 2;
@@ -354,7 +355,7 @@ impl Accounts {
         }
         // What was typed, made harmless for the log.
         let typed: String = user.escape_debug().take(MAX_NAME).collect();
-        let origin = format!("{typed} (dashboard {address})");
+        let origin = dashboard_origin(&typed, &address.to_string());
         let now = Instant::now();
         let locked = [
             self.inner
@@ -430,7 +431,7 @@ impl Accounts {
         if let Ok(Actor::User { name, .. }) = self.session(id) {
             self.inner.sessions.lock().remove(id);
             self.audit(
-                &format!("{name} (dashboard {address})"),
+                &dashboard_origin(&name, address),
                 Some(&name),
                 "log out",
                 None,
@@ -498,6 +499,16 @@ impl Accounts {
         .await
         .map_err(|e| AccountError::File(format!("the change failed: {e}")))?
     }
+}
+
+/// How the audit trail names `name` at the dashboard from `address`: the
+/// text of an [`Origin::Dashboard`], whatever the role.
+fn dashboard_origin(name: &str, address: &str) -> String {
+    let actor = Actor::User {
+        name: name.to_string(),
+        role: Role::Viewer,
+    };
+    Origin::dashboard(address, actor).to_string()
 }
 
 /// The accounts in the file at `path` (`roomctl user list`).

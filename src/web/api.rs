@@ -131,7 +131,7 @@ pub(super) fn origin(parts: &axum::http::request::Parts) -> Origin {
 }
 
 /// A reply of another kind than the command's: a bug, reported as one.
-fn unexpected(r: Reply) -> AppError {
+pub(super) fn unexpected(r: Reply) -> AppError {
     AppError::Conflict(format!("unexpected reply {r:?}"))
 }
 

@@ -415,6 +415,13 @@ pub(crate) fn peer(req: &axum::http::Extensions) -> String {
         .map_or_else(|| "unknown".to_string(), |c| c.0.to_string())
 }
 
+/// The peer's IP address (0.0.0.0 when served without a socket, as in
+/// tests): what per-address limits and the login limiter count by.
+pub(crate) fn peer_ip(req: &axum::http::Extensions) -> std::net::IpAddr {
+    req.get::<ConnectInfo<std::net::SocketAddr>>()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
+}
+
 /// Errors as JSON responses: `{"error": "..."}`.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {

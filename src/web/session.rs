@@ -4,9 +4,7 @@
 //! `GET /api/me` says who the caller is and what they may do, for the
 //! dashboard to show only that. Shared by the dashboard and the site page.
 
-use std::net::{IpAddr, Ipv4Addr};
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -40,13 +38,6 @@ struct LoginBody {
     password: String,
 }
 
-fn address(parts: &axum::http::request::Parts) -> IpAddr {
-    parts
-        .extensions
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
-}
-
 fn secure(g: &Guard, headers: &HeaderMap) -> bool {
     g.secure_cookie
         || headers
@@ -74,7 +65,7 @@ async fn login(
     let Json(b) = body?;
     let (id, actor) = g
         .accounts
-        .login(&b.user, &b.password, address(&parts))
+        .login(&b.user, &b.password, super::peer_ip(&parts.extensions))
         .await
         .map_err(|e| match e {
             LoginError::Invalid(_) => AppError::BadRequest(e.to_string()),

@@ -139,9 +139,7 @@ pub async fn events(
     State(s): State<AppState>,
     parts: axum::http::request::Parts,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    let address = super::peer(&parts.extensions)
-        .parse::<std::net::SocketAddr>()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    let address = super::peer_ip(&parts.extensions);
     let hello = SseEvent::default()
         .event("hello")
         .json_data(s.room.state())

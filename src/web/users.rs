@@ -36,7 +36,7 @@ async fn change(
         .await?
     {
         Reply::Account(r) => Ok(r),
-        r => Err(AppError::Conflict(format!("unexpected reply {r:?}"))),
+        r => Err(super::api::unexpected(r)),
     }
 }
 
