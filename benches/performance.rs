@@ -71,6 +71,7 @@ fn ctx() -> SceneContext {
     SceneContext {
         room: "room1".into(),
         local_channels: vec!["audio".into(), "video".into()],
+        media: None,
     }
 }
 

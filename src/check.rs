@@ -5,10 +5,16 @@
 use std::path::Path;
 
 use crate::config::{Config, EnvPolicy};
-use crate::diag::{Diagnostic, Diagnostics, Pos};
-use crate::media::command::{AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, resolve_media};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::scene::SceneSet;
 use crate::scene::load::{Loaded, load_scenes};
-use crate::scene::{ActionKind, SceneSet};
+
+mod flow;
+mod media;
+mod one;
+
+use media::media;
+pub use one::{FileCheck, check_file, check_text};
 
 /// Everything `check` found.
 pub struct Report {
@@ -85,6 +91,7 @@ pub fn check_config(config: Config) -> Report {
     let (media_errors, media_warnings, media_files) = media(&config, &scenes);
     errors.extend(media_errors);
     warnings.extend(media_warnings);
+    warnings.extend(flow::topics(&config, &scenes, &[]));
     // The accounts file, when there is one: a broken one locks everyone out.
     match crate::accounts::check_file(&config.web.users) {
         Ok(w) => warnings.extend(w),
@@ -163,84 +170,6 @@ pub fn references(config: &Config, scenes: &SceneSet, failed: &[String]) -> Diag
         ));
     }
     out
-}
-
-/// Every file a scene plays must be in its folder (`media.audio_dir` /
-/// `media.video_dir`, both defaulting to `media.dir`).
-fn media(config: &Config, scenes: &SceneSet) -> (Diagnostics, Diagnostics, usize) {
-    let mut errors = Diagnostics::default();
-    let mut warnings = Diagnostics::default();
-    for (what, dir) in [
-        ("media.audio_dir", config.media.audio_dir.as_deref()),
-        ("media.video_dir", config.media.video_dir.as_deref()),
-    ] {
-        if let Some(d) = dir
-            && !d.is_dir()
-        {
-            errors.push(Diagnostic::file(
-                &config.file,
-                format!("{what} {} is not a directory", d.display()),
-            ));
-        }
-    }
-    let mut found = std::collections::BTreeSet::new();
-    let mut any_video = false;
-    for (source, a) in scenes.every_action() {
-        let (file, exts, what, dir) = match &a.kind {
-            ActionKind::Audio(c) => (
-                c.file(),
-                &AUDIO_EXTENSIONS[..],
-                "audio",
-                config.media.audio_dir(),
-            ),
-            ActionKind::Video(c) => {
-                any_video = true;
-                (
-                    c.file(),
-                    &VIDEO_EXTENSIONS[..],
-                    "video",
-                    config.media.video_dir(),
-                )
-            }
-            ActionKind::Mqtt => continue,
-        };
-        let Some(file) = file else { continue };
-        match resolve_media(dir, file, exts) {
-            Some(p) => {
-                found.insert(p);
-            }
-            None => errors.push(Diagnostic::new(
-                source,
-                a.pos,
-                format!("{what} file `{file}` not found in {}", dir.display()),
-            )),
-        }
-    }
-    if let Some(img) = &config.media.idle_image
-        && !img.is_file()
-    {
-        errors.push(Diagnostic::new(
-            &config.file,
-            config.media.idle_image_pos,
-            format!("media.idle_image {} does not exist", img.display()),
-        ));
-    }
-    if any_video && config.media.video_enabled {
-        let program = config
-            .media
-            .video_player
-            .first()
-            .map(String::as_str)
-            .unwrap_or("");
-        if !program.is_empty() && which(program).is_none() {
-            warnings.push(Diagnostic::new(
-                &config.file,
-                Pos::UNKNOWN,
-                format!("warning: video player `{program}` is not installed; clips will be reported as ended at once"),
-            ));
-        }
-    }
-    (errors, warnings, found.len())
 }
 
 /// Finds a program in PATH (or checks a path).

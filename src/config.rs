@@ -47,6 +47,9 @@ pub fn default_config_path() -> PathBuf {
 pub struct Config {
     /// The file this was loaded from (for diagnostics).
     pub file: PathBuf,
+    /// Built in memory, not read from `file` (the demo): a reload reads
+    /// the scenes again and keeps this config.
+    pub in_memory: bool,
     /// The room id (`room1`): prefix of its topics.
     pub room: String,
     /// The MQTT client.

@@ -225,6 +225,47 @@ fn strip_position_suffix(text: &str) -> String {
     text.to_string()
 }
 
+/// The candidate `word` most likely meant (within two edits, or differing
+/// only in case), for "did you mean" hints; none when nothing is close.
+pub fn suggest<'a, I>(word: &str, candidates: I) -> Option<&'a str>
+where
+    I: IntoIterator<Item = &'a str>,
+{
+    let lower = word.to_lowercase();
+    candidates
+        .into_iter()
+        .filter(|c| *c != word)
+        .map(|c| {
+            let d = if c.to_lowercase() == lower {
+                0
+            } else {
+                strsim::levenshtein(&lower, &c.to_lowercase())
+            };
+            (d, c)
+        })
+        .filter(|(d, _)| {
+            // Short words are close to too much: `b` is one edit from `a`.
+            let allowed = match lower.chars().count() {
+                0..=2 => 0,
+                3..=5 => 1,
+                _ => 2,
+            };
+            *d <= allowed
+        })
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// `: did you mean `x`?` when something is close, else nothing.
+pub fn did_you_mean<'a, I>(word: &str, candidates: I) -> String
+where
+    I: IntoIterator<Item = &'a str>,
+{
+    suggest(word, candidates)
+        .map(|s| format!(": did you mean `{s}`?"))
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

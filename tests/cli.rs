@@ -146,7 +146,7 @@ fn check_reports_every_error_as_file_line_col_and_exits_1() {
     let has = |needle: &str| lines.iter().any(|l| l.contains(needle));
     assert!(has("bad.yaml:4:11: invalid duration `x`"), "{out}");
     assert!(
-        has("sm.json:2:75: goto `nowhere` is not a state (a) or END"),
+        has("sm.json:2:75: goto `nowhere` is not a state (states: a; END ends the scene)"),
         "{out}"
     );
     assert!(
@@ -154,6 +154,40 @@ fn check_reports_every_error_as_file_line_col_and_exits_1() {
         "{out}"
     );
     assert!(out.trim_end().ends_with("3 error(s)"), "{out}");
+}
+
+#[test]
+fn check_file_checks_one_scene_against_the_room() {
+    let site = site(&[1883], &[], "");
+    let draft = site.dir.path().join("draft.json");
+    std::fs::write(
+        &draft,
+        "{\"sceneId\": \"draft\", \"initialState\": \"a\",\n \"states\": {\"a\": {\"transitions\": [{\"type\": \"timeout\", \"delay\": 1, \"goto\": \"b\"}]},\n  \"bb\": {\"transitions\": [{\"type\": \"always\", \"goto\": \"ENd\"}]}}}\n",
+    )
+    .unwrap();
+    let config = site.config.to_str().unwrap();
+    let o = roomctl(&["check", draft.to_str().unwrap(), "-c", config]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains(
+            "draft.json:2:75: goto `b` is not a state (states: a, bb; END ends the scene)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("draft.json:3:53: warning: goto `ENd` ends the scene: write it `END`"),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("draft.json: 1 error(s)"), "{out}");
+    std::fs::write(
+        &draft,
+        "name: draft\nactions:\n  - { at: 0, topic: room1/light, message: ON }\n",
+    )
+    .unwrap();
+    let o = roomctl(&["check", draft.to_str().unwrap(), "-c", config]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("OK (scene `draft`)"), "{}", stdout(&o));
 }
 
 #[test]

@@ -62,3 +62,43 @@ pub fn check(path: &Path, config_only: bool, require_env: bool) -> ExitCode {
         ExitCode::FAILURE
     }
 }
+
+/// `roomctl check FILE`: one scene or command file against the config.
+pub fn check_one(config: &Path, file: &Path, require_env: bool) -> ExitCode {
+    let env = if require_env {
+        EnvPolicy::Required
+    } else {
+        EnvPolicy::Optional
+    };
+    let c = match Config::load_with(config, env) {
+        Ok(c) => c,
+        Err(errors) => {
+            println!("{errors}");
+            println!(
+                "{}: {} error(s) in the config",
+                config.display(),
+                errors.len()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let r = crate::check::check_file(&c, file);
+    for w in r.warnings.iter() {
+        println!("{w}");
+    }
+    for e in r.errors.iter() {
+        println!("{e}");
+    }
+    let what = match (&r.scene, &r.command) {
+        (Some(s), _) => format!("scene `{}`", s.name),
+        (_, Some(c)) => format!("command file `{}`", c.name),
+        _ => "nothing loaded".into(),
+    };
+    if r.ok() {
+        println!("{}: OK ({what})", file.display());
+        ExitCode::SUCCESS
+    } else {
+        println!("{}: {} error(s)", file.display(), r.errors.len());
+        ExitCode::FAILURE
+    }
+}

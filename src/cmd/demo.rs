@@ -80,6 +80,8 @@ pub fn demo_config(dir: &Path, ports: (u16, u16), listen: SocketAddr) -> anyhow:
     // A pop-up player window is not what a demo on a laptop wants.
     c.media.video_enabled = false;
     c.state_dir = dir.join("state");
+    // Never written to disk: Reload reads the scenes again, keeps this.
+    c.in_memory = true;
     // Open now, whatever the time: the showcase every 5 minutes, so the
     // schedule card has something to show (and, while another scene runs,
     // a skipped start to explain).
@@ -251,5 +253,26 @@ mod tests {
         assert_eq!(next.len(), 3);
         assert!(next.iter().all(|p| p.scene == "showcase"), "{next:?}");
         assert!(c.state_dir.starts_with(d.path()));
+    }
+
+    #[tokio::test]
+    async fn reload_in_the_demo_reads_a_new_scene() {
+        let d = tempfile::tempdir().unwrap();
+        write_demo_files(d.path()).unwrap();
+        let c = demo_config(d.path(), (1, 2), "127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut r = check::check_config(c);
+        let c = r.take_config(d.path()).unwrap();
+        let room = Room::start(c, r.scenes, Role::Daemon);
+        std::fs::write(
+            d.path().join("scenes/new.yaml"),
+            "name: new\nactions:\n  - {at: 0, topic: room1/light, message: 'ON'}\n",
+        )
+        .unwrap();
+        let report = room
+            .reload()
+            .expect("the demo reloads without a config file");
+        assert!(report.scenes.iter().any(|s| s == "new"), "{report:?}");
+        assert!(!d.path().join("roomctl.yaml").exists());
+        room.shutdown(Role::Daemon).await;
     }
 }

@@ -45,6 +45,9 @@ pub enum Command {
     },
     /// Validate config, scenes and media files; exit 1 on any error.
     Check {
+        /// Check only this scene or command file, against the config (as
+        /// if it were in the scenes folder).
+        file: Option<PathBuf>,
         #[arg(short, long, value_name = "FILE")]
         /// The config file (default: /etc/roomctl/config.yaml, else config/roomctl.yaml).
         config: Option<PathBuf>,
@@ -197,12 +200,16 @@ pub fn main() -> ExitCode {
     // `check` is synchronous: no runtime, no threads (it also runs under
     // user-mode emulation of the Pi, which cannot always create threads).
     if let Command::Check {
+        file,
         config,
         config_only,
         require_env,
     } = cli.command
     {
-        return check::check(&path(config), config_only, require_env);
+        return match file {
+            Some(f) => check::check_one(&path(config), &f, require_env),
+            None => check::check(&path(config), config_only, require_env),
+        };
     }
     // So are the accounts: no runtime needed.
     match cli.command {

@@ -156,6 +156,7 @@ impl Validator<'_> {
             schedule,
             state_dir,
             file: file.to_path_buf(),
+            in_memory: false,
             room,
             mqtt,
             feedback,

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use super::{Live, Room, Rules, subscriptions};
 use crate::check;
+use crate::config::Config;
 use crate::diag::{Diagnostic, Diagnostics};
 
 /// Requests for a reload and the reload that answers them: one reload that
@@ -48,9 +49,14 @@ impl Room {
     /// change while running: the scene set (a running scene finishes on its
     /// old definition), triggers, `scenes.default`, `feedback.timeout`, new
     /// subscriptions. Other changes are reported as needing a restart. A
-    /// config that does not load changes nothing.
+    /// config that does not load changes nothing. A config built in memory
+    /// (the demo's) stays; its scenes are read again.
     pub fn reload(&self) -> Result<ReloadReport, Diagnostics> {
-        let mut report = check::check(&self.config.file);
+        let mut report = if self.config.in_memory {
+            check::check_config(Config::clone(&self.config))
+        } else {
+            check::check(&self.config.file)
+        };
         let Some(config) = report.config.take() else {
             warn!(target: "daemon", "Reload refused, the running config stays:\n{}", report.errors);
             return Err(report.errors);

@@ -212,6 +212,7 @@ mod tests {
         SceneContext {
             room: "room1".into(),
             local_channels: vec!["audio".into(), "video".into()],
+            media: None,
         }
     }
 

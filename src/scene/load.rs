@@ -63,6 +63,18 @@ pub struct SceneContext {
     pub room: String,
     /// Channels played on the Pi (`audio`, `video`).
     pub local_channels: Vec<String>,
+    /// The sounds' and clips' folders, when known: a hint can then say
+    /// which of two names that differ is the one on disk.
+    pub media: Option<MediaDirs>,
+}
+
+/// Where sounds and clips are (`media.audio_dir`, `media.video_dir`).
+#[derive(Debug, Clone)]
+pub struct MediaDirs {
+    /// Sounds.
+    pub audio: PathBuf,
+    /// Clips.
+    pub video: PathBuf,
 }
 
 impl SceneContext {
@@ -71,6 +83,10 @@ impl SceneContext {
         SceneContext {
             room: c.room.clone(),
             local_channels: c.feedback.local_channels.clone(),
+            media: Some(MediaDirs {
+                audio: c.media.audio_dir().to_path_buf(),
+                video: c.media.video_dir().to_path_buf(),
+            }),
         }
     }
 }
@@ -261,11 +277,57 @@ fn files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// `scenes.dir/<room>/commands/`, and any file in `scenes.dir` whose top is
 /// a list.
 pub fn load_scenes(config: &Config) -> Loaded {
+    load_scenes_with(config, None)
+}
+
+/// Text that stands in for a file of the scenes folder: what an editor
+/// holds but has not saved, or a file checked from elsewhere as if it
+/// were there.
+#[derive(Debug, Clone, Copy)]
+pub struct Overlay<'a> {
+    /// Where it would be (in `scenes.dir` or one of its commands folders).
+    pub path: &'a Path,
+    /// Its text.
+    pub text: &'a str,
+}
+
+impl Overlay<'_> {
+    /// The text of `f`: the overlay's for its path, else read from disk.
+    fn read(overlay: Option<Overlay<'_>>, f: &Path, what: &str) -> Result<String, Diagnostic> {
+        match overlay {
+            Some(o) if crate::diag::normalize(o.path) == crate::diag::normalize(f) => {
+                Ok(o.text.to_string())
+            }
+            _ => crate::diag::read_text(f, what),
+        }
+    }
+
+    /// `files` (of folder `dir`), with the overlay's path when it belongs
+    /// there and is not on disk yet.
+    fn add_to(overlay: Option<Overlay<'_>>, dir: &Path, files: &mut Vec<PathBuf>) {
+        let Some(o) = overlay else { return };
+        let norm = crate::diag::normalize(o.path);
+        let here = norm
+            .parent()
+            .is_some_and(|p| p == crate::diag::normalize(dir));
+        if here && !files.iter().any(|f| crate::diag::normalize(f) == norm) {
+            files.push(o.path.to_path_buf());
+            files.sort();
+        }
+    }
+}
+
+/// [`load_scenes`], with `overlay`'s text in place of its file (or added
+/// to the folder): what the scenes would be if it were saved.
+pub fn load_scenes_with(config: &Config, overlay: Option<Overlay<'_>>) -> Loaded {
     let ctx = SceneContext::from_config(config);
     let dir = &config.scenes.dir;
     let mut out = Loaded::default();
     let files = match files_in(dir) {
-        Ok(f) => f,
+        Ok(mut f) => {
+            Overlay::add_to(overlay, dir, &mut f);
+            f
+        }
         Err(e) => {
             out.errors.push(Diagnostic::file(
                 dir,
@@ -278,7 +340,7 @@ pub fn load_scenes(config: &Config) -> Loaded {
     let mut scenes: Vec<Scene> = Vec::new();
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     for f in files {
-        let text = match crate::diag::read_text(&f, "scene") {
+        let text = match Overlay::read(overlay, &f, "scene") {
             Ok(t) => t,
             Err(e) => {
                 out.errors.push(e);
@@ -325,9 +387,10 @@ pub fn load_scenes(config: &Config) -> Loaded {
             continue;
         }
         match files_in(&sub) {
-            Ok(files) => {
+            Ok(mut files) => {
+                Overlay::add_to(overlay, &sub, &mut files);
                 for f in files {
-                    match crate::diag::read_text(&f, "command file") {
+                    match Overlay::read(overlay, &f, "command file") {
                         Ok(t) => {
                             let keys = key_tree(&t);
                             command_files.push((f, t, keys));

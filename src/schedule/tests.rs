@@ -63,6 +63,7 @@ fn scene(name: &str, secs: u32) -> crate::scene::Scene {
             &SceneContext {
                 room: "room1".into(),
                 local_channels: vec![],
+            media: None,
             },
         )
         .unwrap()

@@ -10,6 +10,7 @@ fn ctx() -> SceneContext {
     SceneContext {
         room: "room1".into(),
         local_channels: vec!["audio".into()],
+        media: None,
     }
 }
 

@@ -8,6 +8,12 @@ use std::time::Duration;
 
 use serde_saphyr::Spanned;
 
+mod flow;
+
+/// Longer than this in a scene is most likely milliseconds written as
+/// seconds (`delay: 20000`): a warning.
+const LONG_TIME: Duration = Duration::from_secs(3600);
+
 // ---------------------------------------------------------------------------
 // Building the model
 // ---------------------------------------------------------------------------
@@ -48,6 +54,17 @@ impl<'a> Builder<'a> {
     pub(crate) fn time(&mut self, d: &Spanned<Dur>, what: &str) -> Duration {
         let r = ranges::SCENE_TIME;
         if r.contains(d.value.0) {
+            if d.value.0 > LONG_TIME {
+                self.warn(
+                    Pos::of(d),
+                    format!(
+                        "`{what}` is {} ({} h {} min), over an hour: numbers are seconds (write `20s` or `500ms` to be sure)",
+                        crate::config::human(d.value.0),
+                        d.value.0.as_secs() / 3600,
+                        d.value.0.as_secs() % 3600 / 60,
+                    ),
+                );
+            }
             d.value.0
         } else {
             self.err(Pos::of(d), r.message(what, d.value.0));
@@ -154,6 +171,7 @@ impl<'a> Builder<'a> {
                     }
                 }
                 self.instant_loops(&states);
+                self.closing_sound(&states);
                 (SceneForm::StateMachine, initial, states, global)
             }
         };
@@ -171,96 +189,6 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// An `audioEnd` / `videoEnd` target must name a file the scene plays,
-    /// or the transition can never fire and the scene hangs there.
-    pub(crate) fn media_targets(&mut self, scene: &Scene) {
-        let mut audio = Vec::new();
-        let mut video = Vec::new();
-        for a in scene.all_actions() {
-            match &a.kind {
-                ActionKind::Audio(c) => audio.extend(c.file()),
-                ActionKind::Video(c) => video.extend(c.file()),
-                ActionKind::Mqtt => {}
-            }
-        }
-        let transitions = scene
-            .states
-            .values()
-            .flat_map(|s| s.transitions.iter())
-            .chain(scene.global_events.iter());
-        for t in transitions {
-            let (target, played, what) = match &t.trigger {
-                Trigger::AudioEnd(Some(target)) => (target, &audio, "audioEnd"),
-                Trigger::VideoEnd(Some(target)) => (target, &video, "videoEnd"),
-                _ => continue,
-            };
-            if !played
-                .iter()
-                .any(|f| crate::media::command::same_media(target, f))
-            {
-                let plays = if played.is_empty() {
-                    "none".to_string()
-                } else {
-                    played.join(", ")
-                };
-                self.err(
-                    t.pos,
-                    format!("{what} target `{target}` is no file this scene plays (it plays: {plays}); the transition could never fire"),
-                );
-            }
-        }
-    }
-
-    /// States that hand over to each other without time passing (`always`
-    /// or a zero `timeout`, in a cycle) would run their actions in a tight
-    /// loop: an error at load time.
-    fn instant_loops(&mut self, states: &BTreeMap<String, State>) {
-        // The transition a state takes at once, if any: the first listed
-        // with no delay (that is the one the runner takes).
-        fn instant(s: &State) -> Option<&Transition> {
-            s.transitions.iter().find(|t| {
-                matches!(t.trigger, Trigger::Always)
-                    || t.trigger == Trigger::Timeout(Duration::ZERO)
-            })
-        }
-        let mut reported = std::collections::BTreeSet::new();
-        for start in states.keys() {
-            let mut path: Vec<&str> = vec![start];
-            let mut cur = start.as_str();
-            while let Some(t) = states.get(cur).and_then(instant) {
-                let Goto::State(next) = &t.goto else { break };
-                if next == END && states.get(END).and_then(instant).is_none() {
-                    break;
-                }
-                if let Some(i) = path.iter().position(|p| p == next) {
-                    let cycle: Vec<&str> = path[i..].to_vec();
-                    let mut key = cycle.clone();
-                    key.sort();
-                    if reported.insert(key) {
-                        let pos = instant(&states[cycle[0]])
-                            .map(|t| t.pos)
-                            .unwrap_or_default();
-                        let mut names: Vec<String> =
-                            cycle.iter().map(|n| format!("`{n}`")).collect();
-                        names.push(format!("`{}`", cycle[0]));
-                        self.err(
-                            pos,
-                            format!(
-                                "states {} hand over to each other without time passing (always / zero timeout): the scene would loop forever",
-                                names.join(" -> ")
-                            ),
-                        );
-                    }
-                    break;
-                }
-                path.push(next);
-                cur = next;
-            }
-        }
-    }
-
-    /// `actions:` → one state whose timeline is the list, ending after
-    /// `duration` (default: the last `at`).
     fn simple_state(
         &mut self,
         items: &Spanned<Vec<Spanned<RawItem>>>,
@@ -507,81 +435,5 @@ impl<'a> Builder<'a> {
             retain,
             pos,
         })
-    }
-
-    fn transition(&mut self, t: &Spanned<RawTransition>, names: &[String]) -> Option<Transition> {
-        let r = &t.value;
-        let pos = Pos::of(t);
-        let Some(kind) = &r.kind else {
-            // Editors of the existing format leave such stubs behind: the
-            // scene loads, the transition can never fire.
-            let to = r
-                .goto
-                .as_ref()
-                .map(|g| format!(" (goto `{}`)", g.value.trim()))
-                .unwrap_or_default();
-            self.warn(
-                pos,
-                format!("transition without `type`{to} never fires (types: timeout, audioEnd, videoEnd, mqttMessage, always)"),
-            );
-            return None;
-        };
-        let goto = match &r.goto {
-            None => {
-                self.err(pos, "transition needs `goto` (a state name or END)");
-                return None;
-            }
-            Some(g) => {
-                let v = g.value.trim();
-                if names.iter().any(|n| n == v) {
-                    // A state named END runs its onEnter, then the scene ends.
-                    Goto::State(v.to_string())
-                } else if v.eq_ignore_ascii_case(END) {
-                    Goto::End
-                } else {
-                    self.err(
-                        Pos::of(g),
-                        format!("goto `{v}` is not a state ({}) or END", names.join(", ")),
-                    );
-                    return None;
-                }
-            }
-        };
-        let trigger = match kind.value.trim() {
-            "timeout" => match &r.delay {
-                Some(d) => Trigger::Timeout(self.time(d, "delay")),
-                None => {
-                    self.err(pos, "timeout transition needs `delay` (seconds)");
-                    return None;
-                }
-            },
-            "audioEnd" => Trigger::AudioEnd(r.target.as_ref().map(|t| t.value.trim().to_string())),
-            "videoEnd" => Trigger::VideoEnd(r.target.as_ref().map(|t| t.value.trim().to_string())),
-            "mqttMessage" => match &r.topic {
-                None => {
-                    self.err(pos, "mqttMessage transition needs `topic`");
-                    return None;
-                }
-                Some(topic) => {
-                    if let Err(e) = crate::topic::validate_filter(topic.value.trim()) {
-                        self.err(Pos::of(topic), format!("mqttMessage topic: {e}"));
-                        return None;
-                    }
-                    Trigger::MqttMessage {
-                        topic: topic.value.trim().to_string(),
-                        message: r.message.as_ref().map(|m| m.value.clone()),
-                    }
-                }
-            },
-            "always" => Trigger::Always,
-            other => {
-                self.err(
-                    Pos::of(kind),
-                    format!("unknown transition type `{other}` (expected timeout, audioEnd, videoEnd, mqttMessage or always)"),
-                );
-                return None;
-            }
-        };
-        Some(Transition { trigger, goto, pos })
     }
 }

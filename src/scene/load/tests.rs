@@ -5,6 +5,7 @@ fn ctx() -> SceneContext {
     SceneContext {
         room: "room1".into(),
         local_channels: vec!["audio".into(), "video".into()],
+        media: None,
     }
 }
 
@@ -96,7 +97,11 @@ const EDITOR_JSON: &str = r#"{
 fn editor_state_machine_json_loads_unchanged() {
     let (s, warnings) =
         parse_scene(EDITOR_JSON, Path::new("scenes/room1_intro.json"), &ctx()).unwrap();
-    assert!(warnings.is_empty(), "{warnings}");
+    // It loads unchanged; its lower-case `end` is said, not refused.
+    assert_eq!(
+        warnings.to_string(),
+        "scenes/room1_intro.json:22:52: warning: goto `end` ends the scene: write it `END` (states are named with their case)"
+    );
     assert_eq!(s.name, "room1_intro");
     assert_eq!(s.form, SceneForm::StateMachine);
     assert_eq!(s.initial_state, "start");
@@ -155,7 +160,7 @@ fn errors_point_at_the_problem() {
         "{e}"
     );
     assert!(
-        e.contains("t.yaml:6:41: goto `b` is not a state (a) or END"),
+        e.contains("t.yaml:6:41: goto `b` is not a state (states: a; END ends the scene)"),
         "{e}"
     );
     assert!(
@@ -584,3 +589,5 @@ fn command_files_load_from_every_place_the_format_keeps_them() {
     // Command steps count as actions (feedback topics, media checks).
     assert_eq!(l.scenes.every_action().count(), 3);
 }
+
+mod hints;

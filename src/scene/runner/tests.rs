@@ -43,6 +43,7 @@ fn scene(text: &str) -> Scene {
     let ctx = SceneContext {
         room: "room1".into(),
         local_channels: vec!["audio".into(), "video".into()],
+        media: None,
     };
     parse_scene(text, Path::new("s.yaml"), &ctx)
         .map_err(|(e, _)| e.to_string())
