@@ -26,6 +26,7 @@ mod showlog;
 pub mod signing;
 pub mod simulate;
 pub mod site;
+pub mod studio;
 mod systemd;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

@@ -38,6 +38,7 @@ mod reload;
 mod router;
 mod state;
 mod stop_gate;
+mod studio;
 pub use command::{Command, Completion, Player, Reply, RoomError, ScheduleAction, Volume};
 pub use control::{Channel, ControlError, describe};
 pub use health::{Health, HealthStatus};
@@ -46,6 +47,7 @@ pub use reload::ReloadReport;
 pub use router::{Apply, ControlRefusals, Route, Router, RouterMode, Rules, control};
 pub use state::RoomState;
 pub(crate) use stop_gate::StopGate;
+pub use studio::{SceneChange, SceneChanged, SceneError};
 
 /// How long shutdown waits for queued messages to reach the broker.
 pub const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
@@ -89,6 +91,8 @@ pub struct Room {
     pub show_log: Option<ShowLog>,
     /// Who may use the dashboard and the API.
     pub accounts: Accounts,
+    /// The scene files as the studio edits them.
+    pub studio: Arc<crate::studio::SceneStore>,
     /// Unix time the room started.
     pub started: f64,
     /// What a reload replaces, as one snapshot.
@@ -255,6 +259,10 @@ impl Room {
         });
 
         let accounts = Accounts::new(AccountsConfig::from_web(&config.web), events.clone());
+        let studio = Arc::new(crate::studio::SceneStore::new(
+            &config.scenes.dir,
+            &config.state_dir,
+        ));
 
         tasks.spawn(feedback.clone().run(cancel.clone()));
         tasks.spawn(registry.clone().watch_stale(cancel.clone()));
@@ -282,6 +290,7 @@ impl Room {
             schedule,
             show_log,
             accounts,
+            studio,
             started: unix_now(),
             live,
             feedback_hint: Arc::default(),

@@ -46,7 +46,7 @@ function renderMe() {
   document.getElementById("open-badge").hidden = !(me && me.open);
   // A tab the role cannot see (left open by someone else): back to All.
   const tab = body.dataset.tab;
-  if ((tab === "users" && !auth.can("admin")) || (tab === "control" && !auth.can("operator"))) showTab("all");
+  if ((tab === "users" && !auth.can("admin")) || (tab === "control" && !auth.can("operator")) || (tab === "studio" && !auth.can("technician"))) showTab("all");
   // Nothing to read without a login (web.anonymous: none): to the login page.
   if (me && !me.role) location.href = "/login";
   if (auth.can("admin")) refreshUsers();

@@ -42,6 +42,7 @@ fn layer(module: &str) -> usize {
         ("simulate", 1),
         ("broker", 1),
         ("systemd", 1),
+        ("studio", 1),
         ("room", 2),
         ("web", 3),
         ("cmd", 3),

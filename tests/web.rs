@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 mod control;
+mod studio;
 
 const INTRO: &str = "name: intro\ndescription: Lights up\nactions:\n  - { at: 0, topic: room1/light, message: 'ON' }\n  - { at: 30, topic: room1/light, message: 'OFF' }\n";
 const SHOW: &str = r#"{"sceneId": "show", "initialState": "a", "states": {"a": {"transitions": [{"type": "mqttMessage", "topic": "room1/button", "goto": "END"}]}}}"#;

@@ -9,6 +9,7 @@ use std::future::Future;
 use futures::FutureExt;
 use std::pin::Pin;
 
+use super::studio::{SceneChange, SceneChanged, SceneError};
 use super::{ControlError, ReloadReport, Room};
 use crate::access::Role;
 use crate::accounts::{AccountChange, AccountError, AccountReply};
@@ -19,6 +20,7 @@ use crate::origin::Origin;
 use crate::ratelog;
 use crate::scene::{EndReason, RunError, StartError};
 use crate::schedule::{Refused, SaveError, ScheduleView, Shows};
+use crate::studio::StoreError;
 
 /// Something to do to a room.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +55,8 @@ pub enum Command {
     Reload,
     /// Change the accounts (users and API tokens).
     Account(AccountChange),
+    /// Save, revert or delete a scene file (the studio).
+    Scene(SceneChange),
 }
 
 impl Command {
@@ -68,7 +72,8 @@ impl Command {
             | Command::TestDevice(_)
             | Command::Volume(_)
             | Command::StopMedia(_)
-            | Command::Reload => Role::Technician,
+            | Command::Reload
+            | Command::Scene(_) => Role::Technician,
             Command::Account(_) => Role::Admin,
         }
     }
@@ -95,6 +100,7 @@ impl std::fmt::Display for Command {
             Command::StopMedia(Player::Video) => f.write_str("stop video"),
             Command::Reload => f.write_str("reload"),
             Command::Account(c) => write!(f, "{c}"),
+            Command::Scene(c) => write!(f, "{c}"),
         }
     }
 }
@@ -207,6 +213,8 @@ pub enum Reply {
     Reloaded(Box<ReloadReport>),
     /// The accounts changed.
     Account(AccountReply),
+    /// The scene file changed and the scenes were reloaded.
+    SceneChanged(Box<SceneChanged>),
 }
 
 /// Why a command was refused. Reads as a sentence; the HTTP edge maps
@@ -234,6 +242,14 @@ pub enum RoomError {
     /// Saved nowhere: `users.yaml` could not be read or written.
     #[error("{0}")]
     Failed(String),
+    /// The text does not load; nothing was written.
+    #[error("the scene has {} error(s); nothing was saved", errors.len())]
+    Invalid {
+        /// Why, with positions.
+        errors: Diagnostics,
+        /// What else the check found.
+        warnings: Diagnostics,
+    },
 }
 
 impl From<AccountError> for RoomError {
@@ -243,6 +259,30 @@ impl From<AccountError> for RoomError {
             AccountError::NotFound(_) => RoomError::NotFound(e.to_string()),
             AccountError::Conflict(_) => RoomError::Conflict(e.to_string()),
             AccountError::File(_) => RoomError::Failed(e.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for RoomError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::BadName(_) | StoreError::TooLarge(_) => {
+                RoomError::BadRequest(e.to_string())
+            }
+            StoreError::NotFound(_) => RoomError::NotFound(e.to_string()),
+            StoreError::Conflict(_) => RoomError::Conflict(e.to_string()),
+            StoreError::Io(_) => RoomError::Failed(e.to_string()),
+        }
+    }
+}
+
+impl From<SceneError> for RoomError {
+    fn from(e: SceneError) -> Self {
+        match e {
+            SceneError::Store(e) => e.into(),
+            SceneError::Invalid { errors, warnings } => RoomError::Invalid { errors, warnings },
+            SceneError::Reload(d) => RoomError::Reload(d),
+            SceneError::Failed(_) => RoomError::Failed(e.to_string()),
         }
     }
 }
@@ -411,6 +451,14 @@ impl Room {
             Command::Account(change) => {
                 let accounts = self.accounts.clone();
                 Box::pin(async move { Ok(Reply::Account(accounts.change(change).await?)) })
+            }
+            Command::Scene(change) => {
+                let room = self.clone();
+                let author = origin.who().unwrap_or_else(|| origin.to_string());
+                Box::pin(async move {
+                    let done = room.change_scene(change, author).await?;
+                    Ok(Reply::SceneChanged(Box::new(done)))
+                })
             }
             Command::Reload => {
                 let room = self.clone();

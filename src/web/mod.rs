@@ -17,6 +17,7 @@ mod metrics;
 mod session;
 mod slots;
 mod sse;
+mod studio;
 mod users;
 pub use auth::{Guard, Need, Rules};
 pub use session::routes as session_routes;
@@ -33,7 +34,7 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -55,6 +56,17 @@ use crate::room::{Room, RoomError};
 #[folder = "static/"]
 struct Assets;
 
+/// The front-end libraries, from npm (web/package-lock.json pins them;
+/// build.rs installs them): served under `/assets/vendor/`.
+#[derive(RustEmbed)]
+#[folder = "web/node_modules/"]
+#[include = "codemirror/lib/*"]
+#[include = "codemirror/mode/yaml/*"]
+#[include = "codemirror/mode/javascript/*"]
+#[include = "codemirror/addon/lint/lint.*"]
+#[include = "codemirror/LICENSE"]
+struct Vendor;
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -71,6 +83,8 @@ pub struct AppState {
     pub tick: Duration,
     /// Served under `/site` too (the demo's site overview).
     pub site: Option<Router>,
+    /// The sounds' lengths the studio's timelines have measured.
+    pub(crate) lengths: Arc<crate::studio::Lengths>,
 }
 
 impl AppState {
@@ -86,6 +100,7 @@ impl AppState {
             shutdown,
             tick: sse::TICK,
             site: None,
+            lengths: Arc::default(),
         }
     }
 
@@ -188,6 +203,61 @@ fn routes() -> Vec<(Method, &'static str, Need, MethodRouter<AppState>)> {
             "/api/control/{player}/stop",
             technician,
             post(api::control_media_stop),
+        ),
+        (Method::GET, "/api/studio", technician, get(studio::list)),
+        (
+            Method::POST,
+            "/api/studio/check",
+            technician,
+            post(studio::check),
+        ),
+        (
+            Method::POST,
+            "/api/studio/new",
+            technician,
+            post(studio::create),
+        ),
+        (
+            Method::GET,
+            "/api/studio/scenes/{file}",
+            technician,
+            get(studio::open),
+        ),
+        (
+            Method::PUT,
+            "/api/studio/scenes/{file}",
+            technician,
+            put(studio::save),
+        ),
+        (
+            Method::DELETE,
+            "/api/studio/scenes/{file}",
+            technician,
+            delete(studio::remove),
+        ),
+        (
+            Method::GET,
+            "/api/studio/scenes/{file}/history",
+            technician,
+            get(studio::history),
+        ),
+        (
+            Method::GET,
+            "/api/studio/scenes/{file}/history/{id}",
+            technician,
+            get(studio::version),
+        ),
+        (
+            Method::GET,
+            "/api/studio/scenes/{file}/diff",
+            technician,
+            get(studio::diff),
+        ),
+        (
+            Method::POST,
+            "/api/studio/scenes/{file}/revert",
+            technician,
+            post(studio::revert),
         ),
         (Method::GET, "/api/users", admin, get(users::list)),
         (Method::POST, "/api/users", admin, post(users::add)),
@@ -384,7 +454,11 @@ async fn asset(uri: Uri) -> Response {
 }
 
 pub(crate) fn asset_response(path: &str) -> Response {
-    match Assets::get(path) {
+    let file = match path.strip_prefix("vendor/") {
+        Some(p) => Vendor::get(p),
+        None => Assets::get(path),
+    };
+    match file {
         Some(f) => {
             let mime = f.metadata.mimetype();
             (
@@ -477,12 +551,17 @@ impl IntoResponse for AppError {
             AppError::NotSaved(_) | AppError::Room(RoomError::NotSaved(_)) => {
                 StatusCode::INSUFFICIENT_STORAGE
             }
-            AppError::Room(RoomError::Reload(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Room(RoomError::Reload(_) | RoomError::Invalid { .. }) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             AppError::Body(r) => r.status(),
         };
         let mut body = json!({"error": self.to_string()});
         if let AppError::Room(RoomError::Reload(errors)) = &self {
             body["errors"] = errors.iter().map(ToString::to_string).collect();
+        }
+        if let AppError::Room(RoomError::Invalid { errors, warnings }) = &self {
+            body["diagnostics"] = studio::diagnostics(errors, warnings);
         }
         let mut r = (status, axum::Json(body)).into_response();
         if matches!(self, AppError::Unauthorized(_)) {

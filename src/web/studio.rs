@@ -1,0 +1,323 @@
+//! The scene studio's API (technician): the room's scene files with their
+//! text and version, the check of an editor's text through the one loader
+//! with the picture (graph) and timelines of what it would be, and the
+//! changes (save, new from a template, revert, delete), which go through
+//! the room's front door as a [`Command::Scene`].
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::api::origin;
+use super::{AppError, AppState};
+use crate::diag::Diagnostics;
+use crate::room::{Command, Reply, SceneChange, SceneChanged};
+use crate::studio::{TEMPLATES, check_name, graph_svg, timelines};
+
+/// Diagnostics for the editor: `[{line, col, message, level}]`, errors
+/// first.
+pub(super) fn diagnostics(errors: &Diagnostics, warnings: &Diagnostics) -> Value {
+    let one = |d: &crate::diag::Diagnostic, level: &str| {
+        json!({
+            "line": d.line,
+            "col": d.col,
+            "message": d.message.strip_prefix("warning: ").unwrap_or(&d.message),
+            "level": level,
+        })
+    };
+    errors
+        .iter()
+        .map(|d| one(d, "error"))
+        .chain(warnings.iter().map(|d| one(d, "warning")))
+        .collect()
+}
+
+/// `GET /api/studio`: the scene files (with the scene each holds, or that
+/// it does not load) and the templates.
+pub async fn list(State(s): State<AppState>) -> Json<Value> {
+    let scenes = s.room.scenes.scenes();
+    let mut files: Vec<Value> = scenes
+        .iter()
+        .filter(|sc| sc.file.parent() == Some(s.room.config.scenes.dir.as_path()))
+        .map(|sc| {
+            json!({
+                "file": sc.file.file_name().map(|f| f.to_string_lossy().into_owned()),
+                "scene": sc.name,
+                "description": sc.description,
+                "loads": true,
+            })
+        })
+        .collect();
+    // Files that do not load are listed too: the studio is where they are fixed.
+    if let Ok(rd) = std::fs::read_dir(&s.room.config.scenes.dir) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let known = files.iter().any(|f| f["file"] == name.as_str());
+            if !known && check_name(&name).is_ok() && e.path().is_file() {
+                files.push(json!({"file": name, "scene": null, "loads": false}));
+            }
+        }
+    }
+    files.sort_by(|a, b| a["file"].as_str().cmp(&b["file"].as_str()));
+    Json(json!({
+        "files": files,
+        "templates": TEMPLATES.iter().map(|t| json!({"id": t.id, "title": t.title, "ext": t.ext})).collect::<Vec<_>>(),
+    }))
+}
+
+/// What the editor's text would be: diagnostics, graph, timelines.
+fn view(s: &AppState, file: &str, text: &str) -> Result<Value, AppError> {
+    let room = &s.room;
+    let path = room.studio.path(file)?;
+    let found = crate::check::check_text(&room.config, &path, text, &room.announced());
+    let audio_dir = room.config.media.audio_dir().to_path_buf();
+    let lengths = s.lengths.clone();
+    let (graph, lanes) = match &found.scene {
+        Some(scene) => (
+            Some(graph_svg(scene)),
+            Some(timelines(scene, &|a| lengths.of(&audio_dir, a))),
+        ),
+        None => (None, None),
+    };
+    Ok(json!({
+        "ok": found.ok(),
+        "diagnostics": diagnostics(&found.errors, &found.warnings),
+        "scene": found.scene.as_ref().map(|sc| &sc.name),
+        "initial": found.scene.as_ref().map(|sc| &sc.initial_state),
+        "command": found.command.as_ref().map(|c| &c.name),
+        "graph": graph,
+        "timelines": lanes,
+    }))
+}
+
+/// `GET /api/studio/scenes/{file}`: its text, version and view.
+pub async fn open(
+    State(s): State<AppState>,
+    Path(file): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let src = s.room.studio.read(&file)?;
+    let mut v = view(&s, &file, &src.text)?;
+    v["file"] = json!(src.file);
+    v["text"] = json!(src.text);
+    v["version"] = json!(src.version);
+    Ok(Json(v))
+}
+
+/// The body of `POST /api/studio/check`.
+#[derive(Deserialize)]
+pub struct CheckBody {
+    file: String,
+    text: String,
+}
+
+/// `POST /api/studio/check` `{file, text}`: the view of unsaved text.
+pub async fn check(
+    State(s): State<AppState>,
+    body: Result<Json<CheckBody>, JsonRejection>,
+) -> Result<Json<Value>, AppError> {
+    let Json(b) = body?;
+    if b.text.len() > crate::studio::MAX_SCENE_BYTES {
+        return Err(crate::studio::StoreError::TooLarge(b.text.len()).into());
+    }
+    let s2 = s.clone();
+    let v = tokio::task::spawn_blocking(move || view(&s2, &b.file, &b.text))
+        .await
+        .map_err(|e| AppError::Failed(format!("the check failed: {e}")))??;
+    Ok(Json(v))
+}
+
+async fn change(
+    s: &AppState,
+    parts: &axum::http::request::Parts,
+    change: SceneChange,
+) -> Result<Box<SceneChanged>, AppError> {
+    match s.room.apply(origin(parts), Command::Scene(change)).await? {
+        Reply::SceneChanged(r) => Ok(r),
+        r => Err(super::api::unexpected(r)),
+    }
+}
+
+/// The body of `PUT /api/studio/scenes/{file}`.
+#[derive(Deserialize)]
+pub struct SaveBody {
+    text: String,
+    /// The version the text was started from; none for a new file.
+    base: Option<String>,
+}
+
+/// `PUT /api/studio/scenes/{file}` `{text, base}`: saved (200), refused
+/// with diagnostics (422) or a conflict (409).
+pub async fn save(
+    State(s): State<AppState>,
+    Path(file): Path<String>,
+    parts: axum::http::request::Parts,
+    body: Result<Json<SaveBody>, JsonRejection>,
+) -> Result<Json<Box<SceneChanged>>, AppError> {
+    let Json(b) = body?;
+    let r = change(
+        &s,
+        &parts,
+        SceneChange::Save {
+            file,
+            text: b.text,
+            base: b.base,
+        },
+    )
+    .await?;
+    Ok(Json(r))
+}
+
+/// The body of `POST /api/studio/new`.
+#[derive(Deserialize)]
+pub struct NewBody {
+    /// The scene's name; the file is `<name>.<template's extension>`.
+    name: String,
+    template: String,
+}
+
+/// `POST /api/studio/new` `{name, template}`: 201 with the new file.
+pub async fn create(
+    State(s): State<AppState>,
+    parts: axum::http::request::Parts,
+    body: Result<Json<NewBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Box<SceneChanged>>), AppError> {
+    let Json(b) = body?;
+    let t = TEMPLATES
+        .iter()
+        .find(|t| t.id == b.template)
+        .ok_or_else(|| {
+            AppError::NotFound(format!(
+                "no template `{}` (templates: {})",
+                b.template.chars().take(40).collect::<String>(),
+                TEMPLATES
+                    .iter()
+                    .map(|t| t.id)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+    if !crate::topic::is_plain_level(&b.name) || b.name.contains('.') {
+        return Err(AppError::BadRequest(
+            "a scene name is letters, digits, `_` and `-`".into(),
+        ));
+    }
+    let file = format!("{}.{}", b.name, t.ext);
+    check_name(&file)?;
+    let text = t.text_for(&b.name, &s.room.config.room);
+    let r = change(
+        &s,
+        &parts,
+        SceneChange::Save {
+            file,
+            text,
+            base: None,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+/// The query of `DELETE /api/studio/scenes/{file}`.
+#[derive(Deserialize)]
+pub struct Base {
+    base: String,
+}
+
+/// `DELETE /api/studio/scenes/{file}?base=V`: to the trash.
+pub async fn remove(
+    State(s): State<AppState>,
+    Path(file): Path<String>,
+    Query(q): Query<Base>,
+    parts: axum::http::request::Parts,
+) -> Result<Json<Box<SceneChanged>>, AppError> {
+    Ok(Json(
+        change(&s, &parts, SceneChange::Delete { file, base: q.base }).await?,
+    ))
+}
+
+/// `GET /api/studio/scenes/{file}/history`: the kept saves, newest first.
+pub async fn history(
+    State(s): State<AppState>,
+    Path(file): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    Ok(Json(
+        json!({"file": file, "history": s.room.studio.history(&file)?}),
+    ))
+}
+
+/// `GET /api/studio/scenes/{file}/history/{id}`: one kept save's text.
+pub async fn version(
+    State(s): State<AppState>,
+    Path((file, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AppError> {
+    Ok(Json(
+        json!({"file": file, "id": id, "text": s.room.studio.version(&file, &id)?}),
+    ))
+}
+
+/// The query of `GET /api/studio/scenes/{file}/diff`.
+#[derive(Deserialize)]
+pub struct DiffQuery {
+    /// A kept save.
+    from: String,
+    /// A kept save, or the file as it is now when absent.
+    to: Option<String>,
+}
+
+/// `GET /api/studio/scenes/{file}/diff?from=ID[&to=ID]`: a unified diff.
+pub async fn diff(
+    State(s): State<AppState>,
+    Path(file): Path<String>,
+    Query(q): Query<DiffQuery>,
+) -> Result<Json<Value>, AppError> {
+    let store = &s.room.studio;
+    let old = store.version(&file, &q.from)?;
+    let new = match &q.to {
+        Some(id) => store.version(&file, id)?,
+        None => store.read(&file)?.text,
+    };
+    let d = similar::TextDiff::from_lines(&old, &new);
+    let text = d
+        .unified_diff()
+        .context_radius(3)
+        .header(&q.from, q.to.as_deref().unwrap_or("now"))
+        .to_string();
+    Ok(Json(json!({"file": file, "diff": text})))
+}
+
+/// The body of `POST /api/studio/scenes/{file}/revert`.
+#[derive(Deserialize)]
+pub struct RevertBody {
+    id: String,
+    base: String,
+}
+
+/// `POST /api/studio/scenes/{file}/revert` `{id, base}`: that save again.
+pub async fn revert(
+    State(s): State<AppState>,
+    Path(file): Path<String>,
+    parts: axum::http::request::Parts,
+    body: Result<Json<RevertBody>, JsonRejection>,
+) -> Result<Json<Box<SceneChanged>>, AppError> {
+    let Json(b) = body?;
+    let r = change(
+        &s,
+        &parts,
+        SceneChange::Revert {
+            file,
+            id: b.id,
+            base: b.base,
+        },
+    )
+    .await?;
+    Ok(Json(r))
+}
+
+impl From<crate::studio::StoreError> for AppError {
+    fn from(e: crate::studio::StoreError) -> Self {
+        AppError::Room(e.into())
+    }
+}

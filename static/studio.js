@@ -1,0 +1,270 @@
+// roomctl scene studio (technician): a scene file's text in a code editor
+// (CodeMirror, from npm) with the same diagnostics as `roomctl check`
+// shown at their line while typing (checked on the server by the one
+// loader), the state machine as a picture (drawn by the server), every
+// state's cues on a time axis, saves that never lose work (a refused save
+// keeps the text; a conflict is said), the history with diff and revert,
+// and "run for real". The running state is highlighted live.
+"use strict";
+
+const studio = {
+  cm: null,
+  file: null,      // the open file's name
+  version: null,   // the version it was opened or last saved at (null: new)
+  dirty: false,
+  view: null,      // the last check's answer
+  history: [],
+};
+
+function studioEl(id) { return document.getElementById(id); }
+
+async function studioFetch(path, options = {}) {
+  const headers = Object.assign({}, auth.headers(), options.body ? { "Content-Type": "application/json" } : {});
+  const r = await fetch(path, Object.assign({ cache: "no-store" }, options, { headers }));
+  const body = await r.json().catch(() => ({}));
+  if (r.status === 401 || r.status === 403) refreshMe();
+  return { ok: r.ok, status: r.status, body };
+}
+
+function studioSay(text, kind = "info") {
+  const p = studioEl("studio-status");
+  p.textContent = text;
+  p.className = kind;
+  p.hidden = !text;
+}
+
+// ---- the file list -------------------------------------------------------
+
+async function studioList(select) {
+  const r = await studioFetch("/api/studio");
+  if (!r.ok) return;
+  const files = studioEl("studio-file");
+  files.replaceChildren(authEl("option", { value: "" }, "— open a scene —"),
+    ...r.body.files.map(f => authEl("option", { value: f.file },
+      f.loads ? `${f.file} (${f.scene})` : `${f.file} (does not load)`)));
+  const tpl = studioEl("studio-template");
+  if (!tpl.options.length) tpl.replaceChildren(...r.body.templates.map(t => authEl("option", { value: t.id }, t.title)));
+  if (select) files.value = select;
+}
+
+async function studioOpen(file) {
+  if (studio.dirty && !confirm(`Your changes to ${studio.file} are not saved. Open ${file} anyway?`)) {
+    studioEl("studio-file").value = studio.file || "";
+    return;
+  }
+  if (!file) return;
+  const r = await studioFetch(`/api/studio/scenes/${encodeURIComponent(file)}`);
+  if (!r.ok) { studioSay(r.body.error || `cannot open ${file}`, "error"); return; }
+  studio.file = file;
+  studio.version = r.body.version;
+  studio.cm.setOption("mode", file.endsWith(".json") ? { name: "javascript", json: true } : "yaml");
+  studio.cm.setValue(r.body.text);
+  studio.cm.clearHistory();
+  studio.dirty = false;
+  studioShow(r.body);
+  studioSay("");
+  studioHistory();
+}
+
+// ---- checking while typing -----------------------------------------------
+
+// CodeMirror's lint addon calls this (debounced) with the editor's text.
+async function studioLint(text, update) {
+  if (!studio.file) { update([]); return; }
+  const r = await studioFetch("/api/studio/check", { method: "POST", body: JSON.stringify({ file: studio.file, text }) });
+  if (!r.ok) { update([]); studioSay(r.body.error || "the check failed", "error"); return; }
+  studioShow(r.body);
+  update(studioMarks(r.body.diagnostics));
+}
+
+function studioMarks(diagnostics) {
+  const cm = studio.cm;
+  return diagnostics.map(d => {
+    const line = Math.max(0, (d.line || 1) - 1);
+    const text = cm.getLine(Math.min(line, cm.lineCount() - 1)) || "";
+    const ch = Math.max(0, (d.col || 1) - 1);
+    return {
+      from: CodeMirror.Pos(line, ch),
+      to: CodeMirror.Pos(line, Math.max(ch + 1, text.length)),
+      message: d.message,
+      severity: d.level,
+    };
+  });
+}
+
+function studioShow(view) {
+  studio.view = view;
+  const list = studioEl("studio-diagnostics");
+  list.replaceChildren(...view.diagnostics.map(d => {
+    const li = authEl("li", { class: d.level }, `${d.line}:${d.col}: ${d.level === "warning" ? "warning: " : ""}${d.message}`);
+    li.addEventListener("click", () => { studio.cm.setCursor(CodeMirror.Pos(d.line - 1, d.col - 1)); studio.cm.focus(); });
+    return li;
+  }));
+  studioEl("studio-ok").textContent = view.ok
+    ? (view.diagnostics.length ? `loads, ${view.diagnostics.length} warning(s)` : "loads, no problems")
+    : `${view.diagnostics.filter(d => d.level === "error").length} error(s): cannot be saved`;
+  studioEl("studio-ok").className = view.ok ? "good" : "bad";
+  // The last good picture stays while the text does not load.
+  if (view.graph) studioEl("studio-graph").innerHTML = view.graph;
+  if (view.timelines) studioTimelines(view.timelines);
+  studioEl("studio-run").disabled = !view.scene || studio.dirty;
+  studioHighlight();
+}
+
+// ---- the timeline --------------------------------------------------------
+
+function studioTimelines(states) {
+  const box = studioEl("studio-timeline");
+  box.replaceChildren(...states.map(st => {
+    const pct = t => `${Math.min(100, (t / st.span) * 100)}%`;
+    const lanes = st.lanes.map(l => authEl("div", { class: `lane ${l.kind}` },
+      authEl("span", { class: "lane-name" }, l.channel.split("/").slice(1).join("/") || l.channel),
+      authEl("div", { class: "lane-track" }, ...l.marks.map(m => {
+        const cue = authEl("span", {
+          class: `cue ${m.part}`, title: `${m.at}s ${m.label} (line ${m.line})`,
+          "data-line": String(m.line),
+        }, m.label);
+        cue.style.left = pct(m.at);
+        if (m.len) { cue.style.width = pct(m.len); cue.classList.add("has-len"); }
+        cue.addEventListener("click", () => { studio.cm.setCursor(CodeMirror.Pos(m.line - 1, 0)); studio.cm.focus(); });
+        return cue;
+      }))));
+    const marks = authEl("div", { class: "lane timeouts" }, authEl("span", { class: "lane-name" }, "timeouts"),
+      authEl("div", { class: "lane-track" }, ...st.timeouts.map(m => {
+        const t = authEl("span", { class: "timeout", title: m.label }, m.label);
+        t.style.left = pct(m.at);
+        return t;
+      })));
+    return authEl("div", { class: "state-timeline", "data-state": st.state },
+      authEl("h4", {}, `${st.state} `, authEl("span", { class: "muted" }, `0 – ${Math.round(st.span * 10) / 10} s`)),
+      ...lanes, marks);
+  }));
+}
+
+// ---- saving, history, revert ---------------------------------------------
+
+async function studioSave() {
+  const text = studio.cm.getValue();
+  const r = await studioFetch(`/api/studio/scenes/${encodeURIComponent(studio.file)}`, {
+    method: "PUT", body: JSON.stringify({ text, base: studio.version }),
+  });
+  if (r.ok) {
+    studio.version = r.body.version;
+    studio.dirty = false;
+    const w = r.body.warnings.length ? ` (${r.body.warnings.length} warning(s))` : "";
+    studioSay(`Saved ${studio.file}${w}; ${r.body.reload.scenes.length} scene(s) loaded.`, "good");
+    await studioList(studio.file);
+    studioHistory();
+    studio.cm.performLint();
+    return;
+  }
+  // Refused: the text stays in the editor, the reason is said.
+  if (r.body.diagnostics) {
+    studioShow({ ok: false, diagnostics: r.body.diagnostics, graph: null, timelines: null, scene: null });
+  }
+  studioSay(`Not saved: ${r.body.error || r.status}`, "error");
+}
+
+async function studioCreate(ev) {
+  ev.preventDefault();
+  const name = studioEl("studio-new-name").value.trim();
+  const template = studioEl("studio-template").value;
+  const r = await studioFetch("/api/studio/new", { method: "POST", body: JSON.stringify({ name, template }) });
+  if (!r.ok) { studioSay(`Not created: ${r.body.error || r.status}`, "error"); return; }
+  studioEl("studio-new-name").value = "";
+  await studioList(r.body.file);
+  studio.dirty = false;
+  await studioOpen(r.body.file);
+  studioSay(`Created ${r.body.file} from the template.`, "good");
+}
+
+async function studioHistory() {
+  const r = await studioFetch(`/api/studio/scenes/${encodeURIComponent(studio.file)}/history`);
+  const sel = studioEl("studio-history");
+  studio.history = r.ok ? r.body.history : [];
+  sel.replaceChildren(...studio.history.map((h, i) => authEl("option", { value: h.id },
+    `${new Date(h.t_ms).toLocaleString()} · ${h.author}${i === 0 && h.version === studio.version ? " (now)" : ""}`)));
+  if (studio.history.length > 1) sel.selectedIndex = 1;
+  studioEl("studio-revert").disabled = studio.history.length < 2;
+  studioEl("studio-diff").disabled = studio.history.length < 1;
+}
+
+async function studioRevert() {
+  const id = studioEl("studio-history").value;
+  if (studio.dirty && !confirm("Your unsaved changes will be replaced. Revert anyway?")) return;
+  const r = await studioFetch(`/api/studio/scenes/${encodeURIComponent(studio.file)}/revert`, {
+    method: "POST", body: JSON.stringify({ id, base: studio.version }),
+  });
+  if (!r.ok) { studioSay(`Not reverted: ${r.body.error || r.status}`, "error"); return; }
+  studio.dirty = false;
+  await studioOpen(studio.file);
+  studioSay(`Reverted ${studio.file} to the save of ${studioEl("studio-history").selectedOptions[0]?.textContent || id}.`, "good");
+}
+
+async function studioDiff() {
+  const id = studioEl("studio-history").value;
+  const r = await studioFetch(`/api/studio/scenes/${encodeURIComponent(studio.file)}/diff?from=${encodeURIComponent(id)}`);
+  const pre = studioEl("studio-diff-text");
+  pre.textContent = r.ok ? (r.body.diff || "no difference") : (r.body.error || "no diff");
+  pre.hidden = false;
+}
+
+async function studioRun() {
+  const name = studio.view && studio.view.scene;
+  if (!name) return;
+  const r = await studioFetch(`/api/scenes/${encodeURIComponent(name)}/start`, { method: "POST" });
+  studioSay(r.ok ? `Started ${name} for real.` : `Not started: ${r.body.error || r.status}`, r.ok ? "good" : "error");
+}
+
+// ---- live: the running state ---------------------------------------------
+
+function studioHighlight() {
+  const s = studio.running;
+  const mine = s && studio.view && s.name === studio.view.scene;
+  for (const g of document.querySelectorAll("#studio-graph [data-state]")) {
+    g.classList.toggle("current", !!mine && g.getAttribute("data-state") === s.state);
+  }
+  for (const t of document.querySelectorAll("#studio-timeline .state-timeline")) {
+    t.classList.toggle("current", !!mine && t.dataset.state === s.state);
+  }
+  const waits = studioEl("studio-waits");
+  waits.textContent = mine
+    ? `${s.state}: ` + (s.waiting_for || []).map(w => w.remaining != null ? `${w.what} → ${w.goto} in ${w.remaining.toFixed(1)} s` : `${w.what} → ${w.goto}`).join(" · ")
+    : "";
+}
+
+async function studioPoll() {
+  if (document.body.dataset.tab !== "studio" || !auth.can("technician")) return;
+  try {
+    const s = await getJSON("/api/status");
+    studio.running = s.scene || null;
+    studioHighlight();
+  } catch (_) { /* the event stream shows the link */ }
+}
+
+function studioStart() {
+  if (!window.CodeMirror || !studioEl("studio-editor")) return;
+  studio.cm = CodeMirror(studioEl("studio-editor"), {
+    lineNumbers: true, mode: "yaml", gutters: ["CodeMirror-lint-markers"],
+    lint: { getAnnotations: studioLint, async: true, delay: 400 }, tabSize: 2, indentWithTabs: false,
+    extraKeys: { "Ctrl-S": () => studioSave(), "Cmd-S": () => studioSave() },
+  });
+  studio.cm.on("change", () => {
+    studio.dirty = true;
+    studioEl("studio-run").disabled = true;
+  });
+  studioEl("studio-file").addEventListener("change", e => studioOpen(e.target.value));
+  studioEl("studio-save").addEventListener("click", studioSave);
+  studioEl("studio-new").addEventListener("submit", studioCreate);
+  studioEl("studio-revert").addEventListener("click", studioRevert);
+  studioEl("studio-diff").addEventListener("click", studioDiff);
+  studioEl("studio-run").addEventListener("click", studioRun);
+  window.addEventListener("beforeunload", e => { if (studio.dirty) e.preventDefault(); });
+  setInterval(studioPoll, 1000);
+  document.querySelector('#tabs button[data-show="studio"]').addEventListener("click", () => {
+    studioList(studio.file);
+    setTimeout(() => studio.cm.refresh(), 0);
+  });
+  if (document.body.dataset.tab === "studio") studioList();
+}
+studioStart();
