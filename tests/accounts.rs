@@ -56,6 +56,20 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET", "/healthz", "public"),
     ("GET", "/login", "public"),
     ("GET", "/metrics", "viewer"),
+    ("GET", "/api/studio", "technician"),
+    ("POST", "/api/studio/check", "technician"),
+    ("POST", "/api/studio/new", "technician"),
+    ("GET", "/api/studio/scenes/{file}", "technician"),
+    ("PUT", "/api/studio/scenes/{file}", "technician"),
+    ("DELETE", "/api/studio/scenes/{file}", "technician"),
+    ("GET", "/api/studio/scenes/{file}/history", "technician"),
+    (
+        "GET",
+        "/api/studio/scenes/{file}/history/{id}",
+        "technician",
+    ),
+    ("GET", "/api/studio/scenes/{file}/diff", "technician"),
+    ("POST", "/api/studio/scenes/{file}/revert", "technician"),
 ];
 
 const INTRO: &str = "name: intro\nactions:\n  - { at: 0, topic: room1/light, message: 'ON' }\n  - { at: 30, topic: room1/light, message: 'OFF' }\n";
@@ -142,7 +156,8 @@ fn example(pattern: &str, n: usize) -> (String, Option<Value>) {
         )
         .replace("{id}", "esp32_99")
         .replace("{action}", "pause")
-        .replace("{player}", "audio");
+        .replace("{player}", "audio")
+        .replace("{file}", "intro.yaml");
     let body = match pattern {
         "/api/control/send" => Some(json!({"topic": "room1/light", "message": "ON"})),
         "/api/control/volume" => Some(json!({"volume": 0.5})),
@@ -153,6 +168,14 @@ fn example(pattern: &str, n: usize) -> (String, Option<Value>) {
         "/api/users/{name}/role" => Some(json!({"role": "viewer"})),
         "/api/tokens" => Some(json!({"name": format!("tok{n}"), "role": "viewer"})),
         "/api/login" => Some(json!({"user": "nobody", "password": "whatever"})),
+        "/api/studio/check" => {
+            Some(json!({"file": "intro.yaml", "text": "name: x\nactions: []\n"}))
+        }
+        "/api/studio/new" => Some(json!({"name": format!("new{n}"), "template": "simple"})),
+        "/api/studio/scenes/{file}" => {
+            Some(json!({"text": "name: intro\nactions: []\n", "base": null}))
+        }
+        "/api/studio/scenes/{file}/revert" => Some(json!({"id": "0000000000000-00", "base": "x"})),
         _ => None,
     };
     (path, body)
@@ -216,9 +239,10 @@ async fn every_route_has_a_rule_and_every_role_gets_exactly_its_rights() {
         "a route of this test's table is gone"
     );
     // No GET changes anything: none needs more than reading, but the
-    // admin's user list.
+    // admin's user list and the technician's studio (the scene files as
+    // written, their history).
     for (m, p, n) in &table {
-        if m == "GET" && *p != "/api/users" {
+        if m == "GET" && *p != "/api/users" && !p.starts_with("/api/studio") {
             assert!(n == "public" || n == "viewer", "GET {p} needs {n}");
         }
     }
