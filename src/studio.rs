@@ -3,15 +3,18 @@
 //! version the author started from, the last saves of every scene with
 //! time and author, a trash for deleted scenes); `graph` draws a scene's
 //! state machine as SVG, laid out by the layout-rs crate; `timeline`
-//! says when each cue of a state happens, in lanes by channel.
+//! says when each cue of a state happens, in lanes by channel; `preview`
+//! runs a scene with nothing sent to the boards.
 
 mod graph;
 mod lengths;
+mod preview;
 mod store;
 mod timeline;
 
 pub use graph::graph_svg;
 pub use lengths::Lengths;
+pub use preview::{Preview, PreviewLine, PreviewView};
 pub use store::{
     HistoryEntry, MAX_SCENE_BYTES, SceneSource, SceneStore, StoreError, TEMPLATES, Template,
     check_name,

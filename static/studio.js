@@ -4,7 +4,8 @@
 // loader), the state machine as a picture (drawn by the server), every
 // state's cues on a time axis, saves that never lose work (a refused save
 // keeps the text; a conflict is said), the history with diff and revert,
-// and "run for real". The running state is highlighted live.
+// a preview that runs the editor's text with nothing sent to the boards,
+// and "run for real". The running (or previewed) state is highlighted live.
 "use strict";
 
 const studio = {
@@ -216,6 +217,48 @@ async function studioRun() {
   studioSay(r.ok ? `Started ${name} for real.` : `Not started: ${r.body.error || r.status}`, r.ok ? "good" : "error");
 }
 
+// ---- preview: the text run here, nothing sent ------------------------------
+
+async function studioPreview() {
+  const r = await studioFetch("/api/studio/preview", {
+    method: "POST", body: JSON.stringify({ file: studio.file, text: studio.cm.getValue() }),
+  });
+  if (!r.ok) {
+    if (r.body.diagnostics) studioShow({ ok: false, diagnostics: r.body.diagnostics, graph: null, timelines: null, scene: null });
+    studioSay(`No preview: ${r.body.error || r.status}`, "error");
+    return;
+  }
+  studio.previewing = true;
+  studioEl("studio-preview-panel").hidden = false;
+  studioPreviewShow(r.body);
+}
+
+function studioPreviewShow(v) {
+  studio.previewView = v;
+  studioEl("studio-preview-state").textContent = v.running ? `in ${v.state}, ${v.elapsed.toFixed(1)} s` : "ended";
+  const log = studioEl("studio-preview-log");
+  log.replaceChildren(...v.lines.map(l => authEl("li", { class: l.kind }, `${l.t.toFixed(2)} s  ${l.text}`)));
+  log.scrollTop = log.scrollHeight;
+  const inputs = studioEl("studio-preview-inputs");
+  const key = JSON.stringify(v.running ? v.messages : []);
+  if (inputs.dataset.key !== key) {
+    inputs.dataset.key = key;
+    inputs.replaceChildren(...(v.running ? v.messages : []).map(([topic, message]) => {
+      const payload = message == null ? "pressed" : message;
+      const b = authEl("button", { class: "quiet", title: "As if a board had sent it" }, `give ${topic} = ${payload}`);
+      b.addEventListener("click", () => studioFetch("/api/studio/preview/input", {
+        method: "POST", body: JSON.stringify({ topic, payload }),
+      }).then(r => r.ok && studioPreviewShow(r.body)));
+      return b;
+    }));
+  }
+  if (!v.running) studio.previewing = false;
+}
+
+async function studioPreviewStop() {
+  await studioFetch("/api/studio/preview/stop", { method: "POST" });
+}
+
 // ---- live: the running state ---------------------------------------------
 
 function studioHighlight() {
@@ -236,8 +279,16 @@ function studioHighlight() {
 async function studioPoll() {
   if (document.body.dataset.tab !== "studio" || !auth.can("technician")) return;
   try {
-    const s = await getJSON("/api/status");
-    studio.running = s.scene || null;
+    if (studio.previewing) {
+      const r = await studioFetch("/api/studio/preview");
+      if (r.ok) {
+        studioPreviewShow(r.body);
+        studio.running = r.body.running ? { name: r.body.scene, state: r.body.state, waiting_for: r.body.waiting_for } : null;
+      }
+    } else {
+      const s = await getJSON("/api/status");
+      studio.running = s.scene || null;
+    }
     studioHighlight();
   } catch (_) { /* the event stream shows the link */ }
 }
@@ -259,8 +310,10 @@ function studioStart() {
   studioEl("studio-revert").addEventListener("click", studioRevert);
   studioEl("studio-diff").addEventListener("click", studioDiff);
   studioEl("studio-run").addEventListener("click", studioRun);
+  studioEl("studio-preview").addEventListener("click", studioPreview);
+  studioEl("studio-preview-stop").addEventListener("click", studioPreviewStop);
   window.addEventListener("beforeunload", e => { if (studio.dirty) e.preventDefault(); });
-  setInterval(studioPoll, 1000);
+  setInterval(studioPoll, 500);
   document.querySelector('#tabs button[data-show="studio"]').addEventListener("click", () => {
     studioList(studio.file);
     setTimeout(() => studio.cm.refresh(), 0);

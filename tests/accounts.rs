@@ -59,6 +59,10 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET", "/api/studio", "technician"),
     ("POST", "/api/studio/check", "technician"),
     ("POST", "/api/studio/new", "technician"),
+    ("GET", "/api/studio/preview", "technician"),
+    ("POST", "/api/studio/preview", "technician"),
+    ("POST", "/api/studio/preview/input", "technician"),
+    ("POST", "/api/studio/preview/stop", "technician"),
     ("GET", "/api/studio/scenes/{file}", "technician"),
     ("PUT", "/api/studio/scenes/{file}", "technician"),
     ("DELETE", "/api/studio/scenes/{file}", "technician"),
@@ -172,6 +176,8 @@ fn example(pattern: &str, n: usize) -> (String, Option<Value>) {
             Some(json!({"file": "intro.yaml", "text": "name: x\nactions: []\n"}))
         }
         "/api/studio/new" => Some(json!({"name": format!("new{n}"), "template": "simple"})),
+        "/api/studio/preview" => Some(json!({"file": "intro.yaml", "text": INTRO})),
+        "/api/studio/preview/input" => Some(json!({"topic": "room1/button", "payload": "pressed"})),
         "/api/studio/scenes/{file}" => {
             Some(json!({"text": "name: intro\nactions: []\n", "base": null}))
         }

@@ -34,7 +34,7 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get, post, put};
+use axum::routing::{MethodRouter, delete, get, post};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -85,6 +85,8 @@ pub struct AppState {
     pub site: Option<Router>,
     /// The sounds' lengths the studio's timelines have measured.
     pub(crate) lengths: Arc<crate::studio::Lengths>,
+    /// The studio's preview (one at a time: a new one ends the last).
+    pub(crate) preview: Arc<parking_lot::Mutex<Option<crate::studio::Preview>>>,
 }
 
 impl AppState {
@@ -101,6 +103,7 @@ impl AppState {
             tick: sse::TICK,
             site: None,
             lengths: Arc::default(),
+            preview: Arc::default(),
         }
     }
 
@@ -127,7 +130,7 @@ fn routes() -> Vec<(Method, &'static str, Need, MethodRouter<AppState>)> {
     let operator = Need::Role(Role::Operator);
     let technician = Need::Role(Role::Technician);
     let admin = Need::Role(Role::Admin);
-    vec![
+    let mut all = vec![
         (Method::GET, "/", Public, get(index)),
         (Method::GET, "/login", Public, get(login_page)),
         (Method::GET, "/assets/{*path}", Public, get(asset)),
@@ -204,61 +207,6 @@ fn routes() -> Vec<(Method, &'static str, Need, MethodRouter<AppState>)> {
             technician,
             post(api::control_media_stop),
         ),
-        (Method::GET, "/api/studio", technician, get(studio::list)),
-        (
-            Method::POST,
-            "/api/studio/check",
-            technician,
-            post(studio::check),
-        ),
-        (
-            Method::POST,
-            "/api/studio/new",
-            technician,
-            post(studio::create),
-        ),
-        (
-            Method::GET,
-            "/api/studio/scenes/{file}",
-            technician,
-            get(studio::open),
-        ),
-        (
-            Method::PUT,
-            "/api/studio/scenes/{file}",
-            technician,
-            put(studio::save),
-        ),
-        (
-            Method::DELETE,
-            "/api/studio/scenes/{file}",
-            technician,
-            delete(studio::remove),
-        ),
-        (
-            Method::GET,
-            "/api/studio/scenes/{file}/history",
-            technician,
-            get(studio::history),
-        ),
-        (
-            Method::GET,
-            "/api/studio/scenes/{file}/history/{id}",
-            technician,
-            get(studio::version),
-        ),
-        (
-            Method::GET,
-            "/api/studio/scenes/{file}/diff",
-            technician,
-            get(studio::diff),
-        ),
-        (
-            Method::POST,
-            "/api/studio/scenes/{file}/revert",
-            technician,
-            post(studio::revert),
-        ),
         (Method::GET, "/api/users", admin, get(users::list)),
         (Method::POST, "/api/users", admin, post(users::add)),
         (
@@ -286,7 +234,9 @@ fn routes() -> Vec<(Method, &'static str, Need, MethodRouter<AppState>)> {
             admin,
             delete(users::revoke_token),
         ),
-    ]
+    ];
+    all.extend(studio::routes(technician));
+    all
 }
 
 /// The rule of every route of [`app`].

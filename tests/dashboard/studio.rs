@@ -1,6 +1,7 @@
 //! The scene studio in Chromium: a new state-machine scene made from a
 //! template with only the studio, a typo flagged at its line and refused
-//! on save, a valid save with its graph and timeline, run for real against
+//! on save, a valid save with its graph and timeline, a preview that sends
+//! nothing, run for real against
 //! simulated boards with every cue confirmed, and a revert.
 
 use super::*;
@@ -121,6 +122,37 @@ async fn a_new_scene_is_made_checked_saved_drawn_run_and_reverted_in_the_studio(
         .text("#studio-timeline [data-state=waiting] .timeouts")
         .await;
     assert!(timeouts.contains("timeout 1s → END"), "{timeouts}");
+
+    // Preview: the scene runs here, nothing goes to the room.
+    let mut quiet = room.events.subscribe();
+    br.click("#studio-preview").await;
+    br.wait_for(
+        "the previewed cue, confirmed by simulation",
+        "document.getElementById('studio-preview-log').textContent.includes('room1/light = ON') && document.getElementById('studio-preview-log').textContent.includes('confirmed (simulated)')",
+        T,
+    )
+    .await;
+    br.wait_for(
+        "the graph following the preview into `waiting`",
+        "document.querySelector('#studio-graph [data-state=waiting].current') !== null",
+        T,
+    )
+    .await;
+    br.click("#studio-preview-inputs button").await;
+    br.wait_for(
+        "the preview ending on the given button",
+        "document.getElementById('studio-preview-log').textContent.includes('room1/visit_button = pressed (given by hand)') && document.getElementById('studio-preview-log').textContent.includes('the scene ends')",
+        T,
+    )
+    .await;
+    br.snapshot("studio-preview-1280").await;
+    while let Ok(e) = quiet.try_recv() {
+        assert!(
+            !matches!(e, Event::Feedback(_) | Event::Scene(_)),
+            "the preview reached the room: {e:?}"
+        );
+    }
+    assert!(!room.scenes.is_running());
 
     // For real, against the simulated boards: every cue confirmed.
     let mut events = room.events.subscribe();
