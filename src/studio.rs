@@ -6,12 +6,14 @@
 //! says when each cue of a state happens, in lanes by channel; `preview`
 //! runs a scene with nothing sent to the boards.
 
+mod edit;
 mod graph;
 mod lengths;
 mod preview;
 mod store;
 mod timeline;
 
+pub use edit::{EditError, rename_scene, rename_state};
 pub use graph::graph_svg;
 pub use lengths::Lengths;
 pub use preview::{Preview, PreviewLine, PreviewView};

@@ -217,6 +217,33 @@ async function studioRun() {
   studioSay(r.ok ? `Started ${name} for real.` : `Not started: ${r.body.error || r.status}`, r.ok ? "good" : "error");
 }
 
+// ---- edits without typing ------------------------------------------------
+
+async function studioRenameState(old) {
+  const name = prompt(`Rename state ${old} to:`, old);
+  if (!name || name === old) return;
+  const r = await studioFetch("/api/studio/rename-state", {
+    method: "POST", body: JSON.stringify({ text: studio.cm.getValue(), old, new: name }),
+  });
+  if (!r.ok) { studioSay(`Not renamed: ${r.body.error || r.status}`, "error"); return; }
+  studio.cm.setValue(r.body.text);
+  studioSay(`State ${old} is now ${name} (not saved yet).`, "info");
+}
+
+async function studioCopy(rename) {
+  if (!studio.file) return;
+  if (studio.dirty && !confirm("Your unsaved changes are not part of the copy. Go on?")) return;
+  const name = prompt(rename ? `Rename ${studio.file}: new scene name` : `Copy of ${studio.file}: scene name`);
+  if (!name) return;
+  const path = `/api/studio/scenes/${encodeURIComponent(studio.file)}/${rename ? "rename" : "duplicate"}`;
+  const r = await studioFetch(path, { method: "POST", body: JSON.stringify({ name, base: studio.version }) });
+  if (!r.ok) { studioSay(`Not ${rename ? "renamed" : "copied"}: ${r.body.error || r.status}`, "error"); return; }
+  studio.dirty = false;
+  await studioList(r.body.file);
+  await studioOpen(r.body.file);
+  studioSay(`${rename ? "Renamed" : "Copied"} to ${r.body.file}.`, "good");
+}
+
 // ---- preview: the text run here, nothing sent ------------------------------
 
 async function studioPreview() {
@@ -311,6 +338,17 @@ function studioStart() {
   studioEl("studio-diff").addEventListener("click", studioDiff);
   studioEl("studio-run").addEventListener("click", studioRun);
   studioEl("studio-preview").addEventListener("click", studioPreview);
+  studioEl("studio-duplicate").addEventListener("click", () => studioCopy(false));
+  studioEl("studio-rename").addEventListener("click", () => studioCopy(true));
+  studioEl("studio-graph").addEventListener("click", e => {
+    // The box's label is drawn over it, outside its group: find the box
+    // under the pointer.
+    const hit = [...studioEl("studio-graph").querySelectorAll("[data-state]")].find(g => {
+      const b = g.getBoundingClientRect();
+      return e.clientX >= b.left && e.clientX <= b.right && e.clientY >= b.top && e.clientY <= b.bottom;
+    });
+    if (hit) studioRenameState(hit.getAttribute("data-state"));
+  });
   studioEl("studio-preview-stop").addEventListener("click", studioPreviewStop);
   window.addEventListener("beforeunload", e => { if (studio.dirty) e.preventDefault(); });
   setInterval(studioPoll, 500);

@@ -63,6 +63,9 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST", "/api/studio/preview", "technician"),
     ("POST", "/api/studio/preview/input", "technician"),
     ("POST", "/api/studio/preview/stop", "technician"),
+    ("POST", "/api/studio/rename-state", "technician"),
+    ("POST", "/api/studio/scenes/{file}/duplicate", "technician"),
+    ("POST", "/api/studio/scenes/{file}/rename", "technician"),
     ("GET", "/api/studio/scenes/{file}", "technician"),
     ("PUT", "/api/studio/scenes/{file}", "technician"),
     ("DELETE", "/api/studio/scenes/{file}", "technician"),
@@ -177,6 +180,13 @@ fn example(pattern: &str, n: usize) -> (String, Option<Value>) {
         }
         "/api/studio/new" => Some(json!({"name": format!("new{n}"), "template": "simple"})),
         "/api/studio/preview" => Some(json!({"file": "intro.yaml", "text": INTRO})),
+        "/api/studio/rename-state" => Some(
+            json!({"text": "sceneId: x\ninitialState: a\nstates: {a: {}}\n", "old": "a", "new": "b"}),
+        ),
+        "/api/studio/scenes/{file}/duplicate" => Some(json!({"name": format!("copy{n}")})),
+        "/api/studio/scenes/{file}/rename" => {
+            Some(json!({"name": format!("moved{n}"), "base": "stale"}))
+        }
         "/api/studio/preview/input" => Some(json!({"topic": "room1/button", "payload": "pressed"})),
         "/api/studio/scenes/{file}" => {
             Some(json!({"text": "name: intro\nactions: []\n", "base": null}))

@@ -16,6 +16,7 @@ mod build;
 mod command_file;
 mod keys;
 mod raw;
+mod spans;
 
 /// Where a scene's name is written (its `name:` or `"sceneId"`), else the
 /// file's start (a scene named by its file name).
@@ -52,6 +53,7 @@ use keys::{Level, unknown_keys};
 pub(crate) use keys::{Node, key_tree, unknown_step_keys};
 pub(crate) use raw::RawItem;
 use raw::{RawScene, RawState, RawTransition};
+pub use spans::{StateRefs, state_refs};
 
 /// Name of the single state of a simple-form scene.
 pub const SIMPLE_STATE: &str = "main";

@@ -245,6 +245,12 @@ impl SceneStore {
             }
             (Some(_), Some(_)) => {}
         }
+        // Nothing changed: nothing to write, nothing to keep.
+        if let Some(c) = &current
+            && c.text == text
+        {
+            return Ok(c.version.clone());
+        }
         let now = now_ms();
         if let Some(c) = &current
             && self.entries(file)?.is_empty()

@@ -49,6 +49,24 @@ pub(super) fn routes(
         ),
         (
             Method::POST,
+            "/api/studio/rename-state",
+            technician,
+            post(rename_state),
+        ),
+        (
+            Method::POST,
+            "/api/studio/scenes/{file}/duplicate",
+            technician,
+            post(duplicate),
+        ),
+        (
+            Method::POST,
+            "/api/studio/scenes/{file}/rename",
+            technician,
+            post(rename_file),
+        ),
+        (
+            Method::POST,
             "/api/studio/preview/stop",
             technician,
             post(preview_stop),
@@ -476,6 +494,112 @@ pub async fn preview_stop(State(s): State<AppState>) -> Result<Json<Value>, AppE
         .ok_or_else(|| AppError::NotFound("no preview is running".into()))?;
     p.stop();
     Ok(Json(json!({"stopped": p.view().scene})))
+}
+
+/// The body of `POST /api/studio/rename-state`.
+#[derive(Deserialize)]
+pub struct RenameState {
+    text: String,
+    old: String,
+    new: String,
+}
+
+/// `POST /api/studio/rename-state` `{text, old, new}`: the text with the
+/// state renamed where it is named (not saved: the editor shows it).
+pub async fn rename_state(
+    body: Result<Json<RenameState>, JsonRejection>,
+) -> Result<Json<Value>, AppError> {
+    let Json(b) = body?;
+    if b.text.len() > crate::studio::MAX_SCENE_BYTES {
+        return Err(crate::studio::StoreError::TooLarge(b.text.len()).into());
+    }
+    let text = crate::studio::rename_state(&b.text, &b.old, &b.new)
+        .map_err(|e| AppError::BadRequest(e.0))?;
+    Ok(Json(json!({"text": text})))
+}
+
+/// The body of `…/duplicate` and `…/rename`.
+#[derive(Deserialize)]
+pub struct NewName {
+    /// The new scene's name; its file keeps the extension.
+    name: String,
+    /// For a rename: the version of the file renamed.
+    base: Option<String>,
+}
+
+/// The copy of `file` as scene `name`: its file name and text.
+fn copy_of(s: &AppState, file: &str, name: &str) -> Result<(String, String), AppError> {
+    if !crate::topic::is_plain_level(name) || name.contains('.') || name.contains(' ') {
+        return Err(AppError::BadRequest(
+            "a scene name is letters, digits, `_` and `-`".into(),
+        ));
+    }
+    let src = s.room.studio.read(file)?;
+    let ext = std::path::Path::new(file)
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("yaml");
+    let to = format!("{name}.{ext}");
+    check_name(&to)?;
+    let text = crate::studio::rename_scene(&src.text, name)
+        .map_err(|e| AppError::BadRequest(e.0))?
+        .unwrap_or(src.text);
+    Ok((to, text))
+}
+
+/// `POST /api/studio/scenes/{file}/duplicate` `{name}`: a copy as scene
+/// `name` (201; 409 when that file exists).
+pub async fn duplicate(
+    State(s): State<AppState>,
+    Path(file): Path<String>,
+    parts: axum::http::request::Parts,
+    body: Result<Json<NewName>, JsonRejection>,
+) -> Result<(StatusCode, Json<Box<SceneChanged>>), AppError> {
+    let Json(b) = body?;
+    let (to, text) = copy_of(&s, &file, &b.name)?;
+    let r = change(
+        &s,
+        &parts,
+        SceneChange::Save {
+            file: to,
+            text,
+            base: None,
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+/// `POST /api/studio/scenes/{file}/rename` `{name, base}`: the copy, then
+/// the old file to the trash (its history stays under its old name).
+pub async fn rename_file(
+    State(s): State<AppState>,
+    Path(file): Path<String>,
+    parts: axum::http::request::Parts,
+    body: Result<Json<NewName>, JsonRejection>,
+) -> Result<Json<Box<SceneChanged>>, AppError> {
+    let Json(b) = body?;
+    let base = b.base.ok_or_else(|| {
+        AppError::BadRequest("a rename names the version renamed (`base`)".into())
+    })?;
+    if s.room.studio.read(&file)?.version != base {
+        return Err(AppError::Conflict(format!(
+            "{file} was changed since you opened it; not renamed"
+        )));
+    }
+    let (to, text) = copy_of(&s, &file, &b.name)?;
+    let made = change(
+        &s,
+        &parts,
+        SceneChange::Save {
+            file: to,
+            text,
+            base: None,
+        },
+    )
+    .await?;
+    change(&s, &parts, SceneChange::Delete { file, base }).await?;
+    Ok(Json(made))
 }
 
 impl From<crate::studio::StoreError> for AppError {

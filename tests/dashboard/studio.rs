@@ -123,6 +123,32 @@ async fn a_new_scene_is_made_checked_saved_drawn_run_and_reverted_in_the_studio(
         .await;
     assert!(timeouts.contains("timeout 1s → END"), "{timeouts}");
 
+    // A state renamed by clicking it in the picture: its gotos follow, in
+    // the text (not saved until Save).
+    br.js("window.prompt = () => 'wait_visitor'; return true;")
+        .await;
+    br.js("const b = document.querySelector('#studio-graph [data-state=waiting]').getBoundingClientRect(); document.getElementById('studio-graph').dispatchEvent(new MouseEvent('click', {clientX: b.left + 5, clientY: b.top + 5, bubbles: true})); return true;").await;
+    br.wait_for(
+        "the state renamed in the text and the picture",
+        "studio.cm.getValue().includes('\"goto\": \"wait_visitor\"') && !studio.cm.getValue().includes('\"waiting\"') && document.querySelector('#studio-graph [data-state=wait_visitor]') !== null",
+        T,
+    )
+    .await;
+    edit(&br, "t.split('wait_visitor').join('waiting')").await;
+    br.wait_for(
+        "back to `waiting`",
+        "document.querySelector('#studio-graph [data-state=waiting]') !== null && studio.view.ok",
+        T,
+    )
+    .await;
+    br.click("#studio-save").await;
+    br.wait_for(
+        "saved again",
+        "document.getElementById('studio-status').textContent.startsWith('Saved visit.json')",
+        T,
+    )
+    .await;
+
     // Preview: the scene runs here, nothing goes to the room.
     let mut quiet = room.events.subscribe();
     br.click("#studio-preview").await;

@@ -335,3 +335,65 @@ async fn a_deleted_scene_is_unloaded_and_comes_back_from_its_history() {
     assert!(room.scenes.scenes().get("outro").is_some());
     room.shutdown(Role::Daemon).await;
 }
+
+#[tokio::test]
+async fn a_scene_is_duplicated_and_renamed_with_its_own_name() {
+    let (site, room) = studio_room().await;
+    let (status, _, body) = call(
+        app_for(&room),
+        send(
+            "POST",
+            "/api/studio/scenes/showcase.json/duplicate",
+            Some(serde_json::json!({"name": "show2"})),
+        ),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(json(&body)["file"], "show2.json");
+    let copy = std::fs::read_to_string(site.dir.path().join("scenes/show2.json")).unwrap();
+    assert!(copy.contains("\"sceneId\": \"show2\""), "{copy}");
+    assert!(room.scenes.scenes().get("show2").is_some());
+    assert!(
+        room.scenes.scenes().get("showcase").is_some(),
+        "the original stays"
+    );
+    let v = json(
+        &call(
+            app_for(&room),
+            send("GET", "/api/studio/scenes/show2.json", None),
+        )
+        .await
+        .2,
+    )["version"]
+        .clone();
+    let (status, _, body) = call(
+        app_for(&room),
+        send(
+            "POST",
+            "/api/studio/scenes/show2.json/rename",
+            Some(serde_json::json!({"name": "show3", "base": v})),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert!(!site.dir.path().join("scenes/show2.json").exists());
+    assert!(room.scenes.scenes().get("show3").is_some());
+    assert!(room.scenes.scenes().get("show2").is_none());
+    // A copy under a name that exists is refused, nothing overwritten.
+    let (status, _, _) = call(
+        app_for(&room),
+        send(
+            "POST",
+            "/api/studio/scenes/intro.yaml/duplicate",
+            Some(serde_json::json!({"name": "outro"})),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    room.shutdown(Role::Daemon).await;
+}

@@ -18,6 +18,9 @@ fn a_save_needs_the_version_it_started_from() {
         Err(StoreError::Conflict(_))
     ));
     let v2 = s.save("a.yaml", "two\n", Some(&v1), "bob").unwrap();
+    // Saved again unchanged: nothing written, nothing kept.
+    assert_eq!(s.save("a.yaml", "two\n", Some(&v2), "bob").unwrap(), v2);
+    assert_eq!(s.history("a.yaml").unwrap().len(), 2);
     // Ann saves on top of her old version: refused, nothing written.
     let e = s.save("a.yaml", "three\n", Some(&v1), "ann").unwrap_err();
     assert!(
