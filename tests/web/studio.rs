@@ -16,6 +16,17 @@ fn send(method: &str, path: &str, body: Option<Value>) -> Request<Body> {
         .unwrap()
 }
 
+/// The studio's view of `file` (its text, version, diagnostics...).
+async fn open(room: &Room, file: &str) -> Value {
+    let (status, _, body) = call(
+        app_for(room),
+        send("GET", &format!("/api/studio/scenes/{file}"), None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{file}");
+    json(&body)
+}
+
 /// A room with the repository's example scenes and a predecessor file
 /// written the way its editor writes them (tabs, CRLF, odd key order).
 async fn studio_room() -> (Site, Room) {
@@ -58,13 +69,7 @@ async fn every_scene_opens_as_a_graph_and_timelines_and_saves_unchanged_to_the_s
     for f in files {
         let file = f["file"].as_str().unwrap();
         assert_eq!(f["loads"], true, "{file}");
-        let (status, _, body) = call(
-            app_for(&room),
-            send("GET", &format!("/api/studio/scenes/{file}"), None),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{file}");
-        let v = json(&body);
+        let v = open(&room, file).await;
         assert_eq!(v["ok"], true, "{file}: {}", v["diagnostics"]);
         assert!(v["graph"].as_str().unwrap().starts_with("<?xml"), "{file}");
         assert!(!v["timelines"].as_array().unwrap().is_empty(), "{file}");
@@ -96,14 +101,7 @@ async fn a_save_is_checked_first_and_a_conflict_is_not_an_overwrite() {
     let (site, room) = studio_room().await;
     let path = site.dir.path().join("scenes/intro.yaml");
     let before = std::fs::read_to_string(&path).unwrap();
-    let open = json(
-        &call(
-            app_for(&room),
-            send("GET", "/api/studio/scenes/intro.yaml", None),
-        )
-        .await
-        .2,
-    );
+    let open = open(&room, "intro.yaml").await;
     let base = open["version"].clone();
     // Does not load: 422 with the diagnostics at their line, nothing written.
     let broken = before.replace("at: 5.0", "at: x");
@@ -237,14 +235,7 @@ async fn bad_names_sizes_bombs_and_a_failing_disk_are_said_and_lose_nothing() {
     let before = std::fs::read_to_string(&path).unwrap();
     std::fs::create_dir(site.dir.path().join("scenes/.outro.yaml.tmp/")).unwrap();
     std::fs::write(site.dir.path().join("scenes/.outro.yaml.tmp/x"), "").unwrap();
-    let open = json(
-        &call(
-            app_for(&room),
-            send("GET", "/api/studio/scenes/outro.yaml", None),
-        )
-        .await
-        .2,
-    );
+    let open = open(&room, "outro.yaml").await;
     let (status, _, body) = call(
         app_for(&room),
         send(
@@ -276,14 +267,7 @@ async fn bad_names_sizes_bombs_and_a_failing_disk_are_said_and_lose_nothing() {
 #[tokio::test]
 async fn a_deleted_scene_is_unloaded_and_comes_back_from_its_history() {
     let (site, room) = studio_room().await;
-    let open = json(
-        &call(
-            app_for(&room),
-            send("GET", "/api/studio/scenes/outro.yaml", None),
-        )
-        .await
-        .2,
-    );
+    let open = open(&room, "outro.yaml").await;
     let (status, _, body) = call(
         app_for(&room),
         send(
@@ -362,15 +346,7 @@ async fn a_scene_is_duplicated_and_renamed_with_its_own_name() {
         room.scenes.scenes().get("showcase").is_some(),
         "the original stays"
     );
-    let v = json(
-        &call(
-            app_for(&room),
-            send("GET", "/api/studio/scenes/show2.json", None),
-        )
-        .await
-        .2,
-    )["version"]
-        .clone();
+    let v = open(&room, "show2.json").await["version"].clone();
     let (status, _, body) = call(
         app_for(&room),
         send(
