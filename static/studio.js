@@ -39,6 +39,7 @@ function studioSay(text, kind = "info") {
 async function studioList(select) {
   const r = await studioFetch("/api/studio");
   if (!r.ok) return;
+  studio.channels = r.body.channels || {};
   const files = studioEl("studio-file");
   files.replaceChildren(authEl("option", { value: "" }, "— open a scene —"),
     ...r.body.files.map(f => authEl("option", { value: f.file },
@@ -65,6 +66,30 @@ async function studioOpen(file) {
   studioShow(r.body);
   studioSay("");
   studioHistory();
+}
+
+// ---- channels and messages offered (Ctrl-Space) --------------------------
+
+// What fits where the cursor is: a channel after `topic`, a message of
+// the line's channel after `message`, else channels.
+function studioHintList(line) {
+  const channels = Object.keys(studio.channels || {});
+  if (/message["']?\s*:/.test(line)) {
+    const topic = (line.match(/topic["']?\s*:\s*["']?([^"',}\s]+)/) || [])[1];
+    const known = topic && studio.channels[topic];
+    if (known && known.length) return known;
+  }
+  return channels;
+}
+
+function studioHint(cm) {
+  const cur = cm.getCursor();
+  const line = cm.getLine(cur.line);
+  let start = cur.ch;
+  while (start > 0 && /[^\s"',:{}\[\]]/.test(line.charAt(start - 1))) start--;
+  const typed = line.slice(start, cur.ch);
+  const list = studioHintList(line.slice(0, start)).filter(w => w.startsWith(typed));
+  return { list, from: CodeMirror.Pos(cur.line, start), to: cur };
 }
 
 // ---- checking while typing -----------------------------------------------
@@ -325,7 +350,10 @@ function studioStart() {
   studio.cm = CodeMirror(studioEl("studio-editor"), {
     lineNumbers: true, mode: "yaml", gutters: ["CodeMirror-lint-markers"],
     lint: { getAnnotations: studioLint, async: true, delay: 400 }, tabSize: 2, indentWithTabs: false,
-    extraKeys: { "Ctrl-S": () => studioSave(), "Cmd-S": () => studioSave() },
+    extraKeys: {
+      "Ctrl-S": () => studioSave(), "Cmd-S": () => studioSave(),
+      "Ctrl-Space": cm => cm.showHint({ hint: studioHint, completeSingle: false }),
+    },
   });
   studio.cm.on("change", () => {
     studio.dirty = true;

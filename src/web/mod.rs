@@ -64,6 +64,7 @@ struct Assets;
 #[include = "codemirror/mode/yaml/*"]
 #[include = "codemirror/mode/javascript/*"]
 #[include = "codemirror/addon/lint/lint.*"]
+#[include = "codemirror/addon/hint/show-hint.*"]
 #[include = "codemirror/LICENSE"]
 struct Vendor;
 

@@ -161,7 +161,24 @@ pub async fn list(State(s): State<AppState>) -> Json<Value> {
         }
     }
     files.sort_by(|a, b| a["file"].as_str().cmp(&b["file"].as_str()));
+    // What the editor offers: the channels the boards announce and the
+    // scenes use, with the messages each is sent.
+    let mut channels: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = s
+        .room
+        .announced()
+        .into_iter()
+        .map(|t| (t, Default::default()))
+        .collect();
+    for (_, a) in scenes.every_action() {
+        if a.kind == crate::scene::ActionKind::Mqtt {
+            let m = channels.entry(a.topic.clone()).or_default();
+            if m.len() < 50 {
+                m.insert(a.message.clone());
+            }
+        }
+    }
     Json(json!({
+        "channels": channels,
         "files": files,
         "templates": TEMPLATES.iter().map(|t| json!({"id": t.id, "title": t.title, "ext": t.ext})).collect::<Vec<_>>(),
     }))

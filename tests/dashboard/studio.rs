@@ -51,6 +51,12 @@ async fn a_new_scene_is_made_checked_saved_drawn_run_and_reverted_in_the_studio(
         T,
     )
     .await;
+    // The channels the boards announce and the scenes use are offered,
+    // with the messages each is sent.
+    assert_eq!(
+        br.js("return [studioHintList('{\"topic\": ').includes('room1/light'), studioHintList('{\"topic\": \"room1/light\", \"message\": ')];").await,
+        serde_json::json!([true, ["OFF", "ON"]])
+    );
     let disk = site.dir.path().join("scenes/visit.json");
     let template = std::fs::read_to_string(&disk).expect("the studio wrote the new scene");
     assert!(template.contains("\"sceneId\": \"visit\""), "{template}");
