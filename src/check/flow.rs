@@ -31,6 +31,21 @@ pub(super) fn topics(config: &Config, scenes: &SceneSet, announced: &[String]) -
             }
         }
     }
+    unknown_channels(&mut out, scenes, &boards, &senders, &stop);
+    let waits = waits(scenes);
+    near_misses(&mut out, config, &boards, &senders, &waits);
+    trigger_clashes(&mut out, config, &waits);
+    out
+}
+
+/// A channel no board announces that only one file sends to.
+fn unknown_channels(
+    out: &mut Diagnostics,
+    scenes: &SceneSet,
+    boards: &[&str],
+    senders: &BTreeMap<&str, Vec<&Path>>,
+    stop: &str,
+) {
     let mut reported = std::collections::BTreeSet::new();
     for (file, a) in scenes.every_action() {
         if a.kind != ActionKind::Mqtt
@@ -62,22 +77,31 @@ pub(super) fn topics(config: &Config, scenes: &SceneSet, announced: &[String]) -
                 format!(
                     "warning: no board announces `{}` and no other file sends to it (boards answer: {})",
                     a.topic,
-                    shortlist(&boards)
+                    shortlist(boards)
                 ),
             )),
             (None, true) => {}
         }
     }
+}
 
+/// A waited-for topic nothing else in the room uses, one letter off one
+/// that is.
+fn near_misses(
+    out: &mut Diagnostics,
+    config: &Config,
+    boards: &[&str],
+    senders: &BTreeMap<&str, Vec<&Path>>,
+    waits: &[Wait<'_>],
+) {
     // What the room hears of: triggers, the boards, what it sends.
     let mut heard: Vec<&str> = config.triggers.iter().map(|t| t.topic.as_str()).collect();
     heard.extend(boards.iter().copied());
     heard.extend(senders.keys().copied());
-    let waits = waits(scenes);
-    for w in &waits {
+    for w in waits {
         heard.push(w.topic);
     }
-    for w in &waits {
+    for w in waits {
         let same = heard
             .iter()
             .filter(|h| matches(w.topic, h) || matches(h, w.topic))
@@ -97,7 +121,10 @@ pub(super) fn topics(config: &Config, scenes: &SceneSet, announced: &[String]) -
             ));
         }
     }
+}
 
+/// A config trigger on a message a scene waits for.
+fn trigger_clashes(out: &mut Diagnostics, config: &Config, waits: &[Wait<'_>]) {
     // A trigger fires whenever the room is idle: on a scene's own button
     // it also starts its scene when the visitor presses it out of turn.
     for t in &config.triggers {
@@ -123,7 +150,6 @@ pub(super) fn topics(config: &Config, scenes: &SceneSet, announced: &[String]) -
             }
         }
     }
-    out
 }
 
 /// The topic `topic` most likely meant; `room1/relay1` and `room1/relay2`

@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
+mod preview;
+
 use super::api::origin;
 use super::auth::Need;
 use super::{AppError, AppState};
@@ -33,19 +35,19 @@ pub(super) fn routes(
             Method::GET,
             "/api/studio/preview",
             technician,
-            get(preview_view),
+            get(preview::view),
         ),
         (
             Method::POST,
             "/api/studio/preview",
             technician,
-            post(preview_start),
+            post(preview::start),
         ),
         (
             Method::POST,
             "/api/studio/preview/input",
             technician,
-            post(preview_input),
+            post(preview::input),
         ),
         (
             Method::POST,
@@ -69,7 +71,7 @@ pub(super) fn routes(
             Method::POST,
             "/api/studio/preview/stop",
             technician,
-            post(preview_stop),
+            post(preview::stop),
         ),
         (
             Method::GET,
@@ -430,87 +432,6 @@ pub async fn revert(
     )
     .await?;
     Ok(Json(r))
-}
-
-/// `POST /api/studio/preview` `{file, text}`: runs the text's scene with
-/// nothing sent to the boards (422 with diagnostics when it does not load).
-pub async fn preview_start(
-    State(s): State<AppState>,
-    body: Result<Json<CheckBody>, JsonRejection>,
-) -> Result<Json<Value>, AppError> {
-    let Json(b) = body?;
-    if b.text.len() > crate::studio::MAX_SCENE_BYTES {
-        return Err(crate::studio::StoreError::TooLarge(b.text.len()).into());
-    }
-    let room = s.room.clone();
-    let path = room.studio.path(&b.file)?;
-    let found = tokio::task::spawn_blocking(move || {
-        crate::check::check_text(&room.config, &path, &b.text, &room.announced())
-    })
-    .await
-    .map_err(|e| AppError::Failed(format!("the check failed: {e}")))?;
-    let Some(scene) = found.scene.filter(|_| found.errors.is_empty()) else {
-        return Err(AppError::Room(crate::room::RoomError::Invalid {
-            errors: found.errors,
-            warnings: found.warnings,
-        }));
-    };
-    let (lengths, dir) = (
-        s.lengths.clone(),
-        s.room.config.media.audio_dir().to_path_buf(),
-    );
-    let preview = crate::studio::Preview::start(scene, Box::new(move |a| lengths.of(&dir, a)));
-    let view = preview.view();
-    *s.preview.lock() = Some(preview);
-    Ok(Json(json!(view)))
-}
-
-/// `GET /api/studio/preview`: what the preview did so far (404: none).
-pub async fn preview_view(State(s): State<AppState>) -> Result<Json<Value>, AppError> {
-    let p = s.preview.lock();
-    let p = p
-        .as_ref()
-        .ok_or_else(|| AppError::NotFound("no preview has run".into()))?;
-    Ok(Json(json!(p.view())))
-}
-
-/// The body of `POST /api/studio/preview/input`.
-#[derive(Deserialize)]
-pub struct InputBody {
-    topic: String,
-    payload: String,
-}
-
-/// `POST /api/studio/preview/input` `{topic, payload}`: a message for the
-/// preview, as if a board had sent it.
-pub async fn preview_input(
-    State(s): State<AppState>,
-    body: Result<Json<InputBody>, JsonRejection>,
-) -> Result<Json<Value>, AppError> {
-    let Json(b) = body?;
-    if b.topic.len() > 256 || b.payload.len() > 1024 {
-        return Err(AppError::BadRequest("topic or payload too long".into()));
-    }
-    let p = s.preview.lock();
-    let p = p
-        .as_ref()
-        .ok_or_else(|| AppError::NotFound("no preview is running".into()))?;
-    if !p.input(&b.topic, &b.payload) {
-        return Err(AppError::Conflict(
-            "the preview is not taking messages now".into(),
-        ));
-    }
-    Ok(Json(json!(p.view())))
-}
-
-/// `POST /api/studio/preview/stop`: ends the preview.
-pub async fn preview_stop(State(s): State<AppState>) -> Result<Json<Value>, AppError> {
-    let p = s.preview.lock();
-    let p = p
-        .as_ref()
-        .ok_or_else(|| AppError::NotFound("no preview is running".into()))?;
-    p.stop();
-    Ok(Json(json!({"stopped": p.view().scene})))
 }
 
 /// The body of `POST /api/studio/rename-state`.
