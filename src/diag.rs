@@ -204,6 +204,23 @@ fn in_words(text: &str) -> String {
             .trim();
         return format!("key `{key}` appears twice in this mapping; keep one");
     }
+    if let Some(rest) = text.strip_prefix("budget breached: Nodes { nodes: ") {
+        let n = rest
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .map_or("too many".into(), |n| format!("more than {}", n - 1));
+        return format!(
+            "the file expands to {n} YAML nodes (aliases repeated inside aliases?): far more than any scene; it is not read"
+        );
+    }
+    if let Some(rest) = text.strip_prefix("budget breached: ") {
+        let what = rest.split(" at line").next().unwrap_or(rest);
+        return format!("the file is beyond what is read ({what}): it is not read");
+    }
+    if text == "recursion limit exceeded" {
+        return "nested too deep (lists or maps inside each other): a scene needs a few levels; it is not read".into();
+    }
     if text == "invalid u16" || text == "invalid u32" || text == "invalid i64" {
         return "a whole number is needed here".into();
     }

@@ -55,6 +55,22 @@ pub(crate) use raw::RawItem;
 use raw::{RawScene, RawState, RawTransition};
 pub use spans::{StateRefs, state_refs};
 
+/// The most YAML nodes a scene or command file may expand to (aliases
+/// included): a real scene has a few hundred; an alias bomb is refused
+/// before it costs seconds.
+pub const MAX_NODES: usize = 100_000;
+
+/// Parses scene or command text, within [`MAX_NODES`].
+pub(crate) fn parse_yaml<'de, T: serde::Deserialize<'de>>(
+    text: &'de str,
+) -> Result<T, serde_saphyr::Error> {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = MAX_NODES;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    serde_saphyr::from_str_with_options(text, options)
+}
+
 /// Name of the single state of a simple-form scene.
 pub const SIMPLE_STATE: &str = "main";
 
@@ -455,7 +471,7 @@ fn declared_names(path: &Path, text: Option<&str>) -> Vec<String> {
         .into_iter()
         .collect();
     if let Some(text) = text
-        && let Ok(n) = serde_saphyr::from_str::<Names>(text)
+        && let Ok(n) = parse_yaml::<Names>(text)
     {
         out.extend(n.name);
         out.extend(n.scene_id);
@@ -479,7 +495,7 @@ fn parse_scene_in(
     path: &Path,
     ctx: &SceneContext,
 ) -> Result<(Scene, Diagnostics), (Diagnostics, Diagnostics)> {
-    let raw: RawScene = serde_saphyr::from_str(text).map_err(|e| {
+    let raw: RawScene = parse_yaml(text).map_err(|e| {
         (
             Diagnostics::from(Diagnostic::from_yaml(path, &e)),
             Diagnostics::default(),

@@ -229,6 +229,12 @@ async fn bad_names_sizes_bombs_and_a_failing_disk_are_said_and_lose_nothing() {
         let v = json(&body);
         assert_eq!(v["ok"], false, "{v}");
         assert_eq!(v["diagnostics"][0]["level"], "error");
+        let said = v["diagnostics"][0]["message"].as_str().unwrap();
+        assert!(
+            said.contains("expands to more than 100000 YAML nodes")
+                || said.starts_with("nested too deep"),
+            "{said}"
+        );
     }
     // The disk refuses the write: said, and the file is as it was.
     let path = site.dir.path().join("scenes/outro.yaml");

@@ -110,7 +110,7 @@ pub(crate) fn parse_command_in(
     path: &Path,
     ctx: &SceneContext,
 ) -> Result<(CommandFile, Diagnostics), (Diagnostics, Diagnostics)> {
-    let raw: Spanned<Vec<Spanned<RawStep>>> = serde_saphyr::from_str(text).map_err(|e| {
+    let raw: Spanned<Vec<Spanned<RawStep>>> = super::parse_yaml(text).map_err(|e| {
         (
             Diagnostics::from(Diagnostic::from_yaml(path, &e)),
             Diagnostics::default(),

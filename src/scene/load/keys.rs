@@ -14,7 +14,7 @@ use serde_saphyr::Spanned;
 /// unknown both come from it. None when the text does not parse (the typed
 /// parse then says why).
 pub(crate) fn key_tree(text: &str) -> Option<Node> {
-    serde_saphyr::from_str::<Node>(text).ok()
+    super::parse_yaml::<Node>(text).ok()
 }
 
 impl Node {

@@ -21,7 +21,7 @@ pub struct StateRefs {
 
 /// The state names of `text`, when it parses as a scene.
 pub fn state_refs(text: &str) -> Option<StateRefs> {
-    let raw: RawScene = serde_saphyr::from_str(text).ok()?;
+    let raw: RawScene = super::parse_yaml(text).ok()?;
     let mut out = StateRefs {
         scene: raw
             .scene_id

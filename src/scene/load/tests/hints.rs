@@ -117,3 +117,23 @@ fn a_closing_sound_in_end_alone_is_cut_off() {
         format!("{text}    timeline:\n      - {{at: 3, topic: room1/light, message: 'OFF'}}\n");
     assert!(warnings(&timed).is_empty());
 }
+
+#[test]
+fn alias_bombs_and_deep_nesting_are_refused_in_words() {
+    let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    for (i, prev) in ('b'..='h').zip('a'..) {
+        let refs = vec![format!("*{prev}"); 10].join(", ");
+        bomb.push_str(&format!("{i}: &{i} [{refs}]\n"));
+    }
+    let e = parse(&bomb).unwrap_err();
+    assert!(
+        e.contains(": the file expands to more than 100000 YAML nodes (aliases repeated inside aliases?): far more than any scene; it is not read"),
+        "{e}"
+    );
+    let deep = format!("{}1{}", "[".repeat(2000), "]".repeat(2000));
+    let e = parse(&deep).unwrap_err();
+    assert!(
+        e.contains(": nested too deep (lists or maps inside each other): a scene needs a few levels; it is not read"),
+        "{e}"
+    );
+}
