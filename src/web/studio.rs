@@ -224,6 +224,14 @@ pub async fn open(
     Ok(Json(v))
 }
 
+/// Refuses a text over the studio's limit (a scene is a few KiB).
+fn within_limit(text: &str) -> Result<(), AppError> {
+    if text.len() > crate::studio::MAX_SCENE_BYTES {
+        return Err(crate::studio::StoreError::TooLarge(text.len()).into());
+    }
+    Ok(())
+}
+
 /// The body of `POST /api/studio/check`.
 #[derive(Deserialize)]
 pub struct CheckBody {
@@ -237,9 +245,7 @@ pub async fn check(
     body: Result<Json<CheckBody>, JsonRejection>,
 ) -> Result<Json<Value>, AppError> {
     let Json(b) = body?;
-    if b.text.len() > crate::studio::MAX_SCENE_BYTES {
-        return Err(crate::studio::StoreError::TooLarge(b.text.len()).into());
-    }
+    within_limit(&b.text)?;
     let s2 = s.clone();
     let v = tokio::task::spawn_blocking(move || view(&s2, &b.file, &b.text))
         .await
@@ -448,9 +454,7 @@ pub async fn rename_state(
     body: Result<Json<RenameState>, JsonRejection>,
 ) -> Result<Json<Value>, AppError> {
     let Json(b) = body?;
-    if b.text.len() > crate::studio::MAX_SCENE_BYTES {
-        return Err(crate::studio::StoreError::TooLarge(b.text.len()).into());
-    }
+    within_limit(&b.text)?;
     let text = crate::studio::rename_state(&b.text, &b.old, &b.new)
         .map_err(|e| AppError::BadRequest(e.0))?;
     Ok(Json(json!({"text": text})))

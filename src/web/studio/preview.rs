@@ -7,7 +7,7 @@ use axum::extract::rejection::JsonRejection;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::CheckBody;
+use super::{CheckBody, within_limit};
 use crate::web::{AppError, AppState};
 
 /// `POST /api/studio/preview` `{file, text}`: runs the text's scene with
@@ -17,9 +17,7 @@ pub async fn start(
     body: Result<Json<CheckBody>, JsonRejection>,
 ) -> Result<Json<Value>, AppError> {
     let Json(b) = body?;
-    if b.text.len() > crate::studio::MAX_SCENE_BYTES {
-        return Err(crate::studio::StoreError::TooLarge(b.text.len()).into());
-    }
+    within_limit(&b.text)?;
     let room = s.room.clone();
     let path = room.studio.path(&b.file)?;
     let found = tokio::task::spawn_blocking(move || {
