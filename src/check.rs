@@ -88,7 +88,7 @@ pub fn check_config(config: Config) -> Report {
     let mut warnings = config.warnings.clone();
     warnings.extend(scene_warnings);
     errors.extend(references(&config, &scenes, &failed));
-    let (media_errors, media_warnings, media_files) = media(&config, &scenes);
+    let (media_errors, media_warnings, media_files) = media(&config, &scenes, None);
     errors.extend(media_errors);
     warnings.extend(media_warnings);
     warnings.extend(flow::topics(&config, &scenes, &[]));

@@ -194,6 +194,12 @@ pub fn normalize(p: &Path) -> PathBuf {
     }
 }
 
+/// `p` absolute (from the working directory) and [`normalize`]d: a folder
+/// as a person finds it, and one spelling of a path to compare.
+pub fn absolute(p: &Path) -> PathBuf {
+    normalize(&std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
+}
+
 /// The YAML library's messages, said for a person editing the file.
 fn in_words(text: &str) -> String {
     if let Some(rest) = text.strip_prefix("duplicate mapping key: ") {

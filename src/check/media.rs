@@ -11,8 +11,14 @@ use crate::scene::{ActionKind, SceneSet};
 use super::which;
 
 /// Every file a scene plays must be in its folder (`media.audio_dir` /
-/// `media.video_dir`, both defaulting to `media.dir`).
-pub(super) fn media(config: &Config, scenes: &SceneSet) -> (Diagnostics, Diagnostics, usize) {
+/// `media.video_dir`, both defaulting to `media.dir`). With `only`, just
+/// the files that scene or command file plays (the studio's check while
+/// typing need not look at every other scene's media each time).
+pub(super) fn media(
+    config: &Config,
+    scenes: &SceneSet,
+    only: Option<&Path>,
+) -> (Diagnostics, Diagnostics, usize) {
     let mut errors = Diagnostics::default();
     let mut warnings = Diagnostics::default();
     for (what, dir) in [
@@ -30,7 +36,10 @@ pub(super) fn media(config: &Config, scenes: &SceneSet) -> (Diagnostics, Diagnos
     }
     let mut found = std::collections::BTreeSet::new();
     let mut any_video = false;
-    for (source, a) in scenes.every_action() {
+    let actions = scenes
+        .every_action()
+        .filter(|(source, _)| only.is_none_or(|o| crate::diag::normalize(source) == o));
+    for (source, a) in actions {
         let (file, exts, what, dir) = match &a.kind {
             ActionKind::Audio(c) => (
                 c.file(),
@@ -59,7 +68,7 @@ pub(super) fn media(config: &Config, scenes: &SceneSet) -> (Diagnostics, Diagnos
                 a.pos,
                 format!(
                     "{what} file `{file}` not found in {}{}",
-                    shown(dir).display(),
+                    crate::diag::absolute(dir).display(),
                     nearest(dir, file, exts)
                 ),
             )),
@@ -90,11 +99,6 @@ pub(super) fn media(config: &Config, scenes: &SceneSet) -> (Diagnostics, Diagnos
         }
     }
     (errors, warnings, found.len())
-}
-
-/// The folder as a person finds it: absolute, without `.` and `..`.
-fn shown(dir: &Path) -> std::path::PathBuf {
-    crate::diag::normalize(&std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()))
 }
 
 /// ": did you mean `x`?" for the file in `dir` nearest to `file` (by name,

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
-use crate::diag::{Diagnostic, Diagnostics, normalize};
+use crate::diag::{Diagnostic, Diagnostics, absolute, normalize};
 use crate::scene::load::{COMMANDS_DIR, Loaded, Overlay, load_scenes_with};
 use crate::scene::{CommandFile, SceneRef};
 
@@ -42,11 +42,11 @@ pub fn check_text(config: &Config, path: &Path, text: &str, announced: &[String]
         warnings: mut all_warnings,
         ..
     } = load_scenes_with(config, Some(overlay));
-    let (media_errors, media_warnings, _) = super::media(config, &scenes);
+    let me = normalize(path);
+    let (media_errors, media_warnings, _) = super::media(config, &scenes, Some(&me));
     errors.extend(media_errors);
     all_warnings.extend(media_warnings);
     all_warnings.extend(super::flow::topics(config, &scenes, announced));
-    let me = normalize(path);
     let mine = |d: Diagnostics| Diagnostics(d.0.into_iter().filter(|d| d.file == me).collect());
     let scene = scenes.iter().find(|s| normalize(&s.file) == me).cloned();
     let command = scenes
@@ -84,8 +84,6 @@ pub fn check_file(config: &Config, file: &Path) -> FileCheck {
 /// under its name.
 fn place(config: &Config, file: &Path) -> PathBuf {
     let dir = &config.scenes.dir;
-    let absolute =
-        |p: &Path| normalize(&std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
     let name = file.file_name().unwrap_or_default();
     let parent = file.parent().map(absolute);
     let homes = [
