@@ -128,6 +128,15 @@ impl Action {
             ActionKind::Video(_) => "video",
         }
     }
+
+    /// The sound or clip it plays, if it plays one.
+    pub fn media_file(&self) -> Option<&str> {
+        match &self.kind {
+            ActionKind::Audio(c) => c.file(),
+            ActionKind::Video(c) => c.file(),
+            ActionKind::Mqtt => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

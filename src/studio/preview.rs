@@ -110,7 +110,7 @@ impl ActionSink for Sink {
             }
             return;
         }
-        let Some(file) = played_file(a) else {
+        let Some(file) = a.media_file().map(str::to_string) else {
             self.log
                 .push("play", format!("{} (not played)", a.message), line);
             return;
@@ -140,15 +140,6 @@ impl ActionSink for Sink {
     fn all_off(&self, _scene: Option<&str>) {
         self.log
             .push("send", "STOP: everything off (not sent)".into(), 0);
-    }
-}
-
-/// The file a sound or clip action plays, if it plays one.
-fn played_file(a: &Action) -> Option<String> {
-    match &a.kind {
-        ActionKind::Audio(c) => c.file().map(str::to_string),
-        ActionKind::Video(c) => c.file().map(str::to_string),
-        ActionKind::Mqtt => None,
     }
 }
 

@@ -19,6 +19,7 @@ mod preview;
 use super::api::origin;
 use super::auth::Need;
 use super::{AppError, AppState};
+use crate::check::FileCheck;
 use crate::diag::Diagnostics;
 use crate::room::{Command, Reply, SceneChange, SceneChanged};
 use crate::studio::{TEMPLATES, check_name, graph_svg, timelines};
@@ -186,29 +187,52 @@ pub async fn list(State(s): State<AppState>) -> Json<Value> {
     }))
 }
 
-/// What the editor's text would be: diagnostics, graph, timelines.
-fn view(s: &AppState, file: &str, text: &str) -> Result<Value, AppError> {
+/// `f` on a blocking thread: checking reads every scene file and measures
+/// sounds, which must not hold up the runtime.
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AppError> + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AppError::Failed(format!("the check failed: {e}")))?
+}
+
+/// `text` checked as scene file `file` against the room (blocking).
+pub(super) fn checked(s: &AppState, file: &str, text: &str) -> Result<FileCheck, AppError> {
     let room = &s.room;
     let path = room.studio.path(file)?;
-    let found = crate::check::check_text(&room.config, &path, text, &room.announced());
-    let audio_dir = room.config.media.audio_dir().to_path_buf();
-    let lengths = s.lengths.clone();
-    let (graph, lanes) = match &found.scene {
-        Some(scene) => (
-            Some(graph_svg(scene)),
-            Some(timelines(scene, &|a| lengths.of(&audio_dir, a))),
-        ),
-        None => (None, None),
-    };
-    Ok(json!({
-        "ok": found.ok(),
-        "diagnostics": diagnostics(&found.errors, &found.warnings),
-        "scene": found.scene.as_ref().map(|sc| &sc.name),
-        "initial": found.scene.as_ref().map(|sc| &sc.initial_state),
-        "command": found.command.as_ref().map(|c| &c.name),
-        "graph": graph,
-        "timelines": lanes,
-    }))
+    Ok(crate::check::check_text(
+        &room.config,
+        &path,
+        text,
+        &room.announced(),
+    ))
+}
+
+/// What the editor's text would be: diagnostics, graph, timelines.
+async fn view(s: &AppState, file: String, text: String) -> Result<Value, AppError> {
+    let s = s.clone();
+    blocking(move || {
+        let found = checked(&s, &file, &text)?;
+        let audio_dir = s.room.config.media.audio_dir().to_path_buf();
+        let (graph, lanes) = match &found.scene {
+            Some(scene) => (
+                Some(graph_svg(scene)),
+                Some(timelines(scene, &|a| s.lengths.of(&audio_dir, a))),
+            ),
+            None => (None, None),
+        };
+        Ok(json!({
+            "ok": found.ok(),
+            "diagnostics": diagnostics(&found.errors, &found.warnings),
+            "scene": found.scene.as_ref().map(|sc| &sc.name),
+            "initial": found.scene.as_ref().map(|sc| &sc.initial_state),
+            "command": found.command.as_ref().map(|c| &c.name),
+            "graph": graph,
+            "timelines": lanes,
+        }))
+    })
+    .await
 }
 
 /// `GET /api/studio/scenes/{file}`: its text, version and view.
@@ -217,7 +241,7 @@ pub async fn open(
     Path(file): Path<String>,
 ) -> Result<Json<Value>, AppError> {
     let src = s.room.studio.read(&file)?;
-    let mut v = view(&s, &file, &src.text)?;
+    let mut v = view(&s, file, src.text.clone()).await?;
     v["file"] = json!(src.file);
     v["text"] = json!(src.text);
     v["version"] = json!(src.version);
@@ -246,11 +270,7 @@ pub async fn check(
 ) -> Result<Json<Value>, AppError> {
     let Json(b) = body?;
     within_limit(&b.text)?;
-    let s2 = s.clone();
-    let v = tokio::task::spawn_blocking(move || view(&s2, &b.file, &b.text))
-        .await
-        .map_err(|e| AppError::Failed(format!("the check failed: {e}")))??;
-    Ok(Json(v))
+    Ok(Json(view(&s, b.file, b.text).await?))
 }
 
 async fn change(

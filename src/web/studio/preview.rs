@@ -7,7 +7,7 @@ use axum::extract::rejection::JsonRejection;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{CheckBody, within_limit};
+use super::{CheckBody, blocking, checked, within_limit};
 use crate::web::{AppError, AppState};
 
 /// `POST /api/studio/preview` `{file, text}`: runs the text's scene with
@@ -18,13 +18,8 @@ pub async fn start(
 ) -> Result<Json<Value>, AppError> {
     let Json(b) = body?;
     within_limit(&b.text)?;
-    let room = s.room.clone();
-    let path = room.studio.path(&b.file)?;
-    let found = tokio::task::spawn_blocking(move || {
-        crate::check::check_text(&room.config, &path, &b.text, &room.announced())
-    })
-    .await
-    .map_err(|e| AppError::Failed(format!("the check failed: {e}")))?;
+    let s2 = s.clone();
+    let found = blocking(move || checked(&s2, &b.file, &b.text)).await?;
     let Some(scene) = found.scene.filter(|_| found.errors.is_empty()) else {
         return Err(AppError::Room(crate::room::RoomError::Invalid {
             errors: found.errors,

@@ -88,12 +88,7 @@ impl Builder<'_> {
             return;
         }
         for a in &end.on_enter {
-            let file = match &a.kind {
-                ActionKind::Audio(c) => c.file(),
-                ActionKind::Video(c) => c.file(),
-                ActionKind::Mqtt => None,
-            };
-            if let Some(f) = file {
+            if let Some(f) = a.media_file() {
                 self.warn(
                     a.pos,
                     format!("`{f}` in END's onEnter is cut off: the scene ends (and fades it out) as soon as END is entered; play it in the state before and go to END on its audioEnd/videoEnd, or give END a timeline as long as it"),
