@@ -17,18 +17,7 @@ pub fn rename_state(text: &str, old: &str, new: &str) -> Result<String, EditErro
     let refs = state_refs(text).ok_or_else(|| {
         EditError("the text does not load as a scene: fix it first, then rename".into())
     })?;
-    let plain = !new.is_empty()
-        && new.len() <= 64
-        && new
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | ' '))
-        && new.trim() == new;
-    if !plain || new.eq_ignore_ascii_case(END) {
-        return Err(EditError(format!(
-            "`{}` cannot name a state: letters, digits, `_`, `-` and spaces, not END",
-            new.chars().take(64).collect::<String>().escape_debug()
-        )));
-    }
+    check_state_name(new)?;
     if refs.states.iter().any(|(n, _)| n == new) {
         return Err(EditError(format!("there is a state `{new}` already")));
     }
@@ -78,6 +67,23 @@ pub fn rename_scene(text: &str, new: &str) -> Result<Option<String>, EditError> 
     Ok(Some(out))
 }
 
+/// Refuses what cannot name a new state.
+pub(super) fn check_state_name(new: &str) -> Result<(), EditError> {
+    let plain = !new.is_empty()
+        && new.len() <= 64
+        && new
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | ' '))
+        && new.trim() == new;
+    if !plain || new.eq_ignore_ascii_case(END) {
+        return Err(EditError(format!(
+            "`{}` cannot name a state: letters, digits, `_`, `-` and spaces, not END",
+            new.chars().take(64).collect::<String>().escape_debug()
+        )));
+    }
+    Ok(())
+}
+
 fn lost(name: &str) -> EditError {
     EditError(format!(
         "cannot find where `{name}` is written; rename it in the text"
@@ -85,14 +91,14 @@ fn lost(name: &str) -> EditError {
 }
 
 /// Byte offsets of the starts of lines.
-fn line_starts(text: &str) -> Vec<usize> {
+pub(super) fn line_starts(text: &str) -> Vec<usize> {
     std::iter::once(0)
         .chain(text.match_indices('\n').map(|(i, _)| i + 1))
         .collect()
 }
 
 /// The byte offset of a 1-based line and character column.
-fn offset(text: &str, starts: &[usize], pos: Pos) -> Option<usize> {
+pub(super) fn offset(text: &str, starts: &[usize], pos: Pos) -> Option<usize> {
     let start = *starts.get(usize::try_from(pos.line).ok()?.checked_sub(1)?)?;
     let col = usize::try_from(pos.col).ok()?.checked_sub(1)?;
     let line = &text[start..];
