@@ -28,4 +28,4 @@ pub use store::{
     HistoryEntry, MAX_SCENE_BYTES, SceneSource, SceneStore, StoreError, TEMPLATES, Template,
     check_name,
 };
-pub use timeline::{Lane, Mark, StateTimeline, timelines};
+pub use timeline::{Lane, Mark, StateTimeline, Way, global_ways, timelines};

@@ -64,6 +64,7 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST", "/api/studio/preview/input", "technician"),
     ("POST", "/api/studio/preview/stop", "technician"),
     ("POST", "/api/studio/rename-state", "technician"),
+    ("POST", "/api/studio/edit", "technician"),
     ("POST", "/api/studio/scenes/{file}/duplicate", "technician"),
     ("POST", "/api/studio/scenes/{file}/rename", "technician"),
     ("GET", "/api/studio/scenes/{file}", "technician"),
@@ -183,6 +184,10 @@ fn example(pattern: &str, n: usize) -> (String, Option<Value>) {
         "/api/studio/rename-state" => Some(
             json!({"text": "sceneId: x\ninitialState: a\nstates: {a: {}}\n", "old": "a", "new": "b"}),
         ),
+        "/api/studio/edit" => Some(json!({
+            "text": "sceneId: x\ninitialState: a\nstates: {a: {}}\n",
+            "edit": {"op": "add_state", "name": "b"},
+        })),
         "/api/studio/scenes/{file}/duplicate" => Some(json!({"name": format!("copy{n}")})),
         "/api/studio/scenes/{file}/rename" => {
             Some(json!({"name": format!("moved{n}"), "base": "stale"}))

@@ -53,17 +53,8 @@ pub fn apply(text: &str, edit: &Edit) -> Result<String, EditError> {
             col,
             state,
             part,
-            at,
-        } => {
-            let found = doc.at(*line, *col)?;
-            let mut fields = doc.cue_fields(&found)?;
-            fields.retain(|(k, _)| k != "at");
-            if part.timed() {
-                fields.insert(0, ("at".into(), Val::Num(time(at.unwrap_or(0.0))?)));
-            }
-            let text = doc.delete_cue(&found)?;
-            Doc::read(&text)?.add_cue(state.as_deref(), *part, Val::Map(fields))
-        }
+            change,
+        } => doc.move_cue(doc.at(*line, *col)?, state.as_deref(), *part, change),
         Edit::DeleteCue { line, col } => doc.delete_cue(&doc.at(*line, *col)?),
         Edit::AddState { name } => doc.add_state(name),
         Edit::AddTransition { state, transition } => {
@@ -272,19 +263,44 @@ impl<'t> Doc<'t> {
     /// One action of a timed group changed to another time: out of the
     /// group, into the same timeline as its own item.
     fn split_out(&self, found: Found, change: &CueChange) -> Result<String, EditError> {
+        let state = self.state_of(&found);
+        self.move_cue(found, state.as_deref(), Part::Timeline, change)
+    }
+
+    /// The cue at `found`, changed where `change` says, taken from where it
+    /// is and put in `state`'s `part` (a timed part at its time, else 0 s).
+    fn move_cue(
+        &self,
+        found: Found,
+        state: Option<&str>,
+        part: Part,
+        change: &CueChange,
+    ) -> Result<String, EditError> {
+        change.check()?;
         let mut fields = self.cue_fields(&found)?;
-        let at = change.at.map(|at| ("at", Some(Val::Num(at))));
-        for (key, v) in at.into_iter().chain(change.texts()) {
+        let old_at = fields
+            .iter()
+            .find(|(k, _)| k == "at")
+            .map(|(_, v)| v.clone());
+        for (key, v) in change.texts() {
             fields.retain(|(k, _)| k != key);
             if let Some(v) = v {
                 fields.push((key.to_string(), v));
             }
         }
+        fields.retain(|(k, _)| k != "at");
+        if part.timed() {
+            let at = match (change.at, old_at) {
+                (Some(at), _) => Val::Num(time(at)?),
+                (None, Some(at)) => at,
+                (None, None) => Val::Num(0.0),
+            };
+            fields.push(("at".into(), at));
+        }
         let rank = |k: &str| CUE_KEYS.iter().position(|c| *c == k);
         fields.sort_by_key(|(k, _)| rank(k));
-        let state = self.state_of(&found);
         let text = self.delete_cue(&found)?;
-        Doc::read(&text)?.add_cue(state.as_deref(), Part::Timeline, Val::Map(fields))
+        Doc::read(&text)?.add_cue(state, part, Val::Map(fields))
     }
 
     /// The state whose lists hold `found`.

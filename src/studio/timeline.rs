@@ -18,6 +18,36 @@ pub struct StateTimeline {
     pub lanes: Vec<Lane>,
     /// The state's timeouts (`timeout 20s → show`).
     pub timeouts: Vec<Mark>,
+    /// Every way out of the state, as listed.
+    pub transitions: Vec<Way>,
+}
+
+/// A transition, as the page lists it (to delete it, say).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Way {
+    /// What it waits for and where it goes (`timeout 20s → show`).
+    pub label: String,
+    /// Where it is written.
+    pub line: u32,
+    /// Its column.
+    pub col: u32,
+}
+
+/// A scene's global events (checked in every state).
+pub fn global_ways(scene: &Scene) -> Vec<Way> {
+    scene.global_events.iter().map(way).collect()
+}
+
+fn way(t: &crate::scene::Transition) -> Way {
+    Way {
+        label: format!(
+            "{} → {}",
+            super::graph::trigger_label(&t.trigger),
+            goto(&t.goto)
+        ),
+        line: t.pos.line,
+        col: t.pos.col,
+    }
 }
 
 /// The cues of one channel.
@@ -44,6 +74,8 @@ pub struct Mark {
     pub part: &'static str,
     /// The line it is written on.
     pub line: u32,
+    /// Its column there.
+    pub col: u32,
 }
 
 /// Every state's timeline, the initial state first and END last. `length`
@@ -69,13 +101,10 @@ pub fn timelines(scene: &Scene, length: &dyn Fn(&Action) -> Option<f64>) -> Vec<
                     Trigger::Timeout(d) => Some(Mark {
                         at: d.as_secs_f64(),
                         len: None,
-                        label: format!(
-                            "{} → {}",
-                            super::graph::trigger_label(&t.trigger),
-                            goto(&t.goto)
-                        ),
+                        label: way(t).label,
                         part: "timeout",
                         line: t.pos.line,
+                        col: t.pos.col,
                     }),
                     _ => None,
                 })
@@ -103,6 +132,7 @@ pub fn timelines(scene: &Scene, length: &dyn Fn(&Action) -> Option<f64>) -> Vec<
                 span,
                 lanes,
                 timeouts,
+                transitions: st.transitions.iter().map(way).collect(),
             }
         })
         .collect()
@@ -156,6 +186,7 @@ fn put(
         label: a.message.clone(),
         part,
         line: a.pos.line,
+        col: a.pos.col,
     };
     match lanes.iter_mut().find(|l| l.channel == a.topic) {
         Some(l) => l.marks.push(mark),
@@ -209,5 +240,23 @@ mod tests {
         assert_eq!(show.lanes[3].marks[0].at, 6.0, "onExit at the timeout");
         assert_eq!(show.timeouts[0].label, "timeout 6s → goodbye");
         assert_eq!(show.span, 6.0);
+        let waiting = t.iter().find(|t| t.state == "waiting").unwrap();
+        let ways: Vec<&str> = waiting
+            .transitions
+            .iter()
+            .map(|w| w.label.as_str())
+            .collect();
+        assert_eq!(
+            ways,
+            [
+                "room1/visitor_button = pressed → show",
+                "timeout 20s → show"
+            ]
+        );
+        assert_eq!(
+            (waiting.transitions[1].line, waiting.transitions[1].col),
+            (28, 9)
+        );
+        assert_eq!(global_ways(&s)[0].label, "room1/emergency = PRESSED → END");
     }
 }

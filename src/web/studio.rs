@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
+mod edits;
 mod preview;
 
 use super::api::origin;
@@ -22,7 +23,7 @@ use super::{AppError, AppState};
 use crate::check::FileCheck;
 use crate::diag::Diagnostics;
 use crate::room::{Command, Reply, SceneChange, SceneChanged};
-use crate::studio::{TEMPLATES, check_name, graph_svg, timelines};
+use crate::studio::{TEMPLATES, check_name, global_ways, graph_svg, timelines};
 
 /// The studio's routes, all for `technician`s.
 pub(super) fn routes(
@@ -32,6 +33,12 @@ pub(super) fn routes(
         (Method::GET, "/api/studio", technician, get(list)),
         (Method::POST, "/api/studio/check", technician, post(check)),
         (Method::POST, "/api/studio/new", technician, post(create)),
+        (
+            Method::POST,
+            "/api/studio/edit",
+            technician,
+            post(edits::edit),
+        ),
         (
             Method::GET,
             "/api/studio/preview",
@@ -54,7 +61,7 @@ pub(super) fn routes(
             Method::POST,
             "/api/studio/rename-state",
             technician,
-            post(rename_state),
+            post(edits::rename_state),
         ),
         (
             Method::POST,
@@ -215,21 +222,28 @@ async fn view(s: &AppState, file: String, text: String) -> Result<Value, AppErro
     blocking(move || {
         let found = checked(&s, &file, &text)?;
         let audio_dir = s.room.config.media.audio_dir().to_path_buf();
-        let (graph, lanes) = match &found.scene {
+        let (graph, lanes, globals) = match &found.scene {
             Some(scene) => (
                 Some(graph_svg(scene)),
                 Some(timelines(scene, &|a| s.lengths.of(&audio_dir, a))),
+                Some(global_ways(scene)),
             ),
-            None => (None, None),
+            None => (None, None, None),
         };
+        let form = found.scene.as_ref().map(|sc| match sc.form {
+            crate::scene::SceneForm::Simple => "simple",
+            crate::scene::SceneForm::StateMachine => "machine",
+        });
         Ok(json!({
             "ok": found.ok(),
             "diagnostics": diagnostics(&found.errors, &found.warnings),
             "scene": found.scene.as_ref().map(|sc| &sc.name),
             "initial": found.scene.as_ref().map(|sc| &sc.initial_state),
             "command": found.command.as_ref().map(|c| &c.name),
+            "form": form,
             "graph": graph,
             "timelines": lanes,
+            "globals": globals,
         }))
     })
     .await
@@ -458,26 +472,6 @@ pub async fn revert(
     )
     .await?;
     Ok(Json(r))
-}
-
-/// The body of `POST /api/studio/rename-state`.
-#[derive(Deserialize)]
-pub struct RenameState {
-    text: String,
-    old: String,
-    new: String,
-}
-
-/// `POST /api/studio/rename-state` `{text, old, new}`: the text with the
-/// state renamed where it is named (not saved: the editor shows it).
-pub async fn rename_state(
-    body: Result<Json<RenameState>, JsonRejection>,
-) -> Result<Json<Value>, AppError> {
-    let Json(b) = body?;
-    within_limit(&b.text)?;
-    let text = crate::studio::rename_state(&b.text, &b.old, &b.new)
-        .map_err(|e| AppError::BadRequest(e.0))?;
-    Ok(Json(json!({"text": text})))
 }
 
 /// The body of `…/duplicate` and `…/rename`.

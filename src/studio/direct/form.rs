@@ -23,14 +23,15 @@ pub enum Edit {
         col: u32,
         change: CueChange,
     },
-    /// The cue at `line:col` moved to a state's `part`, at `at` seconds
-    /// in a timed part.
+    /// The cue at `line:col` moved to a state's `part`, changed where
+    /// `change` says (its time in a timed part).
     MoveCue {
         line: u32,
         col: u32,
         state: Option<String>,
         part: Part,
-        at: Option<f64>,
+        #[serde(default)]
+        change: CueChange,
     },
     /// The cue at `line:col` removed.
     DeleteCue { line: u32, col: u32 },

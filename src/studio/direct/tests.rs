@@ -181,7 +181,10 @@ fn a_cue_moved_to_another_state_and_a_cue_deleted() {
         col,
         state: Some("show".into()),
         part: Part::Timeline,
-        at: Some(0.5),
+        change: CueChange {
+            at: Some(0.5),
+            ..CueChange::default()
+        },
     };
     let out = apply(SHOWCASE, &moved).unwrap();
     let sc = scene(&out, "showcase.json");
