@@ -6,6 +6,8 @@
 // keeps the text; a conflict is said), the history with diff and revert,
 // a preview that runs the editor's text with nothing sent to the boards,
 // and "run for real". The running (or previewed) state is highlighted live.
+// The forms that change cues, states and transitions without typing are
+// in studio-forms.js.
 "use strict";
 
 const studio = {
@@ -59,10 +61,15 @@ async function studioOpen(file) {
   if (!r.ok) { studioSay(r.body.error || `cannot open ${file}`, "error"); return; }
   studio.file = file;
   studio.version = r.body.version;
+  studioCueClose();
+  studioEl("studio-way-form").hidden = true;
   studio.cm.setOption("mode", file.endsWith(".json") ? { name: "javascript", json: true } : "yaml");
+  // A file written with CRLF line ends is saved with them.
+  studio.cm.setOption("lineSeparator", r.body.text.includes("\r\n") ? "\r\n" : null);
   studio.cm.setValue(r.body.text);
   studio.cm.clearHistory();
   studio.dirty = false;
+  studio.viewText = studio.cm.getValue();
   studioShow(r.body);
   studioSay("");
   studioHistory();
@@ -99,6 +106,7 @@ async function studioLint(text, update) {
   if (!studio.file) { update([]); return; }
   const r = await studioFetch("/api/studio/check", { method: "POST", body: JSON.stringify({ file: studio.file, text }) });
   if (!r.ok) { update([]); studioSay(r.body.error || "the check failed", "error"); return; }
+  studio.viewText = text;
   studioShow(r.body);
   update(studioMarks(r.body.diagnostics));
 }
@@ -152,7 +160,10 @@ function studioTimelines(states) {
         }, m.label);
         cue.style.left = pct(m.at);
         if (m.len) { cue.style.width = pct(m.len); cue.classList.add("has-len"); }
-        cue.addEventListener("click", () => { studio.cm.setCursor(CodeMirror.Pos(m.line - 1, 0)); studio.cm.focus(); });
+        cue.addEventListener("click", () => {
+          studio.cm.setCursor(CodeMirror.Pos(m.line - 1, Math.max(0, m.col - 1)));
+          studioCueForm({ state: st.state, lane: l, mark: m });
+        });
         return cue;
       }))));
     const marks = authEl("div", { class: "lane timeouts" }, authEl("span", { class: "lane-name" }, "timeouts"),
@@ -161,10 +172,16 @@ function studioTimelines(states) {
         t.style.left = pct(m.at);
         return t;
       })));
+    const add = authEl("button", { class: "quiet add-cue", type: "button", title: `A new cue in ${st.state}` }, "+ cue");
+    add.addEventListener("click", () => studioCueForm({ state: st.state }));
     return authEl("div", { class: "state-timeline", "data-state": st.state },
-      authEl("h4", {}, `${st.state} `, authEl("span", { class: "muted" }, `0 – ${Math.round(st.span * 10) / 10} s`)),
-      ...lanes, marks);
+      authEl("h4", {}, `${st.state} `, authEl("span", { class: "muted" }, `0 – ${Math.round(st.span * 10) / 10} s `), add),
+      ...lanes, marks, studioWays(st.transitions || [], "ways out"));
   }));
+  studioEl("studio-globals").replaceChildren(...(studio.view.globals && studio.view.globals.length
+    ? [studioWays(studio.view.globals, "in every state")] : []));
+  studioShapeBar();
+  box.classList.toggle("stale", studio.viewText !== studio.cm.getValue());
 }
 
 // ---- saving, history, revert ---------------------------------------------
@@ -251,7 +268,7 @@ async function studioRenameState(old) {
     method: "POST", body: JSON.stringify({ text: studio.cm.getValue(), old, new: name }),
   });
   if (!r.ok) { studioSay(`Not renamed: ${r.body.error || r.status}`, "error"); return; }
-  studio.cm.setValue(r.body.text);
+  studioReplace(r.body.text);
   studioSay(`State ${old} is now ${name} (not saved yet).`, "info");
 }
 
@@ -357,6 +374,9 @@ function studioStart() {
   });
   studio.cm.on("change", () => {
     studio.dirty = true;
+    // What the timeline points at is the text it was drawn for: until the
+    // check of the new text comes back it cannot be clicked.
+    studioEl("studio-timeline").classList.add("stale");
     studioEl("studio-run").disabled = true;
   });
   studioEl("studio-file").addEventListener("change", e => studioOpen(e.target.value));

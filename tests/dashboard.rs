@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 mod accounts;
 mod cards;
 mod studio;
+mod studio_forms;
 
 const SHOW: &str = "name: intro\ndescription: Lights up, steam\nactions:\n  - { at: 0.0, topic: room1/light, message: 'ON' }\n  - { at: 0.5, topic: room1/steam, message: 'ON' }\nduration: 60\non_stop:\n  - { topic: room1/light, message: 'OFF' }\n";
 const T: Duration = Duration::from_secs(10);

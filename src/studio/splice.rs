@@ -141,7 +141,10 @@ pub fn insert(
     let like = Like::of(text, list, near);
     if list.is_flow() {
         let sep = separator(text, list, &spans);
-        let new = element(key, v, json, &like);
+        // A mapping written one entry a line gets a list or mapping
+        // value on lines of its own, whatever its neighbour's value is.
+        let spread = like.lines || (list.is_map() && sep.contains('\n'));
+        let new = element(key, v, json, &like, spread);
         let (at, with) = if index == 0 {
             (spans[0].0, format!("{new}{sep}"))
         } else {
@@ -290,8 +293,8 @@ fn separator(text: &str, list: &Node, spans: &[(usize, usize)]) -> String {
 }
 
 /// One new element of a flow list.
-fn element(key: Option<&str>, v: &Val, json: bool, like: &Like) -> String {
-    let value = if like.lines && !v.is_leaf() {
+fn element(key: Option<&str>, v: &Val, json: bool, like: &Like, spread: bool) -> String {
+    let value = if spread && !v.is_leaf() {
         lines(v, json, &like.indent)
     } else {
         inline(v, json, like)

@@ -128,6 +128,32 @@ impl Browser {
         assert!(r.is_null(), "click {css} failed: {r}");
     }
 
+    /// Types `text` into the field `css`, as a person would, after
+    /// clearing it.
+    pub async fn fill(&self, css: &str, text: &str) {
+        let e = self
+            .cmd(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        let id = e[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {e}"))
+            .to_string();
+        let clear = format!("/element/{id}/clear");
+        let r = self
+            .cmd(reqwest::Method::POST, &clear, Some(json!({})))
+            .await;
+        assert!(r.is_null(), "clear {css} failed: {r}");
+        let value = format!("/element/{id}/value");
+        let r = self
+            .cmd(reqwest::Method::POST, &value, Some(json!({"text": text})))
+            .await;
+        assert!(r.is_null(), "typing into {css} failed: {r}");
+    }
+
     /// The text of the first element matching `css` ("" if none).
     pub async fn text(&self, css: &str) -> String {
         let script = format!(

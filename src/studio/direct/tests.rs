@@ -85,6 +85,26 @@ fn a_cue_added_to_a_json_state_is_one_new_line_in_the_files_style_and_loads() {
 }
 
 #[test]
+fn a_first_timeline_in_a_json_state_is_written_one_cue_a_line() {
+    let edit = Edit::AddCue {
+        state: Some("welcome".into()),
+        part: Part::Timeline,
+        cue: mqtt(Some(1.0), "room1/light", "OFF"),
+    };
+    let out = apply(SHOWCASE, &edit).unwrap();
+    let (added, _) = changed(SHOWCASE, &out);
+    assert_eq!(
+        added,
+        [
+            "      \"timeline\": [",
+            "        {\"at\": 1, \"action\": \"mqtt\", \"topic\": \"room1/light\", \"message\": \"OFF\"}",
+            "      ],",
+        ]
+    );
+    scene(&out, "showcase.json");
+}
+
+#[test]
 fn a_cue_changed_from_the_form_changes_only_its_values() {
     let (line, col) = cue_pos(SHOWCASE, "showcase.json", "room1/motor", "ON:50:L");
     let edit = Edit::SetCue {
