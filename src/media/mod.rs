@@ -1,10 +1,12 @@
 //! Media on the Pi: the command grammar (`command`), the audio player (one
 //! rodio thread, `audio`) and the video player (mpv over IPC, `video`).
-//! [`MediaHandle`] is what scenes talk to.
+//! [`MediaHandle`] is what scenes talk to; `probe` asks mpv how long a
+//! clip is.
 
 pub mod alsa_quiet;
 pub mod audio;
 pub mod command;
+pub mod probe;
 pub mod video;
 
 use std::time::Duration;

@@ -221,11 +221,10 @@ async fn view(s: &AppState, file: String, text: String) -> Result<Value, AppErro
     let s = s.clone();
     blocking(move || {
         let found = checked(&s, &file, &text)?;
-        let audio_dir = s.room.config.media.audio_dir().to_path_buf();
         let (graph, lanes, globals) = match &found.scene {
             Some(scene) => (
                 Some(graph_svg(scene)),
-                Some(timelines(scene, &|a| s.lengths.of(&audio_dir, a))),
+                Some(timelines(scene, &|a| s.lengths.of(&s.room.config.media, a))),
                 Some(global_ways(scene)),
             ),
             None => (None, None, None),

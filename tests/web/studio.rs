@@ -565,3 +565,23 @@ async fn a_state_and_its_transitions_are_added_and_bad_edits_are_said() {
     assert!(error.contains("256 KiB"), "{error}");
     room.shutdown(Role::Daemon).await;
 }
+
+#[tokio::test]
+async fn a_clips_length_is_asked_of_mpv_and_drawn_on_the_timeline() {
+    let (site, room) = studio_room().await;
+    let clip = roomctl::testkit::sine_wav(2.0, 330.0, 0.2);
+    std::fs::write(site.dir.path().join("media/clip.mp4"), clip).unwrap();
+    let film = r#"{"sceneId": "film", "initialState": "a", "states": {"a": {
+        "onEnter": [{"action": "video", "message": "PLAY_VIDEO:clip.mp4"}],
+        "transitions": [{"type": "videoEnd", "target": "clip.mp4", "goto": "END"}]}}}"#;
+    let v = check(&room, "film.json", film).await;
+    assert_eq!(v["ok"], true, "{}", v["diagnostics"]);
+    let lanes = v["timelines"][0]["lanes"].as_array().unwrap().clone();
+    let video = lanes
+        .iter()
+        .find(|l| l["kind"] == "video")
+        .unwrap_or_else(|| panic!("no video lane: {lanes:?}"));
+    let len = video["marks"][0]["len"].as_f64().expect("measured by mpv");
+    assert!((len - 2.0).abs() < 0.05, "{len}");
+    room.shutdown(Role::Daemon).await;
+}

@@ -19,18 +19,24 @@ pub async fn start(
     let Json(b) = body?;
     within_limit(&b.text)?;
     let s2 = s.clone();
-    let found = blocking(move || checked(&s2, &b.file, &b.text)).await?;
+    let found = blocking(move || {
+        let found = checked(&s2, &b.file, &b.text)?;
+        // Every sound and clip measured here, off the runtime: the preview
+        // then finds their lengths remembered.
+        for a in found.scene.iter().flat_map(|sc| sc.all_actions()) {
+            s2.lengths.of(&s2.room.config.media, a);
+        }
+        Ok(found)
+    })
+    .await?;
     let Some(scene) = found.scene.filter(|_| found.errors.is_empty()) else {
         return Err(AppError::Room(crate::room::RoomError::Invalid {
             errors: found.errors,
             warnings: found.warnings,
         }));
     };
-    let (lengths, dir) = (
-        s.lengths.clone(),
-        s.room.config.media.audio_dir().to_path_buf(),
-    );
-    let preview = crate::studio::Preview::start(scene, Box::new(move |a| lengths.of(&dir, a)));
+    let (lengths, media) = (s.lengths.clone(), s.room.config.media.clone());
+    let preview = crate::studio::Preview::start(scene, Box::new(move |a| lengths.of(&media, a)));
     let view = preview.view();
     *s.preview.lock() = Some(preview);
     Ok(Json(json!(view)))
