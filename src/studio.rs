@@ -23,7 +23,7 @@ pub use direct::{Cue, CueChange, Edit, Part, Transition, apply as edit};
 pub use edit::{EditError, rename_scene, rename_state};
 pub use graph::graph_svg;
 pub use lengths::Lengths;
-pub use preview::{Preview, PreviewLine, PreviewView};
+pub use preview::{Preview, PreviewLine, PreviewView, Speakers};
 pub use store::{
     HistoryEntry, MAX_SCENE_BYTES, SceneSource, SceneStore, StoreError, TEMPLATES, Template,
     check_name,

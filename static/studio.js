@@ -290,7 +290,7 @@ async function studioCopy(rename) {
 
 async function studioPreview() {
   const r = await studioFetch("/api/studio/preview", {
-    method: "POST", body: JSON.stringify({ file: studio.file, text: studio.cm.getValue() }),
+    method: "POST", body: JSON.stringify({ file: studio.file, text: studio.cm.getValue(), sounds: studioEl("studio-sounds").checked }),
   });
   if (!r.ok) {
     if (r.body.diagnostics) studioShow({ ok: false, diagnostics: r.body.diagnostics, graph: null, timelines: null, scene: null });

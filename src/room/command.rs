@@ -57,6 +57,9 @@ pub enum Command {
     Account(AccountChange),
     /// Save, revert or delete a scene file (the studio).
     Scene(SceneChange),
+    /// An audio command (`PLAY:chime.wav`, `STOP`) from a studio preview
+    /// with its sounds on the Pi; refused while a scene runs.
+    PreviewSound(String),
 }
 
 impl Command {
@@ -73,7 +76,8 @@ impl Command {
             | Command::Volume(_)
             | Command::StopMedia(_)
             | Command::Reload
-            | Command::Scene(_) => Role::Technician,
+            | Command::Scene(_)
+            | Command::PreviewSound(_) => Role::Technician,
             Command::Account(_) => Role::Admin,
         }
     }
@@ -101,6 +105,7 @@ impl std::fmt::Display for Command {
             Command::Reload => f.write_str("reload"),
             Command::Account(c) => write!(f, "{c}"),
             Command::Scene(c) => write!(f, "{c}"),
+            Command::PreviewSound(m) => write!(f, "preview sound {:?}", short(m)),
         }
     }
 }
@@ -209,6 +214,8 @@ pub enum Reply {
     Volume(Volume),
     /// The player is stopped.
     MediaStopped(Player),
+    /// A preview's sound command was given to the audio player.
+    SoundPreviewed,
     /// The reload is done.
     Reloaded(Box<ReloadReport>),
     /// The accounts changed.
@@ -447,6 +454,9 @@ impl Room {
                     Player::Video => self.media.video(VideoCommand::Stop),
                 }
                 done(Ok(Reply::MediaStopped(p)))
+            }
+            Command::PreviewSound(message) => {
+                done(self.preview_sound(&message).map(|()| Reply::SoundPreviewed))
             }
             Command::Account(change) => {
                 let accounts = self.accounts.clone();

@@ -2,10 +2,12 @@
 //! against the room first (a save that does not load is refused with its
 //! diagnostics and nothing is written), kept by the scene store (atomic,
 //! with its history), then the scenes are reloaded. A running scene
-//! finishes on the definition it started with.
+//! finishes on the definition it started with. A preview's sounds may be
+//! played on the Pi, never over a running scene.
 
-use super::{ReloadReport, Room};
+use super::{ReloadReport, Room, RoomError};
 use crate::diag::Diagnostics;
+use crate::media::AudioCommand;
 use crate::studio::StoreError;
 
 /// Why a scene change was refused.
@@ -102,6 +104,24 @@ pub struct SceneChanged {
 }
 
 impl Room {
+    /// A studio preview's audio command (`PLAY:chime.wav`, `STOP`) on the
+    /// Pi's speakers; refused while a scene runs, which it would play over.
+    pub(super) fn preview_sound(&self, message: &str) -> Result<(), RoomError> {
+        if self.scenes.is_running() {
+            return Err(RoomError::Conflict(
+                "a scene is running: a preview's sounds would play over it".into(),
+            ));
+        }
+        let cmd = AudioCommand::parse(message).map_err(|e| {
+            RoomError::BadRequest(format!(
+                "`{}` is not an audio command: {e}",
+                message.chars().take(64).collect::<String>().escape_debug()
+            ))
+        })?;
+        self.media.audio(cmd);
+        Ok(())
+    }
+
     /// Does `change` for `author` (see the module doc).
     pub(super) async fn change_scene(
         &self,

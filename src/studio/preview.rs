@@ -3,8 +3,9 @@
 //! Every command is written down as it would be sent, at its time, and
 //! confirmed at once (simulated); a sound or clip "ends" after its
 //! measured length (or 3 s), so `audioEnd`/`videoEnd` transitions are
-//! taken; a message a state waits for is given by hand. What happened is
-//! kept in a bounded list the page reads.
+//! taken; a message a state waits for is given by hand. Its sounds may be
+//! played on the Pi (the room's speakers, never the boards). What happened
+//! is kept in a bounded list the page reads.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -27,6 +28,10 @@ const UNKNOWN_LENGTH: f64 = 3.0;
 
 /// How long the sound or clip of an action plays, in seconds, if known.
 pub type MediaLength = Box<dyn Fn(&Action) -> Option<f64> + Send + Sync>;
+
+/// Plays a preview's audio commands (`PLAY:chime.wav`, `STOP`) on the
+/// Pi's speakers.
+pub type Speakers = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// One thing that happened in a preview.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -95,6 +100,7 @@ struct Sink {
     log: Arc<Log>,
     inputs: mpsc::Sender<SceneInput>,
     length: MediaLength,
+    speakers: Option<Speakers>,
     cancel: CancellationToken,
 }
 
@@ -110,17 +116,21 @@ impl ActionSink for Sink {
             }
             return;
         }
+        let heard = match (&self.speakers, &a.kind) {
+            (Some(play), ActionKind::Audio(_)) => {
+                play(&a.message);
+                "played on the Pi"
+            }
+            _ => "not played",
+        };
         let Some(file) = a.media_file().map(str::to_string) else {
             self.log
-                .push("play", format!("{} (not played)", a.message), line);
+                .push("play", format!("{} ({heard})", a.message), line);
             return;
         };
         let len = (self.length)(a).unwrap_or(UNKNOWN_LENGTH);
-        self.log.push(
-            "play",
-            format!("{} ({len:.1} s, not played)", a.message),
-            line,
-        );
+        self.log
+            .push("play", format!("{} ({len:.1} s, {heard})", a.message), line);
         let input = if matches!(a.kind, ActionKind::Audio(_)) {
             SceneInput::AudioEnd(file)
         } else {
@@ -140,13 +150,18 @@ impl ActionSink for Sink {
     fn all_off(&self, _scene: Option<&str>) {
         self.log
             .push("send", "STOP: everything off (not sent)".into(), 0);
+        if let Some(play) = &self.speakers {
+            play("STOP");
+        }
     }
 }
 
 impl Preview {
     /// Starts `scene` with nothing sent; `length` says how long a sound or
-    /// clip action plays. Ends when the scene does or at [`Preview::stop`].
-    pub fn start(scene: SceneRef, length: MediaLength) -> Preview {
+    /// clip action plays; `speakers`, when given, plays its sounds (and
+    /// stops them when it ends). Ends when the scene does or at
+    /// [`Preview::stop`].
+    pub fn start(scene: SceneRef, length: MediaLength, speakers: Option<Speakers>) -> Preview {
         let log = Arc::new(Log {
             start: Instant::now(),
             lines: Mutex::new(VecDeque::new()),
@@ -159,6 +174,7 @@ impl Preview {
             log: log.clone(),
             inputs: tx.clone(),
             length,
+            speakers: speakers.clone(),
             cancel: cancel.clone(),
         });
         let runner = Runner {
@@ -193,6 +209,9 @@ impl Preview {
                 RunEnd::Error(e) => format!("failed: {e}"),
             };
             log3.push("end", text, 0);
+            if let Some(play) = &speakers {
+                play("STOP");
+            }
             done2.store(true, std::sync::atomic::Ordering::SeqCst);
             cancel3.cancel();
         });
@@ -284,7 +303,10 @@ mod tests {
         "transitions": [{"type": "audioEnd", "target": "hello.wav", "goto": "b"}]},
   "b": {"transitions": [{"type": "mqttMessage", "topic": "room1/button", "message": "pressed", "goto": "END"}]}}}"#;
         let scene = Arc::new(parse_scene(text, Path::new("p.json"), &ctx).unwrap().0);
-        let p = Preview::start(scene, Box::new(|_| Some(2.5)));
+        let heard = Arc::new(Mutex::new(Vec::<String>::new()));
+        let h = heard.clone();
+        let speakers: Speakers = Arc::new(move |m: &str| h.lock().push(m.to_string()));
+        let p = Preview::start(scene, Box::new(|_| Some(2.5)), Some(speakers));
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(p.view().state, "a", "the sound still plays");
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -304,6 +326,20 @@ mod tests {
             "{kinds:?}"
         );
         assert_eq!(v.lines.last().unwrap().text, "the scene ends");
+        assert!(
+            v.lines
+                .iter()
+                .any(|l| l.text == "PLAY:hello.wav (2.5 s, played on the Pi)")
+        );
+        assert_eq!(
+            heard.lock().first().map(String::as_str),
+            Some("PLAY:hello.wav")
+        );
+        assert_eq!(
+            heard.lock().last().map(String::as_str),
+            Some("STOP"),
+            "stopped at the end"
+        );
         assert!(
             v.lines
                 .iter()

@@ -585,3 +585,95 @@ async fn a_clips_length_is_asked_of_mpv_and_drawn_on_the_timeline() {
     assert!((len - 2.0).abs() < 0.05, "{len}");
     room.shutdown(Role::Daemon).await;
 }
+
+#[tokio::test]
+async fn a_previews_sounds_play_on_the_pi_when_asked_and_never_over_a_show() {
+    let (_site, room) = studio_room().await;
+    // One app for the whole test: the preview lives in its state.
+    let router = app(state(&room));
+    let bye = r#"{"sceneId": "bye", "initialState": "a", "states": {"a": {
+        "onEnter": [{"action": "audio", "message": "PLAY:chime.wav"}],
+        "transitions": [{"type": "audioEnd", "target": "chime.wav", "goto": "END"}]}}}"#;
+    let preview = |sounds: bool| {
+        send(
+            "POST",
+            "/api/studio/preview",
+            Some(serde_json::json!({"file": "bye.json", "text": bye, "sounds": sounds})),
+        )
+    };
+    let started = |events: &mut tokio::sync::broadcast::Receiver<roomctl::events::Event>| {
+        let mut files = Vec::new();
+        while let Ok(e) = events.try_recv() {
+            if let roomctl::events::Event::Media(m) = e
+                && m.event == "started"
+            {
+                files.push(m.file.unwrap_or_default());
+            }
+        }
+        files
+    };
+
+    // Asked: the chime plays on the Pi, and stops with the preview.
+    let mut events = room.events.subscribe();
+    let (status, _, body) = call(router.clone(), preview(true)).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let mut heard = Vec::new();
+    eventually(Duration::from_secs(3), "the chime played on the Pi", || {
+        heard.extend(started(&mut events));
+        heard.iter().any(|f| f == "chime.wav")
+    })
+    .await;
+    let (_, _, body) = call(router.clone(), send("GET", "/api/studio/preview", None)).await;
+    assert!(
+        String::from_utf8_lossy(&body).contains("PLAY:chime.wav (1.0 s, played on the Pi)"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    eventually(
+        Duration::from_secs(5),
+        "the preview over, nothing playing",
+        || room.media.status().audio.playing.is_empty(),
+    )
+    .await;
+    // Each sound is an action in the show log, with who played it.
+    let log = room.show_log.as_ref().unwrap();
+    eventually(
+        Duration::from_secs(3),
+        "the preview's sounds in the show log",
+        || {
+            let texts: Vec<String> = log
+                .read_all()
+                .into_iter()
+                .filter(|r| r.kind == "action")
+                .map(|r| r.text)
+                .collect();
+            texts
+                .iter()
+                .any(|t| t.ends_with("preview sound \"PLAY:chime.wav\""))
+                && texts.iter().any(|t| t.ends_with("preview sound \"STOP\""))
+        },
+    )
+    .await;
+
+    // Not asked: nothing on the speakers.
+    let (status, _, _) = call(router.clone(), preview(false)).await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(started(&mut events), Vec::<String>::new());
+
+    // A show running: the preview's sounds would play over it.
+    let (status, _, _) = call(
+        router.clone(),
+        send("POST", "/api/scenes/intro/start", None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, body) = call(router.clone(), preview(true)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        String::from_utf8_lossy(&body).contains("a preview's sounds would play over it"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    room.shutdown(Role::Daemon).await;
+}

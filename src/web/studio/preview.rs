@@ -1,5 +1,7 @@
 //! The studio's preview: the editor's text run with nothing sent to the
-//! boards (see [`crate::studio::Preview`]), one at a time.
+//! boards (see [`crate::studio::Preview`]), one at a time; its sounds on
+//! the Pi when asked, through the room's front door
+//! ([`Command::PreviewSound`]), in order.
 
 use axum::Json;
 use axum::extract::State;
@@ -7,14 +9,33 @@ use axum::extract::rejection::JsonRejection;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{CheckBody, blocking, checked, within_limit};
+use super::{blocking, checked, within_limit};
+use crate::room::{Command, RoomError};
+use crate::studio::Speakers;
+use crate::web::api::origin;
 use crate::web::{AppError, AppState};
 
-/// `POST /api/studio/preview` `{file, text}`: runs the text's scene with
-/// nothing sent to the boards (422 with diagnostics when it does not load).
+/// At most this many sound commands wait to be played.
+const SOUND_QUEUE: usize = 64;
+
+/// The body of `POST /api/studio/preview`.
+#[derive(Deserialize)]
+pub struct PreviewBody {
+    file: String,
+    text: String,
+    /// Play its sounds on the Pi.
+    #[serde(default)]
+    sounds: bool,
+}
+
+/// `POST /api/studio/preview` `{file, text, sounds}`: runs the text's
+/// scene with nothing sent to the boards (422 with diagnostics when it
+/// does not load); `sounds` plays its sounds on the Pi (409 while a scene
+/// runs).
 pub async fn start(
     State(s): State<AppState>,
-    body: Result<Json<CheckBody>, JsonRejection>,
+    parts: axum::http::request::Parts,
+    body: Result<Json<PreviewBody>, JsonRejection>,
 ) -> Result<Json<Value>, AppError> {
     let Json(b) = body?;
     within_limit(&b.text)?;
@@ -36,7 +57,19 @@ pub async fn start(
         }));
     };
     let (lengths, media) = (s.lengths.clone(), s.room.config.media.clone());
-    let preview = crate::studio::Preview::start(scene, Box::new(move |a| lengths.of(&media, a)));
+    let speakers = if b.sounds {
+        if s.room.scenes.is_running() {
+            return Err(RoomError::Conflict(
+                "a scene is running: a preview's sounds would play over it".into(),
+            )
+            .into());
+        }
+        Some(speakers(&s, &parts))
+    } else {
+        None
+    };
+    let preview =
+        crate::studio::Preview::start(scene, Box::new(move |a| lengths.of(&media, a)), speakers);
     let view = preview.view();
     *s.preview.lock() = Some(preview);
     Ok(Json(json!(view)))
@@ -88,4 +121,23 @@ pub async fn stop(State(s): State<AppState>) -> Result<Json<Value>, AppError> {
         .ok_or_else(|| AppError::NotFound("no preview is running".into()))?;
     p.stop();
     Ok(Json(json!({"stopped": p.view().scene})))
+}
+
+/// The preview's sounds, given to the room one after the other as the
+/// person who started it.
+fn speakers(s: &AppState, parts: &axum::http::request::Parts) -> Speakers {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(SOUND_QUEUE);
+    let (room, who) = (s.room.clone(), origin(parts));
+    tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            if let Err(e) = room.apply(who.clone(), Command::PreviewSound(m)).await {
+                tracing::info!(target: "media", "a preview's sound is not played: {e}");
+            }
+        }
+    });
+    std::sync::Arc::new(move |m: &str| {
+        if tx.try_send(m.to_string()).is_err() {
+            tracing::warn!(target: "media", "a preview's sounds come too fast; one is not played");
+        }
+    })
 }
