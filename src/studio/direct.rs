@@ -7,7 +7,7 @@
 
 use super::edit::{EditError, check_state_name, line_starts, offset};
 use super::splice::{Splice, Val, insert, remove, set};
-use super::tree::{Node, parse};
+use super::tree::{Kind, Node, parse};
 use crate::diag::Pos;
 
 mod form;
@@ -130,7 +130,7 @@ impl<'t> Doc<'t> {
     }
 
     fn add_cue(&self, state: Option<&str>, part: Part, cue: Val) -> Result<String, EditError> {
-        let holder = self.holder(state)?;
+        self.holder(state)?;
         let machine = self.root.get("states").is_some();
         if machine == matches!(part, Part::Actions | Part::Stop) {
             return Err(EditError(if machine {
@@ -139,34 +139,79 @@ impl<'t> Doc<'t> {
                 "a timed list's cues go in actions or on_stop".into()
             }));
         }
-        let keys = part.keys(self.json);
-        match keys.iter().find_map(|k| holder.get(k)) {
-            Some(list) => {
-                let at = |n: &Node| n.get("at").and_then(|a| a.scalar()?.parse::<f64>().ok());
-                let index = match (&cue, part.timed()) {
-                    (Val::Map(e), true) => {
-                        let new = e
-                            .iter()
-                            .find(|(k, _)| k == "at")
-                            .and_then(|(_, v)| match v {
-                                Val::Num(n) => Some(*n),
-                                _ => None,
-                            });
-                        let later = |n: &Node| at(n).zip(new).is_some_and(|(a, b)| a > b);
-                        list.items()
-                            .iter()
-                            .position(later)
-                            .unwrap_or(list.items().len())
-                    }
-                    _ => list.items().len(),
-                };
-                Ok(self.done(vec![insert(self.text, list, index, None, &cue, self.json)?]))
+        let at = |n: &Node| n.get("at").and_then(|a| a.scalar()?.parse::<f64>().ok());
+        let new = match &cue {
+            Val::Map(e) if part.timed() => {
+                e.iter()
+                    .find(|(k, _)| k == "at")
+                    .and_then(|(_, v)| match v {
+                        Val::Num(n) => Some(*n),
+                        _ => None,
+                    })
             }
-            None => {
-                let order = if machine { STATE_KEYS } else { SCENE_KEYS };
-                let new = Val::Seq(vec![cue]);
-                self.add_key(holder, keys[0], &new, order)
+            _ => None,
+        };
+        // In time order: before the first cue that comes later.
+        let index = |list: &Node| {
+            let later = |n: &Node| at(n).zip(new).is_some_and(|(a, b)| a > b);
+            list.items()
+                .iter()
+                .position(later)
+                .unwrap_or(list.items().len())
+        };
+        let order = if machine { STATE_KEYS } else { SCENE_KEYS };
+        self.put_in_list(state, part.keys(self.json), cue, order, &index)
+    }
+
+    /// `item` put in the list under the first of `keys` in `state`'s
+    /// mapping (the scene's for none) at `index`; the list is made when
+    /// there is none, where `order` puts its key.
+    fn put_in_list(
+        &self,
+        state: Option<&str>,
+        keys: &[&str],
+        item: Val,
+        order: &[&str],
+        index: &dyn Fn(&Node) -> usize,
+    ) -> Result<String, EditError> {
+        let holder = self.holder_of(state)?;
+        match keys.iter().find_map(|k| holder.get(k).map(|v| (*k, v))) {
+            Some((_, list)) if matches!(list.kind, Kind::Seq { .. }) => {
+                Ok(self.done(vec![insert(
+                    self.text,
+                    list,
+                    index(list),
+                    None,
+                    &item,
+                    self.json,
+                )?]))
             }
+            Some((key, v)) if v.scalar() == Some("") => {
+                // `onEnter:` with nothing after it: the key goes, and comes
+                // back at its place with the list.
+                let at = holder
+                    .entries()
+                    .iter()
+                    .position(|(k, _)| k.scalar() == Some(key))
+                    .unwrap_or(0);
+                let text = self.done(vec![remove(self.text, holder, at)?]);
+                let doc = Doc::read(&text)?;
+                let holder = doc.holder_of(state)?;
+                let list = Val::Seq(vec![item]);
+                Ok(doc.done(vec![insert(&text, holder, at, Some(key), &list, doc.json)?]))
+            }
+            Some((key, _)) => Err(EditError(format!(
+                "`{key}` is not a list: fix it in the text first"
+            ))),
+            None => self.add_key(holder, keys[0], &Val::Seq(vec![item]), order),
+        }
+    }
+
+    /// `state`'s mapping, or the scene's for none.
+    fn holder_of(&self, state: Option<&str>) -> Result<&Node, EditError> {
+        match state {
+            None => Ok(&self.root),
+            Some(_) => self.holder(state),
         }
     }
 
@@ -375,18 +420,12 @@ impl<'t> Doc<'t> {
     }
 
     fn add_transition(&self, state: Option<&str>, t: Val) -> Result<String, EditError> {
-        let (holder, key, order) = match state {
-            None if self.root.get("states").is_some() => (&self.root, "globalEvents", SCENE_KEYS),
+        let (key, order) = match state {
+            None if self.root.get("states").is_some() => ("globalEvents", SCENE_KEYS),
             None => return Err(EditError("a timed list has no transitions".into())),
-            Some(name) => (self.holder(Some(name))?, "transitions", STATE_KEYS),
+            Some(_) => ("transitions", STATE_KEYS),
         };
-        match holder.get(key) {
-            Some(list) => {
-                let end = list.items().len();
-                Ok(self.done(vec![insert(self.text, list, end, None, &t, self.json)?]))
-            }
-            None => self.add_key(holder, key, &Val::Seq(vec![t]), order),
-        }
+        self.put_in_list(state, &[key], t, order, &|list| list.items().len())
     }
 
     fn delete_transition(&self, found: &Found) -> Result<String, EditError> {

@@ -111,8 +111,18 @@ pub fn remove(text: &str, list: &Node, index: usize) -> Result<Splice, EditError
             with: empty.into(),
         });
     }
+    let from = line_start(text, first);
+    if !text[from..first].trim().is_empty() && index + 1 < spans.len() {
+        // The first key of an item shares its line with the item's `- `:
+        // the next key moves up to it.
+        return Ok(Splice {
+            from: first,
+            to: spans[index + 1].0,
+            with: String::new(),
+        });
+    }
     Ok(Splice {
-        from: line_start(text, first),
+        from,
         to: after_line(text, end),
         with: String::new(),
     })
@@ -132,9 +142,17 @@ pub fn insert(
     if list.is_map() != key.is_some() {
         return Err(EditError("a mapping takes a key, a list does not".into()));
     }
+    if matches!(list.kind, Kind::Scalar { .. }) {
+        return Err(EditError("that is not a list or a mapping".into()));
+    }
     let spans = spans(list);
     let index = index.min(spans.len());
     if spans.is_empty() {
+        if !list.is_flow() {
+            return Err(EditError(
+                "an empty block collection cannot be written to".into(),
+            ));
+        }
         return Ok(into_empty(text, list, key, v, json));
     }
     let near = index.saturating_sub(1).min(spans.len() - 1);

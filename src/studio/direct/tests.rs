@@ -417,3 +417,103 @@ fn what_cannot_be_done_is_said() {
     assert!(e(SHOWCASE, Edit::DeleteTransition { line, col }).contains("no transition"));
     assert!(e("a: [1", Edit::AddState { name: "x".into() }).contains("does not read"));
 }
+
+/// Every edit at every place of odd texts either works or says why; none
+/// panics, and what works still parses.
+#[test]
+fn no_edit_anywhere_in_odd_texts_panics() {
+    let texts = [
+        SHOWCASE.to_string(),
+        INTRO.to_string(),
+        "sceneId: x\ninitialState: a\nstates:\n  a:\n    onEnter:\n    timeline:\n    transitions:\n      - type: always\n        goto:\n  b: {}\n".into(),
+        "{\r\n\t\"sceneId\": \"Café\",\r\n\t\"states\": {\r\n\t\t\"a\": {\"onEnter\": [{\"action\": \"mqtt\", \"topic\": \"r/l\", \"message\": \"ON\"}], \"transitions\": [{\"goto\": \"END\"}]}\r\n\t},\r\n\t\"initialState\": \"a\"\r\n}\r\n".into(),
+        r#"{"sceneId":"x","initialState":"a","states":{"a":{}}}"#.into(),
+        "name: é # ü\nactions: [ {at: 1, topic: a/b, message: x} ]  # flow\n# between\non_stop:\n- {topic: a/b, message: \"OFF\"}\n- topic: a/c\n  message: 'it''s'\n".into(),
+        "actions:\n  - at: 1\n    topic: a/b\n    message: x\n    actions:\n      - {topic: a/c, message: y}\n".into(),
+    ];
+    let change = CueChange {
+        at: Some(3.0),
+        topic: Some(String::new()),
+        message: Some("Z".into()),
+        ..CueChange::default()
+    };
+    for text in &texts {
+        let lines = text.split('\n').count() as u32;
+        let mut edits = vec![
+            Edit::AddState { name: "new".into() },
+            Edit::AddCue {
+                state: None,
+                part: Part::Actions,
+                cue: mqtt(Some(1.0), "a/b", "ON"),
+            },
+            Edit::AddCue {
+                state: None,
+                part: Part::Stop,
+                cue: mqtt(None, "a/b", "OFF"),
+            },
+            Edit::AddTransition {
+                state: None,
+                transition: Transition {
+                    kind: "always".into(),
+                    goto: "END".into(),
+                    ..Transition::default()
+                },
+            },
+        ];
+        for state in ["a", "b", "welcome", "show"] {
+            for part in [Part::Enter, Part::Timeline, Part::Exit] {
+                edits.push(Edit::AddCue {
+                    state: Some(state.into()),
+                    part,
+                    cue: mqtt(Some(2.0), "a/b", "ON"),
+                });
+            }
+            edits.push(Edit::AddTransition {
+                state: Some(state.into()),
+                transition: Transition {
+                    kind: "timeout".into(),
+                    goto: "END".into(),
+                    delay: Some(1.0),
+                    ..Transition::default()
+                },
+            });
+        }
+        for line in 1..=lines + 1 {
+            let width = text
+                .split('\n')
+                .nth(line as usize - 1)
+                .map_or(0, |l| l.chars().count()) as u32;
+            for col in 1..=width + 2 {
+                edits.push(Edit::SetCue {
+                    line,
+                    col,
+                    change: change.clone(),
+                });
+                edits.push(Edit::DeleteCue { line, col });
+                edits.push(Edit::DeleteTransition { line, col });
+                edits.push(Edit::MoveCue {
+                    line,
+                    col,
+                    state: Some("a".into()),
+                    part: Part::Timeline,
+                    change: CueChange::default(),
+                });
+                edits.push(Edit::MoveCue {
+                    line,
+                    col,
+                    state: None,
+                    part: Part::Stop,
+                    change: CueChange::default(),
+                });
+            }
+        }
+        for edit in &edits {
+            if let Ok(out) = apply(text, edit) {
+                assert!(
+                    crate::studio::tree::parse(&out).is_ok(),
+                    "{edit:?} on\n{text}\ngave text that does not parse:\n{out}"
+                );
+            }
+        }
+    }
+}
