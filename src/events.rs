@@ -30,6 +30,8 @@ pub enum Event {
     Command(CommandEvent),
     /// Someone acted on the room, or tried to (the audit trail).
     Action(ActionEvent),
+    /// What an output (a command channel) is believed to be doing changed.
+    Output(OutputView),
 }
 
 impl Event {
@@ -43,6 +45,7 @@ impl Event {
             Event::Media(_) => "media",
             Event::Command(_) => "command",
             Event::Action(_) => "action",
+            Event::Output(_) => "output",
         }
     }
 }
@@ -173,6 +176,45 @@ pub struct DeviceView {
     pub known: bool,
     /// The command topics it answers (announced, or from the config).
     pub channels: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------
+// Outputs
+// ---------------------------------------------------------------------------
+
+/// What the room believes an output is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputState {
+    /// Its last command was confirmed: it does `message`.
+    Confirmed,
+    /// A command went out and waits for its confirmation.
+    Pending,
+    /// Its last command got ERROR or no reply.
+    Failed,
+    /// Not known: never commanded since the daemon started, or its board
+    /// went offline after the last command.
+    Unknown,
+    /// `ROOM/STOP` went out after its last command: off. (Boards do not
+    /// confirm a STOP.)
+    Stopped,
+}
+
+/// One output (a command channel, `room1/light`) and its state.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct OutputView {
+    /// The channel.
+    pub channel: String,
+    /// What the room believes.
+    pub state: OutputState,
+    /// The last command (`ON`, `ON:50:L`, `STOP`), if any.
+    pub message: Option<String>,
+    /// Unix time of the change.
+    pub since: f64,
+    /// Why, in words (`TIMEOUT`, `board esp32_01 offline`).
+    pub why: Option<String>,
+    /// The board that answers it, when known.
+    pub device: Option<String>,
 }
 
 // ---------------------------------------------------------------------------

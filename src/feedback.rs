@@ -148,6 +148,8 @@ struct Inner {
     room: String,
     history_cap: usize,
     owners: std::sync::OnceLock<OwnerLookup>,
+    /// Told of every command sent and settled (set once, by the room).
+    outputs: std::sync::OnceLock<crate::outputs::Outputs>,
 }
 
 /// Handle to the tracker. Cheap to clone.
@@ -182,6 +184,7 @@ impl FeedbackTracker {
                 room: room.to_string(),
                 history_cap: history_cap.max(1),
                 owners: std::sync::OnceLock::new(),
+                outputs: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -190,6 +193,12 @@ impl FeedbackTracker {
     /// tells (set once, by the room).
     pub fn set_owner_lookup(&self, owners: OwnerLookup) {
         let _ = self.inner.owners.set(owners);
+    }
+
+    /// Every command sent and settled changes `outputs` (set once, by the
+    /// room).
+    pub fn set_outputs(&self, outputs: crate::outputs::Outputs) {
+        let _ = self.inner.outputs.set(outputs);
     }
 
     /// Where replies to `command_topic` arrive.
@@ -310,6 +319,9 @@ impl FeedbackTracker {
             }
             id
         };
+        if let Some(o) = self.inner.outputs.get() {
+            o.sent(command_topic, message);
+        }
         if let Some(settled) = overflow {
             self.announce(settled);
         }
@@ -484,6 +496,9 @@ impl FeedbackTracker {
                 "{}{device}",
                 rec.log_line()
             ),
+        }
+        if let Some(o) = self.inner.outputs.get() {
+            o.settled(&rec);
         }
         if let Some(tx) = done {
             let _ = tx.send(rec.clone());

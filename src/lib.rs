@@ -17,6 +17,7 @@ pub mod feedback;
 pub mod media;
 pub mod mqtt;
 pub mod origin;
+pub mod outputs;
 mod ratelog;
 pub mod registry;
 pub mod room;

@@ -24,6 +24,7 @@ use crate::events::{ConnectionState, Event, EventBus};
 use crate::feedback::FeedbackTracker;
 use crate::media::{MediaEnd, MediaHandle};
 use crate::mqtt::{self, MqttHandle, MqttSettings, OwnMessage, PublishOptions, unix_now};
+use crate::outputs::Outputs;
 use crate::registry::Registry;
 use crate::scene::{
     Action, ActionKind, ActionSink, CommandRunner, EndReason, SceneController, SceneInput, SceneSet,
@@ -45,7 +46,7 @@ pub use health::{Health, HealthStatus};
 use reload::ReloadGate;
 pub use reload::ReloadReport;
 pub use router::{Apply, ControlRefusals, Route, Router, RouterMode, Rules, control};
-pub use state::RoomState;
+pub use state::{MAX_STATE_OUTPUTS, OutputBrief, RoomState};
 pub(crate) use stop_gate::StopGate;
 pub use studio::{SceneChange, SceneChanged, SceneError};
 
@@ -79,6 +80,8 @@ pub struct Room {
     pub registry: Registry,
     /// Command confirmations.
     pub feedback: FeedbackTracker,
+    /// What each output is believed to be doing.
+    pub outputs: Outputs,
     /// Audio and video.
     pub media: MediaHandle,
     /// The scenes (one at a time).
@@ -120,6 +123,7 @@ pub struct Room {
 /// The executor of scene actions in a real room.
 struct RoomSink {
     mqtt: MqttHandle,
+    outputs: Outputs,
     stops: Arc<StopGate>,
     feedback: FeedbackTracker,
     media: MediaHandle,
@@ -166,6 +170,7 @@ impl ActionSink for RoomSink {
         let _ = self
             .mqtt
             .publish(self.topics.all_stop(), "STOP", PublishOptions::reliable());
+        self.outputs.stopped();
         self.media.all_off();
     }
 }
@@ -214,6 +219,9 @@ impl Room {
             events.clone(),
         );
         feedback.set_owner_lookup(Box::new(move |t| owners.owner_of(t)));
+        let outputs = Outputs::new(events.clone());
+        feedback.set_outputs(outputs.clone());
+        tasks.spawn(outputs.clone().run(events.subscribe(), cancel.clone()));
         let (media, media_ends) =
             MediaHandle::start(&config.media, events.clone(), cancel.child_token(), &tasks);
 
@@ -225,6 +233,7 @@ impl Room {
         let stops = Arc::new(StopGate::default());
         let sink = Arc::new(RoomSink {
             mqtt: mqtt.clone(),
+            outputs: outputs.clone(),
             stops: stops.clone(),
             feedback: feedback.clone(),
             media: media.clone(),
@@ -284,6 +293,7 @@ impl Room {
             mqtt,
             registry,
             feedback,
+            outputs,
             media,
             scenes,
             commands,
@@ -306,6 +316,7 @@ impl Room {
             tasks,
         };
         room.spawn_edges(events_rx, incoming, live_rx);
+        room.know_outputs();
         room
     }
 

@@ -391,6 +391,7 @@ async function refreshAll() {
   refreshHealth();
   refreshSchedule();
   refreshLog();
+  refreshOutputs();
   refreshChannels();
 }
 
@@ -515,6 +516,10 @@ function connectEvents() {
   es.addEventListener("feedback", (e) => {
     heard();
     addFeedback(JSON.parse(e.data).data);
+  });
+  es.addEventListener("output", (e) => {
+    heard();
+    setOutput(JSON.parse(e.data).data);
   });
   es.addEventListener("connection", (e) => {
     heard();

@@ -30,6 +30,7 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST", "/api/control/{player}/stop", "technician"),
     ("POST", "/api/commands/{name}/run", "operator"),
     ("GET", "/api/devices", "viewer"),
+    ("GET", "/api/outputs", "viewer"),
     ("GET", "/api/events", "viewer"),
     ("GET", "/api/feedback", "viewer"),
     ("GET", "/api/log", "viewer"),

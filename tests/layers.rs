@@ -43,6 +43,7 @@ fn layer(module: &str) -> usize {
         ("broker", 1),
         ("systemd", 1),
         ("studio", 1),
+        ("outputs", 1),
         ("room", 2),
         ("web", 3),
         ("cmd", 3),

@@ -15,6 +15,7 @@ mod disk_faults;
 mod hostile;
 mod mqtt_connection;
 mod operations;
+mod outputs;
 mod predecessor;
 mod resilience;
 mod room;

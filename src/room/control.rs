@@ -69,6 +69,13 @@ impl Room {
         by
     }
 
+    /// Every channel the scenes and command files send on is an output
+    /// (listed as unknown until commanded).
+    pub(crate) fn know_outputs(&self) {
+        let by = self.channel_messages();
+        self.outputs.know(by.keys().map(String::as_str));
+    }
+
     /// The channels of the manual-control panel, sorted by topic.
     pub fn channels(&self) -> Vec<Channel> {
         let by = self.channel_messages();

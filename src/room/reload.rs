@@ -101,6 +101,7 @@ impl Room {
         let commands: Vec<String> = report.scenes.commands().map(|c| c.name.clone()).collect();
         // Scenes first: a new rule never names a scene not loaded yet.
         self.scenes.replace_scenes(report.scenes);
+        self.know_outputs();
         self.live.send_replace(Live {
             rules: Rules::of(&config),
             cue_timeout: config.feedback.timeout,

@@ -39,8 +39,26 @@ pub struct RoomState {
     pub next_show: Option<crate::schedule::Planned>,
     /// The schedule is paused (none: no schedule).
     pub schedule_paused: Option<bool>,
+    /// What its outputs are believed to be doing (at most
+    /// [`MAX_STATE_OUTPUTS`]).
+    #[serde(default)]
+    pub outputs: Vec<OutputBrief>,
     /// Unix time of this snapshot.
     pub updated: f64,
+}
+
+/// Outputs carried in the retained state at most.
+pub const MAX_STATE_OUTPUTS: usize = 64;
+
+/// One output as the retained state carries it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputBrief {
+    /// The channel (`room1/light`).
+    pub channel: String,
+    /// `confirmed`, `pending`, `failed`, `unknown` or `stopped`.
+    pub state: String,
+    /// Its last command.
+    pub message: Option<String>,
 }
 
 impl Room {
@@ -59,6 +77,20 @@ impl Room {
             scenes: self.scenes.scenes().names().map(String::from).collect(),
             next_show: self.schedule.as_ref().and_then(|s| s.upcoming(1).pop()),
             schedule_paused: self.schedule.as_ref().map(|s| s.paused()),
+            outputs: self
+                .outputs
+                .all()
+                .into_iter()
+                .take(MAX_STATE_OUTPUTS)
+                .map(|o| OutputBrief {
+                    channel: o.channel,
+                    state: serde_json::to_value(o.state)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default(),
+                    message: o.message,
+                })
+                .collect(),
             updated: unix_now(),
         }
     }
@@ -205,6 +237,11 @@ mod tests {
             scenes: vec!["tour".into()],
             next_show: next,
             schedule_paused: Some(false),
+            outputs: vec![OutputBrief {
+                channel: "r/light".into(),
+                state: "confirmed".into(),
+                message: Some("ON".into()),
+            }],
             updated: 1_796_000_000.5,
         };
         let text = serde_json::to_string(&state).unwrap();

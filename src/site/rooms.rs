@@ -80,6 +80,15 @@ pub(super) fn summarised(mut s: RoomState) -> RoomState {
     s.scenes.truncate(MAX_SCENES);
     s.scenes.iter_mut().for_each(clip);
     s.scenes.shrink_to_fit();
+    s.outputs.truncate(crate::room::MAX_STATE_OUTPUTS);
+    for o in &mut s.outputs {
+        clip(&mut o.channel);
+        clip(&mut o.state);
+        if let Some(m) = &mut o.message {
+            clip(m);
+        }
+    }
+    s.outputs.shrink_to_fit();
     if let Some(sc) = &mut s.scene {
         clip(&mut sc.name);
         clip(&mut sc.state);

@@ -65,6 +65,12 @@ pub async fn devices(State(s): State<AppState>) -> Json<Vec<DeviceView>> {
     Json(s.room.registry.all())
 }
 
+/// `GET /api/outputs`: what each output is believed to be doing, by
+/// channel (changes arrive as `output` events on the stream).
+pub async fn outputs(State(s): State<AppState>) -> Json<Vec<crate::events::OutputView>> {
+    Json(s.room.outputs.all())
+}
+
 #[derive(Serialize)]
 pub struct SceneEntry {
     #[serde(flatten)]

@@ -139,6 +139,7 @@ fn routes() -> Vec<(Method, &'static str, Need, MethodRouter<AppState>)> {
         (Method::GET, "/metrics", read, get(metrics::metrics)),
         (Method::GET, "/api/status", read, get(api::status)),
         (Method::GET, "/api/devices", read, get(api::devices)),
+        (Method::GET, "/api/outputs", read, get(api::outputs)),
         (Method::GET, "/api/scenes", read, get(api::scenes)),
         (Method::GET, "/api/commands", read, get(api::commands)),
         (Method::GET, "/api/schedule", read, get(api::schedule)),
