@@ -352,6 +352,13 @@ async fn three_rooms_on_one_broker_pair_seen_started_stopped_and_one_dies() {
         )
         .await;
         assert!(rooms[0].scenes.status().is_some());
+        // No board answers here: the tour's light is a failed output, named.
+        br.wait_for(
+            "the hall's light failed, from its retained state",
+            "document.querySelector('.room[data-room=hall]').textContent.includes('1 failed (light)')",
+            Duration::from_secs(10),
+        )
+        .await;
         br.assert_fits("the page").await;
         br.snapshot("site-390").await;
         br.quit().await;
