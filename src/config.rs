@@ -220,6 +220,9 @@ pub struct MediaConfig {
     pub audio_enabled: bool,
     /// Run the video player at all.
     pub video_enabled: bool,
+    /// `media.max_upload` (MiB, default 512): the largest file the media
+    /// library takes, in bytes.
+    pub max_upload: u64,
 }
 
 impl MediaConfig {

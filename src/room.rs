@@ -35,6 +35,7 @@ use crate::showlog::{self, ShowLog};
 mod command;
 mod control;
 mod health;
+mod library;
 mod reload;
 mod router;
 mod state;
@@ -43,6 +44,7 @@ mod studio;
 pub use command::{Command, Completion, Player, Reply, RoomError, ScheduleAction, Volume};
 pub use control::{Channel, ControlError, describe};
 pub use health::{Health, HealthStatus};
+pub use library::{LibraryEntry, LibraryView, MediaChange, MissingMedia};
 use reload::ReloadGate;
 pub use reload::ReloadReport;
 pub use router::{Apply, ControlRefusals, Route, Router, RouterMode, Rules, control};
@@ -96,6 +98,8 @@ pub struct Room {
     pub accounts: Accounts,
     /// The scene files as the studio edits them.
     pub studio: Arc<crate::studio::SceneStore>,
+    /// The sound and clip files.
+    pub library: Arc<crate::media::library::Library>,
     /// Unix time the room started.
     pub started: f64,
     /// What a reload replaces, as one snapshot.
@@ -287,6 +291,10 @@ impl Room {
             cancel.clone(),
         ));
 
+        let library = Arc::new(crate::media::library::Library::new(
+            &config.media,
+            &config.state_dir,
+        ));
         let room = Room {
             config,
             events,
@@ -301,6 +309,7 @@ impl Room {
             show_log,
             accounts,
             studio,
+            library,
             started: unix_now(),
             live,
             feedback_hint: Arc::default(),

@@ -31,6 +31,11 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST", "/api/commands/{name}/run", "operator"),
     ("GET", "/api/devices", "viewer"),
     ("GET", "/api/outputs", "viewer"),
+    ("GET", "/api/media", "technician"),
+    ("PUT", "/api/media/{name}", "technician"),
+    ("DELETE", "/api/media/{name}", "technician"),
+    ("GET", "/api/media/{name}/file", "technician"),
+    ("POST", "/api/media/{name}/play", "technician"),
     ("GET", "/api/events", "viewer"),
     ("GET", "/api/feedback", "viewer"),
     ("GET", "/api/log", "viewer"),
@@ -262,9 +267,13 @@ async fn every_route_has_a_rule_and_every_role_gets_exactly_its_rights() {
     );
     // No GET changes anything: none needs more than reading, but the
     // admin's user list and the technician's studio (the scene files as
-    // written, their history).
+    // written, their history) and media library (the files themselves).
     for (m, p, n) in &table {
-        if m == "GET" && *p != "/api/users" && !p.starts_with("/api/studio") {
+        if m == "GET"
+            && *p != "/api/users"
+            && !p.starts_with("/api/studio")
+            && !p.starts_with("/api/media")
+        {
             assert!(n == "public" || n == "viewer", "GET {p} needs {n}");
         }
     }

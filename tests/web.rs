@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 mod control;
+mod media;
 mod studio;
 
 const INTRO: &str = "name: intro\ndescription: Lights up\nactions:\n  - { at: 0, topic: room1/light, message: 'ON' }\n  - { at: 30, topic: room1/light, message: 'OFF' }\n";

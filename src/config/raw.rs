@@ -233,6 +233,7 @@ pub(super) struct RawMedia {
     pub(super) audio_fade: Option<Spanned<Dur>>,
     pub(super) audio: Option<bool>,
     pub(super) video: Option<bool>,
+    pub(super) max_upload: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize, Default)]

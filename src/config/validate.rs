@@ -320,6 +320,8 @@ impl Validator<'_> {
             audio_fade: self.dur(&m.audio_fade, ranges::AUDIO_FADE),
             audio_enabled: m.audio.unwrap_or(true),
             video_enabled: m.video.unwrap_or(true),
+            max_upload: (self.count(&m.max_upload, "media.max_upload", 512, 1, 16_384) as u64)
+                << 20,
         }
     }
 

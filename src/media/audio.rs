@@ -24,7 +24,7 @@ use super::{MediaEnd, MediaEvent};
 use crate::events::{Event, EventBus};
 
 mod length;
-pub use length::{DecodeError, decode_length};
+pub use length::{DecodeError, decode_length, probe_sound, sound_format};
 use length::{header_length, open};
 
 const FADE_STEP: Duration = Duration::from_millis(20);

@@ -1,11 +1,12 @@
 //! Media on the Pi: the command grammar (`command`), the audio player (one
 //! rodio thread, `audio`) and the video player (mpv over IPC, `video`).
 //! [`MediaHandle`] is what scenes talk to; `probe` asks mpv how long a
-//! clip is.
+//! clip is; `library` keeps the files (list, add, remove).
 
 pub mod alsa_quiet;
 pub mod audio;
 pub mod command;
+pub mod library;
 pub mod probe;
 pub mod video;
 

@@ -57,6 +57,11 @@ pub enum Command {
     Account(AccountChange),
     /// Save, revert or delete a scene file (the studio).
     Scene(SceneChange),
+    /// A video command (`PLAY_VIDEO:clip.mp4`, `STOP_VIDEO`) previewing a
+    /// clip on the Pi's screen; refused while a scene runs.
+    PreviewClip(String),
+    /// Add or remove a sound or clip file (the media library).
+    Media(super::MediaChange),
     /// An audio command (`PLAY:chime.wav`, `STOP`) from a studio preview
     /// with its sounds on the Pi; refused while a scene runs.
     PreviewSound(String),
@@ -77,6 +82,8 @@ impl Command {
             | Command::StopMedia(_)
             | Command::Reload
             | Command::Scene(_)
+            | Command::Media(_)
+            | Command::PreviewClip(_)
             | Command::PreviewSound(_) => Role::Technician,
             Command::Account(_) => Role::Admin,
         }
@@ -106,6 +113,8 @@ impl std::fmt::Display for Command {
             Command::Account(c) => write!(f, "{c}"),
             Command::Scene(c) => write!(f, "{c}"),
             Command::PreviewSound(m) => write!(f, "preview sound {:?}", short(m)),
+            Command::Media(c) => write!(f, "{c}"),
+            Command::PreviewClip(m) => write!(f, "preview clip {:?}", short(m)),
         }
     }
 }
@@ -214,8 +223,10 @@ pub enum Reply {
     Volume(Volume),
     /// The player is stopped.
     MediaStopped(Player),
-    /// A preview's sound command was given to the audio player.
+    /// A preview's sound (or clip) command was given to its player.
     SoundPreviewed,
+    /// A media file was added, replaced or removed.
+    Media(crate::media::library::MediaFile),
     /// The reload is done.
     Reloaded(Box<ReloadReport>),
     /// The accounts changed.
@@ -457,6 +468,20 @@ impl Room {
             }
             Command::PreviewSound(message) => {
                 done(self.preview_sound(&message).map(|()| Reply::SoundPreviewed))
+            }
+            Command::PreviewClip(message) => {
+                done(self.preview_clip(&message).map(|()| Reply::SoundPreviewed))
+            }
+            Command::Media(change) => {
+                let room = self.clone();
+                Box::pin(async move {
+                    let file = tokio::task::spawn_blocking(move || room.change_media(change))
+                        .await
+                        .map_err(|e| {
+                            RoomError::Failed(format!("the media change failed: {e}"))
+                        })??;
+                    Ok(Reply::Media(file))
+                })
             }
             Command::Account(change) => {
                 let accounts = self.accounts.clone();

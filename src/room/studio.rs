@@ -7,7 +7,7 @@
 
 use super::{ReloadReport, Room, RoomError};
 use crate::diag::Diagnostics;
-use crate::media::AudioCommand;
+use crate::media::{AudioCommand, VideoCommand};
 use crate::studio::StoreError;
 
 /// Why a scene change was refused.
@@ -119,6 +119,24 @@ impl Room {
             ))
         })?;
         self.media.audio(cmd);
+        Ok(())
+    }
+
+    /// A video command previewing a clip on the Pi's screen; refused while
+    /// a scene runs.
+    pub(super) fn preview_clip(&self, message: &str) -> Result<(), RoomError> {
+        if self.scenes.is_running() {
+            return Err(RoomError::Conflict(
+                "a scene is running: a preview would take its screen".into(),
+            ));
+        }
+        let cmd = VideoCommand::parse(message).map_err(|e| {
+            RoomError::BadRequest(format!(
+                "`{}` is not a video command: {e}",
+                message.chars().take(64).collect::<String>().escape_debug()
+            ))
+        })?;
+        self.media.video(cmd);
         Ok(())
     }
 

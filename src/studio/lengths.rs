@@ -40,15 +40,21 @@ impl Lengths {
             ),
             ActionKind::Mqtt => return None,
         };
-        let meta = std::fs::metadata(&path).ok()?;
-        let key = (path.clone(), meta.len(), meta.modified().ok());
+        self.of_path(media, &path, video)
+    }
+
+    /// The length in seconds of the file at `path` (a clip when `video`),
+    /// if it can be measured (blocking).
+    pub fn of_path(&self, media: &MediaConfig, path: &std::path::Path, video: bool) -> Option<f64> {
+        let meta = std::fs::metadata(path).ok()?;
+        let key = (path.to_path_buf(), meta.len(), meta.modified().ok());
         if let Some(l) = self.known.lock().get(&key) {
             return *l;
         }
         let len = if video {
-            clip_length(prober(&media.video_player), &path).ok()
+            clip_length(prober(&media.video_player), path).ok()
         } else {
-            crate::media::audio::decode_length(&path).ok()
+            crate::media::audio::decode_length(path).ok()
         }
         .map(|d| d.as_secs_f64());
         let mut known = self.known.lock();

@@ -13,6 +13,7 @@
 mod api;
 pub mod auth;
 pub mod health;
+mod media;
 mod metrics;
 mod session;
 mod slots;
@@ -238,6 +239,7 @@ fn routes() -> Vec<(Method, &'static str, Need, MethodRouter<AppState>)> {
         ),
     ];
     all.extend(studio::routes(technician));
+    all.extend(media::routes(technician));
     all
 }
 
@@ -473,6 +475,9 @@ pub enum AppError {
     /// 400.
     BadRequest(String),
     #[error("{0}")]
+    /// 413: over a size limit, named.
+    TooLarge(String),
+    #[error("{0}")]
     /// 507: done in memory, but it could not be written to disk.
     NotSaved(String),
     /// The room refused a command (404, 409, 400, 507 or 422 by kind).
@@ -494,6 +499,7 @@ impl IntoResponse for AppError {
                 StatusCode::FORBIDDEN
             }
             AppError::TooMany(..) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Failed(_) | AppError::Room(RoomError::Failed(_)) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }

@@ -105,3 +105,39 @@ pub fn decode_length(path: &Path) -> Result<Duration, DecodeError> {
     let n = d.take(max).count() as f64;
     Ok(Duration::from_secs_f64(n / rate / channels))
 }
+
+/// A sound's format in words (`44100 Hz, 2 ch`), when it opens.
+pub fn sound_format(path: &Path) -> Option<String> {
+    let d = open(path).ok()?;
+    Some(format!(
+        "{} Hz, {} ch",
+        d.sample_rate().get(),
+        d.channels().get()
+    ))
+}
+
+/// Whether a new sound plays, and how long it is: it must open as a
+/// sound, decode to at least one sample, and, when its header gives a
+/// length, decode to about that length (a truncated file or a lying
+/// header does not). Decodes the whole file (up to an hour).
+pub fn probe_sound(path: &Path) -> Result<Duration, String> {
+    let d = open(path).map_err(|e| format!("it does not decode as a sound ({e})"))?;
+    let said = d.total_duration();
+    let rate = f64::from(d.sample_rate().get());
+    let channels = f64::from(d.channels().get());
+    let max = (MAX_MEASURE.as_secs_f64() * rate * channels) as usize;
+    let n = d.take(max).count() as f64;
+    if n == 0.0 {
+        return Err("it decodes to no sound at all".into());
+    }
+    let got = Duration::from_secs_f64(n / rate / channels);
+    if let Some(said) = said {
+        let (a, b) = (said.as_secs_f64(), got.as_secs_f64());
+        if (a - b).abs() > 0.25 + a * 0.02 {
+            return Err(format!(
+                "its header says {a:.2} s but only {b:.2} s decode (cut short, or a header that lies)"
+            ));
+        }
+    }
+    Ok(got)
+}
