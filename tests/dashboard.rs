@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 mod accounts;
 mod cards;
+mod media;
 mod outputs;
 mod studio;
 mod studio_forms;
