@@ -64,9 +64,15 @@ impl Capture {
 
     /// Peak absolute sample value (f32 output) in `from..`.
     fn peak_since(&self, from: usize) -> f32 {
+        self.peak_between(from, usize::MAX)
+    }
+
+    /// Peak absolute sample value in `from..to`.
+    fn peak_between(&self, from: usize, to: usize) -> f32 {
         let d = self.data.lock().unwrap();
-        let start = from - from % 4;
-        d[start..]
+        let start = (from - from % 4).min(d.len());
+        let end = to.min(d.len()).max(start);
+        d[start..end]
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]).abs())
             .fold(0.0, f32::max)
@@ -266,6 +272,44 @@ fn playback_in_a_fresh_process() {
     assert_eq!(next_end(&mut ends, Duration::from_millis(200)), None);
     let stopped = events_of(&mut events, "stopped");
     assert_eq!(stopped, ["bed.wav", "bed.wav"], "{stopped:?}");
+
+    // FADE_IN rises from silence to full volume; FADE_OUT falls to
+    // silence and stops the sound (the predecessor's cues).
+    wait_until(Duration::from_secs(5), "silence again", || {
+        let last_200ms = capture.len() - (out.bytes_per_second as usize) / 5;
+        capture.peak_since(last_200ms) < 1e-4
+    });
+    let bps = out.bytes_per_second as usize;
+    let before = capture.len();
+    audio.command(AudioCommand::parse("PLAY:bed.wav").unwrap());
+    audio.command(AudioCommand::parse("FADE_IN:1").unwrap());
+    wait_until(Duration::from_secs(5), "1.5 s of the fade-in out", || {
+        capture.len() >= before + bps * 3 / 2
+    });
+    // Where the tone starts (after what was buffered): quiet at first.
+    let first = {
+        let d = capture.data.lock().unwrap();
+        let mut i = before - before % 4;
+        while i + 4 <= d.len()
+            && f32::from_le_bytes([d[i], d[i + 1], d[i + 2], d[i + 3]]).abs() < 1e-4
+        {
+            i += 4;
+        }
+        i
+    };
+    let early = capture.peak_between(first, first + bps / 10);
+    let late = capture.peak_between(first + bps * 11 / 10, first + bps * 13 / 10);
+    assert!(
+        early < 0.12,
+        "the first 100 ms of a 1 s fade-in peak at {early}"
+    );
+    assert!(late > 0.4, "after the fade-in the tone peaks at {late}");
+    audio.command(AudioCommand::parse("FADE_OUT:0.3").unwrap());
+    wait_until(
+        Duration::from_secs(2),
+        "the fade-out to stop the sound",
+        || audio.status().playing.is_empty(),
+    );
 
     // A missing file is an error event and an immediate end (no hang).
     audio.command(AudioCommand::parse("PLAY:nope.wav").unwrap());

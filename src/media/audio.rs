@@ -230,7 +230,10 @@ struct Track {
     name: String,
     output: Output,
     volume: f32,
+    /// Falling to silence (then stopped): since, over.
     fade: Option<(Instant, Duration)>,
+    /// Rising from silence: since, over.
+    fade_in: Option<(Instant, Duration)>,
 }
 
 struct AudioThread {
@@ -322,7 +325,7 @@ impl AudioThread {
         self.tracks
             .iter()
             .filter_map(|t| {
-                if t.fade.is_some() {
+                if t.fade.is_some() || t.fade_in.is_some() {
                     return Some(now + FADE_STEP);
                 }
                 match &t.output {
@@ -379,6 +382,20 @@ impl AudioThread {
                     }
                 }
                 info!(target: "media", "Audio master volume {volume:.2}");
+            }
+            AudioCommand::FadeOut { over } => self.fade_all(over),
+            AudioCommand::FadeIn { over } => {
+                let now = Instant::now();
+                for t in &mut self.tracks {
+                    if over.is_zero() || t.fade.is_some() {
+                        continue;
+                    }
+                    t.fade_in = Some((now, over));
+                    if let Output::Device(p) = &t.output {
+                        p.set_volume(0.0);
+                    }
+                }
+                info!(target: "media", "Audio fading in over {:.1} s", over.as_secs_f32());
             }
         }
         self.update_status();
@@ -456,6 +473,7 @@ impl AudioThread {
             output,
             volume,
             fade: None,
+            fade_in: None,
         });
         self.update_status();
     }
@@ -506,6 +524,20 @@ impl AudioThread {
         let now = Instant::now();
         let mut done_fades = Vec::new();
         let mut done_timed = Vec::new();
+        let master = self.master;
+        for t in &mut self.tracks {
+            if let Some((start, d)) = t.fade_in {
+                let f = now.saturating_duration_since(start).as_secs_f32() / d.as_secs_f32();
+                if f >= 1.0 {
+                    t.fade_in = None;
+                }
+                if let Output::Device(p) = &t.output
+                    && t.fade.is_none()
+                {
+                    p.set_volume(t.volume * master * f.min(1.0));
+                }
+            }
+        }
         for t in &self.tracks {
             if let Some((start, d)) = t.fade {
                 let f = now.saturating_duration_since(start).as_secs_f32() / d.as_secs_f32();

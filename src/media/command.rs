@@ -37,6 +37,18 @@ pub enum AudioCommand {
         /// 0..1.
         volume: f32,
     },
+    /// `FADE_IN:<seconds>`: every sound playing rises from silence to its
+    /// volume (written beside a `PLAY`, the new sound fades in).
+    FadeIn {
+        /// How long the rise takes.
+        over: std::time::Duration,
+    },
+    /// `FADE_OUT:<seconds>`: every sound playing falls to silence and
+    /// stops.
+    FadeOut {
+        /// How long the fall takes.
+        over: std::time::Duration,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -86,9 +98,12 @@ pub enum CommandError {
     BadSeek(String),
     /// Not an audio command.
     #[error(
-        "unknown audio command `{0}` (expected PLAY:<file>[:<volume>], STOP, STOP:<file>, PAUSE, RESUME, VOLUME:<0..1> or a file name)"
+        "unknown audio command `{0}` (expected PLAY:<file>[:<volume>], STOP, STOP:<file>, PAUSE, RESUME, VOLUME:<0..1>, FADE_IN:<s>, FADE_OUT:<s> or a file name)"
     )]
     UnknownAudio(String),
+    /// `FADE_IN:x`, `FADE_OUT:99`.
+    #[error("{0} needs seconds from 0 to 60, got `{1}`")]
+    BadFade(&'static str, String),
     /// Not a video command.
     #[error(
         "unknown video command `{0}` (expected PLAY_VIDEO:<file>, STOP_VIDEO, PAUSE, RESUME, SEEK:<seconds> or a file name)"
@@ -180,6 +195,22 @@ impl AudioCommand {
                 volume: volume(rest)?,
             });
         }
+        for (w, name) in [("FADE_IN:", "FADE_IN"), ("FADE_OUT:", "FADE_OUT")] {
+            if let Some(rest) = word(m, w) {
+                let over = rest
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| (0.0..=60.0).contains(s))
+                    .map(std::time::Duration::from_secs_f64)
+                    .ok_or_else(|| CommandError::BadFade(name, rest.to_string()))?;
+                return Ok(if name == "FADE_IN" {
+                    AudioCommand::FadeIn { over }
+                } else {
+                    AudioCommand::FadeOut { over }
+                });
+            }
+        }
         if m.contains(':') && !m.contains('.') {
             return Err(CommandError::UnknownAudio(m.to_string()));
         }
@@ -258,6 +289,8 @@ impl fmt::Display for AudioCommand {
             AudioCommand::Pause => write!(f, "PAUSE"),
             AudioCommand::Resume => write!(f, "RESUME"),
             AudioCommand::Volume { volume } => write!(f, "VOLUME:{volume}"),
+            AudioCommand::FadeIn { over } => write!(f, "FADE_IN:{}", over.as_secs_f64()),
+            AudioCommand::FadeOut { over } => write!(f, "FADE_OUT:{}", over.as_secs_f64()),
         }
     }
 }
@@ -342,6 +375,22 @@ mod tests {
             }
         );
         assert_eq!(AudioCommand::parse("PAUSE").unwrap(), Pause);
+        assert_eq!(
+            AudioCommand::parse("FADE_IN:2.5").unwrap(),
+            FadeIn {
+                over: std::time::Duration::from_millis(2500)
+            }
+        );
+        assert_eq!(
+            AudioCommand::parse("fade_out:0").unwrap(),
+            FadeOut {
+                over: std::time::Duration::ZERO
+            }
+        );
+        assert_eq!(
+            AudioCommand::parse("FADE_OUT:99").unwrap_err().to_string(),
+            "FADE_OUT needs seconds from 0 to 60, got `99`"
+        );
         assert_eq!(AudioCommand::parse("RESUME").unwrap(), Resume);
         assert_eq!(
             AudioCommand::parse("VOLUME:0.25").unwrap(),

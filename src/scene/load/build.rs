@@ -376,6 +376,18 @@ impl<'a> Builder<'a> {
                     ActionKind::Audio(c),
                     topic.unwrap_or_else(|| format!("{}/audio", self.ctx.room)),
                 ),
+                Err(crate::media::CommandError::UnknownAudio(m)) => {
+                    // `BASS_BOOST:ON`: the room controllers logged such
+                    // cues and went on; so does this, with a warning.
+                    self.warn(
+                        parse_pos,
+                        format!(
+                            "audio command `{}` has no meaning here: it is skipped, as the room controllers skipped it",
+                            m.chars().take(64).collect::<String>()
+                        ),
+                    );
+                    return None;
+                }
                 Err(e) => {
                     self.err(parse_pos, e.to_string());
                     return None;

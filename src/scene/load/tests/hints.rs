@@ -137,3 +137,39 @@ fn alias_bombs_and_deep_nesting_are_refused_in_words() {
         "{e}"
     );
 }
+
+#[test]
+fn a_predecessor_files_fades_load_and_its_bass_boost_is_a_warning() {
+    let text = r#"{"sceneId": "old", "initialState": "a", "states": {"a": {
+  "onEnter": [
+    {"action": "audio", "message": "PLAY:bg.mp3"},
+    {"action": "audio", "message": "FADE_IN:2"},
+    {"action": "audio", "message": "BASS_BOOST:ON"}
+  ],
+  "onExit": [{"action": "audio", "message": "FADE_OUT:1.5"}],
+  "transitions": [{"type": "timeout", "delay": 5, "goto": "END"}]}}}"#;
+    let (scene, w) = parse_scene(text, Path::new("scenes/old.json"), &ctx()).unwrap();
+    let warned: Vec<String> = w.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warned,
+        [
+            "scenes/old.json:5:36: warning: audio command `BASS_BOOST:ON` has no meaning here: it is skipped, as the room controllers skipped it"
+        ]
+    );
+    let a = &scene.states["a"];
+    let cues: Vec<String> = a
+        .on_enter
+        .iter()
+        .chain(&a.on_exit)
+        .map(|a| a.message.clone())
+        .collect();
+    assert_eq!(cues, ["PLAY:bg.mp3", "FADE_IN:2", "FADE_OUT:1.5"]);
+    let bad = text.replace("FADE_IN:2", "FADE_IN:soon");
+    let e = parse_scene(&bad, Path::new("scenes/old.json"), &ctx())
+        .unwrap_err()
+        .0;
+    assert_eq!(
+        e.to_string().trim(),
+        "scenes/old.json:4:36: FADE_IN needs seconds from 0 to 60, got `soon`"
+    );
+}
