@@ -14,6 +14,7 @@ mod diag;
 pub(crate) mod durable;
 pub mod events;
 pub mod feedback;
+pub mod logring;
 pub mod media;
 pub mod mqtt;
 pub mod origin;

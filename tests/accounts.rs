@@ -32,6 +32,8 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET", "/api/devices", "viewer"),
     ("GET", "/api/outputs", "viewer"),
     ("GET", "/api/media", "technician"),
+    ("GET", "/api/logs", "technician"),
+    ("GET", "/api/logs.txt", "technician"),
     ("PUT", "/api/media/{name}", "technician"),
     ("DELETE", "/api/media/{name}", "technician"),
     ("GET", "/api/media/{name}/file", "technician"),
@@ -267,12 +269,14 @@ async fn every_route_has_a_rule_and_every_role_gets_exactly_its_rights() {
     );
     // No GET changes anything: none needs more than reading, but the
     // admin's user list and the technician's studio (the scene files as
-    // written, their history) and media library (the files themselves).
+    // written, their history), media library (the files themselves) and
+    // the daemon's log.
     for (m, p, n) in &table {
         if m == "GET"
             && *p != "/api/users"
             && !p.starts_with("/api/studio")
             && !p.starts_with("/api/media")
+            && !p.starts_with("/api/logs")
         {
             assert!(n == "public" || n == "viewer", "GET {p} needs {n}");
         }

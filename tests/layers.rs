@@ -22,6 +22,7 @@ fn layer(module: &str) -> usize {
         ("accounts", 1),
         ("clock", 0),
         ("ratelog", 0),
+        ("logring", 0),
         ("durable", 0),
         ("signing", 0),
         ("tls", 0),

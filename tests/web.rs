@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 mod control;
+mod logs;
 mod media;
 mod studio;
 

@@ -149,23 +149,31 @@ pub enum Command {
     },
 }
 
-/// Logs go to stderr; `RUST_LOG` sets levels. Under systemd (journald adds
-/// its own) there are no timestamps or colours.
+/// Logs go to stderr, and to the in-memory ring the dashboard shows;
+/// `RUST_LOG` sets levels. Under systemd (journald adds its own) there are
+/// no timestamps or colours.
 pub fn init_logging(default: &str) {
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // Colours only on a terminal (and journald adds its own timestamps).
     let ansi = !journald && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::prelude::*;
+    let out = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(logline::OneLineStderr { ansi });
-    let _ = if journald {
-        b.without_time().try_init()
+    let out = if journald {
+        out.without_time().boxed()
     } else {
-        b.try_init()
+        out.boxed()
     };
+    // The same records, behind the same filter, for the dashboard's live
+    // log (crate::logring).
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(out)
+        .with(crate::logring::layer())
+        .try_init();
 }
 
 fn path(p: Option<PathBuf>) -> PathBuf {

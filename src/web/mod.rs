@@ -13,6 +13,7 @@
 mod api;
 pub mod auth;
 pub mod health;
+mod logs;
 mod media;
 mod metrics;
 mod session;
@@ -240,6 +241,7 @@ fn routes() -> Vec<(Method, &'static str, Need, MethodRouter<AppState>)> {
     ];
     all.extend(studio::routes(technician));
     all.extend(media::routes(technician));
+    all.extend(logs::routes(technician));
     all
 }
 

@@ -144,13 +144,17 @@ pub fn fast_fleet() -> roomctl::simulate::SimOptions {
     }
 }
 
-/// Installs a test log subscriber once (RUST_LOG controls it).
+/// Installs a test log subscriber once (RUST_LOG controls it), feeding
+/// the live log's ring as the daemon does.
 pub fn init_logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_test_writer()
+    use tracing_subscriber::prelude::*;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    // As the daemon does: the same records in the dashboard's ring.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_test_writer())
+        .with(roomctl::logring::layer())
         .try_init();
 }
 
