@@ -29,6 +29,7 @@ pub mod signing;
 pub mod simulate;
 pub mod site;
 pub mod studio;
+pub mod system;
 mod systemd;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

@@ -117,6 +117,8 @@ pub struct Room {
     role: Role,
     /// The root of the shutdown tree: every task of the room ends with it.
     cancel: CancellationToken,
+    /// Cancelled when a restart is asked (see [`Command::Restart`]).
+    restart: CancellationToken,
     /// Stops the retained-state publisher first at shutdown, so the final
     /// state is the last one.
     state_stop: CancellationToken,
@@ -321,6 +323,7 @@ impl Room {
             stops,
             role,
             state_stop: cancel.child_token(),
+            restart: CancellationToken::new(),
             cancel,
             tasks,
         };
@@ -432,6 +435,12 @@ impl Room {
     /// Repeated `ROOM/STOP`s dropped (a stop flood).
     pub fn stops_coalesced(&self) -> u64 {
         self.stops.dropped()
+    }
+
+    /// Cancelled when a restart was asked: the daemon's loop then stops the
+    /// room and exits with [`crate::system::RESTART_EXIT_CODE`].
+    pub fn restart_token(&self) -> CancellationToken {
+        self.restart.clone()
     }
 
     /// A token that is cancelled when the room shuts down.

@@ -33,6 +33,8 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET", "/api/outputs", "viewer"),
     ("GET", "/api/media", "technician"),
     ("GET", "/api/logs", "technician"),
+    ("GET", "/api/system", "viewer"),
+    ("POST", "/api/system/restart", "admin"),
     ("GET", "/api/logs.txt", "technician"),
     ("PUT", "/api/media/{name}", "technician"),
     ("DELETE", "/api/media/{name}", "technician"),

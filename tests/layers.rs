@@ -45,6 +45,7 @@ fn layer(module: &str) -> usize {
         ("systemd", 1),
         ("studio", 1),
         ("outputs", 1),
+        ("system", 1),
         ("room", 2),
         ("web", 3),
         ("cmd", 3),

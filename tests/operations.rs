@@ -336,3 +336,77 @@ async fn a_scene_broken_by_an_edit_keeps_its_last_good_version() {
     let _ = child.start_kill();
     cancel.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_from_the_dashboard_is_for_systemd_to_start_it_again() {
+    init_logs();
+    let b = Mosquitto::start().await.unwrap();
+    let cancel = CancellationToken::new();
+    let site = site(&[b.port()], &[("long.yaml", LONG)], "");
+    site.set_web_token_as("admin-key", "admin");
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{}", site.web_port);
+    let restart = || {
+        client
+            .post(format!("{base}/api/system/restart"))
+            .bearer_auth("admin-key")
+            .send()
+    };
+
+    // Not under systemd: nobody would start it again, so it keeps running.
+    let (_s, mut status) = observer(b.port(), "roomctl/room1/status", &cancel).await;
+    let mut alone = daemon(&site, &mut status).await;
+    eventually(Duration::from_secs(5), "the dashboard", || {
+        std::net::TcpStream::connect(("127.0.0.1", site.web_port)).is_ok()
+    })
+    .await;
+    let (code, v) = get_json(&format!("{base}/api/system")).await;
+    assert_eq!(code, 200);
+    assert_eq!(v["restart_possible"], false, "{v}");
+    assert!(
+        v["version"].as_str().unwrap().starts_with("roomctl "),
+        "{v}"
+    );
+    assert!(v["state_disk"]["free"].as_u64().unwrap() > 0, "{v}");
+    let r = restart().await.unwrap();
+    assert_eq!(r.status().as_u16(), 409);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("not run by systemd"),
+        "{body}"
+    );
+    assert!(alone.try_wait().unwrap().is_none(), "still running");
+    alone.kill().await.unwrap();
+    let _ = alone.wait().await;
+
+    // Under systemd: it stops in order and exits 75 for Restart=on-failure.
+    let mut cmd = roomctl_run(&site);
+    cmd.env("INVOCATION_ID", "0123456789abcdef");
+    let (_s2, mut status) = observer(b.port(), "roomctl/room1/status", &cancel).await;
+    let mut child = daemon_online(cmd, &mut status).await;
+    eventually(Duration::from_secs(5), "the dashboard again", || {
+        std::net::TcpStream::connect(("127.0.0.1", site.web_port)).is_ok()
+    })
+    .await;
+    let (_, v) = get_json(&format!("{base}/api/system")).await;
+    assert_eq!(v["restart_possible"], true, "{v}");
+    let r = restart().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let code = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("it did not stop within 15 s")
+        .unwrap();
+    assert_eq!(code.code(), Some(75), "the exit code systemd restarts on");
+    let offline = collect_until(&mut status, Duration::from_secs(5), |g| {
+        g.iter().any(|m| text(m) == "offline")
+    })
+    .await;
+    assert!(
+        offline.iter().any(|m| text(m) == "offline"),
+        "it said offline on the way out"
+    );
+    cancel.cancel();
+}

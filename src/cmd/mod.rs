@@ -258,10 +258,12 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
         }
     };
     match cmd {
-        Command::Run { config } => {
-            run::run(&path(config)).await?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Run { config } => Ok(if run::run(&path(config)).await? {
+            // Asked from the dashboard: systemd starts it again.
+            ExitCode::from(crate::system::RESTART_EXIT_CODE)
+        } else {
+            ExitCode::SUCCESS
+        }),
         // `main` runs it before there is a runtime.
         Command::Check { .. } => unreachable!("check runs without a runtime"),
         Command::Play {

@@ -16,8 +16,9 @@ use crate::room::{Command, Reply, Role, Room};
 use crate::systemd;
 use crate::web::{self, AppState};
 
-/// Loads the config at `path` and runs until a shutdown signal.
-pub async fn run(path: &Path) -> anyhow::Result<()> {
+/// Loads the config at `path` and runs until a shutdown signal (`Ok(false)`)
+/// or a restart asked from the dashboard (`Ok(true)`).
+pub async fn run(path: &Path) -> anyhow::Result<bool> {
     let mut report = check::check(path);
     let mut config = report.take_config(path)?;
     reserve_descriptors(&mut config);
@@ -47,8 +48,7 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
     );
     let room = Room::start(config, report.scenes, Role::Daemon);
     room.set_problems(problems);
-    serve_until(room, listener, None, systemd::shutdown_signal()).await;
-    Ok(())
+    Ok(serve_until(room, listener, None, systemd::shutdown_signal()).await)
 }
 
 /// Descriptors kept for everything but the dashboard: MQTT connections and
@@ -93,15 +93,16 @@ fn raise_nofile() -> std::io::Result<(u64, u64)> {
     nofile.get()
 }
 
-/// Runs the dashboard beside `room` until `signal` resolves, then shuts
-/// everything down in order. SIGHUP reloads scenes and config. The
-/// dashboard and the watchdog are tasks of the room: they stop with it.
+/// Runs the dashboard beside `room` until `signal` resolves or a restart
+/// is asked (then it returns true), and shuts everything down in order.
+/// SIGHUP reloads scenes and config. The dashboard and the watchdog are
+/// tasks of the room: they stop with it.
 pub async fn serve_until(
     room: Room,
     listener: Option<TcpListener>,
     site: Option<axum::Router>,
     signal: impl Future<Output = ()>,
-) {
+) -> bool {
     if let Some(l) = listener {
         let mut state = AppState::new(room.clone(), room.cancel_token());
         if let Some(site) = site {
@@ -118,9 +119,11 @@ pub async fn serve_until(
 
     tokio::pin!(signal);
     let mut hup = systemd::hangups();
-    loop {
+    let restart = room.restart_token();
+    let restarting = loop {
         tokio::select! {
-            _ = &mut signal => break,
+            _ = &mut signal => break false,
+            () = restart.cancelled() => break true,
             _ = hup.recv() => {
                 systemd::reloading();
                 let status = match room.apply(Origin::Signal { name: "SIGHUP" }, Command::Reload).await {
@@ -130,9 +133,10 @@ pub async fn serve_until(
                 systemd::ready(&status);
             }
         }
-    }
-    info!(target: "daemon", "Shutting down");
+    };
+    info!(target: "daemon", "Shutting down{}", if restarting { " for a restart" } else { "" });
     systemd::stopping();
     room.shutdown(Role::Daemon).await;
     info!(target: "daemon", "Stopped");
+    restarting
 }

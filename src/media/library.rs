@@ -397,16 +397,7 @@ fn unix(t: Option<SystemTime>) -> f64 {
 
 /// Free bytes on the disk of `dir`, for an unprivileged writer.
 pub fn free_bytes(dir: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid C string and `s` a valid out-parameter.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
-        return None;
-    }
-    // u64 here, u32 on a 32-bit Pi OS.
-    #[allow(clippy::useless_conversion)]
-    Some(u64::from(s.f_bavail).saturating_mul(u64::from(s.f_frsize)))
+    crate::system::space(dir).map(|(free, _)| free)
 }
 
 #[cfg(test)]

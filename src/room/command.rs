@@ -57,6 +57,9 @@ pub enum Command {
     Account(AccountChange),
     /// Save, revert or delete a scene file (the studio).
     Scene(SceneChange),
+    /// Stop the daemon for systemd to start it again (refused when not
+    /// run by systemd: nobody would).
+    Restart,
     /// A video command (`PLAY_VIDEO:clip.mp4`, `STOP_VIDEO`) previewing a
     /// clip on the Pi's screen; refused while a scene runs.
     PreviewClip(String),
@@ -85,7 +88,7 @@ impl Command {
             | Command::Media(_)
             | Command::PreviewClip(_)
             | Command::PreviewSound(_) => Role::Technician,
-            Command::Account(_) => Role::Admin,
+            Command::Account(_) | Command::Restart => Role::Admin,
         }
     }
 }
@@ -115,6 +118,7 @@ impl std::fmt::Display for Command {
             Command::PreviewSound(m) => write!(f, "preview sound {:?}", short(m)),
             Command::Media(c) => write!(f, "{c}"),
             Command::PreviewClip(m) => write!(f, "preview clip {:?}", short(m)),
+            Command::Restart => f.write_str("restart roomctl"),
         }
     }
 }
@@ -225,6 +229,8 @@ pub enum Reply {
     MediaStopped(Player),
     /// A preview's sound (or clip) command was given to its player.
     SoundPreviewed,
+    /// The daemon stops now, for systemd to start it again.
+    Restarting,
     /// A media file was added, replaced or removed.
     Media(crate::media::library::MediaFile),
     /// The reload is done.
@@ -469,6 +475,15 @@ impl Room {
             Command::PreviewSound(message) => {
                 done(self.preview_sound(&message).map(|()| Reply::SoundPreviewed))
             }
+            Command::Restart => done(if crate::system::under_systemd() {
+                tracing::warn!(target: "daemon", "Restart asked by {origin}: stopping for systemd to start roomctl again");
+                self.restart.cancel();
+                Ok(Reply::Restarting)
+            } else {
+                Err(RoomError::Conflict(
+                    "roomctl is not run by systemd here: nobody would start it again, so it keeps running".into(),
+                ))
+            }),
             Command::PreviewClip(message) => {
                 done(self.preview_clip(&message).map(|()| Reply::SoundPreviewed))
             }

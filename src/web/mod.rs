@@ -20,6 +20,7 @@ mod session;
 mod slots;
 mod sse;
 mod studio;
+mod system;
 mod users;
 pub use auth::{Guard, Need, Rules};
 pub use session::routes as session_routes;
@@ -242,6 +243,7 @@ fn routes() -> Vec<(Method, &'static str, Need, MethodRouter<AppState>)> {
     all.extend(studio::routes(technician));
     all.extend(media::routes(technician));
     all.extend(logs::routes(technician));
+    all.extend(system::routes(read, admin));
     all
 }
 

@@ -53,6 +53,17 @@ async fn an_output_shows_pending_then_on_then_unknown_when_its_board_dies() {
         br.snapshot(&format!("outputs-{w}")).await;
     }
 
+    // The System card on the Room tab: the version and the disks.
+    br.click("#tabs button[data-show=room]").await;
+    br.wait_for(
+        "the System card",
+        "(document.querySelector('#system dd[data-row=version]') || {}).textContent?.startsWith('roomctl ') && document.querySelector('#system dd[data-row=\"state disk\"]').textContent.includes('free of')",
+        T,
+    )
+    .await;
+    br.snapshot("system-1280").await;
+    br.click("#tabs button[data-show=control]").await;
+
     fleet.kill();
     br.wait_for(
         "unknown, its board offline",
