@@ -64,6 +64,18 @@ async fn light_on_by_hand(br: &Browser) {
 
 /// Uses an API token in the page, as the login page's "use an API token"
 /// keeps it, and waits until the page knows who it is.
+/// A browser `width` px wide on `site`'s dashboard, with the API token
+/// `token`, on the tab `tab`.
+async fn dashboard_at(site: &Site, token: &str, width: u32, tab: &str) -> Browser {
+    let br = Browser::start().await;
+    br.resize(width, 1000).await;
+    br.goto(&format!("http://127.0.0.1:{}/", site.web_port))
+        .await;
+    use_token(&br, token).await;
+    br.click(&format!("#tabs button[data-show={tab}]")).await;
+    br
+}
+
 async fn use_token(br: &Browser, token: &str) {
     br.js(&format!(
         "localStorage.setItem('roomctl-token', '{token}'); location.reload(); return true;"

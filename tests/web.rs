@@ -19,6 +19,7 @@ mod control;
 mod logs;
 mod media;
 mod studio;
+mod studio_edits;
 
 const INTRO: &str = "name: intro\ndescription: Lights up\nactions:\n  - { at: 0, topic: room1/light, message: 'ON' }\n  - { at: 30, topic: room1/light, message: 'OFF' }\n";
 const SHOW: &str = r#"{"sceneId": "show", "initialState": "a", "states": {"a": {"transitions": [{"type": "mqttMessage", "topic": "room1/button", "goto": "END"}]}}}"#;

@@ -8,7 +8,7 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post, put};
 use futures::StreamExt;
@@ -85,11 +85,11 @@ pub async fn upload(
     Path(name): Path<String>,
     Query(q): Query<UploadQuery>,
     parts: axum::http::request::Parts,
-    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AppError> {
     let limit = s.room.config.media.max_upload;
-    let size = headers
+    let size = parts
+        .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let lib = s.room.library.clone();

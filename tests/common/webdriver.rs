@@ -106,7 +106,8 @@ impl Browser {
         .await
     }
 
-    pub async fn click(&self, css: &str) {
+    /// The WebDriver id of the first element matching `css`.
+    async fn element(&self, css: &str) -> String {
         let e = self
             .cmd(
                 reqwest::Method::POST,
@@ -114,10 +115,14 @@ impl Browser {
                 Some(json!({"using": "css selector", "value": css})),
             )
             .await;
-        let id = e[ELEMENT]
+        e[ELEMENT]
             .as_str()
             .unwrap_or_else(|| panic!("no element {css}: {e}"))
-            .to_string();
+            .to_string()
+    }
+
+    pub async fn click(&self, css: &str) {
+        let id = self.element(css).await;
         let r = self
             .cmd(
                 reqwest::Method::POST,
@@ -131,17 +136,7 @@ impl Browser {
     /// Types `text` into the field `css`, as a person would, after
     /// clearing it.
     pub async fn fill(&self, css: &str, text: &str) {
-        let e = self
-            .cmd(
-                reqwest::Method::POST,
-                "/element",
-                Some(json!({"using": "css selector", "value": css})),
-            )
-            .await;
-        let id = e[ELEMENT]
-            .as_str()
-            .unwrap_or_else(|| panic!("no element {css}: {e}"))
-            .to_string();
+        let id = self.element(css).await;
         let clear = format!("/element/{id}/clear");
         let r = self
             .cmd(reqwest::Method::POST, &clear, Some(json!({})))

@@ -22,12 +22,7 @@ async fn a_timeout_line_is_found_with_its_filter_and_a_flood_is_counted() {
     assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
     let (stop_web, server) = serve(&room, site.web_port).await;
 
-    let br = Browser::start().await;
-    br.resize(820, 1000).await;
-    br.goto(&format!("http://127.0.0.1:{}/", site.web_port))
-        .await;
-    use_token(&br, "log-key").await;
-    br.click("#tabs button[data-show=log]").await;
+    let br = dashboard_at(&site, "log-key", 820, "log").await;
     br.fill("#dlog-target", "mqtt_feedback").await;
     br.fill("#dlog-q", "attic/light").await;
     br.js("document.getElementById('dlog-q').dispatchEvent(new Event('change')); return true;")

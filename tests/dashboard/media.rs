@@ -41,12 +41,7 @@ async fn sounds_are_uploaded_checked_played_and_kept_while_used() {
     let junk = tablet.path().join("junk.mp3");
     std::fs::write(&junk, b"MZ\x90\0 this is a program, not a song").unwrap();
 
-    let br = Browser::start().await;
-    br.resize(1280, 1000).await;
-    br.goto(&format!("http://127.0.0.1:{}/", site.web_port))
-        .await;
-    use_token(&br, "media-key").await;
-    br.click("#tabs button[data-show=media]").await;
+    let br = dashboard_at(&site, "media-key", 1280, "media").await;
     br.wait_for(
         "the library, with the missing sound",
         "document.querySelector('#media-files tr[data-file=\"bg.wav\"]') !== null && document.querySelector('#media-missing li[data-missing=\"fresh.wav\"]') !== null",

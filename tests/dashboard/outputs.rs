@@ -18,12 +18,7 @@ async fn an_output_shows_pending_then_on_then_unknown_when_its_board_dies() {
     let (room, fleet, cancel) = room_with_fleet(&site).await;
     let (stop_web, server) = serve(&room, site.web_port).await;
 
-    let br = Browser::start().await;
-    br.resize(820, 1000).await;
-    br.goto(&format!("http://127.0.0.1:{}/", site.web_port))
-        .await;
-    use_token(&br, "desk-key").await;
-    br.click("#tabs button[data-show=control]").await;
+    let br = dashboard_at(&site, "desk-key", 820, "control").await;
     br.wait_for(
         "the outputs, unknown before any command",
         "document.querySelector('#outputs tr[data-channel=\"room1/light\"][data-state=unknown]') !== null",

@@ -43,12 +43,7 @@ async fn a_show_is_shaped_with_the_forms_alone_and_saved_as_they_said() {
     let (room, _fleet, cancel) = room_with_fleet(&site).await;
     let (stop_web, server) = serve(&room, site.web_port).await;
 
-    let br = Browser::start().await;
-    br.resize(1280, 1000).await;
-    br.goto(&format!("http://127.0.0.1:{}/", site.web_port))
-        .await;
-    use_token(&br, "forms-key").await;
-    br.click("#tabs button[data-show=studio]").await;
+    let br = dashboard_at(&site, "forms-key", 1280, "studio").await;
     br.wait_for(
         "the templates",
         "document.querySelectorAll('#studio-template option').length === 2",
