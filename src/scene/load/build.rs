@@ -376,7 +376,7 @@ impl<'a> Builder<'a> {
                     ActionKind::Audio(c),
                     topic.unwrap_or_else(|| format!("{}/audio", self.ctx.room)),
                 ),
-                Err(crate::media::CommandError::UnknownAudio(m)) => {
+                Err(crate::media::command::CommandError::UnknownAudio(m)) => {
                     // `BASS_BOOST:ON`: the room controllers logged such
                     // cues and went on; so does this, with a warning.
                     self.warn(
