@@ -95,7 +95,8 @@ fn an_existing_name_is_kept_unless_replaced_and_then_it_goes_to_the_trash() {
     );
     lib.delete("a.wav", &[]).unwrap();
     assert!(files_in(&dir.path().join("media")).is_empty());
-    assert_eq!(files_in(&dir.path().join("state/media-trash")).len(), 2);
+    let trash = files_in(&dir.path().join("state/media-trash"));
+    assert_eq!(trash.len(), 2, "two in one millisecond are two: {trash:?}");
     assert_eq!(
         lib.delete("a.wav", &[]).unwrap_err(),
         LibraryError::Missing("a.wav".into())
