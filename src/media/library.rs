@@ -294,44 +294,13 @@ impl Library {
     /// `path` kept in the trash under a new stamped name (never on top of
     /// an earlier one), then removed from where it was.
     fn to_trash(&self, path: &Path, name: &str) -> Result<(), LibraryError> {
-        let io = |e: std::io::Error| LibraryError::Io(e.to_string());
-        std::fs::create_dir_all(&self.trash).map_err(io)?;
         let stamp = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
             .as_millis();
-        for i in 0..1000 {
-            let kept = self.trash.join(match i {
-                0 => format!("{stamp:013}-{name}"),
-                i => format!("{stamp:013}-{i}-{name}"),
-            });
-            match std::fs::hard_link(path, &kept) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                // Another disk: copied into a new file.
-                Err(_) => {
-                    let mut out = match std::fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .open(&kept)
-                    {
-                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                        r => r.map_err(io)?,
-                    };
-                    let copied = std::fs::File::open(path)
-                        .and_then(|mut f| std::io::copy(&mut f, &mut out))
-                        .and_then(|_| out.sync_all());
-                    if let Err(e) = copied {
-                        let _ = std::fs::remove_file(&kept);
-                        return Err(io(e));
-                    }
-                }
-            }
-            return std::fs::remove_file(path).map_err(io);
-        }
-        Err(LibraryError::Io(format!(
-            "the trash has no room for another {name}"
-        )))
+        crate::durable::keep_in(path, &self.trash, &format!("{stamp:013}"), name)
+            .map(|_| ())
+            .map_err(|e| LibraryError::Io(e.to_string()))
     }
 }
 

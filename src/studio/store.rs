@@ -281,10 +281,9 @@ impl SceneStore {
                 "{file} was changed since you opened it; not deleted"
             )));
         }
-        std::fs::create_dir_all(&self.trash).map_err(|e| io("create", &self.trash, e))?;
         let now = now_ms();
-        let to = self.trash.join(format!("{now:013}-{file}"));
-        std::fs::rename(&path, &to).map_err(|e| io("move to the trash", &path, e))?;
+        crate::durable::keep_in(&path, &self.trash, &format!("{now:013}"), file)
+            .map_err(|e| io("move to the trash", &path, e))?;
         if let Err(e) = self.keep(file, now, &format!("{author} (deleted)"), &current.text) {
             tracing::warn!(target: "web", "Scene {file} deleted, but its history was not kept: {e}");
         }
