@@ -120,6 +120,9 @@ struct State {
     stats: FeedbackStats,
     latency_sum: f64,
     latency_n: u64,
+    /// Settled (out of `pending`, in the history) but not announced yet:
+    /// still counted as waiting, so nobody sees a result in neither place.
+    announcing: usize,
 }
 
 impl State {
@@ -439,6 +442,7 @@ impl FeedbackTracker {
             st.history.pop_front();
         }
         st.history.push_back(rec.clone());
+        st.announcing += 1;
         Settled { rec, done: p.done }
     }
 
@@ -504,6 +508,8 @@ impl FeedbackTracker {
             let _ = tx.send(rec.clone());
         }
         self.inner.events.publish(Event::Feedback(rec.clone()));
+        let mut st = self.inner.state.lock();
+        st.announcing = st.announcing.saturating_sub(1);
         rec
     }
 
@@ -531,7 +537,8 @@ impl FeedbackTracker {
 
     /// Commands waiting for a reply.
     pub fn pending_count(&self) -> usize {
-        self.inner.state.lock().pending_len()
+        let st = self.inner.state.lock();
+        st.pending_len() + st.announcing
     }
 
     /// The newest `limit` results, newest first.
