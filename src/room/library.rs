@@ -92,25 +92,24 @@ impl Room {
     /// written, kind, who)`.
     fn media_names(&self) -> Vec<(String, MediaKind, String)> {
         let set = self.scenes.scenes();
-        let scenes = set
-            .iter()
-            .flat_map(|s| s.all_actions().map(move |a| (s.name.clone(), a.clone())));
-        let commands = set.commands().flat_map(|c| {
-            c.steps
-                .iter()
-                .map(move |st| (c.name.clone(), st.action.clone()))
-        });
-        scenes
-            .chain(commands)
-            .filter_map(|(who, a)| {
-                let kind = match a.kind {
-                    crate::scene::ActionKind::Audio(_) => MediaKind::Audio,
-                    crate::scene::ActionKind::Video(_) => MediaKind::Video,
-                    crate::scene::ActionKind::Mqtt => return None,
-                };
-                Some((a.media_file()?.to_string(), kind, who))
-            })
-            .collect()
+        let mut out = Vec::new();
+        let mut note = |who: &str, a: &crate::scene::Action| {
+            let kind = match a.kind {
+                crate::scene::ActionKind::Audio(_) => MediaKind::Audio,
+                crate::scene::ActionKind::Video(_) => MediaKind::Video,
+                crate::scene::ActionKind::Mqtt => return,
+            };
+            if let Some(f) = a.media_file() {
+                out.push((f.to_string(), kind, who.to_string()));
+            }
+        };
+        for s in set.iter() {
+            s.all_actions().for_each(|a| note(&s.name, a));
+        }
+        for c in set.commands() {
+            c.steps.iter().for_each(|st| note(&c.name, &st.action));
+        }
+        out
     }
 
     /// Who plays the file `name`.
