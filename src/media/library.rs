@@ -282,13 +282,22 @@ impl Library {
     }
 
     /// `name` moved to the trash; `used_by` names what uses it (then it
-    /// stays).
-    pub fn delete(&self, name: &str, used_by: &[String]) -> Result<(), LibraryError> {
+    /// stays). Returns the file as it was.
+    pub fn delete(&self, name: &str, used_by: &[String]) -> Result<MediaFile, LibraryError> {
         let path = self.path_of(name)?;
         if !used_by.is_empty() {
             return Err(LibraryError::InUse(name.to_string(), used_by.join(", ")));
         }
-        self.to_trash(&path, name)
+        let meta = std::fs::metadata(&path).ok();
+        self.to_trash(&path, name)?;
+        Ok(MediaFile {
+            name: name.to_string(),
+            kind: Self::kind_of(name)?,
+            size: meta.as_ref().map_or(0, |m| m.len()),
+            modified: unix(meta.and_then(|m| m.modified().ok())),
+            duration: None,
+            format: None,
+        })
     }
 
     /// `path` kept in the trash under a new stamped name (never on top of

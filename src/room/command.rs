@@ -472,9 +472,10 @@ impl Room {
                 }
                 done(Ok(Reply::MediaStopped(p)))
             }
-            Command::PreviewSound(message) => {
-                done(self.preview_sound(&message).map(|()| Reply::SoundPreviewed))
-            }
+            Command::PreviewSound(message) => done(
+                self.preview_media(Player::Audio, &message)
+                    .map(|()| Reply::SoundPreviewed),
+            ),
             Command::Restart => done(if crate::system::under_systemd() {
                 tracing::warn!(target: "daemon", "Restart asked by {origin}: stopping for systemd to start roomctl again");
                 self.restart.cancel();
@@ -484,9 +485,10 @@ impl Room {
                     "roomctl is not run by systemd here: nobody would start it again, so it keeps running".into(),
                 ))
             }),
-            Command::PreviewClip(message) => {
-                done(self.preview_clip(&message).map(|()| Reply::SoundPreviewed))
-            }
+            Command::PreviewClip(message) => done(
+                self.preview_media(Player::Video, &message)
+                    .map(|()| Reply::SoundPreviewed),
+            ),
             Command::Media(change) => {
                 let room = self.clone();
                 Box::pin(async move {

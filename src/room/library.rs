@@ -186,19 +186,7 @@ impl Room {
                 Ok(file)
             }
             MediaChange::Delete { name } => {
-                let path = self.library.path_of(&name)?;
-                let users = self.media_users(&name);
-                let kind = crate::media::library::Library::kind_of(&name)?;
-                let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                self.library.delete(&name, &users)?;
-                Ok(MediaFile {
-                    name,
-                    kind,
-                    size,
-                    modified: 0.0,
-                    duration: None,
-                    format: None,
-                })
+                Ok(self.library.delete(&name, &self.media_users(&name))?)
             }
         }
     }

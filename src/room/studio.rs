@@ -5,7 +5,7 @@
 //! finishes on the definition it started with. A preview's sounds may be
 //! played on the Pi, never over a running scene.
 
-use super::{ReloadReport, Room, RoomError};
+use super::{Player, ReloadReport, Room, RoomError};
 use crate::diag::Diagnostics;
 use crate::media::{AudioCommand, VideoCommand};
 use crate::studio::StoreError;
@@ -104,39 +104,40 @@ pub struct SceneChanged {
 }
 
 impl Room {
-    /// A studio preview's audio command (`PLAY:chime.wav`, `STOP`) on the
-    /// Pi's speakers; refused while a scene runs, which it would play over.
-    pub(super) fn preview_sound(&self, message: &str) -> Result<(), RoomError> {
-        if self.scenes.is_running() {
-            return Err(RoomError::Conflict(
-                "a scene is running: a preview's sounds would play over it".into(),
-            ));
+    /// Refuses a preview on the Pi's speakers or screen while a scene runs
+    /// (it would play over the show).
+    pub fn preview_refusal(&self, player: Player) -> Result<(), RoomError> {
+        if !self.scenes.is_running() {
+            return Ok(());
         }
-        let cmd = AudioCommand::parse(message).map_err(|e| {
-            RoomError::BadRequest(format!(
-                "`{}` is not an audio command: {e}",
-                message.chars().take(64).collect::<String>().escape_debug()
-            ))
-        })?;
-        self.media.audio(cmd);
-        Ok(())
+        Err(RoomError::Conflict(
+            match player {
+                Player::Audio => "a scene is running: a preview's sounds would play over it",
+                Player::Video => "a scene is running: a preview would take its screen",
+            }
+            .into(),
+        ))
     }
 
-    /// A video command previewing a clip on the Pi's screen; refused while
-    /// a scene runs.
-    pub(super) fn preview_clip(&self, message: &str) -> Result<(), RoomError> {
-        if self.scenes.is_running() {
-            return Err(RoomError::Conflict(
-                "a scene is running: a preview would take its screen".into(),
-            ));
-        }
-        let cmd = VideoCommand::parse(message).map_err(|e| {
+    /// A preview's audio command (`PLAY:chime.wav`, `STOP`) on the Pi's
+    /// speakers, or its video command on its screen; refused while a scene
+    /// runs.
+    pub(super) fn preview_media(&self, player: Player, message: &str) -> Result<(), RoomError> {
+        self.preview_refusal(player)?;
+        let bad = |what: &str, e: crate::media::CommandError| {
             RoomError::BadRequest(format!(
-                "`{}` is not a video command: {e}",
+                "`{}` is not {what} command: {e}",
                 message.chars().take(64).collect::<String>().escape_debug()
             ))
-        })?;
-        self.media.video(cmd);
+        };
+        match player {
+            Player::Audio => self
+                .media
+                .audio(AudioCommand::parse(message).map_err(|e| bad("an audio", e))?),
+            Player::Video => self
+                .media
+                .video(VideoCommand::parse(message).map_err(|e| bad("a video", e))?),
+        }
         Ok(())
     }
 

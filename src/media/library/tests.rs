@@ -93,7 +93,11 @@ fn an_existing_name_is_kept_unless_replaced_and_then_it_goes_to_the_trash() {
             .to_string(),
         "`a.wav` is used by intro, outro: change them first"
     );
-    lib.delete("a.wav", &[]).unwrap();
+    let gone = lib.delete("a.wav", &[]).unwrap();
+    assert_eq!(
+        (gone.name.as_str(), gone.kind, gone.size),
+        ("a.wav", MediaKind::Audio, two.len() as u64)
+    );
     assert!(files_in(&dir.path().join("media")).is_empty());
     let trash = files_in(&dir.path().join("state/media-trash"));
     assert_eq!(trash.len(), 2, "two in one millisecond are two: {trash:?}");

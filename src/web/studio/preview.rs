@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{blocking, checked, within_limit};
-use crate::room::{Command, RoomError};
+use crate::room::{Command, Player};
 use crate::studio::Speakers;
 use crate::web::api::origin;
 use crate::web::{AppError, AppState};
@@ -58,12 +58,7 @@ pub async fn start(
     };
     let (lengths, media) = (s.lengths.clone(), s.room.config.media.clone());
     let speakers = if b.sounds {
-        if s.room.scenes.is_running() {
-            return Err(RoomError::Conflict(
-                "a scene is running: a preview's sounds would play over it".into(),
-            )
-            .into());
-        }
+        s.room.preview_refusal(Player::Audio)?;
         Some(speakers(&s, &parts))
     } else {
         None
