@@ -24,7 +24,7 @@ pub mod registry;
 pub mod room;
 pub mod scene;
 mod schedule;
-mod showlog;
+pub mod showlog;
 pub mod signing;
 pub mod simulate;
 pub mod site;

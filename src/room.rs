@@ -443,6 +443,15 @@ impl Room {
         self.restart.clone()
     }
 
+    /// The museum's time zone: the schedule's when there is one, else the
+    /// Pi's. Days in the show log's counts and statistics are its days.
+    pub fn zone(&self) -> jiff::tz::TimeZone {
+        self.schedule
+            .as_ref()
+            .map(|h| h.schedule().tz.clone())
+            .unwrap_or_else(jiff::tz::TimeZone::system)
+    }
+
     /// A token that is cancelled when the room shuts down.
     pub fn cancel_token(&self) -> CancellationToken {
         self.cancel.clone()

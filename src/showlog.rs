@@ -34,14 +34,17 @@ pub const DEFAULT_MAX_BYTES: u64 = 4 * 1024 * 1024;
 const PER_MINUTE: u32 = 60;
 /// Written data is synced to the card at least this often.
 const SYNC_EVERY: Duration = Duration::from_secs(5);
+/// Commands outside a scene (or in a long one) are counted into a
+/// `commands` record at least this often.
+const TALLY_EVERY: Duration = Duration::from_secs(600);
 
 /// One line of the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// Unix time.
     pub t: f64,
-    /// `scene_start`, `scene_end`, `action`, `timeout`, `error`, `device`,
-    /// `connection`, `note`.
+    /// `scene_start`, `scene_end`, `action`, `timeout`, `error`,
+    /// `commands`, `device`, `connection`, `note`.
     pub kind: String,
     /// What happened, in words.
     pub text: String,
@@ -57,6 +60,10 @@ pub struct Record {
     /// The person or API token behind it, when one is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub who: Option<String>,
+    /// A `commands` record's counts: the device's commands since its last
+    /// such record, by result, with the confirmations' latencies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commands: Option<Commands>,
 }
 
 impl Record {
@@ -69,6 +76,7 @@ impl Record {
             device: None,
             origin: None,
             who: None,
+            commands: None,
         }
     }
 }
@@ -90,7 +98,13 @@ pub struct DayCounts {
 }
 
 mod files;
+mod latency;
+pub mod stats;
+mod tally;
 use files::{Files, read_file};
+pub use latency::Latency;
+pub use tally::Commands;
+use tally::Tally;
 
 /// The show log of one room. Cheap to clone.
 #[derive(Clone)]
@@ -209,6 +223,9 @@ impl ShowLog {
         let mut last_broker: Option<String> = None;
         let mut was_connected = false;
         let mut sync = tokio::time::interval(SYNC_EVERY);
+        let mut tally = Tally::default();
+        let mut tally_every = tokio::time::interval(TALLY_EVERY);
+        tally_every.tick().await;
         loop {
             let event = tokio::select! {
                 // What is already on the bus first: a scene's end at
@@ -228,7 +245,17 @@ impl ShowLog {
                     self.files.lock().sync();
                     continue;
                 }
+                _ = tally_every.tick() => {
+                    self.append_all(tally.take());
+                    continue;
+                }
             };
+            match &event {
+                Event::Feedback(f) => tally.add(f),
+                // A scene's counts go before its end.
+                Event::Scene(SceneEvent::Ended { .. }) => self.append_all(tally.take()),
+                _ => {}
+            }
             let Some((class, rec)) =
                 self.record_of(event, &mut presence, &mut last_broker, &mut was_connected)
             else {
@@ -242,8 +269,15 @@ impl ShowLog {
                 self.append(&rec);
             }
         }
+        self.append_all(tally.take());
         self.flush_limits(&mut limits);
         self.files.lock().sync();
+    }
+
+    fn append_all(&self, records: Vec<Record>) {
+        for r in &records {
+            self.append(r);
+        }
     }
 
     fn flush_limits(&self, limits: &mut RateLog) {
@@ -507,5 +541,63 @@ mod tests {
         assert_eq!(all[0].text, "Scene intro started by schedule (show)");
         let devices = all.iter().filter(|r| r.kind == "device").count();
         assert_eq!(devices, PER_MINUTE as usize);
+    }
+
+    #[tokio::test]
+    async fn a_scenes_commands_are_counted_before_its_end() {
+        use crate::events::{EndReason, EventBus, FeedbackRecord};
+        let d = tempfile::tempdir().unwrap();
+        let log = ShowLog::new(d.path().join("show.log"), DEFAULT_MAX_BYTES);
+        let bus = EventBus::new(4096);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(log.clone().run(bus.subscribe(), cancel.clone()));
+        let fb = |result, device: &str| {
+            Event::Feedback(FeedbackRecord {
+                id: 1,
+                command_topic: "room1/light".into(),
+                message: "ON".into(),
+                feedback_topic: "room1/status".into(),
+                result,
+                latency: (result == Outcome::Ok).then_some(0.012),
+                timeout: 1.0,
+                reply: None,
+                scene: Some("intro".into()),
+                device: Some(device.into()),
+                at: 0.0,
+            })
+        };
+        for _ in 0..3 {
+            bus.publish(fb(Outcome::Ok, "esp32_01"));
+        }
+        bus.publish(fb(Outcome::Timeout, "esp32_01"));
+        bus.publish(Event::Scene(SceneEvent::Ended {
+            scene: "intro".into(),
+            reason: EndReason::Completed,
+            elapsed: 3.0,
+        }));
+        // After the scene: counted at shutdown.
+        bus.publish(fb(Outcome::Error, "esp32_02"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        cancel.cancel();
+        task.await.unwrap();
+        let kinds: Vec<_> = log
+            .read_all()
+            .into_iter()
+            .map(|r| (r.kind, r.device))
+            .collect();
+        let dev = |s: &str| Some(s.to_string());
+        assert_eq!(
+            kinds,
+            [
+                ("timeout".into(), dev("esp32_01")),
+                ("commands".into(), dev("esp32_01")),
+                ("scene_end".into(), None),
+                ("error".into(), dev("esp32_02")),
+                ("commands".into(), dev("esp32_02")),
+            ]
+        );
+        let c = log.read_all()[1].commands.clone().unwrap();
+        assert_eq!((c.ok.n, c.timeouts, c.errors), (3, 1, 0));
+        assert_eq!(c.ok.max_ms, 12.0);
     }
 }

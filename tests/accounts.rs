@@ -45,6 +45,8 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("GET", "/api/log", "viewer"),
     ("GET", "/api/log.csv", "viewer"),
     ("GET", "/api/log/today", "viewer"),
+    ("GET", "/api/stats", "viewer"),
+    ("GET", "/api/stats.csv", "viewer"),
     ("POST", "/api/login", "public"),
     ("POST", "/api/logout", "public"),
     ("GET", "/api/me", "public"),

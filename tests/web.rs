@@ -18,6 +18,7 @@ use tower::ServiceExt;
 mod control;
 mod logs;
 mod media;
+mod stats;
 mod studio;
 mod studio_edits;
 

@@ -304,7 +304,7 @@ pub struct LogQuery {
     who: Option<String>,
 }
 
-fn log_of(s: &AppState) -> Result<&crate::showlog::ShowLog, AppError> {
+pub(super) fn log_of(s: &AppState) -> Result<&crate::showlog::ShowLog, AppError> {
     s.room
         .show_log
         .as_ref()
@@ -366,13 +366,7 @@ pub async fn show_log_today(
     State(s): State<AppState>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let log = log_of(&s)?.clone();
-    let tz = s
-        .room
-        .schedule
-        .as_ref()
-        .map(|h| h.schedule().tz.clone())
-        .unwrap_or_else(jiff::tz::TimeZone::system);
-    let now = jiff::Timestamp::now().to_zoned(tz);
+    let now = jiff::Timestamp::now().to_zoned(s.room.zone());
     let start = now
         .start_of_day()
         .map(|z| z.timestamp())

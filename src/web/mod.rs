@@ -19,6 +19,7 @@ mod metrics;
 mod session;
 mod slots;
 mod sse;
+mod stats;
 mod studio;
 mod system;
 mod users;
@@ -244,6 +245,7 @@ fn routes() -> Vec<(Method, &'static str, Need, MethodRouter<AppState>)> {
     all.extend(media::routes(technician));
     all.extend(logs::routes(technician));
     all.extend(system::routes(read, admin));
+    all.extend(stats::routes(read));
     all
 }
 
