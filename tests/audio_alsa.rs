@@ -8,11 +8,10 @@
 //! anything touches audio: the test re-executes the test binary with its
 //! own HOME and runs the playback there, alone.
 
+use crate::common::alsa;
 use crate::common::wait_until;
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use roomctl::events::{Event, EventBus};
@@ -21,62 +20,6 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 fn write_tone(path: &Path, secs: f32, freq: f32, amp: f32) {
     std::fs::write(path, roomctl::testkit::sine_wav(secs, freq, amp)).unwrap();
-}
-
-/// Everything the device wrote, read at the device's own pace.
-struct Capture {
-    data: Arc<Mutex<Vec<u8>>>,
-    rate: Arc<AtomicU64>,
-}
-
-impl Capture {
-    fn start(fifo: PathBuf) -> Capture {
-        let data = Arc::new(Mutex::new(Vec::new()));
-        let rate = Arc::new(AtomicU64::new(0));
-        let (d, r) = (data.clone(), rate.clone());
-        std::thread::spawn(move || {
-            let mut f = std::fs::File::open(&fifo).unwrap();
-            let mut buf = vec![0u8; 4096];
-            let mut paced: Option<(Instant, u64)> = None;
-            loop {
-                let n = match f.read(&mut buf) {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => n,
-                };
-                d.lock().unwrap().extend_from_slice(&buf[..n]);
-                let bps = r.load(Ordering::Relaxed);
-                if bps > 0 {
-                    let (t0, total) = paced.get_or_insert((Instant::now(), 0));
-                    *total += n as u64;
-                    let due = *t0 + Duration::from_secs_f64(*total as f64 / bps as f64);
-                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                        std::thread::sleep(wait);
-                    }
-                }
-            }
-        });
-        Capture { data, rate }
-    }
-
-    fn len(&self) -> usize {
-        self.data.lock().unwrap().len()
-    }
-
-    /// Peak absolute sample value (f32 output) in `from..`.
-    fn peak_since(&self, from: usize) -> f32 {
-        self.peak_between(from, usize::MAX)
-    }
-
-    /// Peak absolute sample value in `from..to`.
-    fn peak_between(&self, from: usize, to: usize) -> f32 {
-        let d = self.data.lock().unwrap();
-        let start = (from - from % 4).min(d.len());
-        let end = to.min(d.len()).max(start);
-        d[start..end]
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]).abs())
-            .fold(0.0, f32::max)
-    }
 }
 
 fn next_end(rx: &mut UnboundedReceiver<MediaEnd>, timeout: Duration) -> Option<MediaEnd> {
@@ -104,61 +47,19 @@ fn events_of(bus: &mut tokio::sync::broadcast::Receiver<Event>, what: &str) -> V
     out
 }
 
-/// Set in the re-executed process.
-const CHILD: &str = "ROOMCTL_ALSA_CHILD";
-
 #[test]
 fn audio_plays_for_real_through_an_alsa_file_sink() {
-    let home = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "audio_alsa::playback_in_a_fresh_process",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("HOME", home.path())
-        .env(CHILD, "1")
-        .output()
-        .expect("re-executing the test binary");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "the playback failed:\n{text}");
-    assert!(
-        text.contains("1 passed"),
-        "the playback test did not run:\n{text}"
-    );
+    alsa::in_a_fresh_process("audio_alsa::playback_in_a_fresh_process");
 }
 
 #[test]
 #[ignore = "runs when re-executed by audio_plays_for_real_through_an_alsa_file_sink"]
 fn playback_in_a_fresh_process() {
-    if std::env::var_os(CHILD).is_none() {
+    if !alsa::is_child() {
         return;
     }
-    // HOME was set by the parent before this process started.
-    let home = PathBuf::from(std::env::var_os("HOME").expect("HOME"));
-    let fifo = home.join("out.fifo");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
-    std::fs::write(
-        home.join(".asoundrc"),
-        format!(
-            "pcm.!default {{ type file; slave.pcm \"null\"; file \"{}\"; format \"raw\" }}\n",
-            fifo.display()
-        ),
-    )
-    .unwrap();
-    let capture = Capture::start(fifo);
+    let capture = alsa::file_sink();
+    let home = alsa::home();
 
     let media = home.join("media");
     std::fs::create_dir(&media).unwrap();
@@ -288,7 +189,7 @@ fn playback_in_a_fresh_process() {
     });
     // Where the tone starts (after what was buffered): quiet at first.
     let first = {
-        let d = capture.data.lock().unwrap();
+        let d = capture.data();
         let mut i = before - before % 4;
         while i + 4 <= d.len()
             && f32::from_le_bytes([d[i], d[i + 1], d[i + 2], d[i + 3]]).abs() < 1e-4

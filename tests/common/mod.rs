@@ -337,6 +337,7 @@ pub async fn eventually(timeout: Duration, what: &str, mut pred: impl FnMut() ->
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+pub mod alsa;
 pub mod webdriver;
 
 mod proxy;
