@@ -17,7 +17,9 @@ mod accounts;
 mod cards;
 mod logs;
 mod media;
+mod media_alsa;
 mod outputs;
+mod stats;
 mod studio;
 mod studio_forms;
 

@@ -70,6 +70,9 @@ struct Assets;
 #[include = "codemirror/addon/lint/lint.*"]
 #[include = "codemirror/addon/hint/show-hint.*"]
 #[include = "codemirror/LICENSE"]
+#[include = "uplot/dist/uPlot.iife.min.js"]
+#[include = "uplot/dist/uPlot.min.css"]
+#[include = "uplot/LICENSE"]
 struct Vendor;
 
 /// What every handler can reach.

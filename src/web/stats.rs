@@ -1,5 +1,6 @@
 //! The statistics API: `GET /api/stats?from=&to=` (the museum's days,
-//! `YYYY-MM-DD`, both included; the last 7 days by default) as JSON, and
+//! `YYYY-MM-DD`, both included; or `?days=N` to today; the last 7 days by
+//! default) as JSON, and
 //! `GET /api/stats.csv` with the same range, one figure a row.
 
 use axum::Json;
@@ -27,11 +28,13 @@ pub(super) fn routes(read: Need) -> Vec<(Method, &'static str, Need, MethodRoute
     ]
 }
 
-/// `?from=2026-11-24&to=2026-11-30`.
+/// `?from=2026-11-24&to=2026-11-30`, or `?days=30` (the last 30 days to
+/// `to`, today by default).
 #[derive(Deserialize)]
 pub struct Range {
     from: Option<String>,
     to: Option<String>,
+    days: Option<i64>,
 }
 
 /// `GET /api/stats`: see [`crate::showlog::stats::Stats`].
@@ -72,9 +75,17 @@ async fn compute(s: &AppState, q: &Range) -> Result<Stats, AppError> {
     let to = day(q.to.as_deref(), "to")?.unwrap_or(today);
     let from = match day(q.from.as_deref(), "from")? {
         Some(d) => d,
-        None => to
-            .checked_sub(jiff::Span::new().days(DEFAULT_DAYS - 1))
-            .map_err(|e| AppError::BadRequest(format!("no 7 days before {to}: {e}")))?,
+        None => {
+            let n = q.days.unwrap_or(DEFAULT_DAYS);
+            if !(1..=stats::MAX_DAYS).contains(&n) {
+                return Err(AppError::BadRequest(format!(
+                    "`days` is {n}; from 1 to {} days at once",
+                    stats::MAX_DAYS
+                )));
+            }
+            to.checked_sub(jiff::Span::new().days(n - 1))
+                .map_err(|e| AppError::BadRequest(format!("no {n} days before {to}: {e}")))?
+        }
     };
     let now = now.as_millisecond() as f64 / 1000.0;
     blocking(move || {

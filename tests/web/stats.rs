@@ -111,6 +111,7 @@ async fn stats_count_a_shows_commands_and_latencies_per_device() {
             "the range starts (2026-12-02) after it ends (2026-12-01)",
         ),
         ("from=2000-01-01&to=2026-12-01", "at most 366 at once"),
+        ("days=0", "`days` is 0; from 1 to 366 days at once"),
     ] {
         let (st, _, body) = call(web.clone(), get(&format!("/api/stats?{query}"))).await;
         assert_eq!(st, StatusCode::BAD_REQUEST, "{query}");
