@@ -189,12 +189,13 @@ async fn dashboard_schedule_and_show_log_work_on_a_phone() {
     )
     .await;
     assert!(br.text("#log-today").await.contains("1 show(s) started"));
-    // The Show log tab shows only the log (one thing at a time on a phone).
+    // The Show log tab shows only the log and its statistics (one thing at
+    // a time on a phone; the daemon's log is the technician's).
     br.click("#tabs button[data-show=log]").await;
     let visible = br
-        .js("return [...document.querySelectorAll('main .card')].filter(c => c.offsetParent !== null).map(c => c.dataset.tab);")
+        .js("return [...document.querySelectorAll('main .card')].filter(c => c.offsetParent !== null).map(c => c.id);")
         .await;
-    assert_eq!(visible, serde_json::json!(["log"]));
+    assert_eq!(visible, serde_json::json!(["log-card", "stats-card"]));
     br.click("#tabs button[data-show=schedule]").await;
     let visible = br
         .js("return [...document.querySelectorAll('main .card')].filter(c => c.offsetParent !== null).map(c => c.id);")
