@@ -2,7 +2,7 @@
 //! (and panics) for absurd durations, which can come from a corrupt sound
 //! header or a value that slipped past validation. A deadline that far away
 //! simply never comes. Also: a sleep precise to well under tokio's 1 ms
-//! timer granularity, for show cues.
+//! timer granularity, for show cues; and the wall clock as unix seconds.
 
 use std::time::Duration;
 
@@ -10,6 +10,14 @@ use tokio::time::Instant;
 
 /// About thirty years: later than anything a room waits for.
 const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+
+/// Now as unix seconds (0 before 1970: a clock that wrong is not
+/// worth a panic).
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
 
 /// `t + d`, or a deadline decades away when that would overflow.
 pub fn after(t: Instant, d: Duration) -> Instant {

@@ -68,6 +68,8 @@ pub struct Config {
     pub triggers: Vec<TriggerConfig>,
     /// Who may run the room over MQTT (`control:`).
     pub control: ControlConfig,
+    /// `estop:`.
+    pub estop: EstopConfig,
     /// Opening hours and scheduled shows (`schedule:`).
     pub schedule: Option<crate::schedule::plan::Schedule>,
     /// Where the daemon keeps what must survive a restart (the schedule's
@@ -174,6 +176,10 @@ pub struct DevicesConfig {
     pub known: BTreeMap<String, Vec<String>>,
     /// Ignore `devices/<id>/status` from ids not in `known`.
     pub known_only: bool,
+    /// Each known board's own safe state (`known.<id>.safe`): sent at stop,
+    /// panic, E-stop and shutdown besides `ROOM/STOP`, for firmware that
+    /// does not understand `ROOM/STOP`.
+    pub safe: BTreeMap<String, Vec<(String, String)>>,
 }
 
 impl Default for DevicesConfig {
@@ -182,6 +188,7 @@ impl Default for DevicesConfig {
             stale_after: Duration::from_secs(60),
             known: BTreeMap::new(),
             known_only: false,
+            safe: BTreeMap::new(),
         }
     }
 }
@@ -195,6 +202,21 @@ pub struct ScenesConfig {
     pub default: Option<String>,
     /// Where `default` was written.
     pub default_pos: Pos,
+    /// A start within this long of the last start is ignored (a double
+    /// press), and logged; zero: off.
+    pub min_start_interval: Duration,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+/// `estop:`: the latched emergency stop (`src/estop.rs`).
+pub struct EstopConfig {
+    /// A hardware button's topic (`room1/estop`); the room's own
+    /// `roomctl/ROOM/estop` control topic works without it.
+    pub topic: Option<String>,
+    /// The payload that presses it on `topic` (none: any).
+    pub payload: Option<String>,
+    /// The dashboard's "Stop — all off" latches too.
+    pub panic_latches: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -297,6 +319,8 @@ pub struct TriggerConfig {
     pub pos: Pos,
     /// Where the topic was written.
     pub topic_pos: Pos,
+    /// A second start by this trigger within this long is ignored.
+    pub min_interval: Duration,
 }
 
 /// What an unset `${VAR}` is.

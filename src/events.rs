@@ -275,6 +275,11 @@ pub enum EndReason {
     Stopped,
     /// The daemon is shutting down.
     Shutdown,
+    /// The emergency stop was pressed (and latched).
+    EStop,
+    /// A cue marked `required` failed (TIMEOUT or ERROR after its
+    /// retries): the show stopped into its safe state. Says which cue.
+    RequiredCueFailed(String),
     /// The scene could not go on (a loop, a panic); the text says why.
     Error(String),
 }
@@ -285,6 +290,8 @@ impl std::fmt::Display for EndReason {
             EndReason::Completed => f.write_str("completed"),
             EndReason::Stopped => f.write_str("stopped"),
             EndReason::Shutdown => f.write_str("shutdown"),
+            EndReason::EStop => f.write_str("e-stop"),
+            EndReason::RequiredCueFailed(c) => write!(f, "required cue failed: {c}"),
             EndReason::Error(e) => write!(f, "error: {e}"),
         }
     }

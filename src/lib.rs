@@ -12,6 +12,7 @@ pub mod cmd;
 pub mod config;
 mod diag;
 pub(crate) mod durable;
+pub mod estop;
 pub mod events;
 pub mod feedback;
 pub mod logring;

@@ -180,12 +180,6 @@ pub struct Outputs {
     events: EventBus,
 }
 
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
 impl Outputs {
     /// An empty book announcing on `events`.
     pub fn new(events: EventBus) -> Outputs {
@@ -213,7 +207,7 @@ impl Outputs {
 
     /// `channels` are outputs (from the scenes and command files).
     pub fn know<'a>(&self, channels: impl IntoIterator<Item = &'a str>) {
-        let now = unix_now();
+        let now = crate::clock::unix_now();
         let changed: Vec<OutputView> = {
             let mut b = self.book.lock();
             channels
@@ -226,7 +220,10 @@ impl Outputs {
 
     /// A tracked command went out.
     pub fn sent(&self, channel: &str, message: &str) {
-        let v = self.book.lock().sent(channel, message, unix_now());
+        let v = self
+            .book
+            .lock()
+            .sent(channel, message, crate::clock::unix_now());
         self.announce(v);
     }
 
@@ -238,7 +235,7 @@ impl Outputs {
 
     /// `ROOM/STOP` went out.
     pub fn stopped(&self) {
-        let v = self.book.lock().stopped(unix_now());
+        let v = self.book.lock().stopped(crate::clock::unix_now());
         self.announce(v);
     }
 
@@ -254,10 +251,12 @@ impl Outputs {
             match e {
                 Ok(Event::Device(d)) => {
                     let online = d.presence == Presence::Online;
-                    let changed = self
-                        .book
-                        .lock()
-                        .board(&d.id, &d.channels, online, unix_now());
+                    let changed = self.book.lock().board(
+                        &d.id,
+                        &d.channels,
+                        online,
+                        crate::clock::unix_now(),
+                    );
                     self.announce(changed);
                 }
                 Ok(_) | Err(RecvError::Lagged(_)) => {}

@@ -26,18 +26,20 @@ use crate::media::{MediaEnd, MediaHandle};
 use crate::mqtt::{self, MqttHandle, MqttSettings, OwnMessage, PublishOptions, unix_now};
 use crate::outputs::Outputs;
 use crate::registry::Registry;
-use crate::scene::{
-    Action, ActionKind, ActionSink, CommandRunner, EndReason, SceneController, SceneInput, SceneSet,
-};
+use crate::scene::{CommandRunner, EndReason, SceneController, SceneInput, SceneSet};
 use crate::schedule::{ScheduleHandle, Wall};
 use crate::showlog::{self, ShowLog};
 
 mod command;
 mod control;
+mod errors;
 mod health;
 mod library;
 mod reload;
 mod router;
+mod safety;
+mod sink;
+use sink::RoomSink;
 mod state;
 mod stop_gate;
 mod studio;
@@ -102,6 +104,12 @@ pub struct Room {
     pub library: Arc<crate::media::library::Library>,
     /// Unix time the room started.
     pub started: f64,
+    /// The latched emergency stop.
+    pub estop: crate::estop::Latch,
+    /// The safe commands of the last all-off.
+    round: sink::SafeRound,
+    /// When scenes last started (`scenes.min_start_interval`).
+    starts: Arc<parking_lot::Mutex<safety::Starts>>,
     /// What a reload replaces, as one snapshot.
     live: Arc<watch::Sender<Live>>,
     /// A likely feedback misconfiguration seen in the last scene.
@@ -124,61 +132,6 @@ pub struct Room {
     state_stop: CancellationToken,
     /// Every task of the room.
     tasks: TaskTracker,
-}
-
-/// The executor of scene actions in a real room.
-struct RoomSink {
-    mqtt: MqttHandle,
-    outputs: Outputs,
-    stops: Arc<StopGate>,
-    feedback: FeedbackTracker,
-    media: MediaHandle,
-    topics: Topics,
-    /// For `feedback.timeout` (a reload may change it).
-    live: watch::Receiver<Live>,
-    max_age: Duration,
-}
-
-impl ActionSink for RoomSink {
-    fn execute(&self, scene: &str, a: &Action) {
-        match &a.kind {
-            ActionKind::Mqtt => {
-                // Track before publishing: a fast reply must find its command.
-                if a.feedback {
-                    self.feedback.track(
-                        &a.topic,
-                        &a.message,
-                        a.timeout.unwrap_or(self.live.borrow().cue_timeout),
-                        Some(scene),
-                    );
-                }
-                self.stops.output_sent();
-                let _ = self.mqtt.publish(
-                    a.topic.clone(),
-                    a.message.clone(),
-                    PublishOptions {
-                        retain: a.retain,
-                        ..PublishOptions::cue(self.max_age)
-                    },
-                );
-            }
-            ActionKind::Audio(c) => self.media.audio(c.clone()),
-            ActionKind::Video(c) => self.media.video(c.clone()),
-        }
-    }
-
-    fn all_off(&self, _scene: Option<&str>) {
-        if !self.stops.admit(tokio::time::Instant::now()) {
-            tracing::debug!(target: "scene", "STOP repeated with nothing sent since the last one: not sent again");
-            return;
-        }
-        // Never feedback-tracked, never expires: "everything off" is safety.
-        let _ = self
-            .mqtt
-            .publish(self.topics.all_stop(), "STOP", PublishOptions::reliable());
-        self.outputs.stopped();
-        self.media.all_off();
-    }
 }
 
 /// What a reload replaces, as one value in a `watch` channel: a reader sees
@@ -237,6 +190,8 @@ impl Room {
         let (live, live_rx) = watch::channel(Live::of(&config));
         let live = Arc::new(live);
         let stops = Arc::new(StopGate::default());
+        let round = sink::SafeRound::default();
+        let (required_tx, required_rx) = tokio::sync::mpsc::unbounded_channel();
         let sink = Arc::new(RoomSink {
             mqtt: mqtt.clone(),
             outputs: outputs.clone(),
@@ -246,6 +201,11 @@ impl Room {
             topics: topics.clone(),
             live: live_rx.clone(),
             max_age: config.mqtt.message_max_age,
+            safe: Arc::new(config.devices.safe.clone()),
+            round: round.clone(),
+            required: required_tx,
+            tasks: tasks.clone(),
+            cancel: cancel.clone(),
         });
         let scenes = SceneController::new(scenes, sink.clone(), events.clone(), tasks.clone());
         let commands = CommandRunner::new(
@@ -293,6 +253,7 @@ impl Room {
             cancel.clone(),
         ));
 
+        let estop = safety::load_latch(&config);
         let library = Arc::new(crate::media::library::Library::new(
             &config.media,
             &config.state_dir,
@@ -313,6 +274,9 @@ impl Room {
             studio,
             library,
             started: unix_now(),
+            estop,
+            round,
+            starts: Arc::default(),
             live,
             feedback_hint: Arc::default(),
             command_log: Arc::new(parking_lot::Mutex::new(crate::ratelog::RateLog::new(
@@ -327,6 +291,7 @@ impl Room {
             cancel,
             tasks,
         };
+        room.spawn(room.clone().stop_on_required(required_rx));
         room.spawn_edges(events_rx, incoming, live_rx);
         room.know_outputs();
         room
@@ -551,6 +516,8 @@ pub fn subscriptions(
     if role == Role::Daemon {
         subs.push(topics.scene_start());
         subs.push(topics.scene_stop());
+        subs.push(topics.estop());
+        subs.extend(config.estop.topic.clone());
         subs.push(topics.compat_scene());
         subs.push(topics.compat_start_scene());
         subs.push(topics.command_run());

@@ -174,6 +174,10 @@ impl Topics {
     pub fn scene_stop(&self) -> String {
         format!("roomctl/{}/scene/stop", self.room)
     }
+    /// `roomctl/ROOM/estop`: the E-stop (any payload; latches).
+    pub fn estop(&self) -> String {
+        format!("roomctl/{}/estop", self.room)
+    }
     /// `roomctl/ROOM/command/run` = command file name.
     pub fn command_run(&self) -> String {
         format!("roomctl/{}/command/run", self.room)

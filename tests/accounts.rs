@@ -53,6 +53,8 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST", "/api/reload", "technician"),
     ("GET", "/api/scenes", "viewer"),
     ("POST", "/api/scenes/stop", "panic"),
+    ("POST", "/api/estop", "panic"),
+    ("POST", "/api/estop/reset", "technician"),
     ("POST", "/api/scenes/{name}/start", "operator"),
     ("GET", "/api/schedule", "viewer"),
     ("POST", "/api/schedule/{action}", "operator"),

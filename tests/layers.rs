@@ -46,6 +46,7 @@ fn layer(module: &str) -> usize {
         ("studio", 1),
         ("outputs", 1),
         ("system", 1),
+        ("estop", 1),
         ("room", 2),
         ("web", 3),
         ("cmd", 3),

@@ -19,6 +19,7 @@ mod outputs;
 mod predecessor;
 mod resilience;
 mod room;
+mod safety;
 mod second_broker;
 mod site;
 mod tls;

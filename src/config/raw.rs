@@ -27,6 +27,16 @@ pub(super) struct RawConfig {
     pub(super) state_dir: Option<S>,
     #[serde(default)]
     pub(super) control: RawControl,
+    #[serde(default)]
+    pub(super) estop: RawEstop,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEstop {
+    pub(super) topic: Option<S>,
+    pub(super) payload: Option<String>,
+    pub(super) panic_latches: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -179,7 +189,73 @@ pub(super) struct RawDevices {
 /// (read by hand: an untagged enum would lose the source positions).
 pub(super) enum RawKnown {
     List(Vec<S>),
-    Map(Vec<(S, Vec<S>)>),
+    Map(Vec<(S, RawKnownDevice)>),
+}
+
+/// One known device: its command topics, or `{channels: [...], safe:
+/// [{topic, message}]}`.
+#[derive(Default)]
+pub(super) struct RawKnownDevice {
+    pub(super) channels: Vec<S>,
+    pub(super) safe: Vec<RawSafe>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSafe {
+    pub(super) topic: S,
+    pub(super) message: S,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKnownFull {
+    #[serde(default)]
+    channels: Vec<S>,
+    #[serde(default)]
+    safe: Vec<RawSafe>,
+}
+
+impl<'de> Deserialize<'de> for RawKnownDevice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = RawKnownDevice;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "a list of command topics, or {channels: [...], safe: [{topic, message}]}",
+                )
+            }
+            fn visit_unit<E>(self) -> Result<RawKnownDevice, E> {
+                Ok(RawKnownDevice::default())
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<RawKnownDevice, A::Error> {
+                let mut channels = Vec::new();
+                while let Some(e) = a.next_element()? {
+                    channels.push(e);
+                }
+                Ok(RawKnownDevice {
+                    channels,
+                    safe: Vec::new(),
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                m: A,
+            ) -> Result<RawKnownDevice, A::Error> {
+                let full =
+                    RawKnownFull::deserialize(serde::de::value::MapAccessDeserializer::new(m))?;
+                Ok(RawKnownDevice {
+                    channels: full.channels,
+                    safe: full.safe,
+                })
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 impl<'de> Deserialize<'de> for RawKnown {
@@ -220,6 +296,7 @@ impl<'de> Deserialize<'de> for RawKnown {
 pub(super) struct RawScenes {
     pub(super) dir: Option<S>,
     pub(super) default: Option<S>,
+    pub(super) min_start_interval: Option<Spanned<Dur>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -260,4 +337,5 @@ pub(super) struct RawTrigger {
     pub(super) topic: S,
     pub(super) payload: Option<String>,
     pub(super) scene: S,
+    pub(super) min_interval: Option<Spanned<Dur>>,
 }

@@ -382,3 +382,51 @@ fn json_config_is_accepted() {
         "room2/light/feedback"
     );
 }
+
+#[test]
+fn boards_safe_state_estop_and_start_intervals() {
+    let c = parse(
+        "room: r\nmqtt: {brokers: [{broker: h}]}\nscenes: {min_start_interval: 2s}\nestop: {topic: r/estop, payload: PRESSED, panic_latches: true}\ntriggers:\n  - {topic: r/button, scene: s, min_interval: 5s}\ndevices:\n  known:\n    esp32_01: [r/light]\n    esp32_08:\n      channels: [r/smoke]\n      safe: [{topic: r/smoke, message: 'OFF'}, {topic: r/fan, message: STOP}]\n",
+    )
+    .unwrap();
+    assert_eq!(c.scenes.min_start_interval, Duration::from_secs(2));
+    assert_eq!(c.triggers[0].min_interval, Duration::from_secs(5));
+    assert_eq!(c.estop.topic.as_deref(), Some("r/estop"));
+    assert!(c.estop.panic_latches);
+    assert_eq!(c.devices.known["esp32_08"], ["r/smoke"]);
+    assert_eq!(
+        c.devices.safe["esp32_08"],
+        [
+            ("r/smoke".to_string(), "OFF".to_string()),
+            ("r/fan".to_string(), "STOP".to_string())
+        ]
+    );
+    assert!(!c.devices.safe.contains_key("esp32_01"));
+    for (bad, want) in [
+        (
+            "scenes: {min_start_interval: -1}\n",
+            "3:30: invalid duration -1",
+        ),
+        (
+            "scenes: {min_start_interval: 1e9}\n",
+            "scenes.min_start_interval",
+        ),
+        ("estop: {topic: 'r/#'}\n", "estop.topic"),
+        (
+            "devices: {known: {b1: {safe: [{topic: 'r/+', message: 'OFF'}]}}}\n",
+            "devices.known.b1.safe",
+        ),
+        (
+            "devices: {known: {b1: {safe: [{topic: r/x, message: ''}]}}}\n",
+            "the message is empty",
+        ),
+        ("devices: {known: {b1: {chanels: [r/x]}}}\n", "chanels"),
+    ] {
+        let e = parse(&format!(
+            "room: r\nmqtt: {{brokers: [{{broker: h}}]}}\n{bad}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(want), "{bad}: {e}");
+    }
+}

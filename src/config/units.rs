@@ -191,6 +191,20 @@ pub mod ranges {
         min: secs(60),
         max: secs(30 * 24 * HOUR),
     };
+    /// `scenes.min_start_interval`: a second start within it is ignored.
+    pub const MIN_START_INTERVAL: DurRange = DurRange {
+        name: "scenes.min_start_interval",
+        default: ms(0),
+        min: ms(0),
+        max: secs(HOUR),
+    };
+    /// A trigger's `min_interval`.
+    pub const TRIGGER_MIN_INTERVAL: DurRange = DurRange {
+        name: "min_interval",
+        default: ms(0),
+        min: ms(0),
+        max: secs(HOUR),
+    };
     /// A scene's `at`, `duration`, a transition's `delay`: up to a day.
     pub const SCENE_TIME: DurRange = DurRange {
         name: "scene time",

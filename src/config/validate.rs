@@ -7,6 +7,9 @@ mod schedule;
 use super::raw::*;
 use super::*;
 
+/// Safe-state commands one board may have.
+const MAX_SAFE: usize = 32;
+
 pub(super) struct Validator<'a> {
     pub(super) file: &'a Path,
     pub(super) base: &'a Path,
@@ -120,6 +123,8 @@ impl Validator<'_> {
             },
             default: raw.scenes.default.as_ref().map(|s| self.expand(s)),
             default_pos: raw.scenes.default.as_ref().map(Pos::of).unwrap_or_default(),
+            min_start_interval: self
+                .dur(&raw.scenes.min_start_interval, ranges::MIN_START_INTERVAL),
         };
         let media = self.media(raw.media);
         let web = self.web(raw.web);
@@ -134,9 +139,11 @@ impl Validator<'_> {
                 scene: t.scene.value.clone(),
                 pos: Pos::of(&t.scene),
                 topic_pos: Pos::of(&t.topic),
+                min_interval: self.dur(&t.min_interval, ranges::TRIGGER_MIN_INTERVAL),
             });
         }
         let control = self.control(&raw.control, &room);
+        let estop = self.estop(&raw.estop);
         let schedule = raw.schedule.map(|r| self.schedule(r));
         let state_dir = match &raw.state_dir {
             Some(d) => self.path(d),
@@ -166,8 +173,25 @@ impl Validator<'_> {
             web,
             triggers,
             control,
+            estop,
             warnings,
         })
+    }
+
+    /// `estop:`: a plain topic (no wildcards), a payload, the panic switch.
+    fn estop(&mut self, e: &RawEstop) -> EstopConfig {
+        let topic = e.topic.as_ref().map(|t| {
+            let v = self.expand(t);
+            if let Err(why) = topic::validate_name(&v) {
+                self.err(Pos::of(t), format!("estop.topic: {why}"));
+            }
+            v
+        });
+        EstopConfig {
+            topic,
+            payload: e.payload.clone(),
+            panic_latches: e.panic_latches.unwrap_or(false),
+        }
     }
 
     /// `control:`: the key (at least 16 characters), the unsigned topics
@@ -190,6 +214,7 @@ impl Validator<'_> {
         let control = [
             t.scene_start(),
             t.scene_stop(),
+            t.estop(),
             t.command_run(),
             t.schedule_control(),
             t.compat_scene(),
@@ -217,12 +242,16 @@ impl Validator<'_> {
 
     pub(super) fn devices(&mut self, d: &RawDevices) -> DevicesConfig {
         let mut known = BTreeMap::new();
-        let entries: Vec<(&S, &[S])> = match d.known.as_ref().map(|k| &k.value) {
+        let mut safe = BTreeMap::new();
+        let entries: Vec<(&S, &[S], &[RawSafe])> = match d.known.as_ref().map(|k| &k.value) {
             None => Vec::new(),
-            Some(RawKnown::List(ids)) => ids.iter().map(|i| (i, &[][..])).collect(),
-            Some(RawKnown::Map(m)) => m.iter().map(|(i, t)| (i, t.as_slice())).collect(),
+            Some(RawKnown::List(ids)) => ids.iter().map(|i| (i, &[][..], &[][..])).collect(),
+            Some(RawKnown::Map(m)) => m
+                .iter()
+                .map(|(i, k)| (i, k.channels.as_slice(), k.safe.as_slice()))
+                .collect(),
         };
-        for (id, topics) in entries {
+        for (id, topics, safe_list) in entries {
             if !topic::is_plain_level(&id.value) {
                 self.err(
                     Pos::of(id),
@@ -241,6 +270,34 @@ impl Validator<'_> {
                 }
             }
             known.insert(id.value.clone(), channels);
+            if safe_list.len() > MAX_SAFE {
+                self.err(
+                    Pos::of(&safe_list[MAX_SAFE].topic),
+                    format!(
+                        "devices.known.{}.safe: at most {MAX_SAFE} commands",
+                        id.value
+                    ),
+                );
+            }
+            let mut cmds = Vec::new();
+            for s in safe_list.iter().take(MAX_SAFE) {
+                if let Err(e) = topic::validate_name(&s.topic.value) {
+                    self.err(
+                        Pos::of(&s.topic),
+                        format!("devices.known.{}.safe: {e}", id.value),
+                    );
+                } else if s.message.value.is_empty() {
+                    self.err(
+                        Pos::of(&s.message),
+                        format!("devices.known.{}.safe: the message is empty", id.value),
+                    );
+                } else {
+                    cmds.push((s.topic.value.clone(), s.message.value.clone()));
+                }
+            }
+            if !cmds.is_empty() {
+                safe.insert(id.value.clone(), cmds);
+            }
         }
         let known_only = d.known_only.as_ref().is_some_and(|k| k.value);
         if known_only && known.is_empty() {
@@ -254,6 +311,7 @@ impl Validator<'_> {
             stale_after: self.dur(&d.stale_after, ranges::STALE_AFTER),
             known,
             known_only,
+            safe,
         }
     }
 

@@ -9,18 +9,17 @@ use std::future::Future;
 use futures::FutureExt;
 use std::pin::Pin;
 
-use super::studio::{SceneChange, SceneChanged, SceneError};
-use super::{ControlError, ReloadReport, Room};
+use super::studio::{SceneChange, SceneChanged};
+use super::{ReloadReport, Room};
 use crate::access::Role;
-use crate::accounts::{AccountChange, AccountError, AccountReply};
+use crate::accounts::{AccountChange, AccountReply};
 use crate::diag::Diagnostics;
 use crate::events::{ActionEvent, Event, FeedbackRecord};
 use crate::media::{AudioCommand, VideoCommand};
 use crate::origin::Origin;
 use crate::ratelog;
-use crate::scene::{EndReason, RunError, StartError};
+use crate::scene::EndReason;
 use crate::schedule::{Refused, SaveError, ScheduleView, Shows};
-use crate::studio::StoreError;
 
 /// Something to do to a room.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +32,11 @@ pub enum Command {
     /// running command files are cancelled; with nothing running,
     /// everything is switched off anyway (the panic button).
     Stop,
+    /// The emergency stop: latches (saved first), then stops like
+    /// [`Command::Stop`]; nothing starts until [`Command::ResetEstop`].
+    Estop,
+    /// Frees the E-stop latch (a technician, deliberately).
+    ResetEstop,
     /// Run this command file.
     RunCommand(String),
     /// Pause or resume the opening-hours schedule (kept across restarts).
@@ -77,6 +81,7 @@ impl Command {
             Command::StartScene(_)
             | Command::StartDefaultScene
             | Command::Stop
+            | Command::Estop
             | Command::RunCommand(_)
             | Command::Schedule(_) => Role::Operator,
             Command::Send { .. }
@@ -84,6 +89,7 @@ impl Command {
             | Command::Volume(_)
             | Command::StopMedia(_)
             | Command::Reload
+            | Command::ResetEstop
             | Command::Scene(_)
             | Command::Media(_)
             | Command::PreviewClip(_)
@@ -102,6 +108,8 @@ impl std::fmt::Display for Command {
             Command::StartScene(n) => write!(f, "start scene {:?}", short(n)),
             Command::StartDefaultScene => f.write_str("start the default scene"),
             Command::Stop => f.write_str("stop — all off"),
+            Command::Estop => f.write_str("E-stop"),
+            Command::ResetEstop => f.write_str("reset the E-stop"),
             Command::RunCommand(n) => write!(f, "run command {:?}", short(n)),
             Command::Schedule(ScheduleAction::Pause) => f.write_str("pause the schedule"),
             Command::Schedule(ScheduleAction::Resume) => f.write_str("resume the schedule"),
@@ -206,6 +214,13 @@ pub enum Reply {
         scene: Option<String>,
         /// How many command files were cancelled.
         commands_cancelled: usize,
+        /// How each board took its safe state.
+        safe: super::safety::SafeReport,
+    },
+    /// The E-stop latch is free; what it was.
+    EstopReset {
+        /// The press it held, if it was latched.
+        was: Option<crate::estop::Latched>,
     },
     /// The command file runs.
     CommandStarted {
@@ -251,6 +266,9 @@ pub enum RoomError {
     /// It cannot be done now (a scene is running, the outbox is full...).
     #[error("{0}")]
     Conflict(String),
+    /// The E-stop is latched: nothing starts until it is reset.
+    #[error("{0}")]
+    Latched(String),
     /// The request itself is wrong.
     #[error("{0}")]
     BadRequest(String),
@@ -274,71 +292,6 @@ pub enum RoomError {
         /// What else the check found.
         warnings: Diagnostics,
     },
-}
-
-impl From<AccountError> for RoomError {
-    fn from(e: AccountError) -> Self {
-        match e {
-            AccountError::Invalid(_) => RoomError::BadRequest(e.to_string()),
-            AccountError::NotFound(_) => RoomError::NotFound(e.to_string()),
-            AccountError::Conflict(_) => RoomError::Conflict(e.to_string()),
-            AccountError::File(_) => RoomError::Failed(e.to_string()),
-        }
-    }
-}
-
-impl From<StoreError> for RoomError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::BadName(_) | StoreError::TooLarge(_) => {
-                RoomError::BadRequest(e.to_string())
-            }
-            StoreError::NotFound(_) => RoomError::NotFound(e.to_string()),
-            StoreError::Conflict(_) => RoomError::Conflict(e.to_string()),
-            StoreError::Io(_) => RoomError::Failed(e.to_string()),
-        }
-    }
-}
-
-impl From<SceneError> for RoomError {
-    fn from(e: SceneError) -> Self {
-        match e {
-            SceneError::Store(e) => e.into(),
-            SceneError::Invalid { errors, warnings } => RoomError::Invalid { errors, warnings },
-            SceneError::Reload(d) => RoomError::Reload(d),
-            SceneError::Failed(_) => RoomError::Failed(e.to_string()),
-        }
-    }
-}
-
-impl From<StartError> for RoomError {
-    fn from(e: StartError) -> Self {
-        match e {
-            StartError::NotFound(_) => RoomError::NotFound(e.to_string()),
-            StartError::AlreadyRunning(_) => RoomError::Conflict(e.to_string()),
-        }
-    }
-}
-
-impl From<RunError> for RoomError {
-    fn from(e: RunError) -> Self {
-        match e {
-            RunError::NotFound(_) => RoomError::NotFound(e.to_string()),
-            RunError::AlreadyRunning(_) | RunError::Busy => RoomError::Conflict(e.to_string()),
-        }
-    }
-}
-
-impl From<ControlError> for RoomError {
-    fn from(e: ControlError) -> Self {
-        match e {
-            ControlError::UnknownChannel(_) | ControlError::NoDevice(_) => {
-                RoomError::NotFound(e.to_string())
-            }
-            ControlError::BadMessage(_) => RoomError::BadRequest(e.to_string()),
-            ControlError::Send(_) => RoomError::Conflict(e.to_string()),
-        }
-    }
 }
 
 /// The rest of a command's work (see [`Room::apply`]).
@@ -370,7 +323,10 @@ impl Room {
             "{origin}: {command}"
         );
         let what = command.to_string();
-        if let Err(e) = self.allowed(&origin, &command) {
+        if let Err(e) = self
+            .allowed(&origin, &command)
+            .and_then(|()| self.refuse_if_latched(&command))
+        {
             self.audit(&origin, what, Some(e.to_string()));
             return done(Err(e));
         }
@@ -393,7 +349,8 @@ impl Room {
 
     fn allowed(&self, origin: &Origin, command: &Command) -> Result<(), RoomError> {
         let (has, needs) = (origin.role(), command.needs());
-        if has >= needs || (*command == Command::Stop && self.config.web.open_stop) {
+        let panic = matches!(command, Command::Stop | Command::Estop);
+        if has >= needs || (panic && self.config.web.open_stop) {
             return Ok(());
         }
         let who = origin.who().unwrap_or_else(|| "anonymous".into());
@@ -425,18 +382,31 @@ impl Room {
                     })
                     .and_then(|name| self.start_scene(&name, origin)),
             ),
-            Command::Stop => {
+            Command::Stop | Command::Estop => {
+                // The dashboard's panic latches too with estop.panic_latches.
+                let latch = command == Command::Estop
+                    || (self.config.estop.panic_latches
+                        && matches!(origin, Origin::Dashboard { .. }));
+                let reason = if latch {
+                    let _ = self.press_estop(&origin);
+                    EndReason::EStop
+                } else {
+                    EndReason::Stopped
+                };
                 let commands_cancelled = self.commands.cancel_all();
-                let scene = self.scenes.request_stop(EndReason::Stopped);
-                let scenes = self.scenes.clone();
+                let scene = self.scenes.request_stop(reason);
+                let room = self.clone();
                 Box::pin(async move {
-                    scenes.wait_idle().await;
+                    room.scenes.wait_idle().await;
+                    let safe = room.safe_report(scene.as_deref()).await;
                     Ok(Reply::Stopped {
                         scene,
                         commands_cancelled,
+                        safe,
                     })
                 })
             }
+            Command::ResetEstop => done(self.reset_estop(&origin)),
             Command::RunCommand(name) => done(
                 self.commands
                     .run(&name, origin)
@@ -527,6 +497,7 @@ impl Room {
     fn start_scene(&self, name: &str, origin: Origin) -> Result<Reply, RoomError> {
         // Names are looked up in the loaded scene list, never used as
         // paths, and exact (` intro` is not `intro`).
+        self.start_gate(name, &origin)?;
         self.scenes.start_from(name, origin)?;
         Ok(Reply::Started {
             scene: name.to_string(),

@@ -44,6 +44,12 @@ impl Room {
 fn health_of(r: &Room) -> Health {
     let mut unhealthy = Vec::new();
     let mut degraded = Vec::new();
+    if let Some(l) = r.estop.get() {
+        degraded.push(format!(
+            "E-stop latched (by {}): nothing starts until a technician resets it",
+            l.by
+        ));
+    }
     connection(r, &mut unhealthy, &mut degraded);
     for check in [devices, feedback, media, storage, accounts] {
         check(r, &mut degraded);

@@ -74,6 +74,8 @@ pub struct Rules {
     pub triggers: Vec<TriggerConfig>,
     /// `control:`: whether control topics need a signature.
     pub control: ControlConfig,
+    /// `estop:`: the hardware button's topic and payload.
+    pub estop: crate::config::EstopConfig,
 }
 
 impl Rules {
@@ -83,6 +85,7 @@ impl Rules {
             default_scene: config.scenes.default.clone(),
             triggers: config.triggers.clone(),
             control: config.control.clone(),
+            estop: config.estop.clone(),
         }
     }
 }
@@ -112,6 +115,20 @@ pub fn control(
     }
     if topic == topics.scene_stop() {
         return Some(Ok((from(), Command::Stop)));
+    }
+    if topic == topics.estop() {
+        return Some(Ok((from(), Command::Estop)));
+    }
+    // A hardware E-stop button: like a trigger, never signed (a stop is
+    // always safe to obey).
+    if rules.estop.topic.as_deref() == Some(topic)
+        && rules
+            .estop
+            .payload
+            .as_ref()
+            .is_none_or(|want| want.trim() == p)
+    {
+        return Some(Ok((Origin::trigger(topic), Command::Estop)));
     }
     if topic == topics.compat_scene() {
         return Some(if p.eq_ignore_ascii_case("START") {
@@ -473,6 +490,18 @@ mod tests {
             Some(Ok((Origin::trigger("room1/any/x"), start("any"))))
         );
         assert_eq!(c("room1/sensor", "23.5"), None);
+        let t = "roomctl/room1/estop";
+        assert_eq!(c(t, "anything"), Some(Ok((mqtt(t), Command::Estop))));
+        // A hardware button: its payload only, never signed.
+        let mut rules = rules.clone();
+        rules.estop.topic = Some("room1/estop".into());
+        rules.estop.payload = Some("PRESSED".into());
+        let c = |t: &str, p: &str| control(&topics, &rules, t, p);
+        assert_eq!(
+            c("room1/estop", "PRESSED\n"),
+            Some(Ok((Origin::trigger("room1/estop"), Command::Estop)))
+        );
+        assert_eq!(c("room1/estop", "released"), None);
     }
 
     #[tokio::test(start_paused = true)]

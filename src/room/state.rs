@@ -43,6 +43,9 @@ pub struct RoomState {
     /// [`MAX_STATE_OUTPUTS`]).
     #[serde(default)]
     pub outputs: Vec<OutputBrief>,
+    /// The E-stop latch, while latched: nothing starts.
+    #[serde(default)]
+    pub estop: Option<crate::estop::Latched>,
     /// Unix time of this snapshot.
     pub updated: f64,
 }
@@ -91,6 +94,7 @@ impl Room {
                     message: o.message,
                 })
                 .collect(),
+            estop: self.estop.get(),
             updated: unix_now(),
         }
     }
@@ -242,6 +246,10 @@ mod tests {
                 state: "confirmed".into(),
                 message: Some("ON".into()),
             }],
+            estop: Some(crate::estop::Latched {
+                since: 1_796_000_000.0,
+                by: "MQTT room1/estop".into(),
+            }),
             updated: 1_796_000_000.5,
         };
         let text = serde_json::to_string(&state).unwrap();

@@ -331,7 +331,7 @@ impl SceneController {
                 r.scene.name.clone()
             })
         };
-        if running.is_none() && reason == EndReason::Stopped {
+        if running.is_none() && matches!(reason, EndReason::Stopped | EndReason::EStop) {
             ratelog!(
                 self.inner.log,
                 warn,

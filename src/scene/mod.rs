@@ -115,6 +115,11 @@ pub struct Action {
     pub feedback: bool,
     /// Published retained (`retain: true`, as the existing format allows).
     pub retain: bool,
+    /// `required: true` (or the scene's `required`): a TIMEOUT or ERROR
+    /// after its retries ends the scene through the safe state.
+    pub required: bool,
+    /// Sent again this many times after a TIMEOUT or ERROR (`retries: N`).
+    pub retries: u32,
     /// Where it was written.
     pub pos: Pos,
 }

@@ -205,7 +205,7 @@ pub fn compute(
                 } else {
                     match end_reason(&r.text) {
                         "completed" => day.completed += 1,
-                        "stopped" => day.stopped += 1,
+                        "stopped" | "e-stop" => day.stopped += 1,
                         _ => day.failed += 1,
                     }
                 }

@@ -33,6 +33,8 @@ pub struct Status {
     pub problems: Vec<String>,
     pub stats: StatusStats,
     pub media: MediaStatus,
+    /// The E-stop latch, while latched.
+    pub estop: Option<crate::estop::Latched>,
 }
 
 #[derive(Serialize)]
@@ -58,6 +60,7 @@ pub async fn status(State(s): State<AppState>) -> Json<Status> {
             devices: r.registry.counts(),
         },
         media: r.media.status(),
+        estop: r.estop.get(),
     })
 }
 
@@ -118,9 +121,48 @@ pub async fn stop_scene(
         Reply::Stopped {
             scene,
             commands_cancelled,
+            safe,
         } => Ok(Json(
-            serde_json::json!({"stopped": scene, "commands_cancelled": commands_cancelled}),
+            serde_json::json!({"stopped": scene, "commands_cancelled": commands_cancelled, "safe": safe, "estop": s.room.estop.get()}),
         )),
+        r => Err(unexpected(r)),
+    }
+}
+
+/// `POST /api/estop`: the E-stop: latches, then stops like the panic
+/// button; answers with each board's safe state.
+pub async fn estop(
+    State(s): State<AppState>,
+    parts: axum::http::request::Parts,
+) -> Result<Json<serde_json::Value>, AppError> {
+    match s.room.apply(origin(&parts), Command::Estop).await? {
+        Reply::Stopped { scene, safe, .. } => Ok(Json(
+            serde_json::json!({"stopped": scene, "safe": safe, "estop": s.room.estop.get()}),
+        )),
+        r => Err(unexpected(r)),
+    }
+}
+
+/// `{"confirm": "reset"}`: a reset is never an accident.
+#[derive(Deserialize)]
+pub struct ResetBody {
+    confirm: Option<String>,
+}
+
+/// `POST /api/estop/reset` `{"confirm": "reset"}` (technician): frees the
+/// latch; 400 without the confirmation.
+pub async fn estop_reset(
+    State(s): State<AppState>,
+    parts: axum::http::request::Parts,
+    body: Option<Json<ResetBody>>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    if body.and_then(|b| b.0.confirm).as_deref() != Some("reset") {
+        return Err(AppError::BadRequest(
+            "a reset needs {\"confirm\": \"reset\"}: it lets shows start again".into(),
+        ));
+    }
+    match s.room.apply(origin(&parts), Command::ResetEstop).await? {
+        Reply::EstopReset { was } => Ok(Json(serde_json::json!({"reset": true, "was": was}))),
         r => Err(unexpected(r)),
     }
 }

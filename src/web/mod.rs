@@ -166,12 +166,20 @@ fn routes() -> Vec<(Method, &'static str, Need, MethodRouter<AppState>)> {
         ),
         (Method::GET, "/api/feedback", read, get(api::feedback)),
         (Method::GET, "/api/events", read, get(sse::events)),
-        // The panic button: open to everyone with web.open_stop.
+        // The panic button and the E-stop: open to everyone with
+        // web.open_stop.
         (
             Method::POST,
             "/api/scenes/stop",
             Panic,
             post(api::stop_scene),
+        ),
+        (Method::POST, "/api/estop", Panic, post(api::estop)),
+        (
+            Method::POST,
+            "/api/estop/reset",
+            technician,
+            post(api::estop_reset),
         ),
         (
             Method::POST,
@@ -503,6 +511,7 @@ impl IntoResponse for AppError {
         let status = match &self {
             AppError::NotFound(_) | AppError::Room(RoomError::NotFound(_)) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) | AppError::Room(RoomError::Conflict(_)) => StatusCode::CONFLICT,
+            AppError::Room(RoomError::Latched(_)) => StatusCode::LOCKED,
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) | AppError::Room(RoomError::Forbidden(_)) => {
                 StatusCode::FORBIDDEN

@@ -13,6 +13,8 @@ mod flow;
 /// Longer than this in a scene is most likely milliseconds written as
 /// seconds (`delay: 20000`): a warning.
 const LONG_TIME: Duration = Duration::from_secs(3600);
+/// Resends a cue may ask for.
+const MAX_RETRIES: u32 = 10;
 
 // ---------------------------------------------------------------------------
 // Building the model
@@ -25,6 +27,8 @@ pub(crate) struct Builder<'a> {
     pub(crate) errors: Diagnostics,
     /// What loads but does not act (also kept on the scene).
     pub(crate) warnings: Diagnostics,
+    /// The scene's `required`: what a cue without its own is.
+    required: bool,
 }
 
 impl<'a> Builder<'a> {
@@ -35,6 +39,7 @@ impl<'a> Builder<'a> {
             topics: Topics::new(&ctx.room),
             errors: Diagnostics::default(),
             warnings: Diagnostics::default(),
+            required: false,
         }
     }
 
@@ -73,6 +78,7 @@ impl<'a> Builder<'a> {
     }
 
     pub(crate) fn scene(&mut self, raw: RawScene) -> Scene {
+        self.required = raw.required.as_ref().is_some_and(|r| r.value);
         let stem = self
             .file
             .file_stem()
@@ -438,6 +444,34 @@ impl<'a> Builder<'a> {
                 "`retain` has no meaning for audio/video played on the Pi (ignored)",
             );
         }
+        let required = r.required.as_ref().map_or(self.required, |x| x.value);
+        let retries = match &r.retries {
+            Some(n) if n.value > MAX_RETRIES => {
+                self.err(
+                    Pos::of(n),
+                    format!(
+                        "retries {} is more than {MAX_RETRIES}: a cue that needs more is broken",
+                        n.value
+                    ),
+                );
+                0
+            }
+            Some(n) => n.value,
+            None => 0,
+        };
+        if (required || retries > 0) && !feedback {
+            let p = r
+                .required
+                .as_ref()
+                .map(Pos::of)
+                .or(r.retries.as_ref().map(Pos::of));
+            if let Some(p) = p {
+                self.warn(
+                    p,
+                    "`required` and `retries` need a confirmation: this cue has none (ignored)",
+                );
+            }
+        }
         Some(Action {
             kind,
             topic,
@@ -445,6 +479,8 @@ impl<'a> Builder<'a> {
             timeout: r.timeout.as_ref().map(|t| t.value.0),
             feedback,
             retain,
+            required: required && feedback,
+            retries: if feedback { retries } else { 0 },
             pos,
         })
     }

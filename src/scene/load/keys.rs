@@ -205,6 +205,7 @@ pub(super) fn known(level: Level) -> &'static [&'static str] {
             "initialState",
             "states",
             "globalEvents",
+            "required",
         ],
         Level::States => &[],
         Level::State => &[
@@ -215,7 +216,8 @@ pub(super) fn known(level: Level) -> &'static [&'static str] {
             "transitions",
         ],
         Level::Item => &[
-            "at", "action", "topic", "message", "timeout", "retain", "actions",
+            "at", "action", "topic", "message", "timeout", "retain", "required", "retries",
+            "actions",
         ],
         Level::Transition => &["type", "goto", "delay", "target", "topic", "message"],
         Level::Step => &[

@@ -28,6 +28,8 @@ pub(crate) struct RawScene {
     pub(super) states: Option<Spanned<BTreeMap<String, Spanned<RawState>>>>,
     #[serde(rename = "globalEvents")]
     pub(super) global_events: Option<Vec<Spanned<RawTransition>>>,
+    /// Every cue of the scene is `required` unless it says otherwise.
+    pub(super) required: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -50,6 +52,8 @@ pub(crate) struct RawItem {
     pub(super) message: Option<S>,
     pub(super) timeout: Option<Spanned<Dur>>,
     pub(super) retain: Option<Spanned<bool>>,
+    pub(super) required: Option<Spanned<bool>>,
+    pub(super) retries: Option<Spanned<u32>>,
     pub(super) actions: Option<Vec<Spanned<RawItem>>>,
 }
 
