@@ -41,6 +41,8 @@ mod safety;
 mod sink;
 use sink::RoomSink;
 mod state;
+mod verdict;
+pub use verdict::{Level, NextShow, Verdict};
 mod stop_gate;
 mod studio;
 pub use command::{Command, Completion, Player, Reply, RoomError, ScheduleAction, Volume};

@@ -118,6 +118,7 @@ function renderStatus(s) {
   $("problems").replaceChildren(...problems.map((p) => el("li", {}, p)));
   $("problems").hidden = problems.length === 0;
   renderScene(s.scene);
+  renderFrontDesk(s, state.linkUp);
 }
 
 function renderScene(sc) {
@@ -269,7 +270,7 @@ function renderLog(records, today) {
   $("log-today").textContent = `Today (${today.day}): ${c.shows_started} show(s) started, ${c.shows_completed} completed` +
     `, ${c.timeouts.reduce((a, [, n]) => a + n, 0)} timeout(s)${worst ? ` (${worst})` : ""}, ${c.errors} error(s), ${c.failovers} failover(s)`;
   $("log").replaceChildren(...records.slice().reverse().map((r) => el("li", { class: `log-${r.kind}`, "data-who": r.who || "" },
-    el("span", { class: "muted" }, new Date(r.t * 1000).toLocaleTimeString()), ` ${r.text}`)));
+    el("span", { class: "muted" }, museumTime(r.t)), ` ${r.text}`)));
   // The people seen so far, offered in the filter.
   state.people = state.people || new Set();
   for (const r of records) if (r.who) state.people.add(r.who);
@@ -331,7 +332,7 @@ function ageDevices() {
 }
 
 function feedbackItem(f) {
-  const t = new Date(f.at * 1000).toLocaleTimeString();
+  const t = museumTime(f.at);
   const lat = f.result === "TIMEOUT" ? `>${f.timeout.toFixed(3)} s` : `${(f.latency * 1000).toFixed(0)} ms`;
   const who = f.device ? ` · ${f.result === "TIMEOUT" ? "no answer from " : ""}${f.device}` : "";
   return el("li", { "data-result": f.result },
@@ -417,16 +418,20 @@ async function refreshHealth() {
   } catch (_) { /* the event stream reports the link state */ }
 }
 
+// A result in the Scene card and as a toast over whichever tab is open.
 function showError(text) {
   $("control-info").hidden = true;
   $("control-error").textContent = text;
   $("control-error").hidden = false;
+  toast(text, "error");
 }
 
 function showInfo(text) {
   $("control-error").hidden = true;
   $("control-info").textContent = text;
   $("control-info").hidden = false;
+  clearErrorToasts();
+  toast(text, "info");
 }
 
 async function control(path, payload) {
@@ -454,6 +459,12 @@ async function control(path, payload) {
       setTimeout(refreshChannels, 1500);
     } else if (path.startsWith("/api/control/")) {
       showInfo(path.endsWith("/volume") ? `Master volume ${Math.round(payload.volume * 100)} %` : `${path.split("/")[3]} stopped`);
+    } else if (path === "/api/scenes/stop" || path === "/api/estop") {
+      showInfo(body.safe ? body.safe.summary : "Stopped");
+    } else if (path === "/api/estop/reset") {
+      showInfo("E-stop reset: shows can start again");
+    } else if (path.includes("/start")) {
+      showInfo(`Started ${decodeURIComponent(path.split("/")[3])}`);
     } else if (path.startsWith("/api/schedule/")) {
       renderSchedule(body);
       $("control-error").hidden = true;
@@ -469,7 +480,8 @@ async function control(path, payload) {
       $("control-info").hidden = true;
     }
   } catch (e) {
-    showError(e.message);
+    // fetch itself failed: nothing reached the controller.
+    showError(e instanceof TypeError ? `No link to the controller: not done${path === "/api/scenes/stop" ? " — the stop was NOT sent; use the hardware E-stop or try again" : ""}` : e.message);
   }
   refreshStatus();
 }
@@ -478,6 +490,11 @@ function setLink(up) {
   const changed = state.linkUp !== up;
   state.linkUp = up;
   $("link-banner").hidden = up;
+  // An error about the lost link is stale once the link is back.
+  if (up && changed) {
+    clearErrorToasts();
+    if ($("control-error").textContent.startsWith("No link")) $("control-error").hidden = true;
+  }
   document.body.classList.toggle("link-down", !up);
   if (changed) renderAll();
 }
@@ -529,6 +546,8 @@ function connectEvents() {
   es.addEventListener("scene", () => { heard(); refreshStatus(); });
   es.addEventListener("media", () => { heard(); refreshStatus(); });
   es.addEventListener("command", () => { heard(); refreshCommands(); });
+  // An E-stop, a reset, a pause: the verdict changes (one refresh a burst).
+  es.addEventListener("action", () => { heard(); soonStatus(); });
   es.addEventListener("lagged", () => { heard(); refreshAll().catch(() => {}); });
   es.onerror = () => {
     setLink(false);
@@ -570,6 +589,7 @@ setInterval(() => {
   if (!state.linkUp) return;
   refreshHealth();
   refreshDevices();
+  refreshStatus();
   refreshSchedule();
   refreshLog();
   refreshChannels();

@@ -19,7 +19,7 @@ function dlogQuery(extra) {
 }
 
 function dlogLine(l) {
-  const t = new Date(l.t * 1000).toLocaleTimeString();
+  const t = museumTime(l.t);
   return authEl("li", { class: `lv-${l.level}`, "data-target": l.target },
     authEl("span", { class: "muted" }, `${t} `), `${l.level} ${l.target}: ${l.text}`);
 }

@@ -31,7 +31,7 @@ function renderOutputs() {
       el("td", { class: `output-state ${o.state}` },
         el("b", {}, what ? `${what} ` : ""), outputWords[o.state] || o.state,
         o.why ? el("div", { class: "muted" }, o.why) : ""),
-      el("td", { class: "muted" }, new Date(o.since * 1000).toLocaleTimeString()));
+      el("td", { class: "muted" }, museumTime(o.since)));
   }));
   $("no-outputs").hidden = list.length > 0;
   const n = s => list.filter(o => o.state === s).length;

@@ -226,7 +226,7 @@ async function studioHistory() {
   const sel = studioEl("studio-history");
   studio.history = r.ok ? r.body.history : [];
   sel.replaceChildren(...studio.history.map((h, i) => authEl("option", { value: h.id },
-    `${new Date(h.t_ms).toLocaleString()} · ${h.author}${i === 0 && h.version === studio.version ? " (now)" : ""}`)));
+    `${museumTime(h.t_ms / 1000, true)} · ${h.author}${i === 0 && h.version === studio.version ? " (now)" : ""}`)));
   if (studio.history.length > 1) sel.selectedIndex = 1;
   studioEl("studio-revert").disabled = studio.history.length < 2;
   studioEl("studio-diff").disabled = studio.history.length < 1;

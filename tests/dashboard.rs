@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 mod accounts;
 mod cards;
+mod frontdesk;
 mod logs;
 mod media;
 mod media_alsa;

@@ -505,7 +505,7 @@ impl Room {
     }
 
     /// `scenes.default`, or with exactly one scene, that one.
-    fn default_scene(&self) -> Option<String> {
+    pub(super) fn default_scene(&self) -> Option<String> {
         if let Some(d) = self.live().rules.default_scene.clone() {
             return Some(d);
         }

@@ -223,7 +223,10 @@ impl Room {
             .filter(|b| !b.confirmed)
             .map(|b| b.device.as_str())
             .collect();
-        let summary = if boards.is_empty() {
+        let summary = if boards.is_empty() && !self.config.devices.safe.is_empty() {
+            // The stop gate sent nothing: nothing went out since the last.
+            format!("{what}: already all off (nothing was sent since the last stop)")
+        } else if boards.is_empty() {
             format!("{what}: ROOM/STOP sent")
         } else if silent.is_empty() {
             format!("{what}: all {ok} boards confirmed their safe state")

@@ -46,6 +46,9 @@ pub struct RoomState {
     /// The E-stop latch, while latched: nothing starts.
     #[serde(default)]
     pub estop: Option<crate::estop::Latched>,
+    /// The room in one sentence, for the front desk and the site page.
+    #[serde(default)]
+    pub verdict: Option<super::Verdict>,
     /// Unix time of this snapshot.
     pub updated: f64,
 }
@@ -95,6 +98,7 @@ impl Room {
                 })
                 .collect(),
             estop: self.estop.get(),
+            verdict: Some(self.verdict()),
             updated: unix_now(),
         }
     }
@@ -250,6 +254,7 @@ mod tests {
                 since: 1_796_000_000.0,
                 by: "MQTT room1/estop".into(),
             }),
+            verdict: None,
             updated: 1_796_000_000.5,
         };
         let text = serde_json::to_string(&state).unwrap();

@@ -35,6 +35,19 @@ pub struct Status {
     pub media: MediaStatus,
     /// The E-stop latch, while latched.
     pub estop: Option<crate::estop::Latched>,
+    /// The room in one sentence (see [`crate::room::Verdict`]).
+    pub verdict: crate::room::Verdict,
+    /// The museum's time zone, for the times the dashboard shows.
+    pub zone: Zone,
+}
+
+/// A time zone and its offset now.
+#[derive(Serialize)]
+pub struct Zone {
+    /// IANA name (`Europe/Vienna`), or `UTC`-style offset when unnamed.
+    pub name: String,
+    /// Seconds east of UTC now.
+    pub offset: i32,
 }
 
 #[derive(Serialize)]
@@ -61,6 +74,18 @@ pub async fn status(State(s): State<AppState>) -> Json<Status> {
         },
         media: r.media.status(),
         estop: r.estop.get(),
+        verdict: r.verdict(),
+        zone: {
+            let tz = r.zone();
+            let offset = tz.to_offset(jiff::Timestamp::now()).seconds();
+            Zone {
+                name: tz
+                    .iana_name()
+                    .map(String::from)
+                    .unwrap_or_else(|| "UTC".into()),
+                offset,
+            }
+        },
     })
 }
 
