@@ -112,6 +112,8 @@ pub struct Room {
     round: sink::SafeRound,
     /// When scenes last started (`scenes.min_start_interval`).
     starts: Arc<parking_lot::Mutex<safety::Starts>>,
+    /// Channels no scene uses that a technician tried by hand.
+    manual_channels: Arc<parking_lot::Mutex<std::collections::HashSet<String>>>,
     /// What a reload replaces, as one snapshot.
     live: Arc<watch::Sender<Live>>,
     /// A likely feedback misconfiguration seen in the last scene.
@@ -279,6 +281,7 @@ impl Room {
             estop,
             round,
             starts: Arc::default(),
+            manual_channels: Arc::default(),
             live,
             feedback_hint: Arc::default(),
             command_log: Arc::new(parking_lot::Mutex::new(crate::ratelog::RateLog::new(

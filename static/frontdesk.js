@@ -1,7 +1,8 @@
 // roomctl dashboard: the front desk's bar at the top of every tab (the
 // room in one sentence from the controller, "Start next show", the panic
 // button, the E-stop's reset), the toasts that carry each action's result
-// wherever it was taken, and times in the museum's zone (not the tablet's).
+// wherever it was taken, times in the museum's zone (not the tablet's), and
+// the manual send to a channel no scene uses yet.
 "use strict";
 
 const desk = { zone: null, toastSeq: 0 };
@@ -93,6 +94,19 @@ function soonStatus() {
   if (desk.soon) return;
   desk.soon = setTimeout(() => { desk.soon = null; refreshStatus(); }, 250);
 }
+
+// What is scrolled to (a link, a focused field, a form's button) lands
+// below the bar, not under it.
+new ResizeObserver(() => {
+  document.documentElement.style.scrollPaddingTop = `${document.getElementById("frontdesk").offsetHeight + 8}px`;
+}).observe(document.getElementById("frontdesk"));
+
+// Manual control of a channel no scene uses yet (a new relay).
+document.getElementById("send-other").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const f = e.target;
+  control("/api/control/send", { topic: f.topic.value.trim(), message: f.message.value });
+});
 
 document.getElementById("start-next").addEventListener("click", deskStart);
 document.getElementById("volume").addEventListener("input", showVolume);

@@ -36,9 +36,14 @@ pub struct Channel {
 /// Why a manual command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ControlError {
-    /// Not a channel the scenes use.
-    #[error("`{0}` is not a channel the scenes or command files use")]
+    /// Not a channel of this room.
+    #[error(
+        "`{0}` is not a channel of this room: a topic under the room's prefix (room1/…), without + or #, or one its scenes, command files or boards use"
+    )]
     UnknownChannel(String),
+    /// Too many new channels tried by hand.
+    #[error("{0}")]
+    TooMany(String),
     /// No such device, or it answers no channel the scenes use.
     #[error("{0}")]
     NoDevice(String),
@@ -97,14 +102,48 @@ impl Room {
     /// Sends `message` on `topic` (a channel the scenes use) now, tracked
     /// for feedback like a cue.
     pub fn send_manual(&self, topic: &str, message: &str) -> Result<Tracked, ControlError> {
-        if !self.channel_messages().contains_key(topic) {
-            return Err(ControlError::UnknownChannel(
-                topic.chars().take(128).collect(),
-            ));
+        let known = self.channel_messages().contains_key(topic)
+            || self.channels().iter().any(|c| c.topic == topic);
+        if !known {
+            self.new_channel(topic)?;
         }
         self.send_tracked(topic, message)
     }
 
+    /// A channel no scene uses yet, tried by hand (a new relay): any plain
+    /// topic under the room's prefix but its STOP and feedback topics;
+    /// its feedback topic is subscribed to. At most [`MAX_NEW_CHANNELS`].
+    fn new_channel(&self, topic: &str) -> Result<(), ControlError> {
+        let unknown = || ControlError::UnknownChannel(topic.chars().take(128).collect());
+        let topics = self.config.topics();
+        let prefix = format!("{}/", self.config.room);
+        let feedback = self.feedback.register(topic);
+        if !topic.starts_with(&prefix)
+            || crate::topic::validate_name(topic).is_err()
+            || topic == topics.all_stop()
+            || topic == feedback
+        {
+            return Err(unknown());
+        }
+        let mut tried = self.manual_channels.lock();
+        if !tried.contains(topic) {
+            if tried.len() >= MAX_NEW_CHANNELS {
+                return Err(ControlError::TooMany(format!(
+                    "{MAX_NEW_CHANNELS} new channels were tried by hand since the start: put `{}` in a scene or command file first",
+                    topic.chars().take(128).collect::<String>()
+                )));
+            }
+            tried.insert(topic.to_string());
+            let _ = self.mqtt.subscribe(feedback);
+        }
+        Ok(())
+    }
+}
+
+/// New channels a technician may try by hand before a scene uses them.
+const MAX_NEW_CHANNELS: usize = 256;
+
+impl Room {
     /// Sends `message` on `topic` (already known to be a channel), tracked.
     fn send_tracked(&self, topic: &str, message: &str) -> Result<Tracked, ControlError> {
         if message.trim().is_empty() {

@@ -68,7 +68,7 @@ impl From<ControlError> for RoomError {
                 RoomError::NotFound(e.to_string())
             }
             ControlError::BadMessage(_) => RoomError::BadRequest(e.to_string()),
-            ControlError::Send(_) => RoomError::Conflict(e.to_string()),
+            ControlError::Send(_) | ControlError::TooMany(_) => RoomError::Conflict(e.to_string()),
         }
     }
 }

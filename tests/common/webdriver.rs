@@ -121,8 +121,16 @@ impl Browser {
             .to_string()
     }
 
+    /// Clicks `css` as a person would: scrolled to the middle of the
+    /// window first (a person scrolls it out from under the page's sticky
+    /// bar), then a real click, refused if something covers it.
     pub async fn click(&self, css: &str) {
         let id = self.element(css).await;
+        let quoted = serde_json::to_string(css).unwrap();
+        self.js(&format!(
+            "const e = document.querySelector({quoted}); if (e && !e.closest('#frontdesk, #tabs')) e.scrollIntoView({{block: 'center'}}); return true;"
+        ))
+        .await;
         let r = self
             .cmd(
                 reqwest::Method::POST,

@@ -213,8 +213,55 @@ async fn manual_control_channels_send_test_volume_and_stop() {
         json(&body)["error"]
             .as_str()
             .unwrap()
-            .contains("not a channel the scenes")
+            .contains("is not a channel of this room: a topic under the room's prefix")
     );
+    // A new relay no scene uses yet: any plain topic under the room's
+    // prefix, tracked like a cue; never a wildcard, the room's STOP or its
+    // feedback topic.
+    let (st, _, body) = call(
+        web.clone(),
+        post_json(
+            "/api/control/send",
+            Some("k"),
+            serde_json::json!({"topic": "room1/relay9", "message": "ON"}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        st,
+        StatusCode::ACCEPTED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(json(&body)["feedback_topic"], "room1/status");
+    // Nobody answers it: its TIMEOUT, before the next command shares the
+    // status topic (plain OKs are matched oldest first).
+    eventually(Duration::from_secs(3), "room1/relay9 timed out", || {
+        daemon
+            .feedback
+            .history(50)
+            .iter()
+            .any(|r| r.command_topic == "room1/relay9")
+    })
+    .await;
+    for topic in [
+        "room1/+",
+        "room1/#",
+        "room1/STOP",
+        "room1/status",
+        "room10/light",
+    ] {
+        let (st, _, _) = call(
+            web.clone(),
+            post_json(
+                "/api/control/send",
+                Some("k"),
+                serde_json::json!({"topic": topic, "message": "ON"}),
+            ),
+        )
+        .await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{topic}");
+    }
     let (st, _, _) = call(
         web.clone(),
         post_json(
