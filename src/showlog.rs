@@ -392,21 +392,40 @@ impl ShowLog {
     }
 }
 
-/// The records as CSV (`time_utc,unix,kind,scene,device,origin,who,text`).
-pub fn to_csv(records: &[Record]) -> String {
+/// The records as CSV
+/// (`time_local,time_utc,unix,kind,scene,device,origin,who,text`), the
+/// local time in `tz` (the museum's) with its offset.
+pub fn to_csv(records: &[Record], tz: &jiff::tz::TimeZone) -> String {
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::Any(b'\n'))
         .from_writer(Vec::new());
     let header = [
-        "time_utc", "unix", "kind", "scene", "device", "origin", "who", "text",
+        "time_local",
+        "time_utc",
+        "unix",
+        "kind",
+        "scene",
+        "device",
+        "origin",
+        "who",
+        "text",
     ];
     // Writing into a Vec cannot fail.
     let _ = w.write_record(header);
     for r in records {
-        let when = jiff::Timestamp::from_millisecond((r.t * 1000.0) as i64)
+        let t = jiff::Timestamp::from_millisecond((r.t * 1000.0) as i64).ok();
+        let when = t
             .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
             .unwrap_or_default();
+        let local = t
+            .map(|t| {
+                t.to_zoned(tz.clone())
+                    .strftime("%Y-%m-%d %H:%M:%S%:z")
+                    .to_string()
+            })
+            .unwrap_or_default();
         let _ = w.write_record([
+            local.as_str(),
             when.as_str(),
             &format!("{:.3}", r.t),
             &r.kind,
@@ -500,10 +519,11 @@ mod tests {
 
     #[test]
     fn csv_quotes_what_needs_quoting() {
-        let csv = to_csv(&[rec(1)]);
+        let tz = jiff::tz::TimeZone::get("Europe/Vienna").unwrap();
+        let csv = to_csv(&[rec(1)], &tz);
         assert_eq!(
             csv,
-            "time_utc,unix,kind,scene,device,origin,who,text\n1970-01-01 00:16:41,1001.000,note,,,,,\"record 1, with \"\"quotes\"\"\"\n"
+            "time_local,time_utc,unix,kind,scene,device,origin,who,text\n1970-01-01 01:16:41+01:00,1970-01-01 00:16:41,1001.000,note,,,,,\"record 1, with \"\"quotes\"\"\"\n"
         );
     }
 

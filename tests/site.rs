@@ -322,6 +322,32 @@ async fn three_rooms_on_one_broker_pair_seen_started_stopped_and_one_dies() {
                 .to_lowercase(),
             "online"
         );
+        // The dead attic's last words are marked as such; the hall speaks
+        // in the front desk's words.
+        let attic = br
+            .js("return [...document.querySelectorAll('.room[data-room=attic] dd.stale')].map(d => d.previousSibling.textContent);")
+            .await;
+        for k in ["broker", "scene", "devices", "next show"] {
+            assert!(
+                attic.as_array().unwrap().iter().any(|v| v == k),
+                "attic's {k} not marked last known: {attic}"
+            );
+        }
+        assert!(
+            br.text(".room[data-room=attic] [data-role=verdict]")
+                .await
+                .starts_with("Last known: ")
+        );
+        let hall = br.text(".room[data-room=hall] [data-role=verdict]").await;
+        assert!(
+            hall == "Ready" || hall.starts_with("Needs attention: "),
+            "{hall}"
+        );
+        assert_eq!(
+            br.js("return document.querySelectorAll('.room[data-room=hall] dd.stale').length;")
+                .await,
+            0
+        );
         // Not logged in: the rooms are seen, not run.
         let shown = "return [...document.querySelectorAll('.room[data-room=hall] button.start, #login-link')].map(b => b.offsetParent !== null);";
         assert_eq!(br.js(shown).await, serde_json::json!([true, false]));

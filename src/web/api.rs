@@ -401,12 +401,16 @@ pub async fn show_log_csv(
     let log = log_of(&s)?.clone();
     let since = q.since.unwrap_or(0.0);
     let room = s.room.config.room.clone();
+    let tz = s.room.zone();
     let csv = tokio::task::spawn_blocking(move || {
-        crate::showlog::to_csv(&log.query_by(
-            since,
-            usize::MAX,
-            q.who.as_deref().filter(|w| !w.is_empty()),
-        ))
+        crate::showlog::to_csv(
+            &log.query_by(
+                since,
+                usize::MAX,
+                q.who.as_deref().filter(|w| !w.is_empty()),
+            ),
+            &tz,
+        )
     })
     .await
     .unwrap_or_default();

@@ -206,7 +206,7 @@ async fn every_command_kind_is_in_the_audit_trail_with_its_person_and_address() 
     .await;
     let csv = String::from_utf8(b).unwrap();
     assert!(
-        csv.starts_with("time_utc,unix,kind,scene,device,origin,who,text\n"),
+        csv.starts_with("time_local,time_utc,unix,kind,scene,device,origin,who,text\n"),
         "{csv}"
     );
     assert!(csv.lines().skip(1).all(|l| l.contains(",ada,")), "{csv}");

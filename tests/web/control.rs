@@ -84,7 +84,7 @@ async fn show_log_records_starts_ends_and_timeouts_and_survives_a_restart() {
             .contains("roomctl-room1-show-log.csv")
     );
     let csv = String::from_utf8(body).unwrap();
-    assert!(csv.starts_with("time_utc,unix,kind,scene,device,origin,who,text\n"));
+    assert!(csv.starts_with("time_local,time_utc,unix,kind,scene,device,origin,who,text\n"));
     assert!(
         csv.contains(
             ",scene_start,quick,,trigger room1/button,,Scene quick started by trigger room1/button\n"
