@@ -150,7 +150,7 @@ function renderScene(sc) {
     tr.classList.toggle("running", tr.dataset.scene === running);
     const b = tr.querySelector("button");
     b.disabled = running !== null || !state.linkUp;
-    b.title = state.linkUp ? "" : "No link to the controller";
+    b.title = !state.linkUp ? "No link to the controller" : running !== null ? `${running} is running: one show at a time` : "";
   }
 }
 
@@ -532,7 +532,7 @@ function connectEvents() {
   });
   es.addEventListener("feedback", (e) => {
     heard();
-    addFeedback(JSON.parse(e.data).data);
+    const f = JSON.parse(e.data).data; addFeedback(f); commandFeedback(f);
   });
   es.addEventListener("output", (e) => {
     heard();
@@ -545,7 +545,7 @@ function connectEvents() {
   });
   es.addEventListener("scene", () => { heard(); refreshStatus(); });
   es.addEventListener("media", () => { heard(); refreshStatus(); });
-  es.addEventListener("command", () => { heard(); refreshCommands(); });
+  es.addEventListener("command", (e) => { heard(); refreshCommands(); commandEvent(JSON.parse(e.data).data); });
   // An E-stop, a reset, a pause: the verdict changes (one refresh a burst).
   es.addEventListener("action", () => { heard(); soonStatus(); });
   es.addEventListener("lagged", () => { heard(); refreshAll().catch(() => {}); });

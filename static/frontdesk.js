@@ -101,6 +101,29 @@ new ResizeObserver(() => {
   document.documentElement.style.scrollPaddingTop = `${document.getElementById("frontdesk").offsetHeight + 8}px`;
 }).observe(document.getElementById("frontdesk"));
 
+// A command file's run, summed up when it ends and its last replies had
+// time to come: each step sent, and how its confirmation went.
+const runs = new Map();
+
+function commandEvent(c) {
+  if (c.event === "started") runs.set(c.name, { steps: c.steps, ok: 0, failed: [] });
+  if (c.event !== "ended") return;
+  setTimeout(() => {
+    const r = runs.get(c.name);
+    runs.delete(c.name);
+    if (!r) return;
+    const how = [`${c.sent} of ${r.steps} step(s) sent${c.cancelled ? " (stopped)" : ""}`, `${r.ok} confirmed`];
+    if (r.failed.length) how.push(`${r.failed.length} failed: ${r.failed.slice(0, 3).join(", ")}`);
+    toast(`Command ${c.name}: ${how.join(" · ")}`, r.failed.length ? "error" : "info");
+  }, 1500);
+}
+
+function commandFeedback(f) {
+  const r = f.scene && f.scene.startsWith("command ") ? runs.get(f.scene.slice(8)) : null;
+  if (!r) return;
+  if (f.result === "OK") r.ok += 1; else r.failed.push(`${f.command_topic} ${f.result}`);
+}
+
 // Manual control of a channel no scene uses yet (a new relay).
 document.getElementById("send-other").addEventListener("submit", (e) => {
   e.preventDefault();

@@ -293,3 +293,54 @@ async fn a_required_cue_stops_the_show_and_the_safe_state_is_reported_per_board(
     room.shutdown(Role::Daemon).await;
     cancel.cancel();
 }
+
+/// Five thousand E-stop messages at once: one latch, one log line, the
+/// audit trail rate-limited, and the room still answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_estop_flood_latches_once_and_the_room_keeps_answering() {
+    init_logs();
+    let b = Mosquitto::start().await.unwrap();
+    let site = site(&[b.port()], &[("show.yaml", SHOW)], "state_dir: state\n");
+    let (config, scenes) = site.load();
+    let room = Room::start(config, scenes, Role::Daemon);
+    assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
+    let flood: Vec<(&str, Vec<u8>, bool)> = (0..5000)
+        .map(|i| {
+            (
+                "roomctl/room1/estop",
+                format!("press {i}").into_bytes(),
+                false,
+            )
+        })
+        .collect();
+    raw_publish(b.port(), &flood).await;
+    eventually(Duration::from_secs(5), "latched", || {
+        room.estop.get().is_some()
+    })
+    .await;
+    let first = room.estop.get().unwrap();
+    assert_eq!(first.by, "MQTT roomctl/room1/estop");
+    // Still answering: a stop goes through, a start is refused as latched.
+    let stop = tokio::time::timeout(
+        Duration::from_secs(5),
+        room.apply(desk(Access::Operator), Command::Stop),
+    )
+    .await
+    .expect("the room stopped answering under the flood");
+    assert!(stop.is_ok());
+    assert!(matches!(
+        start(&room, desk(Access::Operator), "show").await,
+        Err(RoomError::Latched(_))
+    ));
+    assert_eq!(room.estop.get().unwrap().since, first.since, "one latch");
+    room.shutdown(Role::Daemon).await;
+    let log = roomctl::showlog::ShowLog::new(
+        site.dir.path().join("state/show.log"),
+        roomctl::showlog::DEFAULT_MAX_BYTES,
+    );
+    let actions = log.read_all().iter().filter(|r| r.kind == "action").count();
+    assert!(
+        actions <= 70,
+        "{actions} action records: the audit trail is rate-limited"
+    );
+}

@@ -45,6 +45,14 @@ async fn the_front_desk_sees_a_verdict_and_the_panic_button_on_every_tab() {
     )
     .unwrap();
     site.set_web_token_as("desk-key", "technician");
+    // A command file whose one step nobody answers.
+    let commands = site.dir.path().join("scenes/commands");
+    std::fs::create_dir_all(&commands).unwrap();
+    std::fs::write(
+        commands.join("fog_off.json"),
+        r#"[{"topic": "room1/fog", "message": "OFF", "timestamp": 0}]"#,
+    )
+    .unwrap();
     let _broker = Mosquitto::start_on(port).await.unwrap();
     let (config, scenes) = site.load();
     let room = Room::start(config, scenes, Role::Daemon);
@@ -143,6 +151,17 @@ async fn the_front_desk_sees_a_verdict_and_the_panic_button_on_every_tab() {
     )
     .await;
     assert!(room.estop.get().is_none());
+
+    // A command file's run is summed up where it was started.
+    br.click("#tabs button[data-show=control]").await;
+    br.click("#commands tr[data-command=fog_off] button.run")
+        .await;
+    br.wait_for(
+        "the command's summary",
+        "document.getElementById('toasts').textContent.includes('Command fog_off: 1 of 1 step(s) sent · 0 confirmed · 1 failed: room1/fog TIMEOUT')",
+        T,
+    )
+    .await;
     br.quit().await;
     stop_web.cancel();
     let _ = server.await;
