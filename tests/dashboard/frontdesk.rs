@@ -44,7 +44,7 @@ async fn the_front_desk_sees_a_verdict_and_the_panic_button_on_every_tab() {
         text.replacen("feedback: { timeout: 1s }\n", "", 1),
     )
     .unwrap();
-    site.set_web_token_as("desk-key", "technician");
+    site.set_web_token_as("desk-key", "admin");
     // A command file whose one step nobody answers.
     let commands = site.dir.path().join("scenes/commands");
     std::fs::create_dir_all(&commands).unwrap();
@@ -67,7 +67,7 @@ async fn the_front_desk_sees_a_verdict_and_the_panic_button_on_every_tab() {
     )
     .await;
     let tabs = [
-        "all", "room", "control", "schedule", "log", "studio", "media",
+        "all", "room", "control", "schedule", "log", "studio", "media", "users",
     ];
     for width in [390, 820, 1280] {
         br.resize(width, 900).await;
