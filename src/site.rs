@@ -5,6 +5,13 @@
 //! room through the room's own control topics (`roomctl/ROOM/scene/start`,
 //! `roomctl/ROOM/scene/stop`).
 //!
+//! It keeps a connection to every broker it is given at once (a room that
+//! failed over is on the other one; rooms of two buildings may be on
+//! brokers that are not bridged), and merges what it hears per room: the
+//! newest state wins, by the `updated` stamp its daemon put in it, and the
+//! room is shown with the broker it was heard on. A start or stop goes out
+//! on that broker.
+//!
 //! Everything from the network is bounded: at most [`MAX_ROOMS`] rooms, a
 //! state document of at most 64 KiB, names that are plain topic levels.
 
@@ -63,13 +70,16 @@ pub struct RoomView {
     pub state_age: Option<f64>,
     /// The state is current (received within the last 90 s).
     pub current: bool,
+    /// The broker its newest state was heard on (`10.0.0.2:1883`).
+    pub via: Option<String>,
 }
 
 struct Inner {
     /// The rooms and the changes since the page last asked, in one lock,
     /// so a reader never sees a change without its version.
     rooms: Mutex<Rooms>,
-    mqtt: MqttHandle,
+    /// One client per broker, each labelled `host:port`.
+    clients: Vec<(String, MqttHandle)>,
     /// Rooms always listed and never evicted (`roomctl site --room`).
     expected: Vec<String>,
     /// `control.key`: control messages are signed with it.
@@ -120,42 +130,76 @@ impl Site {
         // them, so no real room's retained message is dropped. Small
         // messages; states are at most MAX_STATE each.
         settings.incoming_capacity = settings.incoming_capacity.max(16 * 1024);
-        let (mqtt, rx) = mqtt::start(settings, cancel.clone(), tasks);
+        // Every broker at once, each with a client of its own.
+        let many = settings.brokers.len() > 1;
+        let mut clients = Vec::new();
+        let mut inboxes = Vec::new();
+        for (i, b) in settings.brokers.iter().enumerate() {
+            let mut s = settings.clone();
+            s.brokers = vec![b.clone()];
+            if many {
+                s.client_id = format!("{}-{}", settings.client_id, i + 1);
+            }
+            let (mqtt, rx) = mqtt::start(s, cancel.clone(), tasks);
+            let label = format!("{}:{}", b.host, b.port);
+            clients.push((label.clone(), mqtt));
+            inboxes.push((label, rx));
+        }
         let site = Site {
             inner: Arc::new(Inner {
                 rooms: Mutex::new(Rooms::default()),
-                mqtt,
+                clients,
                 expected,
                 key,
                 log: Mutex::new(RateLog::new(LogLimit::default())),
             }),
         };
-        tasks.spawn(site.clone().listen(rx, cancel));
+        for (label, rx) in inboxes {
+            tasks.spawn(site.clone().listen(label, rx, cancel.clone()));
+        }
         site
     }
 
-    /// The MQTT client (status, stats).
-    pub fn mqtt(&self) -> &MqttHandle {
-        &self.inner.mqtt
+    /// Each broker and its client (status, stats).
+    pub fn clients(&self) -> &[(String, MqttHandle)] {
+        &self.inner.clients
     }
 
-    async fn listen(self, mut rx: mpsc::Receiver<InMessage>, cancel: CancellationToken) {
+    async fn listen(
+        self,
+        via: String,
+        mut rx: mpsc::Receiver<InMessage>,
+        cancel: CancellationToken,
+    ) {
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 m = rx.recv() => match m {
-                    Some(m) => self.handle(&m),
+                    Some(m) => self.handle_from(&via, &m),
                     None => return,
                 },
             }
         }
     }
 
-    /// Takes one message from `roomctl/+/status` or `roomctl/+/state`.
-    /// With [`MAX_ROOMS`] known, a new room gets in only with more evidence
-    /// of being real than the weakest one kept, which makes room (see
-    /// [`evidence`]); expected rooms are never evicted.
+    /// [`Site::handle_from`] the first broker (tests).
     pub fn handle(&self, m: &InMessage) {
+        let via = self
+            .inner
+            .clients
+            .first()
+            .map(|c| c.0.clone())
+            .unwrap_or_default();
+        self.handle_from(&via, m);
+    }
+
+    /// Takes one message from `roomctl/+/status` or `roomctl/+/state`
+    /// heard on the broker `via`. With [`MAX_ROOMS`] known, a new room gets
+    /// in only with more evidence of being real than the weakest one kept,
+    /// which makes room (see [`evidence`]); expected rooms are never
+    /// evicted. A state older than the one kept from another broker is
+    /// ignored (the same state over a bridge, or a broker the room left).
+    pub fn handle_from(&self, via: &str, m: &InMessage) {
         let mut parts = m.topic.split('/');
         let (Some("roomctl"), Some(room), Some(kind), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -227,16 +271,8 @@ impl Site {
             }
         }
         let e = rooms.entry(room.to_string()).or_default();
-        e.changed = version;
-        match update {
-            Update::Status(st) => {
-                e.status = st;
-                e.status_at = now;
-            }
-            Update::State(st) => {
-                e.state = st.map(|b| *b);
-                e.state_at = now;
-            }
+        if e.merge(via, update, now) {
+            e.changed = version;
         }
     }
 
@@ -307,6 +343,7 @@ impl Site {
             state: e.state.clone(),
             state_age: e.state.as_ref().map(|_| now - e.state_at),
             current: e.state.is_some() && now - e.state_at < STATE_FRESH,
+            via: e.via.clone(),
         };
         let mut rooms: Vec<RoomView> = all
             .map
@@ -324,6 +361,7 @@ impl Site {
                         state: None,
                         state_age: None,
                         current: false,
+                        via: None,
                     });
                 }
             }
@@ -376,8 +414,28 @@ impl Site {
             let now = unix_now().max(0.0) as u64;
             crate::signing::sign(k.expose().as_bytes(), topic, payload.as_bytes(), by, now).into()
         });
-        self.inner
-            .mqtt
+        // On the broker the room was last heard on, else one connected.
+        let room = topic.split('/').nth(1).unwrap_or_default();
+        let via = self
+            .inner
+            .rooms
+            .lock()
+            .map
+            .get(room)
+            .and_then(|e| e.via.clone());
+        let clients = &self.inner.clients;
+        let client = clients
+            .iter()
+            .find(|(b, _)| Some(b) == via.as_ref())
+            .or_else(|| {
+                clients
+                    .iter()
+                    .find(|(_, h)| h.status().state == mqtt::ConnectionState::Connected)
+            })
+            .or(clients.first())
+            .map(|(_, h)| h)
+            .ok_or_else(|| SiteError::Send("no broker is configured".into()))?;
+        client
             .publish_with(
                 topic,
                 payload.to_string(),

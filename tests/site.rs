@@ -550,3 +550,85 @@ async fn fake_rooms_never_hide_the_real_and_expected_ones() {
     server.kill().await.unwrap();
     room.shutdown(Role::Daemon).await;
 }
+
+/// Two buildings, two brokers that are not bridged: the site connects to
+/// both at once and lists the rooms of both with the broker each was heard
+/// on; a start goes out on that room's broker. A room's stale state on the
+/// broker it left does not override its newer one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_site_on_two_unbridged_brokers_sees_and_runs_the_rooms_of_both() {
+    init_logs();
+    let east = Mosquitto::start().await.unwrap();
+    let west = Mosquitto::start().await.unwrap();
+    let cancel = CancellationToken::new();
+    let hall_site = room_site(&[east.port()], "hall");
+    let (config, scenes) = hall_site.load();
+    let hall = Room::start(config, scenes, Role::Daemon);
+    let vault_site = room_site(&[west.port()], "vault");
+    let (config, scenes) = vault_site.load();
+    let vault = Room::start(config, scenes, Role::Daemon);
+    for r in [&hall, &vault] {
+        assert!(r.mqtt.wait_subscribed(Duration::from_secs(5)).await);
+    }
+    let brokers = [east.port(), west.port()].map(|p| format!("127.0.0.1:{p}"));
+    let (settings, _, _) = roomctl::cmd::site::settings(None, &brokers).unwrap();
+    let tasks = tokio_util::task::TaskTracker::new();
+    let key = Some(roomctl::config::Secret::new(KEY));
+    let site = Site::start(settings, key, vec![], cancel.clone(), &tasks);
+    assert_eq!(site.clients().len(), 2, "one client per broker");
+    let via = |name: &str| {
+        site.rooms()
+            .into_iter()
+            .find(|r| r.room == name && r.status == "online" && r.current)
+            .and_then(|r| r.via)
+    };
+    eventually(
+        Duration::from_secs(10),
+        "both rooms, each on its broker",
+        || via("hall") == Some(brokers[0].clone()) && via("vault") == Some(brokers[1].clone()),
+    )
+    .await;
+
+    // Started from the site: the vault hears it on its own broker.
+    site.start_scene("vault", "tour", "desk").unwrap();
+    eventually(Duration::from_secs(5), "the vault's tour running", || {
+        vault.scenes.status().is_some()
+    })
+    .await;
+    assert!(hall.scenes.status().is_none());
+
+    // An old state of the vault's on the east broker (it was there before
+    // a failover): the newer one from the west stays.
+    let mut old = serde_json::to_value(vault.state()).unwrap();
+    old["updated"] = serde_json::json!(1_000_000.0);
+    old["scene"] = serde_json::Value::Null;
+    raw_publish(
+        east.port(),
+        &[(
+            "roomctl/vault/state",
+            serde_json::to_vec(&old).unwrap(),
+            true,
+        )],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let v = site
+        .rooms()
+        .into_iter()
+        .find(|r| r.room == "vault")
+        .unwrap();
+    assert_eq!(
+        v.via.as_deref(),
+        Some(brokers[1].as_str()),
+        "the west's newer state stays"
+    );
+    assert!(
+        v.state.unwrap().scene.is_some(),
+        "the running tour is still shown"
+    );
+    assert_eq!(v.status, "online");
+    for r in [hall, vault] {
+        r.shutdown(Role::Daemon).await;
+    }
+    cancel.cancel();
+}

@@ -80,7 +80,11 @@ async fn login_page() -> Response {
 #[derive(Serialize)]
 struct RoomsReply {
     now: f64,
+    /// The first broker's connection (the page's header before it knew
+    /// of several).
     mqtt: crate::events::ConnectionStatus,
+    /// Every broker's connection.
+    brokers: Vec<crate::events::ConnectionStatus>,
     #[serde(flatten)]
     changes: Changes,
 }
@@ -100,7 +104,20 @@ async fn rooms(
 ) -> Json<RoomsReply> {
     Json(RoomsReply {
         now: unix_now(),
-        mqtt: site.inner.mqtt.status(),
+        mqtt: site
+            .inner
+            .clients
+            .first()
+            .map(|(_, h)| h.status())
+            .unwrap_or_else(|| crate::events::ConnectionStatus {
+                state: crate::mqtt::ConnectionState::Disconnected,
+                broker: None,
+                broker_priority_index: None,
+                broker_count: 0,
+                since: unix_now(),
+                last_error: Some("no broker is configured".into()),
+            }),
+        brokers: site.inner.clients.iter().map(|(_, h)| h.status()).collect(),
         changes: site.changes(q.since),
     })
 }

@@ -15,6 +15,10 @@ pub(super) struct Entry {
     pub(super) state_at: f64,
     /// The version that last changed it.
     pub(super) changed: u64,
+    /// The broker its kept state was heard on.
+    pub(super) via: Option<String>,
+    /// What each broker last said of its status (one entry a broker).
+    pub(super) status_by: Vec<(String, Option<String>)>,
 }
 
 /// Rooms dropped to make room, remembered for the page's `since`.
@@ -31,6 +35,68 @@ pub(super) struct Rooms {
 }
 
 impl Entry {
+    /// Takes what broker `via` said; false when it changes nothing shown
+    /// (an older state from another broker).
+    pub(super) fn merge(&mut self, via: &str, update: Update, now: f64) -> bool {
+        match update {
+            Update::Status(st) => {
+                match self.status_by.iter_mut().find(|(b, _)| b == via) {
+                    Some(s) => s.1 = st,
+                    None => self.status_by.push((via.to_string(), st)),
+                }
+                self.status_at = now;
+            }
+            Update::State(Some(new)) => {
+                let ours = self.via.as_deref().is_none_or(|v| v == via);
+                if !ours
+                    && self
+                        .state
+                        .as_ref()
+                        .is_some_and(|old| old.updated >= new.updated)
+                {
+                    return false;
+                }
+                self.state = Some(*new);
+                self.state_at = now;
+                self.via = Some(via.to_string());
+            }
+            Update::State(None) => {
+                // Cleared on the broker its state came from only.
+                if self.via.as_deref().is_some_and(|v| v != via) {
+                    return false;
+                }
+                self.state = None;
+                self.state_at = now;
+            }
+        }
+        self.status = self.merged_status();
+        true
+    }
+
+    /// The status on the broker its newest state came from; else online
+    /// if any broker says so (a room is on one broker at a time); else
+    /// what one said.
+    fn merged_status(&self) -> Option<String> {
+        let on = |b: &str| {
+            self.status_by
+                .iter()
+                .find(|(x, _)| x == b)
+                .and_then(|(_, s)| s.clone())
+        };
+        if let Some(s) = self.via.as_deref().and_then(on) {
+            return Some(s);
+        }
+        let said: Vec<&String> = self
+            .status_by
+            .iter()
+            .filter_map(|(_, s)| s.as_ref())
+            .collect();
+        said.iter()
+            .find(|s| s.as_str() == "online")
+            .or(said.first())
+            .map(|s| (*s).clone())
+    }
+
     /// When anything was last heard of it.
     pub(super) fn heard(&self) -> f64 {
         self.status_at.max(self.state_at)
@@ -95,4 +161,44 @@ pub(super) fn summarised(mut s: RoomState) -> RoomState {
         sc.waiting_for.truncate(8);
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(updated: f64) -> Box<RoomState> {
+        Box::new(
+            serde_json::from_value(serde_json::json!({
+                "room": "vault", "connection": "CONNECTED",
+                "devices": {"total": 0, "online": 0, "offline": 0, "stale": 0, "unknown_ignored": 0},
+                "health": "healthy", "updated": updated,
+            }))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn the_newest_state_wins_and_the_status_is_its_brokers() {
+        let mut e = Entry::default();
+        // The east still has the room's last will from before it moved.
+        assert!(e.merge("east", Update::Status(Some("offline".into())), 1.0));
+        assert!(e.merge("west", Update::Status(Some("online".into())), 1.0));
+        assert_eq!(e.status.as_deref(), Some("online"), "online somewhere");
+        assert!(e.merge("west", Update::State(Some(state(200.0))), 2.0));
+        assert_eq!(e.via.as_deref(), Some("west"));
+        // An older state from the east, or the same one over a bridge: kept.
+        assert!(!e.merge("east", Update::State(Some(state(100.0))), 3.0));
+        assert!(!e.merge("east", Update::State(Some(state(200.0))), 3.0));
+        assert!(!e.merge("east", Update::State(None), 3.0), "not the east's to clear");
+        assert_eq!(e.via.as_deref(), Some("west"));
+        // Its broker says offline: offline, whatever the east said last.
+        assert!(e.merge("east", Update::Status(Some("online".into())), 4.0));
+        assert!(e.merge("west", Update::Status(Some("offline".into())), 4.0));
+        assert_eq!(e.status.as_deref(), Some("offline"));
+        // A newer state from the east: the room moved there.
+        assert!(e.merge("east", Update::State(Some(state(300.0))), 5.0));
+        assert_eq!(e.via.as_deref(), Some("east"));
+        assert_eq!(e.status.as_deref(), Some("online"));
+    }
 }
