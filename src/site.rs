@@ -122,7 +122,14 @@ impl Site {
         cancel: CancellationToken,
         tasks: &TaskTracker,
     ) -> Site {
-        settings.subscriptions = vec!["roomctl/+/status".into(), "roomctl/+/state".into()];
+        // A site's rooms bridged to a central broker under a prefix
+        // (`east/roomctl/hall/state`) too: see docs/topologies.md.
+        settings.subscriptions = vec![
+            "roomctl/+/status".into(),
+            "roomctl/+/state".into(),
+            "+/roomctl/+/status".into(),
+            "+/roomctl/+/state".into(),
+        ];
         settings.will = None;
         settings.birth = None;
         // On subscribing, the brokers send every room's retained status and
@@ -200,15 +207,10 @@ impl Site {
     /// evicted. A state older than the one kept from another broker is
     /// ignored (the same state over a bridge, or a broker the room left).
     pub fn handle_from(&self, via: &str, m: &InMessage) {
-        let mut parts = m.topic.split('/');
-        let (Some("roomctl"), Some(room), Some(kind), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let Some((key, kind)) = room_of(&m.topic) else {
             return;
         };
-        if !topic::is_plain_level(room) || room.len() > 64 {
-            return;
-        }
+        let room = key.as_str();
         let now = unix_now();
         // What the message is, before any lock: a status, a state, or
         // nothing worth keeping.
@@ -404,18 +406,31 @@ impl Site {
                 scene: scene.chars().take(64).collect(),
             });
         }
-        self.send(&format!("roomctl/{room}/scene/start"), scene, by)
+        self.send(room, "scene/start", scene, by)
     }
 
-    /// Publishes a control message, signed with the site's key when it has
-    /// one (see `crate::signing`), as sent by `by`.
-    fn send(&self, topic: &str, payload: &str, by: &str) -> Result<(), SiteError> {
+    /// Publishes the control message `roomctl/ROOM/<action>` for the room
+    /// listed as `room`, signed with the site's key when it has one (see
+    /// `crate::signing`), as sent by `by`. A room behind a prefix
+    /// (`east:hall`) gets it as `east/roomctl/hall/<action>`, signed for
+    /// the topic it arrives on after its bridge (`roomctl/hall/<action>`).
+    fn send(&self, room: &str, action: &str, payload: &str, by: &str) -> Result<(), SiteError> {
+        let (local, topic) = match room.split_once(':') {
+            Some((site, name)) => (
+                format!("roomctl/{name}/{action}"),
+                format!("{site}/roomctl/{name}/{action}"),
+            ),
+            None => {
+                let t = format!("roomctl/{room}/{action}");
+                (t.clone(), t)
+            }
+        };
+        let topic = topic.as_str();
         let props = self.inner.key.as_ref().map(|k| {
             let now = unix_now().max(0.0) as u64;
-            crate::signing::sign(k.expose().as_bytes(), topic, payload.as_bytes(), by, now).into()
+            crate::signing::sign(k.expose().as_bytes(), &local, payload.as_bytes(), by, now).into()
         });
         // On the broker the room was last heard on, else one connected.
-        let room = topic.split('/').nth(1).unwrap_or_default();
         let via = self
             .inner
             .rooms
@@ -449,6 +464,54 @@ impl Site {
     /// Stops the scene in `room` (`roomctl/ROOM/scene/stop`).
     pub fn stop_scene(&self, room: &str, by: &str) -> Result<(), SiteError> {
         self.scenes_of(room)?;
-        self.send(&format!("roomctl/{room}/scene/stop"), "", by)
+        self.send(room, "scene/stop", "", by)
+    }
+}
+
+/// The room a status or state topic is about, and which of the two it is:
+/// `roomctl/hall/state` is `hall`; `east/roomctl/hall/state` (a site
+/// bridged to a central broker under a prefix) is `east:hall`. Names are
+/// plain topic levels of at most 64 bytes (the prefix: 32).
+fn room_of(topic: &str) -> Option<(String, &str)> {
+    let parts: Vec<&str> = topic.splitn(5, '/').collect();
+    let (prefix, room, kind) = match parts.as_slice() {
+        ["roomctl", room, kind] => (None, *room, *kind),
+        [site, "roomctl", room, kind] => (Some(*site), *room, *kind),
+        _ => return None,
+    };
+    let plain = |s: &str, max: usize| {
+        topic::is_plain_level(s) && s.len() <= max && !s.contains([':', ' ', '\t'])
+    };
+    if !plain(room, 64) || prefix.is_some_and(|p| !plain(p, 32)) {
+        return None;
+    }
+    Some((
+        prefix.map_or_else(|| room.to_string(), |p| format!("{p}:{room}")),
+        kind,
+    ))
+}
+
+#[cfg(test)]
+mod topic_tests {
+    #[test]
+    fn rooms_with_and_without_a_site_prefix() {
+        use super::room_of;
+        assert_eq!(
+            room_of("roomctl/hall/state"),
+            Some(("hall".into(), "state"))
+        );
+        assert_eq!(
+            room_of("east/roomctl/hall/status"),
+            Some(("east:hall".into(), "status"))
+        );
+        for bad in [
+            "roomctl/hall",
+            "x/y/roomctl/hall/state",
+            "roomctl/a:b/state",
+            "roomctl//state",
+            "a b/roomctl/hall/state",
+        ] {
+            assert_eq!(room_of(bad), None, "{bad}");
+        }
     }
 }

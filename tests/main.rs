@@ -7,6 +7,7 @@ mod layers;
 
 mod accounts;
 mod audio_alsa;
+mod bridges;
 mod cli;
 mod commands;
 mod control_auth;

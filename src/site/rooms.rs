@@ -190,7 +190,10 @@ mod tests {
         // An older state from the east, or the same one over a bridge: kept.
         assert!(!e.merge("east", Update::State(Some(state(100.0))), 3.0));
         assert!(!e.merge("east", Update::State(Some(state(200.0))), 3.0));
-        assert!(!e.merge("east", Update::State(None), 3.0), "not the east's to clear");
+        assert!(
+            !e.merge("east", Update::State(None), 3.0),
+            "not the east's to clear"
+        );
         assert_eq!(e.via.as_deref(), Some("west"));
         // Its broker says offline: offline, whatever the east said last.
         assert!(e.merge("east", Update::Status(Some("online".into())), 4.0));
