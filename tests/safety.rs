@@ -344,3 +344,63 @@ async fn an_estop_flood_latches_once_and_the_room_keeps_answering() {
         "{actions} action records: the audit trail is rate-limited"
     );
 }
+
+/// The room in one sentence: ready, a show running with its time left,
+/// a board offline named with its channel, the E-stop latched first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_verdict_says_what_the_front_desk_needs() {
+    use roomctl::room::Level;
+    init_logs();
+    let b = Mosquitto::start().await.unwrap();
+    let site = site(&[b.port()], &[("show.yaml", SHOW)], "");
+    let (config, scenes) = site.load();
+    let room = Room::start(config, scenes, Role::Daemon);
+    assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
+    let v = room.verdict();
+    assert_eq!((v.level, v.text.as_str()), (Level::Ready, "Ready"));
+    assert_eq!(
+        v.next.unwrap().scene,
+        "show",
+        "the only scene is the next show"
+    );
+    start(&room, desk(Access::Operator), "show").await.unwrap();
+    let v = room.verdict();
+    assert_eq!(v.level, Level::Running);
+    assert!(v.text.starts_with("Show running: show, 0:"), "{}", v.text);
+    // A board goes offline (its last will): named, with its channel.
+    raw_publish(
+        b.port(),
+        &[
+            ("devices/esp32_03/status", b"online".to_vec(), true),
+            ("devices/esp32_03/channels", b"room1/light".to_vec(), true),
+        ],
+    )
+    .await;
+    eventually(Duration::from_secs(5), "the board online", || {
+        room.registry.all().iter().any(|d| d.id == "esp32_03")
+    })
+    .await;
+    raw_publish(
+        b.port(),
+        &[("devices/esp32_03/status", b"offline".to_vec(), true)],
+    )
+    .await;
+    eventually(Duration::from_secs(5), "named in the verdict", || {
+        room.verdict().text == "Needs attention: esp32_03 (room1/light) offline"
+    })
+    .await;
+    room.apply(desk(Access::Operator), Command::Estop)
+        .await
+        .unwrap();
+    let v = room.verdict();
+    assert_eq!(
+        (v.level, v.text.as_str()),
+        (Level::Latched, "E-stop latched")
+    );
+    assert!(
+        v.reasons[0].starts_with("E-stop latched at "),
+        "{:?}",
+        v.reasons
+    );
+    room.shutdown(Role::Daemon).await;
+}

@@ -77,20 +77,30 @@ impl Room {
         if conn.state != ConnectionState::Connected {
             reasons.push("No connection to the broker: cues cannot reach the boards".into());
         }
+        let room_channels = self.channels();
         for d in self.registry.all() {
-            if d.presence == Presence::Online || !d.known && d.presence == Presence::Offline {
+            if d.presence == Presence::Online {
                 continue;
             }
-            let channels = if d.channels.is_empty() {
-                self.config
+            // What it answers: its own announcement, the room's channels
+            // it was seen to answer, or what devices.known says.
+            let mut channels = d.channels.clone();
+            if channels.is_empty() {
+                channels = room_channels
+                    .iter()
+                    .filter(|c| c.device.as_deref() == Some(d.id.as_str()))
+                    .map(|c| c.topic.clone())
+                    .collect();
+            }
+            if channels.is_empty() {
+                channels = self
+                    .config
                     .devices
                     .known
                     .get(&d.id)
                     .cloned()
-                    .unwrap_or_default()
-            } else {
-                d.channels.clone()
-            };
+                    .unwrap_or_default();
+            }
             let what = match channels.len() {
                 0 => String::new(),
                 1..=3 => format!(" ({})", channels.join(", ")),
