@@ -181,6 +181,11 @@ async fn a_double_press_within_the_interval_starts_once() {
         other => panic!("a double press started: {other:?}"),
     }
     tokio::time::sleep(Duration::from_millis(1000)).await;
+    // A start that was refused is no start to wait after.
+    assert!(matches!(
+        start(&room, desk(Access::Operator), "nope").await,
+        Err(RoomError::NotFound(_))
+    ));
     start(&room, desk(Access::Operator), "show").await.unwrap();
     room.shutdown(Role::Daemon).await;
 }

@@ -497,8 +497,9 @@ impl Room {
     fn start_scene(&self, name: &str, origin: Origin) -> Result<Reply, RoomError> {
         // Names are looked up in the loaded scene list, never used as
         // paths, and exact (` intro` is not `intro`).
-        self.start_gate(name, &origin)?;
+        let trigger = self.start_gate(name, &origin)?;
         self.scenes.start_from(name, origin)?;
+        self.started(trigger);
         Ok(Reply::Started {
             scene: name.to_string(),
         })

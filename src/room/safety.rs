@@ -142,8 +142,14 @@ impl Room {
     }
 
     /// Refuses a start within `scenes.min_start_interval` (or the
-    /// trigger's `min_interval`) of the last one: a double press.
-    pub(super) fn start_gate(&self, scene: &str, origin: &Origin) -> Result<(), RoomError> {
+    /// trigger's `min_interval`) of the last one: a double press. Passed,
+    /// it gives the trigger to count in [`Room::started`] once the scene
+    /// did start (a refused start is no start to wait after).
+    pub(super) fn start_gate(
+        &self,
+        scene: &str,
+        origin: &Origin,
+    ) -> Result<Option<String>, RoomError> {
         let now = Instant::now();
         let global = self.config.scenes.min_start_interval;
         let trigger = match origin {
@@ -157,7 +163,7 @@ impl Room {
                 .map(|i| (t.clone(), i)),
             _ => None,
         };
-        let mut st = self.starts.lock();
+        let st = self.starts.lock();
         let ago = |t: Option<&Instant>| t.map(|t| now.saturating_duration_since(*t));
         if let Some(a) = ago(st.last.as_ref())
             && a < global
@@ -170,23 +176,30 @@ impl Room {
         {
             return Err(double(a, *min, "the trigger's min_interval", origin));
         }
+        Ok(trigger.map(|(t, _)| t))
+    }
+
+    /// A scene started now (by `trigger`, if one), for [`Room::start_gate`].
+    pub(super) fn started(&self, trigger: Option<String>) {
+        let now = Instant::now();
+        let mut st = self.starts.lock();
         st.last = Some(now);
-        if let Some((t, _)) = trigger
+        if let Some(t) = trigger
             && (st.by_trigger.len() < 1024 || st.by_trigger.contains_key(&t))
         {
             st.by_trigger.insert(t, now);
         }
-        Ok(())
     }
 
     /// Waits for the safe commands of the last all-off (at most their
     /// timeout) and says how each board took them.
     pub(super) async fn safe_report(&self, scene: Option<&str>) -> SafeReport {
         let sent = std::mem::take(&mut *self.round.lock());
-        let wait = self.live().cue_timeout + SAFE_GRACE;
+        // One deadline for all: they were sent together.
+        let deadline = crate::clock::after(Instant::now(), self.live().cue_timeout + SAFE_GRACE);
         let mut boards: Vec<BoardSafe> = Vec::new();
         for s in sent {
-            let outcome = match tokio::time::timeout(wait, s.result).await {
+            let outcome = match tokio::time::timeout_at(deadline, s.result).await {
                 Ok(Ok(r)) => r.result,
                 _ => Outcome::Timeout,
             };
