@@ -145,12 +145,7 @@ async fn two_sites_bridged_to_a_centre_on_one_site_page() {
             &[("tour.yaml", scene)],
             &format!("control: {{ key: \"{key}\" }}\n"),
         );
-        let text = std::fs::read_to_string(&s.config).unwrap();
-        std::fs::write(
-            &s.config,
-            text.replacen("room: room1", &format!("room: {name}"), 1),
-        )
-        .unwrap();
+        s.edit_config("room: room1", &format!("room: {name}"));
         let (config, scenes) = s.load();
         let r = Room::start(config, scenes, Role::Daemon);
         assert!(r.mqtt.wait_subscribed(Duration::from_secs(5)).await);

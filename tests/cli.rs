@@ -505,8 +505,7 @@ async fn journald_lines_are_plain_name_their_client_and_alsa_stays_quiet() {
     let site = site(&[b.port()], &[ONE_CUE], "");
     // Audio on, with a default device that cannot open: ALSA would print
     // its own `ALSA lib ...` lines to stderr.
-    let config = std::fs::read_to_string(&site.config).unwrap();
-    std::fs::write(&site.config, config.replace("audio: false", "audio: true")).unwrap();
+    site.edit_config("audio: false", "audio: true");
     let asound = site.dir.path().join("asound.conf");
     std::fs::write(
         &asound,

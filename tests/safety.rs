@@ -165,13 +165,8 @@ async fn a_double_press_within_the_interval_starts_once() {
         &[("show.yaml", short)],
         "scenes: { dir: scenes, min_start_interval: 1s }\n",
     );
-    let text = std::fs::read_to_string(&site.config).unwrap();
     // The test config's own `scenes:` line goes; this one stays.
-    std::fs::write(
-        &site.config,
-        text.replacen("scenes: { dir: scenes }\n", "", 1),
-    )
-    .unwrap();
+    site.edit_config("scenes: { dir: scenes }\n", "");
     let (config, scenes) = site.load();
     let room = Room::start(config, scenes, Role::Daemon);
     start(&room, desk(Access::Operator), "show").await.unwrap();
@@ -206,12 +201,7 @@ async fn a_required_cue_stops_the_show_and_the_safe_state_is_reported_per_board(
         &[("show.yaml", board)],
         &format!("state_dir: state\n{devices}"),
     );
-    let text = std::fs::read_to_string(&site.config).unwrap();
-    std::fs::write(
-        &site.config,
-        text.replacen("feedback: { timeout: 1s }\n", "", 1),
-    )
-    .unwrap();
+    site.edit_config("feedback: { timeout: 1s }\n", "");
     let (config, scenes) = site.load();
     let cancel = CancellationToken::new();
     let mut opts = fast_fleet();

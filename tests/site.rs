@@ -29,12 +29,7 @@ fn room_site(ports: &[u16], room: &str) -> Site_ {
         &[("tour.yaml", SCENE)],
         &format!("control: {{ key: \"{KEY}\" }}\n"),
     );
-    let text = std::fs::read_to_string(&s.config).unwrap();
-    std::fs::write(
-        &s.config,
-        text.replacen("room: room1", &format!("room: {room}"), 1),
-    )
-    .unwrap();
+    s.edit_config("room: room1", &format!("room: {room}"));
     s
 }
 type Site_ = crate::common::Site;

@@ -241,6 +241,18 @@ impl Site {
         std::fs::write(dir.join(format!("{name}.json")), json).unwrap();
     }
 
+    /// Replaces `from` (which must be there) with `to` in the config, once:
+    /// another room name, a player switched on, a default line taken out
+    /// for the test's own.
+    pub fn edit_config(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        assert!(
+            text.contains(from),
+            "`{from}` is not in the config:\n{text}"
+        );
+        std::fs::write(&self.config, text.replacen(from, to, 1)).unwrap();
+    }
+
     /// Adds keys to `web:` (e.g. `max_connections: 32`).
     pub fn web_options(&self, options: &str) {
         let text = std::fs::read_to_string(&self.config).unwrap();

@@ -38,21 +38,13 @@ async fn the_front_desk_sees_a_verdict_and_the_panic_button_on_every_tab() {
         &[("showcase.yaml", show)],
         "devices:\n  known:\n    esp32_08:\n      channels: [room1/smoke]\n      safe: [{ topic: room1/smoke, message: 'OFF' }]\nfeedback: { timeout: 300ms }\n",
     );
-    let text = std::fs::read_to_string(&site.config).unwrap();
-    std::fs::write(
-        &site.config,
-        text.replacen("feedback: { timeout: 1s }\n", "", 1),
-    )
-    .unwrap();
+    site.edit_config("feedback: { timeout: 1s }\n", "");
     site.set_web_token_as("desk-key", "admin");
     // A command file whose one step nobody answers.
-    let commands = site.dir.path().join("scenes/commands");
-    std::fs::create_dir_all(&commands).unwrap();
-    std::fs::write(
-        commands.join("fog_off.json"),
+    site.add_command(
+        "fog_off",
         r#"[{"topic": "room1/fog", "message": "OFF", "timestamp": 0}]"#,
-    )
-    .unwrap();
+    );
     let _broker = Mosquitto::start_on(port).await.unwrap();
     let (config, scenes) = site.load();
     let room = Room::start(config, scenes, Role::Daemon);

@@ -27,8 +27,7 @@ async fn preview_in_a_fresh_process() {
     let port = roomctl::broker::free_port().unwrap();
     let site = site(&[port], &[("intro.yaml", SHOW)], "");
     // This room has speakers.
-    let text = std::fs::read_to_string(&site.config).unwrap();
-    std::fs::write(&site.config, text.replace("audio: false", "audio: true")).unwrap();
+    site.edit_config("audio: false", "audio: true");
     site.set_web_token_as("alsa-key", "technician");
     std::fs::write(
         site.dir.path().join("media/tone.wav"),
