@@ -19,6 +19,14 @@ pub fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// Unix time `unix` written in `tz` with `format` (strftime), or empty
+/// for a time no calendar holds.
+pub fn local(unix: f64, tz: &jiff::tz::TimeZone, format: &str) -> String {
+    jiff::Timestamp::from_millisecond((unix * 1000.0) as i64)
+        .map(|t| t.to_zoned(tz.clone()).strftime(format).to_string())
+        .unwrap_or_default()
+}
+
 /// `t + d`, or a deadline decades away when that would overflow.
 pub fn after(t: Instant, d: Duration) -> Instant {
     t.checked_add(d).or_else(|| t.checked_add(FAR)).unwrap_or(t)

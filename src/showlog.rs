@@ -396,9 +396,7 @@ impl ShowLog {
 /// (`time_local,time_utc,unix,kind,scene,device,origin,who,text`), the
 /// local time in `tz` (the museum's) with its offset.
 pub fn to_csv(records: &[Record], tz: &jiff::tz::TimeZone) -> String {
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
+    let mut w = csv_writer();
     let header = [
         "time_local",
         "time_utc",
@@ -413,17 +411,8 @@ pub fn to_csv(records: &[Record], tz: &jiff::tz::TimeZone) -> String {
     // Writing into a Vec cannot fail.
     let _ = w.write_record(header);
     for r in records {
-        let t = jiff::Timestamp::from_millisecond((r.t * 1000.0) as i64).ok();
-        let when = t
-            .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
-            .unwrap_or_default();
-        let local = t
-            .map(|t| {
-                t.to_zoned(tz.clone())
-                    .strftime("%Y-%m-%d %H:%M:%S%:z")
-                    .to_string()
-            })
-            .unwrap_or_default();
+        let when = crate::clock::local(r.t, &jiff::tz::TimeZone::UTC, "%Y-%m-%d %H:%M:%S");
+        let local = crate::clock::local(r.t, tz, "%Y-%m-%d %H:%M:%S%:z");
         let _ = w.write_record([
             local.as_str(),
             when.as_str(),
@@ -436,6 +425,18 @@ pub fn to_csv(records: &[Record], tz: &jiff::tz::TimeZone) -> String {
             &r.text,
         ]);
     }
+    csv_text(w)
+}
+
+/// A CSV writer into memory, one `\n` a row.
+fn csv_writer() -> csv::Writer<Vec<u8>> {
+    csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new())
+}
+
+/// What `w` wrote (writing into a Vec cannot fail).
+fn csv_text(w: csv::Writer<Vec<u8>>) -> String {
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 

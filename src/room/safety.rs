@@ -265,11 +265,5 @@ fn double(ago: Duration, min: Duration, name: &str, origin: &Origin) -> RoomErro
 
 /// `2026-12-02 14:03:12` in the museum's zone.
 fn local_time(tz: &jiff::tz::TimeZone, unix: f64) -> String {
-    jiff::Timestamp::from_millisecond((unix * 1000.0) as i64)
-        .map(|t| {
-            t.to_zoned(tz.clone())
-                .strftime("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_default()
+    crate::clock::local(unix, tz, "%Y-%m-%d %H:%M:%S")
 }

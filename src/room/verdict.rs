@@ -60,11 +60,7 @@ impl Room {
     pub fn verdict(&self) -> Verdict {
         let mut reasons = Vec::new();
         let tz = self.zone();
-        let hm = |unix: f64| {
-            jiff::Timestamp::from_millisecond((unix * 1000.0) as i64)
-                .map(|t| t.to_zoned(tz.clone()).strftime("%H:%M").to_string())
-                .unwrap_or_default()
-        };
+        let hm = |unix: f64| crate::clock::local(unix, &tz, "%H:%M");
         let latched = self.estop.get();
         if let Some(l) = &latched {
             reasons.push(format!(

@@ -319,9 +319,7 @@ fn figures(a: &DeviceAcc) -> DeviceDay {
 /// The statistics as CSV, one figure a row:
 /// `day,subject,name,measure,value` (`2026-12-01,device,esp32_01,p95_ms,31.5`).
 pub fn to_csv(s: &Stats) -> String {
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
+    let mut w = super::csv_writer();
     let _ = w.write_record(["day", "subject", "name", "measure", "value"]);
     let mut row = |day: &str, subject: &str, name: &str, measure: &str, value: String| {
         let _ = w.write_record([day, subject, name, measure, value.as_str()]);
@@ -369,7 +367,7 @@ pub fn to_csv(s: &Stats) -> String {
         row(day, "connection", "", "failovers", c.failovers.to_string());
         row(day, "connection", "", "losses", c.losses.to_string());
     }
-    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+    super::csv_text(w)
 }
 
 #[cfg(test)]

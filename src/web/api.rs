@@ -4,7 +4,6 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
 
-use axum::response::IntoResponse;
 use tracing::info;
 
 use super::{AppError, AppState};
@@ -414,20 +413,11 @@ pub async fn show_log_csv(
     })
     .await
     .unwrap_or_default();
-    Ok((
-        [
-            (
-                axum::http::header::CONTENT_TYPE,
-                "text/csv; charset=utf-8".to_string(),
-            ),
-            (
-                axum::http::header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"roomctl-{room}-show-log.csv\""),
-            ),
-        ],
+    Ok(super::download(
+        "text/csv; charset=utf-8",
+        &format!("roomctl-{room}-show-log.csv"),
         csv,
-    )
-        .into_response())
+    ))
 }
 
 /// `GET /api/log/today`: today's counts (local day, in the schedule's zone

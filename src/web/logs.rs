@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::Query;
-use axum::http::{Method, header};
+use axum::http::Method;
 use axum::response::IntoResponse;
 use axum::routing::{MethodRouter, get};
 use serde::Deserialize;
@@ -86,14 +86,9 @@ pub async fn text(Query(q): Query<LogQuery>) -> Result<impl IntoResponse, AppErr
             .unwrap_or_default();
         out.push_str(&format!("{t} {:>5} {}: {}\n", l.level, l.target, l.text));
     }
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"roomctl.log\"",
-            ),
-        ],
+    Ok(super::download(
+        "text/plain; charset=utf-8",
+        "roomctl.log",
         out,
     ))
 }

@@ -75,6 +75,27 @@ struct Assets;
 #[include = "uplot/LICENSE"]
 struct Vendor;
 
+/// `body` as a file to save: `content_type` (`text/csv; charset=utf-8`)
+/// and the name the browser saves it under.
+pub(super) fn download(
+    content_type: &'static str,
+    name: &str,
+    body: String,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [
+            (hyper::header::CONTENT_TYPE, content_type.to_string()),
+            (
+                hyper::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {

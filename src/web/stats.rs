@@ -5,8 +5,8 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::{Method, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::Method;
+use axum::response::Response;
 use axum::routing::{MethodRouter, get};
 use jiff::civil::Date;
 use serde::Deserialize;
@@ -54,17 +54,11 @@ pub async fn csv(State(s): State<AppState>, Query(q): Query<Range>) -> Result<Re
         st.days.first().map_or("", String::as_str),
         st.days.last().map_or("", String::as_str)
     );
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            ),
-        ],
+    Ok(super::download(
+        "text/csv; charset=utf-8",
+        &name,
         stats::to_csv(&st),
-    )
-        .into_response())
+    ))
 }
 
 async fn compute(s: &AppState, q: &Range) -> Result<Stats, AppError> {
