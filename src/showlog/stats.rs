@@ -276,19 +276,22 @@ fn add_offline(days: &mut [DeviceAcc], starts: &[f64], from: f64, to: f64) {
 }
 
 fn device_stats(device: String, accs: Vec<DeviceAcc>) -> DeviceStats {
+    // The range's total: every day's `commands` counts, plus the
+    // `timeout`/`error` records of the days that had none (so `counted`
+    // stays false for it).
     let mut all = DeviceAcc::default();
     let days = accs
         .into_iter()
         .map(|a| {
             all.commands.merge(&a.commands);
-            all.counted |= a.counted;
-            all.timeout_records += if a.counted { 0 } else { a.timeout_records };
-            all.error_records += if a.counted { 0 } else { a.error_records };
+            if !a.counted {
+                all.timeout_records += a.timeout_records;
+                all.error_records += a.error_records;
+            }
             all.offline_s += a.offline_s;
             figures(&a)
         })
         .collect();
-    all.counted = false;
     DeviceStats {
         device,
         days,
