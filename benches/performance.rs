@@ -293,24 +293,28 @@ async fn router(r: &mut Report) {
                 payload: Bytes::from_static(b"online"),
                 retain: false,
                 properties: Vec::new(),
+                broker: 0,
             },
             1 => InMessage {
                 topic: "room1/status".into(),
                 payload: Bytes::from_static(b"OK"),
                 retain: false,
                 properties: Vec::new(),
+                broker: 0,
             },
             2 => InMessage {
                 topic: "room1/sensor".into(),
                 payload: Bytes::from_static(b"23.5"),
                 retain: false,
                 properties: Vec::new(),
+                broker: 0,
             },
             _ => InMessage {
                 topic: "devices/esp32_01/status".into(),
                 payload: Bytes::from_static(b"\xff\xfe"),
                 retain: false,
                 properties: Vec::new(),
+                broker: 0,
             },
         })
         .collect();

@@ -111,6 +111,30 @@ pub struct MqttConfig {
     pub message_retry_limit: u32,
     /// A show cue older than this is dropped, never sent late.
     pub message_max_age: Duration,
+    /// One broker at a time, or every broker at once (`mqtt.connect`).
+    pub connect: Connect,
+}
+
+/// How the room connects to its brokers (`mqtt.connect`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Connect {
+    /// `one_at_a_time`: one connection, failing over along the priority
+    /// list (seed 000).
+    #[default]
+    OneAtATime,
+    /// `every_broker`: a connection to every broker, kept up at once; a
+    /// board is reached on the broker it is heard on.
+    EveryBroker,
+}
+
+impl Connect {
+    /// As written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Connect::OneAtATime => "one_at_a_time",
+            Connect::EveryBroker => "every_broker",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

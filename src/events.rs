@@ -176,6 +176,10 @@ pub struct DeviceView {
     pub known: bool,
     /// The command topics it answers (announced, or from the config).
     pub channels: Vec<String>,
+    /// The broker it was last heard on (`host:port`).
+    pub broker: Option<String>,
+    /// Heard on two brokers in turn, in words.
+    pub broker_note: Option<String>,
 }
 
 // ---------------------------------------------------------------------------

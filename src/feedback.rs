@@ -10,88 +10,24 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use crate::config::{FeedbackTopic, secs3};
+use crate::config::FeedbackTopic;
 use crate::events::{Event, EventBus};
 pub use crate::events::{FeedbackRecord, Outcome};
 use crate::mqtt::unix_now;
 
+mod outcome;
 mod reply;
+pub use outcome::{FeedbackStats, Handled, Tracked};
 pub use reply::{Reply, ReplyError, ReplyStatus};
 
 /// At most this many commands wait per feedback topic; older ones time out
 /// anyway, this only bounds memory if something publishes in a loop.
 const MAX_PENDING_PER_TOPIC: usize = 1000;
-
-impl FeedbackRecord {
-    /// The seed 004 log line.
-    pub fn log_line(&self) -> String {
-        match (self.result, self.latency) {
-            (Outcome::Timeout, _) => format!(
-                "Feedback TIMEOUT: {} (>{})",
-                self.command_topic,
-                secs3(Duration::from_secs_f64(self.timeout))
-            ),
-            (o, l) => format!(
-                "Feedback {}: {} ({})",
-                if o == Outcome::Ok { "OK" } else { "ERROR" },
-                self.command_topic,
-                secs3(Duration::from_secs_f64(l.unwrap_or(0.0)))
-            ),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-/// Counters of the tracker.
-pub struct FeedbackStats {
-    /// Confirmed commands.
-    pub ok: u64,
-    /// Commands answered ERROR.
-    pub error: u64,
-    /// Commands not answered in time.
-    pub timeout: u64,
-    /// Replies with no pending command to confirm.
-    pub unmatched: u64,
-    /// Payloads on a feedback topic that are not a reply at all.
-    pub invalid: u64,
-    /// Replies on the other feedback topic form (`room1/light/feedback`
-    /// while `feedback.topic` says `room1/status`, or the reverse): a
-    /// likely misconfiguration.
-    pub elsewhere: u64,
-    /// Commands waiting now.
-    pub pending: usize,
-    /// Mean confirmation latency, seconds.
-    pub avg_latency: Option<f64>,
-    /// Largest confirmation latency, seconds.
-    pub max_latency: Option<f64>,
-}
-
-/// What a reply on a feedback topic did.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Handled {
-    /// The topic is not a feedback topic.
-    NotFeedback,
-    /// A pending command was confirmed (or failed).
-    Confirmed(FeedbackRecord),
-    /// A valid reply but nothing waiting for it.
-    Unmatched,
-    /// Not `OK`/`ERROR`/`ACTIVE`/`INACTIVE` or the JSON form.
-    Invalid(ReplyError),
-    /// A reply on the feedback topic form `feedback.topic` does not use
-    /// (counted; it confirms nothing).
-    Elsewhere {
-        /// The command topic it answers.
-        command_topic: String,
-        /// Where `feedback.topic` expects the reply.
-        expected: String,
-    },
-}
 
 struct Pending {
     id: u64,
@@ -103,6 +39,14 @@ struct Pending {
     timeout: Duration,
     scene: Option<String>,
     done: Option<oneshot::Sender<FeedbackRecord>>,
+    /// The brokers a reply may come from, one bit each; 0: any.
+    brokers: u64,
+}
+
+/// The bit of broker `b` in [`Pending::brokers`] (brokers past 63 share
+/// the last one).
+fn bit(b: usize) -> u64 {
+    1 << b.min(63)
 }
 
 #[derive(Default)]
@@ -159,16 +103,6 @@ struct Inner {
 #[derive(Clone)]
 pub struct FeedbackTracker {
     inner: Arc<Inner>,
-}
-
-/// A tracked command: its id and where its result will arrive.
-pub struct Tracked {
-    /// Unique per tracker.
-    pub id: u64,
-    /// Where the reply is expected.
-    pub feedback_topic: String,
-    /// Resolves with the result.
-    pub result: oneshot::Receiver<FeedbackRecord>,
 }
 
 impl FeedbackTracker {
@@ -292,6 +226,19 @@ impl FeedbackTracker {
         timeout: Duration,
         scene: Option<&str>,
     ) -> Tracked {
+        self.track_on(command_topic, message, timeout, scene, None)
+    }
+
+    /// [`FeedbackTracker::track`] for a command published on `broker`:
+    /// only a reply heard on that broker confirms it (`None`: any).
+    pub fn track_on(
+        &self,
+        command_topic: &str,
+        message: &str,
+        timeout: Duration,
+        scene: Option<&str>,
+        broker: Option<usize>,
+    ) -> Tracked {
         let feedback_topic = self.feedback_topic_for(command_topic);
         let (tx, rx) = oneshot::channel();
         let now = Instant::now();
@@ -316,6 +263,7 @@ impl FeedbackTracker {
                 timeout,
                 scene: scene.map(String::from),
                 done: Some(tx),
+                brokers: broker.map_or(0, bit),
             });
             if let Some(p) = dropped {
                 overflow = Some(self.settle(st, p, Outcome::Timeout, None, now));
@@ -337,8 +285,25 @@ impl FeedbackTracker {
         }
     }
 
+    /// Broker `from`'s undelivered commands were handed to broker `to`:
+    /// a reply to one of them may now come from either.
+    pub fn moved(&self, from: usize, to: usize) {
+        let mut st = self.inner.state.lock();
+        for p in st.pending.values_mut().flatten() {
+            if p.brokers & bit(from) != 0 {
+                p.brokers |= bit(to);
+            }
+        }
+    }
+
     /// Processes a message on `topic`; confirms the oldest matching pending command.
     pub fn handle(&self, topic: &str, payload: &str) -> Handled {
+        self.handle_from(topic, payload, None)
+    }
+
+    /// [`FeedbackTracker::handle`] for a message heard on `broker`: it
+    /// confirms only a command sent there.
+    pub fn handle_from(&self, topic: &str, payload: &str, broker: Option<usize>) -> Handled {
         if !self.is_feedback_topic(topic) {
             return self.elsewhere(topic, payload);
         }
@@ -357,14 +322,27 @@ impl FeedbackTracker {
         let settled = {
             let mut guard = self.inner.state.lock();
             let st = &mut *guard;
+            let from =
+                |p: &Pending| p.brokers == 0 || broker.is_none_or(|b| p.brokers & bit(b) != 0);
+            let mut copy = false;
             let taken = st.pending.get_mut(topic).and_then(|q| {
+                let mut it = q
+                    .iter()
+                    .filter(|p| reply.accepts(&p.command_topic, &p.message));
                 let pos = q
                     .iter()
-                    .position(|p| reply.accepts(&p.command_topic, &p.message))?;
-                q.remove(pos)
+                    .position(|p| reply.accepts(&p.command_topic, &p.message) && from(p));
+                copy = pos.is_none() && it.next().is_some();
+                q.remove(pos?)
             });
             match taken {
                 Some(p) => self.settle(st, p, outcome, Some(payload.trim().to_string()), now),
+                None if copy => {
+                    st.stats.other_broker += 1;
+                    drop(guard);
+                    debug!(target: "mqtt_feedback", "Feedback on {topic} heard on another broker than its command went to (a bridge's copy): {}", payload.trim());
+                    return Handled::Unmatched;
+                }
                 None => {
                     st.stats.unmatched += 1;
                     drop(guard);

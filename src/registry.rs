@@ -93,6 +93,8 @@ struct Device {
     reported: Option<Presence>,
     /// Command topics it says it answers.
     channels: Vec<String>,
+    /// The broker it is heard on.
+    placement: Placement,
 }
 
 struct State {
@@ -112,6 +114,8 @@ struct Inner {
     /// Command topic → the device that answers it.
     owners: HashMap<String, String>,
     events: EventBus,
+    /// `host:port` of each broker, for the views (set once, by the room).
+    brokers: std::sync::OnceLock<Vec<String>>,
 }
 
 /// The registry handle. Cheap to clone.
@@ -151,6 +155,7 @@ impl Registry {
                         seq: 0,
                         reported: None,
                         channels: Vec::new(),
+                        placement: Placement::default(),
                     },
                 )
             })
@@ -174,12 +179,45 @@ impl Registry {
                 known_only: cfg.known_only,
                 owners,
                 events,
+                brokers: std::sync::OnceLock::new(),
             }),
         }
     }
 
+    /// Names the brokers (`host:port`, in the configured order) that
+    /// [`Registry::update_on`] numbers.
+    pub fn set_broker_names(&self, names: Vec<String>) {
+        let _ = self.inner.brokers.set(names);
+    }
+
+    fn broker_name(&self, i: usize) -> String {
+        self.inner
+            .brokers
+            .get()
+            .and_then(|b| b.get(i).cloned())
+            .unwrap_or_else(|| format!("broker {}", i + 1))
+    }
+
+    /// The broker the device that answers `command_topic` was last heard
+    /// on.
+    pub fn broker_for(&self, command_topic: &str) -> Option<usize> {
+        let id = self.owner_of(command_topic)?;
+        self.inner.state.lock().devices.get(&id)?.placement.broker
+    }
+
     /// Records a `devices/<id>/status` message. `online` and `OK` mean alive.
     pub fn update(&self, id: &str, payload: &str) -> Result<Presence, RegistryError> {
+        self.update_on(id, payload, None)
+    }
+
+    /// [`Registry::update`] for a message heard on `broker` (its index in
+    /// the configured list): the device is on that broker now.
+    pub fn update_on(
+        &self,
+        id: &str,
+        payload: &str,
+        broker: Option<usize>,
+    ) -> Result<Presence, RegistryError> {
         if !crate::topic::is_plain_level(id) {
             return Err(RegistryError::BadId(id.chars().take(64).collect()));
         }
@@ -229,6 +267,7 @@ impl Registry {
                     seq,
                     reported: None,
                     channels: Vec::new(),
+                    placement: Placement::default(),
                 },
             );
         }
@@ -244,6 +283,7 @@ impl Registry {
         d.last_seen = now;
         d.last_seen_wall = unix_now();
         d.messages += 1;
+        let heard = broker.map(|b| (b, d.placement.heard(b, now)));
         let presence = if online {
             Presence::Online
         } else {
@@ -251,11 +291,25 @@ impl Registry {
         };
         d.reported = Some(presence);
         debug!(target: "mqtt_devices", "Device {id} status: {p}");
-        if was == Some(presence) {
+        let moved = match heard {
+            Some((b, Heard::Moved { from })) => {
+                info!(target: "mqtt_devices", "Device {id} is on broker {} now (was {})", self.broker_name(b), self.broker_name(from));
+                true
+            }
+            Some((b, Heard::Flapping { from })) => {
+                if st.log.check("devices on two brokers", now).0 == Verdict::Log {
+                    warn!(target: "mqtt_devices", "Device {id} is heard on {} and on {} in turn: two boards with one id, or a board switching brokers; its commands go where it was heard last", self.broker_name(b), self.broker_name(from));
+                }
+                true
+            }
+            _ => false,
+        };
+        if was == Some(presence) && !moved {
             return Ok(presence);
         }
         let view = self.view(id, d, now);
-        let quiet = !d.known && st.log.check("unknown devices", now).0 == Verdict::Suppress;
+        let quiet = was == Some(presence)
+            || (!d.known && st.log.check("unknown devices", now).0 == Verdict::Suppress);
         if !quiet {
             match presence {
                 Presence::Online => info!(target: "mqtt_devices", "Device {id} connected (online)"),
@@ -291,6 +345,13 @@ impl Registry {
             messages: d.messages,
             known: d.known,
             channels: self.channels_of(id, d),
+            broker: d.placement.broker.map(|b| self.broker_name(b)),
+            broker_note: d.placement.flapping_with.map(|f| {
+                format!(
+                    "also heard on {}: two boards with one id?",
+                    self.broker_name(f)
+                )
+            }),
         }
     }
 
@@ -476,6 +537,9 @@ impl Registry {
         }
     }
 }
+
+mod placement;
+use placement::{Heard, Placement};
 
 #[cfg(test)]
 mod tests;

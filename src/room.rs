@@ -23,7 +23,7 @@ use crate::config::{Config, Topics};
 use crate::events::{ConnectionState, Event, EventBus};
 use crate::feedback::FeedbackTracker;
 use crate::media::{MediaEnd, MediaHandle};
-use crate::mqtt::{self, MqttHandle, MqttSettings, OwnMessage, PublishOptions, unix_now};
+use crate::mqtt::{self, Link, MqttSettings, OwnMessage, PublishOptions, unix_now};
 use crate::outputs::Outputs;
 use crate::registry::Registry;
 use crate::scene::{CommandRunner, EndReason, SceneController, SceneInput, SceneSet};
@@ -80,8 +80,8 @@ pub struct Room {
     pub config: Arc<Config>,
     /// Every change, for the dashboard and the state topic.
     pub events: EventBus,
-    /// The MQTT client.
-    pub mqtt: MqttHandle,
+    /// The MQTT link (one client, or one per broker: `mqtt.connect`).
+    pub mqtt: Link,
     /// The devices.
     pub registry: Registry,
     /// Command confirmations.
@@ -189,15 +189,22 @@ impl Room {
             MediaHandle::start(&config.media, events.clone(), cancel.child_token(), &tasks);
 
         let settings = mqtt_settings(&config, &scenes, &feedback, role);
-        let (mqtt, incoming) = mqtt::start(settings, cancel.child_token(), &tasks);
+        let (mqtt, incoming) =
+            mqtt::start_link(settings, config.mqtt.connect, cancel.child_token(), &tasks);
+        // A lost broker's undelivered commands go out on another one: their
+        // replies are expected there too.
+        let moved = feedback.clone();
+        mqtt.on_move(move |from, to| moved.moved(from, to));
 
         let (live, live_rx) = watch::channel(Live::of(&config));
         let live = Arc::new(live);
         let stops = Arc::new(StopGate::default());
         let round = sink::SafeRound::default();
         let (required_tx, required_rx) = tokio::sync::mpsc::unbounded_channel();
+        registry.set_broker_names(config.mqtt.brokers.iter().map(|b| b.addr()).collect());
         let sink = Arc::new(RoomSink {
             mqtt: mqtt.clone(),
+            registry: registry.clone(),
             outputs: outputs.clone(),
             stops: stops.clone(),
             feedback: feedback.clone(),
@@ -333,6 +340,10 @@ impl Room {
             apply,
         )
         .counting_refusals(self.control_refused.clone());
+        let router = match self.mqtt.connect() {
+            crate::config::Connect::EveryBroker => router.dropping_copies(),
+            crate::config::Connect::OneAtATime => router,
+        };
         self.tasks.spawn(router.run(incoming, self.cancel.clone()));
         if let Some(s) = &self.schedule {
             let shows = command::ScheduledShows(self.clone());
@@ -357,7 +368,7 @@ impl Room {
                 scene: None,
                 ..self.state()
             });
-            let _ = self.mqtt.publish(
+            let _ = self.mqtt.publish_everywhere(
                 topics.daemon_status(),
                 "offline",
                 PublishOptions::retained_state(),
@@ -481,7 +492,7 @@ async fn media_ends_to_scenes(
 }
 
 /// Connection changes onto the bus.
-async fn connection_to_bus(mqtt: MqttHandle, events: EventBus, cancel: CancellationToken) {
+async fn connection_to_bus(mqtt: Link, events: EventBus, cancel: CancellationToken) {
     let mut w = mqtt.watch();
     events.publish(Event::Connection(w.borrow_and_update().clone()));
     loop {

@@ -22,6 +22,19 @@ pub fn bridge_to(port: u16, name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_on_a_bridged_pair_with_boards_split_across_them() {
+    bridged_pair(false).await;
+}
+
+/// The same with `mqtt.connect: every_broker`: each cue goes to the broker
+/// its board is on, and still arrives exactly once on each broker; each
+/// reply arrives on both (the bridge) and counts once, on the broker its
+/// command went to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_broker_on_a_bridged_pair_counts_each_reply_once() {
+    bridged_pair(true).await;
+}
+
+async fn bridged_pair(every: bool) {
     init_logs();
     let a = Mosquitto::start().await.unwrap();
     let b = Mosquitto::start_with(&bridge_to(a.port(), "b-to-a"))
@@ -46,27 +59,15 @@ async fn a_room_on_a_bridged_pair_with_boards_split_across_them() {
     // esp32_01 on A answers the light; esp32_02 on B answers the steam.
     let scene = "name: show\nactions:\n  - { at: 0, topic: room1/light, message: 'ON' }\n  - { at: 0.2, topic: room1/steam, message: 'ON' }\nduration: 1\n";
     let site = site(&[a.port(), b.port()], &[("show.yaml", scene)], "");
+    if every {
+        every_broker(&site);
+    }
     let (config, scenes) = site.load();
     for (port, id, channel) in [
         (a.port(), "esp32_01", "room1/light"),
         (b.port(), "esp32_02", "room1/steam"),
     ] {
-        let mut s = settings(&format!("board-{id}"), &[port]);
-        s.subscriptions = vec![channel.to_string()];
-        let (h, mut rx) = mqtt_start(s, cancel.child_token());
-        assert!(h.wait_subscribed(Duration::from_secs(5)).await);
-        let _ = h.publish(
-            format!("devices/{id}/channels"),
-            channel,
-            PublishOptions::retained_state(),
-        );
-        tokio::spawn(async move {
-            while let Some(m) = rx.recv().await {
-                if m.topic == channel && !m.retain {
-                    let _ = h.publish("room1/status", "OK", PublishOptions::reliable());
-                }
-            }
-        });
+        board_on(port, id, channel, &cancel).await;
     }
     let room = Room::start(config, scenes, Role::Daemon);
     assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
@@ -96,6 +97,12 @@ async fn a_room_on_a_bridged_pair_with_boards_split_across_them() {
         2,
         "each reply counted once"
     );
+    if every {
+        // Each reply's copy from the other broker confirmed nothing.
+        let fs = room.feedback.stats();
+        assert_eq!((fs.ok, fs.unmatched + fs.other_broker), (2, 2), "{fs:?}");
+        assert_eq!(room.mqtt.stats().brokers.len(), 2);
+    }
     for (name, rx) in [("A", &mut on_a), ("B", &mut on_b)] {
         let got: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
             .map(|m| format!("{}={}", m.topic, String::from_utf8_lossy(&m.payload)))

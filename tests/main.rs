@@ -13,6 +13,7 @@ mod commands;
 mod control_auth;
 mod dashboard;
 mod disk_faults;
+mod every_broker;
 mod hostile;
 mod mqtt_connection;
 mod operations;

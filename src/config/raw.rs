@@ -104,6 +104,7 @@ pub(super) struct RawMqtt {
     pub(super) message_queue_size: Option<Spanned<usize>>,
     pub(super) message_retry_limit: Option<Spanned<u32>>,
     pub(super) message_max_age: Option<Spanned<Dur>>,
+    pub(super) connect: Option<S>,
 }
 
 /// One broker in seed-000 format.

@@ -14,13 +14,17 @@
 
 pub mod backoff;
 pub mod connect;
+pub mod copies;
+mod link;
 pub mod policy;
 pub mod probe;
 pub mod session;
+pub use link::{Link, start as start_link};
+mod counters;
+mod handoff;
 mod supervisor;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use std::time::Duration;
@@ -37,6 +41,8 @@ pub use crate::events::{ConnectionState, ConnectionStatus};
 use crate::ratelog::{LogLimit, RateLog};
 use crate::topic::{self, TopicError};
 pub use backoff::Backoff;
+pub use counters::Counts;
+use counters::{Counters, bump};
 pub use policy::stable_after;
 use session::{Limits, Session};
 pub use session::{MessageId, PublishOptions, Qos};
@@ -53,6 +59,8 @@ pub struct InMessage {
     /// Its MQTT 5 user properties (at most [`MAX_USER_PROPERTIES`], each
     /// at most 256 bytes; more are dropped).
     pub properties: Vec<(String, String)>,
+    /// The broker it came from: its index in the configured list.
+    pub broker: usize,
 }
 
 /// User properties kept of an incoming message.
@@ -118,6 +126,9 @@ pub struct MqttSettings {
     /// Log this client's own publishes at debug, not info (the simulated
     /// devices: their chatter would bury the daemon's lines).
     pub quiet_publishes: bool,
+    /// The index of `brokers[0]` in the room's list, for
+    /// [`InMessage::broker`] (`every_broker` gives each client one broker).
+    pub label: usize,
 }
 
 impl MqttSettings {
@@ -140,8 +151,27 @@ impl MqttSettings {
             subscriptions: Vec::new(),
             incoming_capacity: 1024,
             quiet_publishes: false,
+            label: 0,
         }
     }
+}
+
+/// One broker's figures, with `mqtt.connect: every_broker`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BrokerStats {
+    /// `host:port`.
+    pub broker: String,
+    /// Its connection.
+    pub connection_state: ConnectionState,
+    /// Ordinary messages go to it now.
+    pub active: bool,
+    /// Its counters.
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// Messages waiting in its outbox.
+    pub queue_size: usize,
+    /// Messages sent to it and not yet acknowledged.
+    pub inflight: usize,
 }
 
 /// Seed 002 / seed 001 statistics, plus what the outbox and failover add.
@@ -170,98 +200,11 @@ pub struct Stats {
     pub subscriptions_refused: Vec<String>,
     /// Unix time of the last connection attempt (seed 002).
     pub last_connection_attempt: Option<f64>,
-}
-
-#[derive(Default)]
-struct Counter(AtomicU64);
-
-impl Counter {
-    fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-fn bump(c: &Counter, n: usize) {
-    c.0.fetch_add(n as u64, Ordering::Relaxed);
-}
-
-#[derive(Default)]
-struct Gauge(AtomicU32);
-
-impl Gauge {
-    fn store(&self, v: u32) {
-        self.0.store(v, Ordering::Relaxed);
-    }
-    fn get(&self) -> u32 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-#[derive(Default)]
-struct F64Cell(AtomicU64);
-
-impl F64Cell {
-    fn store(&self, bits: u64) {
-        self.0.store(bits, Ordering::Relaxed);
-    }
-    fn get(&self) -> Option<f64> {
-        let b = self.0.load(Ordering::Relaxed);
-        (b != 0).then(|| f64::from_bits(b))
-    }
-}
-
-/// Declares each counter once: its field, its metric and what it counts.
-/// Gives [`Counts`] (the numbers, in [`Stats`] and `/metrics`), the
-/// atomic `Counters` behind them and the list `/metrics` writes.
-macro_rules! counters {
-    ($($field:ident: $metric:literal, $help:literal;)*) => {
-        /// What the client counted since it started.
-        #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
-        pub struct Counts {
-            $(#[doc = $help] pub $field: u64,)*
-        }
-
-        impl Counts {
-            /// Each counter as (metric name, help, value), for `/metrics`.
-            pub fn metrics(&self) -> Vec<(&'static str, &'static str, u64)> {
-                vec![$(($metric, $help, self.$field),)*]
-            }
-        }
-
-        #[derive(Default)]
-        struct Counters {
-            $($field: Counter,)*
-            consecutive_failures: Gauge,
-            /// f64 bits of a unix time; 0 = never.
-            last_connection_attempt: F64Cell,
-        }
-
-        impl Counters {
-            fn counts(&self) -> Counts {
-                Counts { $($field: self.$field.get(),)* }
-            }
-        }
-    };
-}
-
-counters! {
-    total_connections: "mqtt_connections_total", "successful connections";
-    total_disconnections: "mqtt_disconnections_total", "connections lost or closed";
-    total_reconnections: "mqtt_reconnections_total", "connections after the first";
-    failed_connections: "mqtt_failed_connections_total", "failed connection attempts";
-    failovers: "mqtt_failovers_total", "switches to another broker";
-    ack_timeouts: "mqtt_ack_timeouts_total", "PUBACKs or PINGRESPs later than ack_timeout";
-    messages_published: "mqtt_messages_published_total", "messages acknowledged by a broker";
-    messages_queued: "mqtt_messages_queued_total", "messages queued while not connected";
-    messages_failed: "mqtt_messages_failed_total", "messages given up (retry limit, refused, too large, invalid)";
-    messages_expired: "mqtt_messages_expired_total", "messages older than message_max_age, dropped";
-    messages_dropped: "mqtt_messages_dropped_total", "messages dropped because the queue was full";
-    messages_resent: "mqtt_messages_resent_total", "unacknowledged messages resent after a loss";
-    messages_received: "mqtt_messages_received_total", "messages received";
-    incoming_dropped: "mqtt_incoming_dropped_total", "received messages dropped because the router fell behind";
-    duplicates_dropped: "mqtt_duplicates_dropped_total", "extra copies from overlapping subscriptions, dropped";
-    oversize_packets: "mqtt_oversize_packets_total", "packets over the size limit (refused, or breaking a connection)";
-    takeovers: "mqtt_takeovers_total", "connections closed because another client used our client id";
+    /// `mqtt.connect`.
+    pub connect: &'static str,
+    /// Each broker's own figures (`every_broker`; empty otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub brokers: Vec<BrokerStats>,
 }
 
 /// Subscriptions on the current connection.
@@ -341,6 +284,18 @@ pub fn start(
     cancel: CancellationToken,
     tasks: &TaskTracker,
 ) -> (MqttHandle, mpsc::Receiver<InMessage>) {
+    let (in_tx, in_rx) = mpsc::channel(settings.incoming_capacity.max(1));
+    (start_into(settings, in_tx, cancel, tasks), in_rx)
+}
+
+/// [`start`], delivering what arrives into `in_tx` (shared by the clients
+/// of a [`Link`]).
+fn start_into(
+    settings: MqttSettings,
+    in_tx: mpsc::Sender<InMessage>,
+    cancel: CancellationToken,
+    tasks: &TaskTracker,
+) -> MqttHandle {
     let (status, _) = watch::channel(ConnectionStatus {
         state: ConnectionState::Disconnected,
         broker: None,
@@ -368,7 +323,6 @@ pub fn start(
         quiet_publishes: settings.quiet_publishes,
     });
     let (control_tx, control_rx) = mpsc::unbounded_channel();
-    let (in_tx, in_rx) = mpsc::channel(settings.incoming_capacity.max(1));
     let handle = MqttHandle {
         shared: shared.clone(),
         control: control_tx,
@@ -382,7 +336,7 @@ pub fn start(
         supervisor::run(shared, settings, in_tx, control_rx, cancel, tasks.clone())
             .instrument(span),
     );
-    (handle, in_rx)
+    handle
 }
 
 impl MqttHandle {
@@ -407,9 +361,18 @@ impl MqttHandle {
         opts: PublishOptions,
         properties: Option<session::UserProperties>,
     ) -> Result<MessageId, PublishError> {
+        self.enqueue(topic.into(), payload.into(), opts, properties, false)
+    }
+
+    fn enqueue(
+        &self,
+        topic: String,
+        payload: Bytes,
+        opts: PublishOptions,
+        properties: Option<session::UserProperties>,
+        stays: bool,
+    ) -> Result<MessageId, PublishError> {
         let _in = self.shared.span.enter();
-        let topic = topic.into();
-        let payload = payload.into();
         let c = &self.shared.counters;
         let checked = match topic::validate_name(&topic) {
             Err(error) => Err(PublishError::Topic {
@@ -452,13 +415,18 @@ impl MqttHandle {
         if !connected {
             bump(&c.messages_queued, 1);
         }
-        let (id, dropped) = self.shared.session.lock().push_with(
-            topic,
-            payload,
-            opts,
-            properties,
-            tokio::time::Instant::now(),
-        );
+        let now = tokio::time::Instant::now();
+        let (id, dropped) = if stays {
+            self.shared
+                .session
+                .lock()
+                .push_to_stay(topic, payload, opts, now)
+        } else {
+            self.shared
+                .session
+                .lock()
+                .push_with(topic, payload, opts, properties, now)
+        };
         for d in &dropped {
             warn!(target: "mqtt", "Queue full (message_queue_size): dropped oldest message for {}", d.topic);
         }
@@ -550,6 +518,8 @@ impl MqttHandle {
             subscriptions_wanted: wanted,
             subscriptions_refused: subs.refused,
             last_connection_attempt: c.last_connection_attempt.get(),
+            connect: crate::config::Connect::OneAtATime.as_str(),
+            brokers: Vec::new(),
         }
     }
 

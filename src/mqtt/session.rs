@@ -104,6 +104,10 @@ pub struct Queued {
     pub attempts: u32,
     /// MQTT 5 user properties it carries (a control message's signature).
     pub properties: Option<UserProperties>,
+    /// Meant for this broker only (one copy per broker, e.g. the retained
+    /// state): never handed to another connection (see
+    /// [`Session::take_movable`]).
+    pub stays: bool,
 }
 
 /// MQTT 5 user properties, shared by every copy of a queued message.
@@ -275,6 +279,22 @@ impl Session {
         (id, self.trim())
     }
 
+    /// [`Session::push`] for a message that [`Queued::stays`] on this
+    /// broker.
+    pub fn push_to_stay(
+        &mut self,
+        topic: String,
+        payload: Bytes,
+        opts: PublishOptions,
+        now: Instant,
+    ) -> (MessageId, Vec<Queued>) {
+        let mut q = self.admit(topic, payload, opts, now);
+        q.stays = true;
+        let id = q.id;
+        self.queue.push_back(q);
+        (id, self.trim())
+    }
+
     /// Puts a message at the head of the queue (goes out first).
     pub fn push_front(
         &mut self,
@@ -311,6 +331,7 @@ impl Session {
             created: now,
             attempts: 0,
             properties: None,
+            stays: false,
         }
     }
 
@@ -441,7 +462,7 @@ impl Session {
         self.ping = None;
         self.heard = None;
         let mut back: Vec<Queued> = self.inflight.drain(..).map(|f| f.msg).collect();
-        back.sort_by_key(|q| q.id);
+        back.sort_by_key(|q| (q.created, q.id));
         let mut out = Discarded::default();
         for q in back.into_iter().rev() {
             if q.attempts > self.limits.retry_limit {
@@ -467,6 +488,36 @@ impl Session {
             .min()?;
         let since = self.last_ack.map_or(oldest, |a| a.max(oldest));
         Some(now.saturating_duration_since(since))
+    }
+
+    /// Takes what may go out on another broker's connection after this
+    /// one was lost: the unacknowledged messages, then the waiting ones,
+    /// oldest first, leaving those that [`Queued::stays`]. The caller makes
+    /// sure no connection is sending from this session meanwhile.
+    pub fn take_movable(&mut self) -> Vec<Queued> {
+        self.ping = None;
+        self.heard = None;
+        let mut out: Vec<Queued> = self.inflight.drain(..).map(|f| f.msg).collect();
+        out.sort_by_key(|q| (q.created, q.id));
+        let (stay, go): (VecDeque<Queued>, VecDeque<Queued>) =
+            self.queue.drain(..).partition(|q| q.stays);
+        self.queue = stay;
+        out.extend(go);
+        out
+    }
+
+    /// Takes messages another session gave up (see
+    /// [`Session::take_movable`]), ahead of what waits here, in their order,
+    /// numbered anew; returns what the full queue dropped.
+    pub fn adopt(&mut self, mut msgs: Vec<Queued>) -> Vec<Queued> {
+        for q in &mut msgs {
+            q.id = self.next_id;
+            self.next_id += 1;
+        }
+        for q in msgs.into_iter().rev() {
+            self.queue.push_front(q);
+        }
+        self.trim()
     }
 
     /// Removes everything (the client stops).

@@ -154,12 +154,14 @@ impl Room {
                 "the message is longer than {MAX_MESSAGE} bytes"
             )));
         }
+        let (to, label) = super::sink::route(&self.mqtt, &self.registry, topic);
         let t = self
             .feedback
-            .track(topic, message, self.cue_timeout(), Some("manual"));
+            .track_on(topic, message, self.cue_timeout(), Some("manual"), label);
         self.stops.output_sent();
         self.mqtt
-            .publish(
+            .publish_on(
+                to,
                 topic.to_string(),
                 message.to_string(),
                 PublishOptions::reliable(),

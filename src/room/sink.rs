@@ -17,9 +17,21 @@ use crate::config::Topics;
 use crate::events::{FeedbackRecord, Outcome};
 use crate::feedback::{FeedbackTracker, Tracked};
 use crate::media::MediaHandle;
-use crate::mqtt::{MqttHandle, PublishOptions, unix_now};
+use crate::mqtt::{Link, PublishOptions, unix_now};
 use crate::outputs::Outputs;
+use crate::registry::Registry;
 use crate::scene::{Action, ActionKind, ActionSink};
+
+/// Where a command on `topic` goes and the broker its reply is expected
+/// on: with `every_broker`, the broker its board was last heard on (else
+/// the active one); with `one_at_a_time`, the one connection, any reply.
+pub(super) fn route(mqtt: &Link, registry: &Registry, topic: &str) -> (usize, Option<usize>) {
+    if mqtt.connect() == crate::config::Connect::OneAtATime {
+        return (0, None);
+    }
+    let to = mqtt.pick(registry.broker_for(topic));
+    (to, mqtt.label(to))
+}
 
 /// The safe commands the last all-off sent, with their results to come.
 pub(super) type SafeRound = Arc<parking_lot::Mutex<Vec<SafeSent>>>;
@@ -44,7 +56,9 @@ pub(super) struct RequiredFailed {
 
 /// The executor of scene actions in a real room.
 pub(super) struct RoomSink {
-    pub(super) mqtt: MqttHandle,
+    pub(super) mqtt: Link,
+    /// Which broker each board is on.
+    pub(super) registry: Registry,
     pub(super) outputs: Outputs,
     pub(super) stops: Arc<StopGate>,
     pub(super) feedback: FeedbackTracker,
@@ -65,9 +79,10 @@ pub(super) struct RoomSink {
 }
 
 impl RoomSink {
-    fn publish_cue(&self, a: &Action) {
+    fn publish_cue(&self, to: usize, a: &Action) {
         self.stops.output_sent();
-        let _ = self.mqtt.publish(
+        let _ = self.mqtt.publish_on(
+            to,
             a.topic.clone(),
             a.message.clone(),
             PublishOptions {
@@ -80,9 +95,10 @@ impl RoomSink {
     /// Waits for a required or retried cue's result: sends it again on a
     /// failure while retries are left, then reports a required one.
     fn watch(&self, scene: &str, a: &Action, first: Tracked, timeout: Duration) {
-        let (feedback, mqtt, stops, tx, cancel) = (
+        let (feedback, mqtt, registry, stops, tx, cancel) = (
             self.feedback.clone(),
             self.mqtt.clone(),
+            self.registry.clone(),
             self.stops.clone(),
             self.required.clone(),
             self.cancel.clone(),
@@ -107,9 +123,12 @@ impl RoomSink {
                 if tries < a.retries {
                     tries += 1;
                     tracing::warn!(target: "scene", "{scene}: {} {} got {word}: sending it again ({tries} of {})", a.topic, a.message, a.retries);
-                    tracked = feedback.track(&a.topic, &a.message, timeout, Some(&scene));
+                    // Its board may be on another broker by now.
+                    let (to, label) = route(&mqtt, &registry, &a.topic);
+                    tracked =
+                        feedback.track_on(&a.topic, &a.message, timeout, Some(&scene), label);
                     stops.output_sent();
-                    let _ = mqtt.publish(a.topic.clone(), a.message.clone(), opts);
+                    let _ = mqtt.publish_on(to, a.topic.clone(), a.message.clone(), opts);
                     continue;
                 }
                 if a.required {
@@ -130,17 +149,18 @@ impl ActionSink for RoomSink {
     fn execute(&self, scene: &str, a: &Action) {
         match &a.kind {
             ActionKind::Mqtt => {
+                let (to, label) = route(&self.mqtt, &self.registry, &a.topic);
                 // Track before publishing: a fast reply must find its command.
                 if a.feedback {
                     let timeout = a.timeout.unwrap_or(self.live.borrow().cue_timeout);
-                    let t = self
-                        .feedback
-                        .track(&a.topic, &a.message, timeout, Some(scene));
+                    let t =
+                        self.feedback
+                            .track_on(&a.topic, &a.message, timeout, Some(scene), label);
                     if a.required || a.retries > 0 {
                         self.watch(scene, a, t, timeout);
                     }
                 }
-                self.publish_cue(a);
+                self.publish_cue(to, a);
             }
             ActionKind::Audio(c) => self.media.audio(c.clone()),
             ActionKind::Video(c) => self.media.video(c.clone()),
@@ -153,9 +173,12 @@ impl ActionSink for RoomSink {
             return;
         }
         // Never feedback-tracked, never expires: "everything off" is safety.
-        let _ = self
-            .mqtt
-            .publish(self.topics.all_stop(), "STOP", PublishOptions::reliable());
+        // On every broker: boards may be on any of them.
+        let _ = self.mqtt.publish_everywhere(
+            self.topics.all_stop(),
+            "STOP",
+            PublishOptions::reliable(),
+        );
         self.outputs.stopped();
         self.media.all_off();
         // Boards whose firmware does not know ROOM/STOP: their own safe
@@ -164,10 +187,16 @@ impl ActionSink for RoomSink {
         let mut sent = Vec::new();
         for (device, cmds) in self.safe.iter() {
             for (topic, message) in cmds {
-                let t = self.feedback.track(topic, message, timeout, scene);
-                let _ =
-                    self.mqtt
-                        .publish(topic.clone(), message.clone(), PublishOptions::reliable());
+                let (to, label) = route(&self.mqtt, &self.registry, topic);
+                let t = self
+                    .feedback
+                    .track_on(topic, message, timeout, scene, label);
+                let _ = self.mqtt.publish_on(
+                    to,
+                    topic.clone(),
+                    message.clone(),
+                    PublishOptions::reliable(),
+                );
                 sent.push(SafeSent {
                     device: device.clone(),
                     topic: topic.clone(),

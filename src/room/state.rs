@@ -201,7 +201,8 @@ impl Room {
                     expiry: Some(STATE_REFRESH * 3),
                     ..PublishOptions::retained_state()
                 };
-                let _ = self.mqtt.publish(topic, json, opts);
+                // One copy per broker: a site watching either one reads it.
+                let _ = self.mqtt.publish_everywhere(topic, json, opts);
             }
             Err(e) => warn!(target: "mqtt", "Cannot encode room state: {e}"),
         }

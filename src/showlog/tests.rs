@@ -110,6 +110,8 @@ async fn events_become_records_rate_limited_per_kind() {
             messages: 1,
             known: false,
             channels: vec![],
+            broker: None,
+            broker_note: None,
         }));
     }
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use roomctl::config::BrokerConfig;
-use roomctl::mqtt::{self, Backoff, InMessage, MqttHandle, MqttSettings};
+use roomctl::mqtt::{self, Backoff, InMessage, MqttHandle, MqttSettings, PublishOptions};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -41,6 +41,7 @@ pub fn settings(client_id: &str, ports: &[u16]) -> MqttSettings {
         subscriptions: vec![],
         incoming_capacity: 1024,
         quiet_publishes: false,
+        label: 0,
     }
 }
 
@@ -605,4 +606,50 @@ pub async fn wait_health(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A pretend ESP32 with one broker address (`port`), as this kind of
+/// firmware has: announces `devices/<id>/status` online and its channel
+/// (both retained) and answers every live command on `channel` with `OK`
+/// on `room1/status`. Ends with `cancel`.
+pub async fn board_on(
+    port: u16,
+    id: &str,
+    channel: &str,
+    cancel: &CancellationToken,
+) -> MqttHandle {
+    let mut s = settings(&format!("board-{id}-{}", rand_id()), &[port]);
+    s.subscriptions = vec![channel.to_string()];
+    let (h, mut rx) = mqtt_start(s, cancel.child_token());
+    assert!(
+        h.wait_subscribed(Duration::from_secs(5)).await,
+        "board {id} could not subscribe on port {port}"
+    );
+    let _ = h.publish(
+        format!("devices/{id}/status"),
+        "online",
+        PublishOptions::retained_state(),
+    );
+    let _ = h.publish(
+        format!("devices/{id}/channels"),
+        channel.to_string(),
+        PublishOptions::retained_state(),
+    );
+    let (answer, channel) = (h.clone(), channel.to_string());
+    tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            if m.topic == channel && !m.retain {
+                let _ = answer.publish("room1/status", "OK", PublishOptions::reliable());
+            }
+        }
+    });
+    h
+}
+
+/// Switches the site's room to `mqtt.connect: every_broker`.
+pub fn every_broker(site: &Site) {
+    site.edit_config(
+        "  connection_timeout: 2\n",
+        "  connection_timeout: 2\n  connect: every_broker\n",
+    );
 }

@@ -146,6 +146,27 @@ impl Validator<'_> {
                 100,
             ),
             message_max_age: self.dur(&m.message_max_age, ranges::MESSAGE_MAX_AGE),
+            connect: self.connect(m.connect.as_ref()),
+        }
+    }
+
+    fn connect(&mut self, s: Option<&S>) -> Connect {
+        let Some(s) = s else {
+            return Connect::default();
+        };
+        match s.value.as_str() {
+            "one_at_a_time" => Connect::OneAtATime,
+            "every_broker" => Connect::EveryBroker,
+            other => {
+                self.err(
+                    Pos::of(s),
+                    format!(
+                        "mqtt.connect must be one_at_a_time or every_broker, not `{}`",
+                        other.chars().take(40).collect::<String>()
+                    ),
+                );
+                Connect::default()
+            }
         }
     }
 

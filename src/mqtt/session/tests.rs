@@ -53,6 +53,7 @@ fn a_cue_carries_what_is_left_of_its_max_age_as_its_expiry() {
     let t0 = Instant::now();
     let q = |opts| Queued {
         properties: None,
+        stays: false,
         id: 1,
         topic: "room1/light".into(),
         payload: Bytes::from_static(b"ON"),
@@ -343,4 +344,66 @@ fn an_unanswered_ping_on_an_idle_connection_is_a_verdict() {
     s.ping_sent(t0);
     s.connection_lost();
     assert_eq!(s.deadline(), None);
+}
+
+#[test]
+fn a_lost_connections_messages_move_to_another_session_in_order_and_staying_ones_stay() {
+    let now = Instant::now();
+    let mut a = session(100, 3);
+    cue(&mut a, "room1/a", now);
+    cue(&mut a, "room1/b", now);
+    a.push_to_stay(
+        "roomctl/room1/state".into(),
+        Bytes::from_static(b"{}"),
+        PublishOptions::retained_state(),
+        now,
+    );
+    cue(&mut a, "room1/c", now);
+    // a and b are on the wire, b acknowledged; c and the state wait.
+    let mut exp = Vec::new();
+    for pkid in [1, 2] {
+        let q = a.next_to_send(now, 64, &mut exp).unwrap();
+        a.sent(q, now);
+        a.packet_id(pkid, now);
+    }
+    assert!(a.acknowledged(2, now).is_some());
+
+    let moved = a.take_movable();
+    let topics: Vec<&str> = moved.iter().map(|q| q.topic.as_str()).collect();
+    assert_eq!(
+        topics,
+        ["room1/a", "room1/c"],
+        "unacknowledged first, then waiting"
+    );
+    assert_eq!(moved[0].attempts, 1, "attempts travel with the message");
+    assert_eq!(a.in_flight(), 0);
+    assert_eq!(a.queued(), 1, "the broker's own state stays");
+
+    let mut b = session(100, 3);
+    cue(&mut b, "room1/later", now + Duration::from_millis(1));
+    assert!(b.adopt(moved).is_empty());
+    assert_eq!(
+        send_all(&mut b, now, 10),
+        ["room1/a", "room1/c", "room1/later"]
+    );
+    // Older than what waited there: a second loss keeps them first.
+    b.connection_lost();
+    assert_eq!(
+        send_all(&mut b, now, 20),
+        ["room1/a", "room1/c", "room1/later"]
+    );
+}
+
+#[test]
+fn adopting_into_a_full_queue_drops_the_oldest() {
+    let now = Instant::now();
+    let mut a = session(10, 3);
+    for t in ["room1/a", "room1/b", "room1/c"] {
+        cue(&mut a, t, now);
+    }
+    let mut b = session(2, 3);
+    let dropped = b.adopt(a.take_movable());
+    assert_eq!(dropped.len(), 1);
+    assert_eq!(dropped[0].topic, "room1/a");
+    assert_eq!(b.queued(), 2);
 }

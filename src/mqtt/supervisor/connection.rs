@@ -273,6 +273,7 @@ impl Supervisor {
                     payload: p.payload,
                     retain: p.retain,
                     properties,
+                    broker: self.s.label + conn.index,
                 };
                 if let Err(e) = self.incoming.try_send(msg) {
                     bump(&c.incoming_dropped, 1);

@@ -105,6 +105,9 @@ impl Supervisor {
                 let index = conn.index;
                 conn.shutdown();
                 self.requeue_sent();
+                // Said at once: what follows may probe the broker first, and
+                // whoever watches (every_broker's link) acts on this.
+                self.set_state(ConnectionState::Reconnecting, None, Some(e.text.clone()));
                 self.lost(index, lived, e, closing.is_some()).await;
                 Flow::Continue
             }
