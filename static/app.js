@@ -308,6 +308,7 @@ function renderDevices() {
         el("span", { class: `dot ${up ? d.presence : "unknown"}` }), el("span", { class: "grow" }, d.id),
         el("span", { class: "presence" }, up ? d.presence : `last known ${d.presence}`),
         el("span", { class: "muted seen", "data-device-seen": d.id }, seenText(d)),
+        ...(d.broker ? [el("span", { class: d.broker_note ? "broker warn" : "muted broker", title: d.broker_note || "the broker it was last heard on", "data-device-broker": d.id }, d.broker_note ? `on ${d.broker} ⚠ ${d.broker_note}` : `on ${d.broker}`)] : []),
         ...(d.channels && d.channels.length ? [(() => {
           const b = el("button", { class: "test quiet needs-technician", title: "Resend its last command and show the reply time" }, "Test");
           b.disabled = !up;

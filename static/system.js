@@ -1,7 +1,8 @@
 // roomctl dashboard: the System card. Version, host, uptime, free space on
 // the media and state disks, CPU temperature where the Pi reports it; and,
 // for an admin, a restart of roomctl (never a reboot of the Pi), offered
-// only when systemd runs it and will start it again.
+// only when systemd runs it and will start it again. With
+// `mqtt.connect: every_broker`, each broker's connection.
 "use strict";
 
 function systemBytes(n) {
@@ -19,11 +20,15 @@ async function refreshSystem() {
     const r = await fetch("/api/system", { cache: "no-store", headers: auth.headers() });
     if (!r.ok) return;
     const v = await r.json();
+    const st = await fetch("/api/status", { cache: "no-store", headers: auth.headers() }).then(s => s.json()).catch(() => ({}));
+    const brokers = ((st.stats || {}).mqtt || {}).brokers || [];
     const disk = d => `${systemBytes(d.free)} free of ${systemBytes(d.total)} (${d.path})`;
     const rows = [
       ["version", v.version], ["host", v.host || "–"], ["running for", systemUptime(v.uptime)],
       ["media disk", disk(v.media_disk)], ["state disk", disk(v.state_disk)],
       ["CPU", v.cpu_celsius != null ? `${v.cpu_celsius.toFixed(1)} °C` : "no temperature reported"],
+      ...brokers.map((b, i) => [`broker ${i + 1}`,
+        `${b.broker} · ${b.connection_state.toLowerCase()}${b.active ? " · active" : ""}${b.queue_size ? ` · ${b.queue_size} waiting` : ""}`]),
     ];
     document.getElementById("system").replaceChildren(...rows.flatMap(([k, val]) => [authEl("dt", {}, k), authEl("dd", { "data-row": k }, val)]));
     const b = document.getElementById("system-restart");

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 mod accounts;
+mod brokers;
 mod cards;
 mod frontdesk;
 mod logs;
