@@ -363,6 +363,16 @@ async fn a_mute_broker_and_a_dropping_one_cost_the_room_nothing() {
     let st = room.mqtt.stats();
     assert_eq!(st.brokers[0].connection_state, ConnectionState::Connected);
     assert_ne!(st.brokers[1].connection_state, ConnectionState::Connected);
+    // Said in words: health names the brokers that are down.
+    let h = room.health();
+    let mute = format!("broker 127.0.0.1:{mute_port} ");
+    assert!(
+        h.issues
+            .iter()
+            .any(|i| i.starts_with(&mute) && i.contains("out of reach")),
+        "{:?}",
+        h.issues
+    );
     room.shutdown(Role::Daemon).await;
     cancel.cancel();
 }

@@ -430,3 +430,20 @@ fn boards_safe_state_estop_and_start_intervals() {
         assert!(e.contains(want), "{bad}: {e}");
     }
 }
+
+#[test]
+fn mqtt_connect_is_one_at_a_time_unless_every_broker_is_asked() {
+    let base = "room: r\nmqtt:\n  brokers: [{broker: a}, {broker: b}]\n";
+    assert_eq!(parse(base).unwrap().mqtt.connect, Connect::OneAtATime);
+    let c = parse(&format!("{base}  connect: every_broker\n")).unwrap();
+    assert_eq!(c.mqtt.connect, Connect::EveryBroker);
+    let e = parse(&format!("{base}  connect: both\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(
+            "config.yaml:4:12: mqtt.connect must be one_at_a_time or every_broker, not `both`"
+        ),
+        "{e}"
+    );
+}

@@ -95,6 +95,20 @@ fn connection(r: &Room, unhealthy: &mut Vec<String>, degraded: &mut Vec<String>)
         )),
     }
     let stats = r.mqtt.stats();
+    // every_broker: a broker that is down is out of reach for its boards.
+    if conn.state == ConnectionState::Connected {
+        for b in stats
+            .brokers
+            .iter()
+            .filter(|b| b.connection_state != ConnectionState::Connected)
+        {
+            degraded.push(format!(
+                "broker {} {}: boards on it are out of reach",
+                b.broker,
+                b.connection_state.as_str()
+            ));
+        }
+    }
     if conn.state == ConnectionState::Connected {
         // Subscribed to nothing: no feedback, no control, no devices. The
         // SUBACKs take a moment after connecting.
