@@ -4,8 +4,13 @@
 //! A message with the same topic and payload as one heard on *another*
 //! broker within [`COPY_WINDOW`] is a copy; the first one heard is the
 //! original, and its broker is where it was published. Repeats on one
-//! broker are never copies (a board may say `online` twice). Memory is
-//! bounded: at most [`MAX_RECENT`] messages are remembered.
+//! broker are no copies (a board may say `online` twice), unless the
+//! message is being bridged: once its copy came from another broker, every
+//! arrival within the window is a copy, on either broker, and renews the
+//! window. So a bridge loop that echoes a message back and forth keeps it
+//! a copy for as long as the echoes come (and, on bridged brokers, the same
+//! message twice within the window counts once). Memory is bounded: at most
+//! [`MAX_RECENT`] messages are remembered.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
@@ -25,8 +30,9 @@ pub const MAX_RECENT: usize = 4096;
 /// Recently heard messages, by topic and payload.
 #[derive(Debug, Default)]
 pub struct Copies {
-    /// Hash of topic and payload → (broker, when heard).
-    recent: HashMap<u64, (usize, Instant)>,
+    /// Hash of topic and payload → (first broker, when last heard, heard
+    /// on another broker too).
+    recent: HashMap<u64, (usize, Instant, bool)>,
     /// In the order heard, for forgetting.
     order: VecDeque<(Instant, u64)>,
 }
@@ -45,7 +51,7 @@ impl Copies {
                 break;
             }
             self.order.pop_front();
-            if self.recent.get(&h).is_some_and(|(_, seen)| *seen == t) {
+            if self.recent.get(&h).is_some_and(|(_, seen, _)| *seen == t) {
                 self.recent.remove(&h);
             }
         }
@@ -53,13 +59,16 @@ impl Copies {
         topic.hash(&mut hasher);
         payload.hash(&mut hasher);
         let h = hasher.finish();
-        if let Some(&(b, t)) = self.recent.get(&h)
-            && b != broker
-            && now.saturating_duration_since(t) <= COPY_WINDOW
+        if let Some((b, t, bridged)) = self.recent.get_mut(&h)
+            && now.saturating_duration_since(*t) <= COPY_WINDOW
+            && (*b != broker || *bridged)
         {
+            *t = now;
+            *bridged = true;
+            self.order.push_back((now, h));
             return true;
         }
-        self.recent.insert(h, (broker, now));
+        self.recent.insert(h, (broker, now, false));
         self.order.push_back((now, h));
         false
     }
@@ -92,6 +101,23 @@ mod tests {
         assert!(!c.is_copy(1, "room1/other", b"pressed", t));
         // Past the window it is news.
         assert!(!c.is_copy(1, "room1/button", b"pressed", t + Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn a_bridge_loop_echoing_a_message_keeps_it_a_copy() {
+        let t = Instant::now();
+        let mut c = Copies::new();
+        assert!(!c.is_copy(0, "room1/button", b"pressed", t));
+        // Echoed back and forth every 100 ms for 5 s: never news again.
+        for i in 1..50u64 {
+            let at = t + Duration::from_millis(100 * i);
+            assert!(
+                c.is_copy((i % 2) as usize, "room1/button", b"pressed", at),
+                "echo {i} taken as news"
+            );
+        }
+        // Quiet for longer than the window: the next press is news.
+        assert!(!c.is_copy(0, "room1/button", b"pressed", t + Duration::from_secs(7)));
     }
 
     #[test]
