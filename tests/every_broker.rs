@@ -3,7 +3,6 @@
 //! lost brokers (SIGKILL, SIGSTOP) handed over to a standby that is
 //! already connected, and brokers that misbehave.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -124,18 +123,6 @@ async fn boards_split_across_two_unbridged_brokers() {
     cancel.cancel();
 }
 
-fn long_scene() -> String {
-    let mut s = String::from("name: long\nactions:\n");
-    for i in 0..40 {
-        let ch = ["light", "steam", "motor"][i % 3];
-        s.push_str(&format!(
-            "  - {{ at: {:.1}, topic: room1/{ch}, message: C{i} }}\n",
-            i as f64 * 0.1
-        ));
-    }
-    s
-}
-
 /// 40 cues at 10 Hz; the primary is frozen once it forwarded C14 and, if
 /// `kill`, SIGKILLed once C15 was handed to it (so C15 is in flight). Every
 /// cue reaches a subscriber on one broker or the other, the backup's
@@ -167,24 +154,7 @@ async fn active_broker_lost_mid_scene(kill: bool) {
     assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
     fleet_ready(&fleet).await;
 
-    start(&room, "long").await;
-    let mut seen = BTreeSet::new();
-    let before = collect_until(&mut on_a, Duration::from_secs(5), |got| {
-        got.last().is_some_and(|m| text(m) == "C14")
-    })
-    .await;
-    seen.extend(before.iter().map(text));
-    assert!(
-        seen.contains("C14"),
-        "the primary did not forward C14: {seen:?}"
-    );
-    primary.freeze();
-    eventually(
-        Duration::from_secs(5),
-        "C15 handed to the frozen primary",
-        || room.scenes.status().is_some_and(|s| s.actions_done >= 16),
-    )
-    .await;
+    let mut seen = until_c15_in_flight(&room, &mut on_a, || primary.freeze(), "every_broker").await;
     if kill {
         primary.kill();
     }

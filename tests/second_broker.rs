@@ -200,18 +200,6 @@ impl Broker {
     }
 }
 
-fn long_scene() -> String {
-    let mut s = String::from("name: long\nactions:\n");
-    for i in 0..40 {
-        let ch = ["light", "steam", "motor"][i % 3];
-        s.push_str(&format!(
-            "  - {{ at: {:.1}, topic: room1/{ch}, message: C{i} }}\n",
-            i as f64 * 0.1
-        ));
-    }
-    s
-}
-
 /// A scene of 40 cues at 10 Hz with the primary SIGKILLed while cue C15 is
 /// in flight: every cue reaches a subscriber (on one broker or the other),
 /// the room is on the backup after exactly one failover, nothing failed or
@@ -248,24 +236,8 @@ async fn failover_mid_scene_loses_no_cue_and_feedback_follows(kind: Kind) {
     assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
     fleet_ready(&fleet).await;
 
-    start(&room, "long").await;
-    let mut seen = BTreeSet::new();
-    let before_freeze = collect_until(&mut on_a, Duration::from_secs(5), |got| {
-        got.last().is_some_and(|m| text(m) == "C14")
-    })
-    .await;
-    seen.extend(before_freeze.iter().map(text));
-    assert!(
-        seen.contains("C14"),
-        "{kind:?}: the primary did not forward C14 within 5 s; it sent {seen:?}"
-    );
-    primary.freeze();
-    eventually(
-        Duration::from_secs(5),
-        "C15 handed to the frozen primary",
-        || room.scenes.status().is_some_and(|s| s.actions_done >= 16),
-    )
-    .await;
+    let mut seen =
+        until_c15_in_flight(&room, &mut on_a, || primary.freeze(), &format!("{kind:?}")).await;
     primary.kill();
     room.scenes.wait_idle().await;
 

@@ -274,9 +274,7 @@ impl Session {
     ) -> (MessageId, Vec<Queued>) {
         let mut q = self.admit(topic, payload, opts, now);
         q.properties = properties;
-        let id = q.id;
-        self.queue.push_back(q);
-        (id, self.trim())
+        self.append(q)
     }
 
     /// [`Session::push`] for a message that [`Queued::stays`] on this
@@ -290,6 +288,10 @@ impl Session {
     ) -> (MessageId, Vec<Queued>) {
         let mut q = self.admit(topic, payload, opts, now);
         q.stays = true;
+        self.append(q)
+    }
+
+    fn append(&mut self, q: Queued) -> (MessageId, Vec<Queued>) {
         let id = q.id;
         self.queue.push_back(q);
         (id, self.trim())

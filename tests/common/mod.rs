@@ -653,3 +653,47 @@ pub fn every_broker(site: &Site) {
         "  connection_timeout: 2\n  connect: every_broker\n",
     );
 }
+
+/// A scene of 40 cues at 10 Hz, `C0`..`C39`, round the light, the steam
+/// and the motor.
+pub fn long_scene() -> String {
+    let mut s = String::from("name: long\nactions:\n");
+    for i in 0..40 {
+        let ch = ["light", "steam", "motor"][i % 3];
+        s.push_str(&format!(
+            "  - {{ at: {:.1}, topic: room1/{ch}, message: C{i} }}\n",
+            i as f64 * 0.1
+        ));
+    }
+    s
+}
+
+/// Starts [`long_scene`] on `room` and calls `freeze` once the primary
+/// (observed by `on_primary`) has forwarded C14, then waits until C15 was
+/// handed to it: C15 is in flight, unacknowledged. Returns the cues seen
+/// so far.
+pub async fn until_c15_in_flight(
+    room: &roomctl::room::Room,
+    on_primary: &mut mpsc::Receiver<InMessage>,
+    freeze: impl FnOnce(),
+    what: &str,
+) -> std::collections::BTreeSet<String> {
+    start(room, "long").await;
+    let before = collect_until(on_primary, Duration::from_secs(5), |got| {
+        got.last().is_some_and(|m| text(m) == "C14")
+    })
+    .await;
+    let seen: std::collections::BTreeSet<String> = before.iter().map(text).collect();
+    assert!(
+        seen.contains("C14"),
+        "{what}: the primary did not forward C14 within 5 s; it sent {seen:?}"
+    );
+    freeze();
+    eventually(
+        Duration::from_secs(5),
+        "C15 handed to the frozen primary",
+        || room.scenes.status().is_some_and(|s| s.actions_done >= 16),
+    )
+    .await;
+    seen
+}
