@@ -102,20 +102,8 @@ async fn flood(port: u16, n: usize) -> Duration {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    println!(
-        "roomctl {} load (build: {})",
-        env!("CARGO_PKG_VERSION"),
-        if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        }
-    );
+    let rt = support::runtime();
+    support::banner("load");
     rt.block_on(async {
         let broker = Mosquitto::start().await.unwrap();
         let cancel = CancellationToken::new();

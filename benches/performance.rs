@@ -512,21 +512,9 @@ fn main() {
         .filter(|a| !a.starts_with("--"))
         .collect();
     let want = |name: &str| args.is_empty() || args.iter().any(|a| name.contains(a.as_str()));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let mut r = Report { failed: vec![] };
-    println!(
-        "roomctl {} performance (target build: {})",
-        env!("CARGO_PKG_VERSION"),
-        if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        }
-    );
+    banner("performance");
     rt.block_on(async {
         if want("cue") {
             cue_timing(&mut r).await;

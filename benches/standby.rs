@@ -66,20 +66,8 @@ async fn idle_rss(every: bool) -> f64 {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    println!(
-        "roomctl {} standby connections (build: {})",
-        env!("CARGO_PKG_VERSION"),
-        if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        }
-    );
+    let rt = support::runtime();
+    support::banner("standby connections");
     rt.block_on(async {
         let modes = [(false, "one_at_a_time"), (true, "every_broker")];
         for (freeze, fault) in [(false, "SIGKILL"), (true, "SIGSTOP")] {

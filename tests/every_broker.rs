@@ -11,7 +11,6 @@ use roomctl::config::Connect;
 use roomctl::events::Outcome;
 use roomctl::mqtt::{ConnectionState, PublishOptions};
 use roomctl::room::{Role, Room};
-use roomctl::simulate::{self, ReplyStyle, SimOptions};
 use tokio_util::sync::CancellationToken;
 
 const SPLIT_SCENE: &str = "name: show\nactions:\n  - { at: 0, topic: room1/light, message: 'ON' }\n  - { at: 0.2, topic: room1/steam, message: 'ON' }\nduration: 1\n";
@@ -144,32 +143,13 @@ async fn active_broker_lost_mid_scene(kill: bool) {
         "",
     );
     every_broker(&site);
-    let (config, scenes) = site.load();
-    let fleet_opts = SimOptions {
-        reply: ReplyStyle::Json,
-        ..fast_fleet()
-    };
-    let fleet = simulate::start(&config, &scenes, &fleet_opts, cancel.child_token());
-    let room = Room::start(config, scenes, Role::Daemon);
-    assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
-    fleet_ready(&fleet).await;
-
-    let mut seen = until_c15_in_flight(&room, &mut on_a, || primary.freeze(), "every_broker").await;
+    let (room, _fleet) = room_with_json_fleet(&site, &cancel).await;
+    let seen = until_c15_in_flight(&room, &mut on_a, || primary.freeze(), "every_broker").await;
     if kill {
         primary.kill();
     }
     room.scenes.wait_idle().await;
-    for rx in [&mut on_a, &mut on_b] {
-        for m in collect_until(rx, Duration::from_millis(1500), |_| false).await {
-            seen.insert(text(&m));
-        }
-    }
-    let missing: Vec<String> = (0..40)
-        .map(|i| format!("C{i}"))
-        .filter(|c| !seen.contains(c))
-        .collect();
-    assert!(missing.is_empty(), "cues lost: {missing:?}");
-    assert!(seen.contains("STOP"), "end of scene STOP lost");
+    every_long_cue_arrived(seen, [&mut on_a, &mut on_b], "every_broker").await;
 
     let st = room.mqtt.stats();
     assert_eq!(room.mqtt.status().broker_priority_index, Some(2), "{st:?}");

@@ -18,7 +18,7 @@ use roomctl::feedback::Outcome;
 use roomctl::mqtt::PublishOptions;
 use roomctl::room::{Role, Room};
 use roomctl::scene::SceneSet;
-use roomctl::simulate::{self, ReplyStyle, SimOptions};
+use roomctl::simulate;
 use tokio_util::sync::CancellationToken;
 
 mod churn;
@@ -226,32 +226,12 @@ async fn failover_mid_scene_loses_no_cue_and_feedback_follows(kind: Kind) {
         &[("long.yaml", &long_scene())],
         "",
     );
-    let (config, scenes) = site.load();
-    let fleet_opts = SimOptions {
-        reply: ReplyStyle::Json,
-        ..fast_fleet()
-    };
-    let fleet = simulate::start(&config, &scenes, &fleet_opts, cancel.child_token());
-    let room = Room::start(config, scenes, Role::Daemon);
-    assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
-    fleet_ready(&fleet).await;
-
-    let mut seen =
+    let (room, fleet) = room_with_json_fleet(&site, &cancel).await;
+    let seen =
         until_c15_in_flight(&room, &mut on_a, || primary.freeze(), &format!("{kind:?}")).await;
     primary.kill();
     room.scenes.wait_idle().await;
-
-    for rx in [&mut on_a, &mut on_b] {
-        for m in collect_until(rx, Duration::from_millis(1500), |_| false).await {
-            seen.insert(text(&m));
-        }
-    }
-    let missing: Vec<String> = (0..40)
-        .map(|i| format!("C{i}"))
-        .filter(|c| !seen.contains(c))
-        .collect();
-    assert!(missing.is_empty(), "{kind:?}: cues lost: {missing:?}");
-    assert!(seen.contains("STOP"), "{kind:?}: end of scene STOP lost");
+    every_long_cue_arrived(seen, [&mut on_a, &mut on_b], &format!("{kind:?}")).await;
 
     let st = room.mqtt.stats();
     assert_eq!(

@@ -240,3 +240,25 @@ impl E2e {
         }
     }
 }
+
+/// The benchmarks' runtime: two workers, like a Pi's share of a room.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The first line of a benchmark's report: what it is and the build.
+pub fn banner(what: &str) {
+    println!(
+        "roomctl {} {what} (build: {})",
+        env!("CARGO_PKG_VERSION"),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+}

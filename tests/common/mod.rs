@@ -697,3 +697,42 @@ pub async fn until_c15_in_flight(
     .await;
     seen
 }
+
+/// The room of `site` and a simulated fleet answering in the JSON form
+/// (it names the command it confirms), both subscribed; the fleet ends
+/// with `cancel`.
+pub async fn room_with_json_fleet(
+    site: &Site,
+    cancel: &CancellationToken,
+) -> (roomctl::room::Room, roomctl::simulate::Fleet) {
+    let (config, scenes) = site.load();
+    let opts = roomctl::simulate::SimOptions {
+        reply: roomctl::simulate::ReplyStyle::Json,
+        ..fast_fleet()
+    };
+    let fleet = roomctl::simulate::start(&config, &scenes, &opts, cancel.child_token());
+    let room = roomctl::room::Room::start(config, scenes, roomctl::room::Role::Daemon);
+    assert!(room.mqtt.wait_subscribed(Duration::from_secs(5)).await);
+    fleet_ready(&fleet).await;
+    (room, fleet)
+}
+
+/// Adds what the observers receive within 1.5 s to `seen`, then asserts
+/// that every cue of [`long_scene`] and the scene's end STOP are in it.
+pub async fn every_long_cue_arrived(
+    mut seen: std::collections::BTreeSet<String>,
+    observers: [&mut mpsc::Receiver<InMessage>; 2],
+    what: &str,
+) {
+    for rx in observers {
+        for m in collect_until(rx, Duration::from_millis(1500), |_| false).await {
+            seen.insert(text(&m));
+        }
+    }
+    let missing: Vec<String> = (0..40)
+        .map(|i| format!("C{i}"))
+        .filter(|c| !seen.contains(c))
+        .collect();
+    assert!(missing.is_empty(), "{what}: cues lost: {missing:?}");
+    assert!(seen.contains("STOP"), "{what}: end of scene STOP lost");
+}
