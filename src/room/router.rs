@@ -25,7 +25,7 @@ use crate::origin::Origin;
 use crate::ratelog;
 use crate::ratelog::{LogLimit, RateLog};
 use crate::registry::Registry;
-use crate::scene::{SceneController, SceneInput};
+use crate::scene::SceneController;
 use crate::signing::Verifier;
 
 mod verify;
@@ -292,10 +292,7 @@ impl Router {
         }
 
         // Every live message may matter to the running scene's transitions.
-        self.scenes.input(SceneInput::Mqtt {
-            topic: topic.to_string(),
-            payload: payload.to_string(),
-        });
+        self.scenes.input_mqtt(topic, payload);
 
         if let Some(route) = self.feedback(topic, payload, m.broker) {
             return route;

@@ -372,6 +372,27 @@ impl SceneController {
         }
     }
 
+    /// [`SceneController::input`] for a message on `topic`, copied only
+    /// when the running scene listens to it (most messages are heartbeats
+    /// and replies no transition waits for).
+    pub fn input_mqtt(&self, topic: &str, payload: &str) {
+        let listened = {
+            let cur = self.inner.current.lock();
+            cur.as_ref().is_some_and(|r| {
+                r.listens
+                    .mqtt
+                    .iter()
+                    .any(|f| crate::topic::matches(f, topic))
+            })
+        };
+        if listened {
+            self.input(SceneInput::Mqtt {
+                topic: topic.to_string(),
+                payload: payload.to_string(),
+            });
+        }
+    }
+
     /// A scene is running.
     pub fn is_running(&self) -> bool {
         self.inner.current.lock().is_some()
