@@ -154,19 +154,20 @@ impl Room {
                 "the message is longer than {MAX_MESSAGE} bytes"
             )));
         }
-        let (to, label) = super::sink::route(&self.mqtt, &self.registry, topic);
-        let t = self
-            .feedback
-            .track_on(topic, message, self.cue_timeout(), Some("manual"), label);
         self.stops.output_sent();
-        self.mqtt
-            .publish_on(
-                to,
-                topic.to_string(),
-                message.to_string(),
-                PublishOptions::reliable(),
-            )
-            .map_err(|e| ControlError::Send(e.to_string()))?;
+        let sender = super::sink::Tracking {
+            mqtt: &self.mqtt,
+            registry: &self.registry,
+            feedback: &self.feedback,
+        };
+        let (t, sent) = sender.send(
+            topic,
+            message,
+            self.cue_timeout(),
+            Some("manual"),
+            PublishOptions::reliable(),
+        );
+        sent.map_err(|e| ControlError::Send(e.to_string()))?;
         Ok(t)
     }
 

@@ -17,7 +17,7 @@ use crate::config::Topics;
 use crate::events::{FeedbackRecord, Outcome};
 use crate::feedback::{FeedbackTracker, Tracked};
 use crate::media::MediaHandle;
-use crate::mqtt::{Link, PublishOptions, unix_now};
+use crate::mqtt::{Link, MessageId, PublishError, PublishOptions, unix_now};
 use crate::outputs::Outputs;
 use crate::registry::Registry;
 use crate::scene::{Action, ActionKind, ActionSink};
@@ -31,6 +31,35 @@ pub(super) fn route(mqtt: &Link, registry: &Registry, topic: &str) -> (usize, Op
     }
     let to = mqtt.pick(registry.broker_for(topic));
     (to, mqtt.label(to))
+}
+
+/// A command sent with its reply tracked: to its board's broker (see
+/// [`route`]), tracked first (a fast reply must find its command) and
+/// expected on that broker.
+pub(super) struct Tracking<'a> {
+    pub(super) mqtt: &'a Link,
+    pub(super) registry: &'a Registry,
+    pub(super) feedback: &'a FeedbackTracker,
+}
+
+impl Tracking<'_> {
+    pub(super) fn send(
+        &self,
+        topic: &str,
+        message: &str,
+        timeout: Duration,
+        scene: Option<&str>,
+        opts: PublishOptions,
+    ) -> (Tracked, Result<MessageId, PublishError>) {
+        let (to, label) = route(self.mqtt, self.registry, topic);
+        let t = self
+            .feedback
+            .track_on(topic, message, timeout, scene, label);
+        let sent = self
+            .mqtt
+            .publish_on(to, topic.to_string(), message.to_string(), opts);
+        (t, sent)
+    }
 }
 
 /// The safe commands the last all-off sent, with their results to come.
@@ -79,6 +108,14 @@ pub(super) struct RoomSink {
 }
 
 impl RoomSink {
+    fn tracking(&self) -> Tracking<'_> {
+        Tracking {
+            mqtt: &self.mqtt,
+            registry: &self.registry,
+            feedback: &self.feedback,
+        }
+    }
+
     fn publish_cue(&self, to: usize, a: &Action) {
         self.stops.output_sent();
         let _ = self.mqtt.publish_on(
@@ -124,11 +161,9 @@ impl RoomSink {
                     tries += 1;
                     tracing::warn!(target: "scene", "{scene}: {} {} got {word}: sending it again ({tries} of {})", a.topic, a.message, a.retries);
                     // Its board may be on another broker by now.
-                    let (to, label) = route(&mqtt, &registry, &a.topic);
-                    tracked =
-                        feedback.track_on(&a.topic, &a.message, timeout, Some(&scene), label);
                     stops.output_sent();
-                    let _ = mqtt.publish_on(to, a.topic.clone(), a.message.clone(), opts);
+                    let sender = Tracking { mqtt: &mqtt, registry: &registry, feedback: &feedback };
+                    tracked = sender.send(&a.topic, &a.message, timeout, Some(&scene), opts).0;
                     continue;
                 }
                 if a.required {
@@ -187,14 +222,11 @@ impl ActionSink for RoomSink {
         let mut sent = Vec::new();
         for (device, cmds) in self.safe.iter() {
             for (topic, message) in cmds {
-                let (to, label) = route(&self.mqtt, &self.registry, topic);
-                let t = self
-                    .feedback
-                    .track_on(topic, message, timeout, scene, label);
-                let _ = self.mqtt.publish_on(
-                    to,
-                    topic.clone(),
-                    message.clone(),
+                let (t, _) = self.tracking().send(
+                    topic,
+                    message,
+                    timeout,
+                    scene,
                     PublishOptions::reliable(),
                 );
                 sent.push(SafeSent {
