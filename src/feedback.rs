@@ -324,15 +324,12 @@ impl FeedbackTracker {
             let st = &mut *guard;
             let from =
                 |p: &Pending| p.brokers == 0 || broker.is_none_or(|b| p.brokers & bit(b) != 0);
+            let accepts = |p: &Pending| reply.accepts(&p.command_topic, &p.message);
             let mut copy = false;
             let taken = st.pending.get_mut(topic).and_then(|q| {
-                let mut it = q
-                    .iter()
-                    .filter(|p| reply.accepts(&p.command_topic, &p.message));
-                let pos = q
-                    .iter()
-                    .position(|p| reply.accepts(&p.command_topic, &p.message) && from(p));
-                copy = pos.is_none() && it.next().is_some();
+                let pos = q.iter().position(|p| accepts(p) && from(p));
+                // It answers a command sent to another broker only.
+                copy = pos.is_none() && q.iter().any(accepts);
                 q.remove(pos?)
             });
             match taken {

@@ -201,8 +201,15 @@ impl Registry {
     /// The broker the device that answers `command_topic` was last heard
     /// on.
     pub fn broker_for(&self, command_topic: &str) -> Option<usize> {
-        let id = self.owner_of(command_topic)?;
-        self.inner.state.lock().devices.get(&id)?.placement.broker
+        let st = self.inner.state.lock();
+        let device = match self.inner.owners.get(command_topic) {
+            Some(id) => st.devices.get(id),
+            None => st
+                .devices
+                .values()
+                .find(|d| d.channels.iter().any(|c| c == command_topic)),
+        };
+        device?.placement.broker
     }
 
     /// Records a `devices/<id>/status` message. `online` and `OK` mean alive.

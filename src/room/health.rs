@@ -95,8 +95,8 @@ fn connection(r: &Room, unhealthy: &mut Vec<String>, degraded: &mut Vec<String>)
         )),
     }
     let stats = r.mqtt.stats();
-    // every_broker: a broker that is down is out of reach for its boards.
     if conn.state == ConnectionState::Connected {
+        // every_broker: a broker that is down is out of reach for its boards.
         for b in stats
             .brokers
             .iter()
@@ -108,8 +108,6 @@ fn connection(r: &Room, unhealthy: &mut Vec<String>, degraded: &mut Vec<String>)
                 b.connection_state.as_str()
             ));
         }
-    }
-    if conn.state == ConnectionState::Connected {
         // Subscribed to nothing: no feedback, no control, no devices. The
         // SUBACKs take a moment after connecting.
         let settled = stats.subscriptions_refused.len() >= stats.subscriptions_wanted

@@ -95,9 +95,14 @@ impl Listens {
         l
     }
 
+    /// A transition waits for messages on `topic`.
+    fn hears(&self, topic: &str) -> bool {
+        self.mqtt.iter().any(|f| topic::matches(f, topic))
+    }
+
     fn wants(&self, input: &SceneInput) -> bool {
         match input {
-            SceneInput::Mqtt { topic, .. } => self.mqtt.iter().any(|f| topic::matches(f, topic)),
+            SceneInput::Mqtt { topic, .. } => self.hears(topic),
             SceneInput::AudioEnd(_) => self.audio_end,
             SceneInput::VideoEnd(_) => self.video_end,
         }
@@ -357,10 +362,33 @@ impl SceneController {
     /// event is dropped (and logged, rate-limited).
     pub fn input(&self, input: SceneInput) {
         let cur = self.inner.current.lock();
-        let Some(r) = cur.as_ref() else {
-            return;
-        };
-        if r.listens.wants(&input) && r.inputs.try_send(input).is_err() {
+        if let Some(r) = cur.as_ref()
+            && r.listens.wants(&input)
+        {
+            self.offer(r, input);
+        }
+    }
+
+    /// [`SceneController::input`] for a message on `topic`, copied only
+    /// when the running scene listens to it (most messages are heartbeats
+    /// and replies no transition waits for).
+    pub fn input_mqtt(&self, topic: &str, payload: &str) {
+        let cur = self.inner.current.lock();
+        if let Some(r) = cur.as_ref()
+            && r.listens.hears(topic)
+        {
+            let input = SceneInput::Mqtt {
+                topic: topic.to_string(),
+                payload: payload.to_string(),
+            };
+            self.offer(r, input);
+        }
+    }
+
+    /// Hands `input` to the running scene `r`, or drops it (logged) when
+    /// the scene falls behind.
+    fn offer(&self, r: &Running, input: SceneInput) {
+        if r.inputs.try_send(input).is_err() {
             ratelog!(
                 self.inner.log,
                 warn,
@@ -369,27 +397,6 @@ impl SceneController {
                 "Scene {} is not keeping up with events; one dropped",
                 r.scene.name
             );
-        }
-    }
-
-    /// [`SceneController::input`] for a message on `topic`, copied only
-    /// when the running scene listens to it (most messages are heartbeats
-    /// and replies no transition waits for).
-    pub fn input_mqtt(&self, topic: &str, payload: &str) {
-        let listened = {
-            let cur = self.inner.current.lock();
-            cur.as_ref().is_some_and(|r| {
-                r.listens
-                    .mqtt
-                    .iter()
-                    .any(|f| crate::topic::matches(f, topic))
-            })
-        };
-        if listened {
-            self.input(SceneInput::Mqtt {
-                topic: topic.to_string(),
-                payload: payload.to_string(),
-            });
         }
     }
 
