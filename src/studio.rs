@@ -9,6 +9,7 @@
 //! text itself, through `tree` (where each node is written) and `splice`
 //! (a change written like the text around it).
 
+mod diff;
 mod direct;
 mod edit;
 mod graph;
@@ -19,6 +20,7 @@ mod store;
 mod timeline;
 mod tree;
 
+pub use diff::unified as unified_diff;
 pub use direct::{Cue, CueChange, Edit, Part, Transition, apply as edit};
 pub use edit::{EditError, rename_scene, rename_state};
 pub use graph::graph_svg;

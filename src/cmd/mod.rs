@@ -154,8 +154,10 @@ pub enum Command {
 /// no timestamps or colours.
 pub fn init_logging(default: &str) {
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // `Targets` (`info,mqtt_feedback=debug`) rather than `EnvFilter`:
+    // the same syntax for levels per target without a regex engine in the
+    // binary (about 250 KB of the Pi's binary, docs/performance.md).
+    let (filter, bad) = log_filter(std::env::var("RUST_LOG").ok().as_deref(), default);
     // Colours only on a terminal (and journald adds its own timestamps).
     let ansi = !journald && std::io::IsTerminal::is_terminal(&std::io::stderr());
     use tracing_subscriber::prelude::*;
@@ -174,6 +176,26 @@ pub fn init_logging(default: &str) {
         .with(out)
         .with(crate::logring::layer())
         .try_init();
+    if let Some(e) = bad {
+        tracing::warn!("RUST_LOG is not a list of levels ({e}); logging at {default}");
+    }
+}
+
+/// The level filter from `RUST_LOG` (`level` or `target=level`, comma
+/// separated), else `default`; the error when `RUST_LOG` did not parse.
+fn log_filter(
+    env: Option<&str>,
+    default: &str,
+) -> (tracing_subscriber::filter::Targets, Option<String>) {
+    use tracing_subscriber::filter::Targets;
+    let fallback = || default.parse::<Targets>().unwrap_or_default();
+    match env.map(str::trim).filter(|v| !v.is_empty()) {
+        None => (fallback(), None),
+        Some(v) => match v.parse::<Targets>() {
+            Ok(t) => (t, None),
+            Err(e) => (fallback(), Some(e.to_string())),
+        },
+    }
 }
 
 fn path(p: Option<PathBuf>) -> PathBuf {
@@ -352,4 +374,28 @@ fn duration_arg(s: &str) -> Result<Duration, String> {
 /// A latency range on the command line (`50ms..250ms` or `100ms`).
 fn latency_arg(s: &str) -> Result<(Duration, Duration), String> {
     crate::simulate::parse_latency(s).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+    use tracing::Level;
+
+    #[test]
+    fn rust_log_sets_levels_per_target_and_a_bad_one_falls_back() {
+        let (f, bad) = log_filter(Some("warn,mqtt_feedback=debug"), "info");
+        assert!(bad.is_none());
+        assert!(f.would_enable("mqtt_feedback", &Level::DEBUG));
+        assert!(!f.would_enable("roomctl::room", &Level::INFO));
+        assert!(f.would_enable("roomctl::room", &Level::WARN));
+
+        let (f, bad) = log_filter(None, "info");
+        assert!(bad.is_none());
+        assert!(f.would_enable("roomctl", &Level::INFO));
+        assert!(!f.would_enable("roomctl", &Level::DEBUG));
+
+        let (f, bad) = log_filter(Some("mqtt_feedback=loud"), "info");
+        assert!(bad.is_some(), "a level that is not one is reported");
+        assert!(f.would_enable("roomctl", &Level::INFO));
+    }
 }

@@ -436,12 +436,7 @@ pub async fn diff(
         Some(id) => store.version(&file, id)?,
         None => store.read(&file)?.text,
     };
-    let d = similar::TextDiff::from_lines(&old, &new);
-    let text = d
-        .unified_diff()
-        .context_radius(3)
-        .header(&q.from, q.to.as_deref().unwrap_or("now"))
-        .to_string();
+    let text = crate::studio::unified_diff(&old, &new, &q.from, q.to.as_deref().unwrap_or("now"));
     Ok(Json(json!({"file": file, "diff": text})))
 }
 
