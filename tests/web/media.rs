@@ -209,21 +209,32 @@ async fn uploads_are_probed_refusals_leave_nothing_and_used_files_stay() {
         })
     })
     .await;
-    let log: Vec<String> = room
-        .show_log
-        .as_ref()
-        .unwrap()
-        .read_all()
-        .into_iter()
-        .filter(|r| r.kind == "action")
-        .map(|r| r.text)
-        .collect();
-    for says in [
+    // The show log writes from the event bus on its own task: wait for it.
+    let show_log = room.show_log.as_ref().unwrap();
+    let actions = || -> Vec<String> {
+        show_log
+            .read_all()
+            .into_iter()
+            .filter(|r| r.kind == "action")
+            .map(|r| r.text)
+            .collect()
+    };
+    let says = [
         "add media file \"fresh.wav\"",
         "replace media file \"fresh.wav\"",
         "delete media file \"chime.wav\"",
-    ] {
-        assert!(log.iter().any(|t| t.contains(says)), "{says}: {log:?}");
-    }
+    ];
+    let all_there = |log: &[String]| says.iter().all(|s| log.iter().any(|t| t.contains(s)));
+    let waited = tokio::time::timeout(Duration::from_secs(5), async {
+        while !all_there(&actions()) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "within 5 s the show log did not hold {says:?}: {:?}",
+        actions()
+    );
     room.shutdown(Role::Daemon).await;
 }
