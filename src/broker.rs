@@ -190,6 +190,11 @@ impl Mosquitto {
         self.signal("STOP");
     }
 
+    /// The broker's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// SIGCONT after [`Mosquitto::freeze`].
     pub fn thaw(&self) {
         self.signal("CONT");

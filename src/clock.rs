@@ -38,8 +38,9 @@ const SLACK: Duration = Duration::from_micros(1500);
 
 /// Sleeps until `deadline`, to within about 0.1 ms: tokio's timer has a
 /// 1 ms granularity and fires up to a millisecond late, which a cue at the
-/// far end of the network would show. The last [`SLACK`] is slept on the
-/// blocking pool with the OS timer (`nanosleep`); no worker thread blocks.
+/// far end of the network would show. The last [`SLACK`] is slept with the
+/// OS timer (`nanosleep`): on the cue thread itself (crate::cue_thread),
+/// elsewhere on the blocking pool, so no worker thread blocks.
 ///
 /// Under a paused test clock (`tokio::time::pause`) this is plain
 /// `sleep_until`: the paused clock jumps ahead of real time, and the
@@ -56,7 +57,13 @@ pub async fn sleep_until_precise(deadline: Instant) {
     }
     let paused_clock = now - t0 > real0.elapsed() + Duration::from_millis(1);
     if !paused_clock && rest <= SLACK {
-        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
+        if crate::cue_thread::on_cue_thread() {
+            // The cue thread's own (real-time) wake-up: a pool thread at
+            // normal priority would wake late on a busy machine.
+            std::thread::sleep(rest);
+        } else {
+            let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
+        }
     }
     if Instant::now() < deadline {
         tokio::time::sleep_until(deadline).await;

@@ -10,6 +10,7 @@ pub mod check;
 mod clock;
 pub mod cmd;
 pub mod config;
+pub mod cue_thread;
 mod diag;
 pub(crate) mod durable;
 pub mod estop;

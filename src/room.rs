@@ -166,6 +166,18 @@ impl Live {
 impl Room {
     /// Builds and starts everything. Must run inside a tokio runtime.
     pub fn start(config: Config, scenes: SceneSet, role: Role) -> Room {
+        Self::start_on(config, scenes, role, None)
+    }
+
+    /// [`Room::start`], with the cue path (the MQTT connections and each
+    /// scene's runner) on the runtime of `cues`, the daemon's cue thread
+    /// (crate::cue_thread); without it everything shares the caller's.
+    pub fn start_on(
+        config: Config,
+        scenes: SceneSet,
+        role: Role,
+        cues: Option<tokio::runtime::Handle>,
+    ) -> Room {
         let config = Arc::new(config);
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
@@ -189,8 +201,11 @@ impl Room {
             MediaHandle::start(&config.media, events.clone(), cancel.child_token(), &tasks);
 
         let settings = mqtt_settings(&config, &scenes, &feedback, role);
-        let (mqtt, incoming) =
-            mqtt::start_link(settings, config.mqtt.connect, cancel.child_token(), &tasks);
+        let (mqtt, incoming) = {
+            // What the link spawns (its connections) runs on the cue thread.
+            let _on = cues.as_ref().map(|h| h.enter());
+            mqtt::start_link(settings, config.mqtt.connect, cancel.child_token(), &tasks)
+        };
         // A lost broker's undelivered commands go out on another one: their
         // replies are expected there too.
         let moved = feedback.clone();
@@ -218,7 +233,13 @@ impl Room {
             tasks: tasks.clone(),
             cancel: cancel.clone(),
         });
-        let scenes = SceneController::new(scenes, sink.clone(), events.clone(), tasks.clone());
+        let scenes = SceneController::new_on(
+            scenes,
+            sink.clone(),
+            events.clone(),
+            tasks.clone(),
+            cues.clone(),
+        );
         let commands = CommandRunner::new(
             scenes.clone(),
             sink,
@@ -304,7 +325,7 @@ impl Room {
             tasks,
         };
         room.spawn(room.clone().stop_on_required(required_rx));
-        room.spawn_edges(events_rx, incoming, live_rx);
+        room.spawn_edges(events_rx, incoming, live_rx, cues.as_ref());
         room.know_outputs();
         room
     }
@@ -313,11 +334,15 @@ impl Room {
     /// (`events_rx` was subscribed before any task ran, so no change is
     /// missed), the feedback doctor, and the edges inside the process, the
     /// MQTT router and the scheduler, which act through the front door.
+    /// The router runs beside the connections it reads from (the cue
+    /// thread when there is one): a message then reaches it without waking
+    /// another thread, which cost more than routing it.
     fn spawn_edges(
         &self,
         events_rx: tokio::sync::broadcast::Receiver<Event>,
         incoming: tokio::sync::mpsc::Receiver<mqtt::InMessage>,
         live: watch::Receiver<Live>,
+        cues: Option<&tokio::runtime::Handle>,
     ) {
         if self.role == Role::Daemon {
             self.tasks.spawn(self.clone().publish_state_loop(events_rx));
@@ -344,7 +369,11 @@ impl Room {
             crate::config::Connect::EveryBroker => router.dropping_copies(),
             crate::config::Connect::OneAtATime => router,
         };
-        self.tasks.spawn(router.run(incoming, self.cancel.clone()));
+        let routing = router.run(incoming, self.cancel.clone());
+        match cues {
+            Some(cues) => drop(self.tasks.spawn_on(routing, cues)),
+            None => drop(self.tasks.spawn(routing)),
+        }
         if let Some(s) = &self.schedule {
             let shows = command::ScheduledShows(self.clone());
             self.tasks.spawn(s.clone().run(shows, self.cancel.clone()));

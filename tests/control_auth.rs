@@ -167,13 +167,20 @@ async fn forged_control_messages_change_nothing_and_are_counted() {
         "the button trigger did not start"
     );
 
-    // In the audit trail: the signed one by name; the metrics have the counts.
-    let log = room.show_log.as_ref().unwrap().read_all();
-    assert!(
-        log.iter()
-            .any(|r| r.kind == "scene_start" && r.who.as_deref() == Some("desk")),
-        "{log:#?}"
-    );
+    // In the audit trail (written by the show log's own task: waited
+    // for): the signed one by name; the metrics have the counts.
+    let log = room.show_log.as_ref().unwrap();
+    let by_desk = || {
+        log.read_all()
+            .iter()
+            .any(|r| r.kind == "scene_start" && r.who.as_deref() == Some("desk"))
+    };
+    eventually(
+        Duration::from_secs(5),
+        "the signed start in the show log by name",
+        by_desk,
+    )
+    .await;
     let state = roomctl::web::AppState::new(room.clone(), CancellationToken::new());
     let r = tower::ServiceExt::oneshot(
         roomctl::web::app(state),

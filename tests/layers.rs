@@ -21,6 +21,7 @@ fn layer(module: &str) -> usize {
         ("access", 0),
         ("accounts", 1),
         ("clock", 0),
+        ("cue_thread", 0),
         ("ratelog", 0),
         ("logring", 0),
         ("durable", 0),

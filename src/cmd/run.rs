@@ -46,9 +46,23 @@ pub async fn run(path: &Path) -> anyhow::Result<bool> {
         report.scenes.len(),
         config.mqtt.brokers.len()
     );
-    let room = Room::start(config, report.scenes, Role::Daemon);
+    // Its own thread for the cue path (the scene's timer, the MQTT
+    // connections); dropped after the room has shut down.
+    use crate::cue_thread::{CueThread, Wanted};
+    let cues = match Wanted::from_env().map_err(anyhow::Error::msg)? {
+        Wanted::Off => None,
+        w => Some(CueThread::start(w == Wanted::Realtime).context("cannot start the cue thread")?),
+    };
+    let room = Room::start_on(
+        config,
+        report.scenes,
+        Role::Daemon,
+        cues.as_ref().map(CueThread::handle),
+    );
     room.set_problems(problems);
-    Ok(serve_until(room, listener, None, systemd::shutdown_signal()).await)
+    let restart = serve_until(room, listener, None, systemd::shutdown_signal()).await;
+    drop(cues);
+    Ok(restart)
 }
 
 /// Descriptors kept for everything but the dashboard: MQTT connections and

@@ -129,6 +129,8 @@ struct Inner {
     sink: Arc<dyn ActionSink>,
     events: EventBus,
     tasks: TaskTracker,
+    /// Where scene runners run (the cue thread), else the caller's runtime.
+    cues: Option<tokio::runtime::Handle>,
     current: Mutex<Option<Running>>,
     next_id: AtomicU64,
     log: Mutex<RateLog>,
@@ -223,12 +225,26 @@ impl SceneController {
         events: EventBus,
         tasks: TaskTracker,
     ) -> Self {
+        Self::new_on(scenes, sink, events, tasks, None)
+    }
+
+    /// [`SceneController::new`], with each scene's runner (its timer and
+    /// the sends of its cues) on the runtime of `cues` (the cue thread,
+    /// crate::cue_thread) when given.
+    pub fn new_on(
+        scenes: SceneSet,
+        sink: Arc<dyn ActionSink>,
+        events: EventBus,
+        tasks: TaskTracker,
+        cues: Option<tokio::runtime::Handle>,
+    ) -> Self {
         SceneController {
             inner: Arc::new(Inner {
                 scenes: parking_lot::RwLock::new(scenes),
                 sink,
                 events,
                 tasks,
+                cues,
                 current: Mutex::new(None),
                 next_id: AtomicU64::new(1),
                 log: Mutex::new(RateLog::new(LogLimit::default())),
@@ -286,15 +302,17 @@ impl SceneController {
             scene: scene.name.clone(),
             origin,
         }));
-        let runner = self.inner.tasks.spawn(
-            Runner {
-                scene: scene.clone(),
-                sink: self.inner.sink.clone(),
-                events: self.inner.events.clone(),
-                progress,
-            }
-            .run(rx, cancel),
-        );
+        let run = Runner {
+            scene: scene.clone(),
+            sink: self.inner.sink.clone(),
+            events: self.inner.events.clone(),
+            progress,
+        }
+        .run(rx, cancel);
+        let runner = match &self.inner.cues {
+            Some(cues) => self.inner.tasks.spawn_on(run, cues),
+            None => self.inner.tasks.spawn(run),
+        };
         let mut guard = EndGuard {
             ctl: self.clone(),
             id,

@@ -23,6 +23,10 @@ use crate::mqtt::session::{Discarded, Queued, Verdict};
 use crate::mqtt::{Control, InMessage, OwnMessage, bump, probe};
 use crate::ratelog;
 
+/// At most this many ready events are handled per turn of the connection's
+/// loop (a cue waiting to go out waits for at most one batch).
+const READY_BATCH: usize = 64;
+
 impl Supervisor {
     /// The connected phase.
     pub(super) async fn connected(
@@ -76,6 +80,9 @@ impl Supervisor {
                 ev = conn.events.recv() => match ev {
                     Some(Ok(event)) => {
                         if let Some(e) = self.on_event(conn, event) {
+                            break Exit::Lost(e);
+                        }
+                        if let Some(e) = self.on_ready_events(conn) {
                             break Exit::Lost(e);
                         }
                     }
@@ -223,6 +230,28 @@ impl Supervisor {
         bump(&self.shared.counters.oversize_packets, too_big.len());
         d.failed = too_big;
         self.report_discarded(d);
+    }
+
+    /// Handles what else the poller already has ready, up to
+    /// [`READY_BATCH`] events: under a flood the loop's own bookkeeping
+    /// (the session's deadlines, its timers, the select) is then done once
+    /// per batch instead of once per message. `Some` ends the connection.
+    fn on_ready_events(&mut self, conn: &mut Conn) -> Option<PollError> {
+        for _ in 0..READY_BATCH {
+            match conn.events.try_recv() {
+                Ok(Ok(event)) => {
+                    if let Some(e) = self.on_event(conn, event) {
+                        return Some(e);
+                    }
+                }
+                Ok(Err(e)) => return Some(e),
+                Err(mpsc::error::TryRecvError::Empty) => return None,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    return Some(lost("event loop stopped"));
+                }
+            }
+        }
+        None
     }
 
     /// Handles one event from the poller; `Some` ends the connection.
