@@ -11,6 +11,7 @@ mod bridges;
 mod cli;
 mod commands;
 mod control_auth;
+mod cue_thread;
 mod dashboard;
 mod disk_faults;
 mod every_broker;
