@@ -49,32 +49,13 @@ async fn start_daemon(
     mode: &str,
 ) -> (tokio::process::Child, Duration) {
     seen.lock().msgs.clear();
-    let t0 = Instant::now();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomctl"))
-        .args(["run", "-c", site.config.to_str().unwrap()])
-        .env("RUST_LOG", "error")
+    let t0 = std::time::Instant::now();
+    let child = support::roomctl_run(site, "error")
         .env("ROOMCTL_CUE_THREAD", mode)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
-    loop {
-        if let Some(at) = seen
-            .lock()
-            .msgs
-            .iter()
-            .find(|m| m.2 == "roomctl/room1/status" && m.3 == "online")
-            .map(|m| m.0)
-        {
-            return (child, at.duration_since(t0));
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "the daemon never came online"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let at = support::online_at(seen).await;
+    (child, at.duration_since(t0))
 }
 
 async fn flood(port: u16, n: usize) -> Duration {
@@ -298,27 +279,11 @@ async fn other_figures(broker: &Mosquitto, seen: &Arc<Mutex<Seen>>) {
         .spawn()
         .unwrap();
     seen.lock().msgs.clear();
-    let mut d = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomctl"))
-        .args(["run", "-c", site.config.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::null())
+    let mut d = support::roomctl_run(&site, "info")
         .stderr(std::fs::File::create(&log).unwrap())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let t = Instant::now();
-    while !seen
-        .lock()
-        .msgs
-        .iter()
-        .any(|m| m.2 == "roomctl/room1/status" && m.3 == "online")
-    {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "the daemon was not online within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    support::online_at(seen).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = std::fs::metadata(&log).map_or(0, |m| m.len());
     common::raw_publish(

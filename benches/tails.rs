@@ -202,28 +202,11 @@ async fn phase(name: &'static str, n: usize, busy: bool, mode: &str, nice_broker
         &[("show.yaml", &cue_scene("show", n))],
         "",
     );
-    let mut daemon = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomctl"))
-        .args(["run", "-c", site.config.to_str().unwrap()])
-        .env("RUST_LOG", "warn")
+    let mut daemon = support::roomctl_run(&site, "warn")
         .env("ROOMCTL_CUE_THREAD", mode)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let t = Instant::now();
-    while !seen
-        .lock()
-        .msgs
-        .iter()
-        .any(|m| m.2 == "roomctl/room1/status" && m.3 == "online")
-    {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "the daemon was not online within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    support::online_at(&seen).await;
     let stop = CancellationToken::new();
     let jobs = if busy {
         let j = load(broker.port(), site.web_port, stop.clone()).await;

@@ -81,18 +81,45 @@ pub async fn outside_subscriber(
 }
 
 /// `roomctl run` (the real binary) on a site; returns the child and the
+/// `roomctl run` for `site` (the benchmarked binary) at `log` level, its
+/// output discarded, killed when dropped; adjust before spawning.
+pub fn roomctl_run(site: &common::Site, log: &str) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomctl"));
+    cmd.args(["run", "-c", site.config.to_str().unwrap()])
+        .env("RUST_LOG", log)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// When the room's `online` reached `seen`'s subscriber; fails after 10 s.
+pub async fn online_at(seen: &Mutex<Seen>) -> std::time::Instant {
+    let t = Instant::now();
+    loop {
+        if let Some(m) = seen
+            .lock()
+            .msgs
+            .iter()
+            .find(|m| m.2 == "roomctl/room1/status" && m.3 == "online")
+        {
+            return m.0;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the daemon was not online within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// time from spawn to systemd's `READY=1` on a notify socket.
 pub async fn daemon_until_ready(site: &common::Site) -> (tokio::process::Child, Duration) {
     let sock_path = site.dir.path().join("notify.sock");
     let sock = tokio::net::UnixDatagram::bind(&sock_path).unwrap();
     let spawned = Instant::now();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_roomctl"))
-        .args(["run", "-c", site.config.to_str().unwrap()])
+    let child = roomctl_run(site, "error")
         .env("NOTIFY_SOCKET", &sock_path)
-        .env("RUST_LOG", "error")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let mut buf = vec![0u8; 4096];
@@ -195,16 +222,7 @@ pub async fn e2e_setup_with(n: usize, every: bool) -> E2e {
     }
     let (daemon, ready) = daemon_until_ready(&site).await;
     // Connected: its `online` birth message reached the outside.
-    let t = Instant::now();
-    while !seen
-        .lock()
-        .msgs
-        .iter()
-        .any(|m| m.2 == "roomctl/room1/status" && m.3 == "online")
-    {
-        assert!(t.elapsed() < Duration::from_secs(10), "daemon never online");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    online_at(&seen).await;
     E2e {
         daemon,
         primary,
