@@ -1,19 +1,19 @@
 //! The cue thread: a runtime of its own for what puts a cue on the wire —
 //! the running scene's timer and the MQTT connections that publish its
-//! commands — so that work elsewhere in the daemon (dashboard requests and
-//! event streams, reloads, the show log's disk writes, the router's
-//! handling of a flood on `+/status`) never stands between a cue's
-//! deadline and its packet. Everything else stays on the main runtime.
+//! commands, with the router beside them (a message then reaches it
+//! without waking another thread) — so that the rest of the daemon
+//! (dashboard requests and event streams, reloads, the show log's disk
+//! writes, media) never stands between a cue's deadline and its packet.
 //!
-//! The thread asks Linux for `SCHED_FIFO` at [`PRIORITY`] for itself only
-//! (the web server and the router keep normal scheduling, so nothing a
-//! browser or the network sends can starve the machine). That needs
-//! `CAP_SYS_NICE` or `LimitRTPRIO=` in the systemd unit (the packaged unit
-//! sets it, docs/performance.md); without it the thread runs at normal
-//! priority and says so once. `ROOMCTL_CUE_THREAD` chooses: `realtime`
-//! (the default), `normal` (the thread without the request) or `off` (no
-//! cue thread: everything on the main runtime, as before it existed; for
-//! comparison in `cargo bench`).
+//! The thread asks Linux for `SCHED_FIFO` at [`PRIORITY`] for itself only:
+//! the web server, the event streams and everything else on the main
+//! runtime keep normal scheduling, so nothing a browser does can starve
+//! the machine. That needs `CAP_SYS_NICE` or `LimitRTPRIO=` in the systemd
+//! unit (the packaged unit sets it, docs/performance.md); without it the
+//! thread runs at normal priority and says so once. `ROOMCTL_CUE_THREAD`
+//! chooses: `realtime` (the default), `normal` (the thread without the
+//! request) or `off` (no cue thread: everything on the main runtime, as
+//! before it existed; for comparison in `cargo bench`).
 
 use std::cell::Cell;
 use std::fmt;
@@ -22,9 +22,9 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
-/// The real-time priority asked for: above the kernel's default for
-/// threaded interrupt handlers' peers in user space (1–10 is where audio
-/// servers sit), far below the kernel's own (50).
+/// The real-time priority asked for: low among real-time priorities, where
+/// audio servers sit, far below the kernel's threaded interrupt handlers
+/// (50).
 pub const PRIORITY: u8 = 10;
 
 thread_local! {
