@@ -6,7 +6,7 @@
 //! Only the one algorithm on one type is compiled in: `TextDiff` brings
 //! every algorithm for every kind of text, about 600 KB of the binary.
 
-use similar::algorithms::{Capture, DiffHook, Replace, myers};
+use similar::algorithms::{Capture, Replace, myers};
 use similar::{DiffOp, DiffTag, group_diff_ops};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -24,8 +24,8 @@ pub fn unified(old: &str, new: &str, from: &str, to: &str) -> String {
     let b: Vec<&str> = new.split_inclusive('\n').collect();
     let mut hook = Replace::new(Capture::new());
     let deadline = Some(Instant::now() + DEADLINE);
+    // It finishes the hook itself (the last replace is flushed).
     let _ = myers::diff_deadline(&mut hook, &a, 0..a.len(), &b, 0..b.len(), deadline);
-    let _ = hook.finish();
     let ops = hook.into_inner().into_ops();
     let hunks = group_diff_ops(ops, CONTEXT);
     if hunks.is_empty() {
